@@ -1,0 +1,77 @@
+//! One batch/v1 CronJob per Cron: it runs `clawops cron run <name>` against the gateway.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements, SecretKeySelector};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+
+use super::security::{container_security_context, pod_security_context};
+use super::{meta, network, secrets};
+use crate::consts::*;
+use crate::crd::{Agent, Cron};
+
+pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
+    let token = secrets::token_ref(agent);
+    let mut labels = meta::labels(agent, COMPONENT_CRON);
+    labels.insert(LABEL_CRON.into(), cron.name_any());
+    let mut metadata = meta::object_meta(agent, meta::cron_job_name(agent, &cron.name_any()), COMPONENT_CRON);
+    metadata.labels = Some(labels.clone());
+    let container = Container {
+        name: "cron".into(),
+        image: Some(agent.spec.gateway.image.clone().unwrap_or_else(|| image.to_string())),
+        args: Some(vec!["cron".into(), "run".into(), cron.name_any()]),
+        env: Some(vec![
+            EnvVar { name: ENV_GATEWAY_URL.into(), value: Some(network::service_url(agent)), value_from: None },
+            EnvVar {
+                name: ENV_GATEWAY_TOKEN.into(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector { name: token.name, key: token.key, optional: None }),
+                    ..Default::default()
+                }),
+            },
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([("cpu".into(), Quantity("10m".into())), ("memory".into(), Quantity("16Mi".into()))])),
+            limits: Some(BTreeMap::from([("memory".into(), Quantity("64Mi".into()))])),
+            ..Default::default()
+        }),
+        security_context: Some(container_security_context(RUN_AS_USER)),
+        ..Default::default()
+    };
+    CronJob {
+        metadata,
+        spec: Some(CronJobSpec {
+            schedule: cron.spec.schedule.clone(),
+            time_zone: Some(cron.spec.time_zone.clone().unwrap_or_else(|| agent.spec.user_timezone.clone())),
+            suspend: Some(cron.spec.suspend),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(300),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(JobSpec {
+                    backoff_limit: Some(1),
+                    active_deadline_seconds: Some(900),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                        spec: Some(PodSpec {
+                            restart_policy: Some("Never".into()),
+                            // The runner only talks to the gateway; it needs no Kubernetes API token.
+                            automount_service_account_token: Some(false),
+                            security_context: Some(pod_security_context()),
+                            containers: vec![container],
+                            ..Default::default()
+                        }),
+                    },
+                    ..Default::default()
+                }),
+            },
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,130 @@
+//! The gateway's ServiceAccount, Role and RoleBinding, and the read-only cluster view.
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+
+use super::meta;
+use crate::consts::*;
+use crate::crd::Agent;
+use crate::crd::agent::{ClusterAccess, TailscaleMode};
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let v = |xs: &[&str]| Some(xs.iter().map(|s| s.to_string()).collect());
+    PolicyRule {
+        api_groups: v(groups),
+        resources: v(resources),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn service_account(agent: &Agent) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY),
+        automount_service_account_token: Some(true),
+        ..Default::default()
+    }
+}
+
+/// Exactly what the gateway does in its namespace: read its Channels, Crons and NodePairings,
+/// mirror pairing, cron and node state into their status, record NodePairings of nodes that ask
+/// to pair, and emit Events. With the Tailscale sidecar, what containerboot needs on its
+/// pre-created state Secret.
+pub fn role(agent: &Agent) -> Role {
+    let mut rules = vec![
+        rule(&["clawops.dev"], &["agents", "channels", "crons", "nodepairings"], &["get", "list", "watch"]),
+        rule(&["clawops.dev"], &["channels/status", "crons/status", "nodepairings/status"], &["get", "patch", "update"]),
+        rule(&["clawops.dev"], &["nodepairings"], &["create"]),
+        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+    ];
+    if uses_tailscale_sidecar(agent) {
+        let mut state = rule(&[""], &["secrets"], &["get", "update", "patch"]);
+        state.resource_names = Some(vec![meta::tailscale_state_name(agent)]);
+        rules.push(state);
+        rules.push(rule(&[""], &["events"], &["get"]));
+    }
+    Role {
+        metadata: meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY),
+        rules: Some(rules),
+    }
+}
+
+pub fn role_binding(agent: &Agent) -> RoleBinding {
+    RoleBinding {
+        metadata: meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: meta::gateway_name(agent),
+        },
+        subjects: Some(vec![gateway_subject(agent)]),
+    }
+}
+
+fn gateway_subject(agent: &Agent) -> Subject {
+    Subject {
+        kind: "ServiceAccount".into(),
+        name: meta::gateway_name(agent),
+        namespace: agent.namespace(),
+        api_group: None,
+    }
+}
+
+/// The read-only view of the cluster that patrols need: nodes and their metrics, workloads,
+/// storage, events, and TLS Secrets for certificate expiry. No write verb anywhere.
+pub fn cluster_reader_role() -> ClusterRole {
+    let read = &["get", "list", "watch"];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(CLUSTER_READER_ROLE.into()),
+            labels: Some(
+                [(LABEL_NAME, APP_NAME), (LABEL_MANAGED_BY, FIELD_MANAGER), (LABEL_PART_OF, APP_NAME)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(&[""], &["nodes", "pods", "persistentvolumeclaims", "persistentvolumes", "namespaces", "services", "events"], read),
+            rule(&["apps"], &["deployments", "statefulsets", "daemonsets", "replicasets"], read),
+            rule(&["batch"], &["jobs", "cronjobs"], read),
+            rule(&["events.k8s.io"], &["events"], read),
+            rule(&["metrics.k8s.io"], &["nodes", "pods"], &["get", "list"]),
+            // Certificate expiry needs the certificate of TLS Secrets; the gateway only reads
+            // `tls.crt` of Secrets of type kubernetes.io/tls.
+            rule(&[""], &["secrets"], &["list"]),
+        ]),
+        aggregation_rule: None,
+    }
+}
+
+/// Binds the gateway's ServiceAccount to the cluster reader role. Cluster-scoped objects cannot
+/// be owned by a namespaced Agent, so the Agent's finalizer deletes it.
+pub fn cluster_role_binding(agent: &Agent) -> Option<ClusterRoleBinding> {
+    (agent.spec.cluster_access == ClusterAccess::Read).then(|| ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(meta::cluster_binding_name(agent)),
+            labels: Some(meta::labels(agent, COMPONENT_GATEWAY)),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: CLUSTER_READER_ROLE.into(),
+        },
+        subjects: Some(vec![gateway_subject(agent)]),
+    })
+}
+
+pub fn uses_tailscale_sidecar(agent: &Agent) -> bool {
+    agent
+        .spec
+        .gateway
+        .expose
+        .as_ref()
+        .and_then(|e| e.tailscale.as_ref())
+        .is_some_and(|t| t.mode == TailscaleMode::Sidecar)
+}

@@ -1,0 +1,154 @@
+//! Status: decide the Agent's conditions and URL from what validation found and what the
+//! cluster shows (pure), then write status only when it changed.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
+
+use super::validate::Problem;
+use crate::build::{meta, network, rbac};
+use crate::conditions::Cond;
+use crate::consts::*;
+use crate::crd::Agent;
+
+/// Live objects that tell whether the gateway runs and is reachable.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub deployment: Option<Deployment>,
+    pub ingress: Option<Ingress>,
+    pub tailscale_state: Option<Secret>,
+}
+
+/// The decided status, before timestamps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub conditions: Vec<Cond>,
+    pub url: Option<String>,
+}
+
+pub fn decide(agent: &Agent, problems: &[Problem], observed: &Observed) -> Decision {
+    let secrets: Vec<String> = problems.iter().filter(|p| p.is_secret()).map(ToString::to_string).collect();
+    let spec: Vec<String> = problems.iter().filter(|p| !p.is_secret()).map(ToString::to_string).collect();
+    let secrets_cond = if secrets.is_empty() {
+        Cond::is_true(CONDITION_SECRETS_RESOLVED, "AllResolved", "every referenced Secret key is set")
+    } else {
+        Cond::is_false(
+            CONDITION_SECRETS_RESOLVED,
+            "SecretInvalid",
+            format!("{}; the running gateway is left as it was", secrets.join("; ")),
+        )
+    };
+    let available = gateway_available(agent, observed.deployment.as_ref());
+    let (exposed, url) = exposure(agent, observed);
+    let ready = if !spec.is_empty() {
+        Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
+    } else if let Some(not) = [&secrets_cond, &available, &exposed].into_iter().find(|c| !c.status) {
+        Cond::is_false(CONDITION_READY, not.reason.clone(), not.message.clone())
+    } else {
+        Cond::is_true(
+            CONDITION_READY,
+            "GatewayReady",
+            format!("the gateway is running and reachable at {}", url.as_deref().unwrap_or("its Service")),
+        )
+    };
+    Decision { conditions: vec![ready, secrets_cond, exposed, available], url }
+}
+
+fn gateway_available(agent: &Agent, deployment: Option<&Deployment>) -> Cond {
+    let name = meta::gateway_name(agent);
+    let Some(d) = deployment else {
+        return Cond::is_false(CONDITION_GATEWAY_AVAILABLE, "NotCreated", format!("Deployment {name} does not exist yet"));
+    };
+    let status = d.status.clone().unwrap_or_default();
+    let current = d.metadata.generation.is_some() && status.observed_generation >= d.metadata.generation;
+    let updated = status.updated_replicas.unwrap_or(0) >= 1;
+    if status.available_replicas.unwrap_or(0) >= 1 && current && updated {
+        return Cond::is_true(CONDITION_GATEWAY_AVAILABLE, "MinimumReplicasAvailable", format!("Deployment {name} has its pod ready"));
+    }
+    let why = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.status == "False")
+        .and_then(|c| c.message)
+        .unwrap_or_else(|| "the gateway pod is not ready yet".into());
+    Cond::is_false(
+        CONDITION_GATEWAY_AVAILABLE,
+        "Unavailable",
+        format!("Deployment {name}: {why}; see kubectl describe deployment {name}"),
+    )
+}
+
+fn ingress_address(ingress: Option<&Ingress>) -> Option<String> {
+    ingress?
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .iter()
+        .find_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
+}
+
+fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
+    let expose = agent.spec.gateway.expose.as_ref();
+    if let Some(ing) = expose.and_then(|e| e.ingress.as_ref()) {
+        let url = network::configured_url(agent);
+        return match ingress_address(observed.ingress.as_ref()) {
+            Some(addr) => (Cond::is_true(CONDITION_EXPOSED, "IngressReady", format!("Ingress for {} has address {addr}", ing.host)), url),
+            None => (
+                Cond::is_false(
+                    CONDITION_EXPOSED,
+                    "IngressPending",
+                    format!("waiting for the ingress controller (class {}) to admit host {}", ing.class_name, ing.host),
+                ),
+                url,
+            ),
+        };
+    }
+    if let Some(ts) = expose.and_then(|e| e.tailscale.as_ref()) {
+        let fqdn = if rbac::uses_tailscale_sidecar(agent) {
+            observed
+                .tailscale_state
+                .as_ref()
+                .and_then(|s| s.data.as_ref())
+                .and_then(|d| d.get("device_fqdn"))
+                .map(|b| String::from_utf8_lossy(&b.0).trim_end_matches('.').to_string())
+                .filter(|s| !s.is_empty())
+        } else {
+            ingress_address(observed.ingress.as_ref())
+        };
+        return match fqdn {
+            Some(fqdn) => {
+                (Cond::is_true(CONDITION_EXPOSED, "TailnetJoined", format!("{} is on the tailnet as {fqdn}", ts.hostname)), Some(format!("https://{fqdn}")))
+            }
+            None => (
+                Cond::is_false(
+                    CONDITION_EXPOSED,
+                    "TailscalePending",
+                    if rbac::uses_tailscale_sidecar(agent) {
+                        format!(
+                            "waiting for the Tailscale sidecar to join the tailnet as {}; check the auth key and kubectl logs deploy/{} -c tailscale",
+                            ts.hostname,
+                            meta::gateway_name(agent)
+                        )
+                    } else {
+                        format!("waiting for the Tailscale operator to expose {} (is it installed?)", ts.hostname)
+                    },
+                ),
+                None,
+            ),
+        };
+    }
+    (
+        Cond::is_true(CONDITION_EXPOSED, "ClusterInternal", "no exposure requested; reachable inside the cluster"),
+        Some(network::service_url(agent)),
+    )
+}
+
+/// For messages: `namespace/name`.
+pub fn key(agent: &Agent) -> String {
+    format!("{}/{}", agent.namespace().unwrap_or_default(), agent.name_any())
+}

@@ -1,0 +1,184 @@
+//! Validate: what the CRD schema cannot express — time zones, cron expressions Kubernetes
+//! accepts, providers without an endpoint, env var clashes — and the referenced secret values.
+//! Pure functions; every problem names the field or object and what to do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use kube::ResourceExt;
+
+use super::resolve::{secret_uses, Resolved};
+use crate::build::deployment::secret_env;
+use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
+use crate::secrets::{SecretDigest, SecretProblem};
+
+/// Why an Agent cannot be rolled out as specified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A referenced Secret key is unusable. Carries no value.
+    Secret { field: String, reference: SecretKeyRef, problem: SecretProblem },
+    /// A spec field is invalid.
+    Spec { field: String, message: String },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Secret { field, reference, problem } => write!(
+                f,
+                "{reference} ({field}): {}; put the real value in the Secret",
+                problem.describe()
+            ),
+            Problem::Spec { field, message } => write!(f, "{field}: {message}"),
+        }
+    }
+}
+
+impl Problem {
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Problem::Secret { .. })
+    }
+}
+
+/// The validated inputs the builders take.
+#[derive(Debug)]
+pub struct Validated {
+    pub channels: Vec<Channel>,
+    /// Valid Crons only; invalid ones are reported on their own status and left out.
+    pub crons: Vec<Cron>,
+    /// Crons left out, with the reason.
+    pub skipped_crons: Vec<(String, String)>,
+    pub secret_digest: String,
+}
+
+pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
+    let agent = &*resolved.agent;
+    let mut problems = validate_agent_spec(agent, &resolved.channels);
+    let mut digest = SecretDigest::default();
+    for u in secret_uses(agent, &resolved.channels) {
+        match resolved.secrets.0.get(&u.reference) {
+            Some(Ok(value)) => digest.add(&u.reference.name, &u.reference.key, value),
+            Some(Err(problem)) => {
+                problems.push(Problem::Secret { field: u.field, reference: u.reference, problem: *problem })
+            }
+            None => problems.push(Problem::Secret {
+                field: u.field,
+                reference: u.reference,
+                problem: SecretProblem::SecretMissing,
+            }),
+        }
+    }
+    // Two uses of one key are one problem.
+    problems.dedup();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut crons = Vec::new();
+    let mut skipped_crons = Vec::new();
+    for c in &resolved.crons {
+        match validate_cron(c, agent, &resolved.channels) {
+            Ok(()) => crons.push(c.clone()),
+            Err(why) => skipped_crons.push((c.name_any(), why)),
+        }
+    }
+    Ok(Validated { channels: resolved.channels.clone(), crons, skipped_crons, secret_digest: digest.finish() })
+}
+
+/// Checks of the Agent spec beyond the schema.
+pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> {
+    let spec = &agent.spec;
+    let mut problems = Vec::new();
+    let mut spec_problem = |field: &str, message: String| problems.push(Problem::Spec { field: field.into(), message });
+    if let Err(e) = check_time_zone(&spec.user_timezone) {
+        spec_problem("spec.userTimezone", e);
+    }
+    if let Some(h) = &spec.heartbeat
+        && parse_duration(&h.every).is_none()
+    {
+        spec_problem("spec.heartbeat.every", format!("`{}` is not a duration such as 30m, 1h or 0m (off)", h.every));
+    }
+    let has_base_url = spec.model.base_url.is_some();
+    for (i, model) in std::iter::once(&spec.model.primary).chain(&spec.model.fallbacks).enumerate() {
+        let field = if i == 0 { "spec.model.primary".to_string() } else { format!("spec.model.fallbacks[{}]", i - 1) };
+        let provider = model.split('/').next().unwrap_or_default();
+        if !matches!(provider, "zai" | "z.ai" | "z-ai") && !has_base_url {
+            spec_problem(
+                &field,
+                format!("provider `{provider}` has no built-in endpoint; set spec.model.baseUrl to its OpenAI-compatible URL or use zai/…"),
+            );
+        }
+    }
+    // Two different Secret keys must not land in one environment variable.
+    let mut by_env: BTreeMap<String, SecretKeyRef> = BTreeMap::new();
+    for (env, r) in secret_env(agent, channels) {
+        if let Some(other) = by_env.get(&env)
+            && other != &r
+        {
+            spec_problem(
+                "secret references",
+                format!("{other} and {r} both become environment variable {env}; rename one of the keys"),
+            );
+        }
+        by_env.insert(env, r);
+    }
+    problems
+}
+
+/// A Cron is runnable when Kubernetes accepts its schedule, its time zone exists and it
+/// delivers to a Channel of the same Agent.
+pub fn validate_cron(cron: &Cron, agent: &Agent, channels: &[Channel]) -> Result<(), String> {
+    check_schedule(&cron.spec.schedule).map_err(|e| format!("spec.schedule: {e}"))?;
+    match &cron.spec.time_zone {
+        Some(tz) => check_time_zone(tz).map_err(|e| format!("spec.timeZone: {e}"))?,
+        None => check_time_zone(&agent.spec.user_timezone)
+            .map_err(|e| format!("the Agent's userTimezone (used when spec.timeZone is absent): {e}"))?,
+    }
+    if let Some(d) = &cron.spec.deliver
+        && !channels.iter().any(|c| c.name_any() == d.channel_ref)
+    {
+        return Err(format!(
+            "spec.deliver.channelRef: Channel {} does not exist or does not belong to Agent {}",
+            d.channel_ref,
+            agent.name_any()
+        ));
+    }
+    Ok(())
+}
+
+/// A 5-field expression (or macro) that croner parses and Kubernetes CronJobs accept.
+pub fn check_schedule(schedule: &str) -> Result<(), String> {
+    let s = schedule.trim();
+    if !s.starts_with('@') {
+        let fields: Vec<&str> = s.split_whitespace().collect();
+        if fields.len() != 5 {
+            return Err(format!("`{s}` has {} fields; use 5: minute hour day-of-month month day-of-week", fields.len()));
+        }
+        if fields.iter().any(|f| f.contains('#') || f.split(',').any(|t| t.ends_with('L') || t.ends_with('W'))) {
+            return Err(format!("`{s}` uses L, W or #, which Kubernetes CronJobs do not support"));
+        }
+    }
+    s.parse::<croner::Cron>().map(|_| ()).map_err(|e| format!("`{s}` is not a valid cron expression: {e}"))
+}
+
+pub fn check_time_zone(tz: &str) -> Result<(), String> {
+    tz.parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| format!("`{tz}` is not an IANA time zone; use a name such as Asia/Shanghai, Europe/Berlin or UTC"))
+}
+
+/// `30m`, `1h`, `45s`, `2d` → seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests;

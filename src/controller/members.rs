@@ -1,0 +1,190 @@
+//! Status of the resources that belong to an Agent — Channel, Cron, NodePairing: one generic
+//! reconcile that checks the Agent exists and the member is usable, and writes `Ready`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::agent::{resolve, validate};
+use super::apply::Object;
+use super::context::Context;
+use crate::build::meta;
+use crate::conditions::{self, Cond};
+use crate::consts::CONDITION_READY;
+use crate::crd::node_pairing::NodePhase;
+use crate::crd::{Agent, Channel, Cron, NodePairing};
+use crate::secrets::hex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("reading {what} for {kind} {name}: {source}")]
+    Read { what: String, kind: &'static str, name: String, source: kube::Error },
+    #[error("writing status of {kind} {name}: {source}")]
+    Status { kind: &'static str, name: String, source: kube::Error },
+}
+
+/// A resource that names its Agent in `spec.agentRef`.
+pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
+    const KIND: &'static str;
+    fn agent_ref(&self) -> &str;
+    fn previous(&self) -> (Option<i64>, Vec<Condition>);
+    /// Decides the Ready condition (and other status fields) given the Agent exists.
+    fn check(&self, agent: &Agent, ctx: &Context) -> impl Future<Output = Result<(Cond, Value), MemberError>> + Send;
+}
+
+pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let agent = Api::<Agent>::namespaced(ctx.client.clone(), &ns).get_opt(obj.agent_ref()).await.map_err(|source| {
+        MemberError::Read { what: format!("Agent {}", obj.agent_ref()), kind: M::KIND, name: obj.name_any(), source }
+    })?;
+    let (ready, extra) = match &agent {
+        None => (
+            Cond::is_false(
+                CONDITION_READY,
+                "AgentNotFound",
+                format!("Agent {} does not exist in namespace {ns}; create it or fix spec.agentRef", obj.agent_ref()),
+            ),
+            json!({}),
+        ),
+        Some(agent) => obj.check(agent, &ctx).await?,
+    };
+    let (prev_gen, prev_conditions) = obj.previous();
+    let generation = obj.meta().generation;
+    let conditions = conditions::merge(&prev_conditions, &[ready.clone()], generation, Timestamp::now());
+    let mut status = extra;
+    let unchanged_extra = status.as_object().is_none_or(|m| m.is_empty());
+    if prev_gen == generation && prev_conditions == conditions && unchanged_extra {
+        return Ok(requeue(&ready));
+    }
+    status["observedGeneration"] = json!(generation);
+    status["conditions"] = json!(conditions);
+    Api::<M>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .await
+        .map_err(|source| MemberError::Status { kind: M::KIND, name: obj.name_any(), source })?;
+    Ok(requeue(&ready))
+}
+
+fn requeue(ready: &Cond) -> Action {
+    Action::requeue(if ready.status { Duration::from_secs(600) } else { Duration::from_secs(30) })
+}
+
+impl Member for Channel {
+    const KIND: &'static str = "Channel";
+    fn agent_ref(&self) -> &str {
+        &self.spec.agent_ref
+    }
+    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
+        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+    }
+    async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
+        let r = &self.spec.telegram.bot_token_secret_ref;
+        let ns = self.namespace().unwrap_or_default();
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await.map_err(|source| {
+            MemberError::Read { what: format!("Secret {}", r.name), kind: Self::KIND, name: self.name_any(), source }
+        })?;
+        Ok((channel_ready(self, agent, resolve::lookup(secret.as_ref(), &r.key).err()), json!({})))
+    }
+}
+
+/// Ready of a Channel given what is wrong with its bot token, if anything.
+pub fn channel_ready(channel: &Channel, agent: &Agent, token: Option<crate::secrets::SecretProblem>) -> Cond {
+    match token {
+        Some(p) => Cond::is_false(
+            CONDITION_READY,
+            "SecretInvalid",
+            format!("{} (spec.telegram.botTokenSecretRef): {}; put the bot token from @BotFather there", channel.spec.telegram.bot_token_secret_ref, p.describe()),
+        ),
+        None => Cond::is_true(CONDITION_READY, "Configured", format!("Agent {} answers on this channel", agent.name_any())),
+    }
+}
+
+impl Member for Cron {
+    const KIND: &'static str = "Cron";
+    fn agent_ref(&self) -> &str {
+        &self.spec.agent_ref
+    }
+    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
+        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+    }
+    async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
+        let ns = self.namespace().unwrap_or_default();
+        let channels = Api::<Channel>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await.map_err(|source| {
+            MemberError::Read { what: "Channels".into(), kind: Self::KIND, name: self.name_any(), source }
+        })?;
+        let channels = resolve::members_of(agent, channels.items, |c| &c.spec.agent_ref);
+        let (ready, job) = cron_ready(self, agent, &channels);
+        let current = self.status.as_ref().and_then(|s| s.cron_job.clone());
+        Ok((ready, if current == job { json!({}) } else { json!({ "cronJob": job }) }))
+    }
+}
+
+/// Ready of a Cron, and the CronJob it runs as when valid.
+pub fn cron_ready(cron: &Cron, agent: &Agent, channels: &[Channel]) -> (Cond, Option<String>) {
+    match validate::validate_cron(cron, agent, channels) {
+        Ok(()) => {
+            let job = meta::cron_job_name(agent, &cron.name_any());
+            let state = if cron.spec.suspend { "suspended" } else { "scheduled" };
+            (Cond::is_true(CONDITION_READY, "Scheduled", format!("{state} as CronJob {job}")), Some(job))
+        }
+        Err(why) => (Cond::is_false(CONDITION_READY, "InvalidCron", why), None),
+    }
+}
+
+impl Member for NodePairing {
+    const KIND: &'static str = "NodePairing";
+    fn agent_ref(&self) -> &str {
+        &self.spec.agent_ref
+    }
+    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
+        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+    }
+    async fn check(&self, _agent: &Agent, _ctx: &Context) -> Result<(Cond, Value), MemberError> {
+        let (ready, phase) = node_pairing_ready(self);
+        let current = self.status.as_ref().and_then(|s| s.phase);
+        // Connected/Disconnected belong to the gateway; only move between Pending and Approved.
+        let keep = matches!(current, Some(NodePhase::Connected | NodePhase::Disconnected)) && self.spec.approved;
+        let extra = if keep || current == phase { json!({}) } else { json!({ "phase": phase }) };
+        Ok((ready, extra))
+    }
+}
+
+/// Ready and phase of a NodePairing: the node id must be the SHA-256 of the public key, and the
+/// owner must have approved it.
+pub fn node_pairing_ready(np: &NodePairing) -> (Cond, Option<NodePhase>) {
+    let derived = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(np.spec.public_key.trim_end_matches('='))
+        .ok()
+        .filter(|k| k.len() == 32)
+        .map(|k| hex(&Sha256::digest(&k)));
+    match derived {
+        None => (
+            Cond::is_false(CONDITION_READY, "InvalidPublicKey", "spec.publicKey is not a raw 32-byte Ed25519 key in unpadded base64url"),
+            None,
+        ),
+        Some(id) if id != np.spec.node_id => (
+            Cond::is_false(CONDITION_READY, "NodeIdMismatch", format!("spec.nodeId must be the SHA-256 of spec.publicKey, which is {id}")),
+            None,
+        ),
+        Some(_) if !np.spec.approved => (
+            Cond::is_false(
+                CONDITION_READY,
+                "PendingApproval",
+                format!("approve the node with: kubectl patch nodepairing {} --type merge -p '{{\"spec\":{{\"approved\":true}}}}'", np.name_any()),
+            ),
+            Some(NodePhase::Pending),
+        ),
+        Some(_) => (Cond::is_true(CONDITION_READY, "Approved", "the node may connect"), Some(NodePhase::Approved)),
+    }
+}

@@ -1,0 +1,363 @@
+//! The `Agent` custom resource: one assistant, its model, persona and gateway workload.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{CommonStatus, SecretKeyRef};
+
+/// Pattern of an IANA time zone name such as `Asia/Shanghai` or `UTC`; the operator checks the
+/// name against the time zone database as well.
+pub const TIME_ZONE_PATTERN: &str = r"^(UTC|GMT|[A-Z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2})$";
+
+/// Pattern of a model reference `provider/model`.
+pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._:/-]*$";
+
+/// An assistant: who it is, which model answers for it, and how its gateway runs and is reached.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "clawops.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    namespaced,
+    status = "AgentStatus",
+    shortname = "ag",
+    category = "claw",
+    doc = "An AI assistant reconciled into a gateway Deployment that answers on its Channels.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.primary"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Who the assistant is: its name, emoji and persona.
+    pub identity: Identity,
+    /// The language model that answers for the assistant.
+    pub model: ModelSpec,
+    /// How many model calls (chats, crons and heartbeat together) may run at once. GLM plans
+    /// allow little concurrency; calls beyond this wait their turn instead of failing with 429.
+    #[serde(default = "default_max_concurrent")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrent: u32,
+    /// A periodic agent turn whose trivial answer (HEARTBEAT_OK) is not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+    /// IANA time zone of the user, used for the current time in the prompt and as the default
+    /// time zone of Crons, e.g. `Asia/Shanghai`.
+    #[serde(default = "default_time_zone")]
+    #[schemars(regex(pattern = TIME_ZONE_PATTERN))]
+    pub user_timezone: String,
+    /// Clock format used in the prompt: `auto`, `12` or `24`.
+    #[serde(default)]
+    pub time_format: TimeFormat,
+    /// `read` gives the gateway a read-only view of the whole cluster (for patrols and
+    /// questions); `none` limits it to its own resources.
+    #[serde(default)]
+    pub cluster_access: ClusterAccess,
+    /// The gateway workload: image, port, token, storage, resources and exposure.
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+}
+
+fn default_max_concurrent() -> u32 {
+    1
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+/// The assistant's identity, as in the upstream IDENTITY.md.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// Display name of the assistant, e.g. `聪明小虾`.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// An emoji shown with the assistant's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub emoji: Option<String>,
+    /// The persona: free text that becomes the system prompt (tone, language, duties).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
+    pub persona: Option<String>,
+}
+
+/// Which model answers, and how to reach it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// The primary model as `provider/model`, e.g. `zai/glm-4.7`. Provider `zai` is Z.AI GLM;
+    /// any other provider needs `baseUrl` of an OpenAI-compatible endpoint.
+    #[schemars(regex(pattern = MODEL_REF_PATTERN))]
+    pub primary: String,
+    /// Models tried in order when the primary fails, same `provider/model` form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(regex(pattern = MODEL_REF_PATTERN)))]
+    pub fallbacks: Vec<String>,
+    /// The Secret key that holds the API key. For provider `zai` the gateway reads it as
+    /// `ZAI_API_KEY` when the key is named `zai-api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    /// Base URL of an OpenAI-compatible API (the part before `/chat/completions`). For `zai`
+    /// it overrides `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub base_url: Option<String>,
+    /// Z.AI endpoint when `baseUrl` is not set: `global` (pay-as-you-go), `coding-global`
+    /// (GLM Coding Plan), `cn` or `coding-cn` (open.bigmodel.cn). Keys only work on their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<ZaiEndpoint>,
+    /// Let GLM think before chat replies (slower, more tokens). Off by default.
+    #[serde(default)]
+    pub thinking: bool,
+}
+
+/// Z.AI API endpoints; a key only works on the endpoint of its plan and region.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZaiEndpoint {
+    Global,
+    CodingGlobal,
+    Cn,
+    CodingCn,
+}
+
+/// Periodic heartbeat turn.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// Interval such as `30m`, `1h` or `0m` (off).
+    #[schemars(regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
+    pub every: String,
+}
+
+/// Clock format.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TimeFormat {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "12")]
+    H12,
+    #[serde(rename = "24")]
+    H24,
+}
+
+/// How much of the cluster the gateway may read.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterAccess {
+    #[default]
+    None,
+    Read,
+}
+
+/// The gateway workload.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// Container image of the gateway; defaults to the operator's own image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+    /// Port of the gateway's HTTP API, WebSocket and Control UI.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: u16,
+    /// Secret key holding the gateway token for the API and Control UI. When absent the operator
+    /// generates one (32 random bytes) into the Secret `<agent>-gateway-token`, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token_secret_ref: Option<SecretKeyRef>,
+    /// Exact addresses of reverse proxies allowed to set X-Forwarded-For. The Tailscale
+    /// sidecar's 127.0.0.1 is added automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$")))]
+    pub trusted_proxies: Vec<String>,
+    /// The PersistentVolumeClaim for gateway state (approved senders, history, cron runs).
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// CPU and memory requests and limits of the gateway container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// How the gateway is reached from outside the cluster; omit for in-cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Expose>,
+    /// The NetworkPolicy that admits traffic to the gateway.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        Self {
+            image: None,
+            port: default_port(),
+            auth_token_secret_ref: None,
+            trusted_proxies: Vec::new(),
+            storage: StorageSpec::default(),
+            resources: None,
+            expose: None,
+            network_policy: NetworkPolicySpec::default(),
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    crate::consts::GATEWAY_PORT
+}
+
+/// State storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size, e.g. `1Gi`.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub size: String,
+    /// StorageClass of the claim; the cluster default (k3s: `local-path`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self { size: default_storage_size(), storage_class_name: None }
+    }
+}
+
+fn default_storage_size() -> String {
+    "1Gi".into()
+}
+
+/// NetworkPolicy settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create a NetworkPolicy that admits only the exposure, the Crons and the namespaces below.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// More namespaces allowed to reach the gateway port (e.g. `monitoring` for Prometheus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from_namespaces: Vec<String>,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self { enabled: true, allow_from_namespaces: Vec::new() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Exposure: exactly one of `ingress` or `tailscale`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.ingress) != has(self.tailscale)").message("set exactly one of expose.ingress or expose.tailscale"))]
+#[serde(rename_all = "camelCase")]
+pub struct Expose {
+    /// Expose through an Ingress (Traefik on k3s by default) with TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressExpose>,
+    /// Expose on a Tailscale tailnet as `https://<hostname>.<tailnet>.ts.net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tailscale: Option<TailscaleExpose>,
+}
+
+/// Ingress exposure.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressExpose {
+    /// Host name the Ingress answers for, e.g. `shrimp.example.com`.
+    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?$"), length(max = 253))]
+    pub host: String,
+    /// IngressClass to use.
+    #[serde(default = "default_ingress_class")]
+    pub class_name: String,
+    /// TLS for the host; omit to serve plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngressTls>,
+    /// Extra annotations for the Ingress (e.g. Traefik middlewares).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Namespaces where the ingress controller runs; the NetworkPolicy admits them.
+    #[serde(default = "default_controller_namespaces")]
+    pub controller_namespaces: Vec<String>,
+}
+
+fn default_ingress_class() -> String {
+    "traefik".into()
+}
+
+fn default_controller_namespaces() -> Vec<String> {
+    vec!["kube-system".into()]
+}
+
+/// TLS: exactly one of `clusterIssuer` (cert-manager) or `secretName` (existing certificate).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.clusterIssuer) != has(self.secretName)").message("set exactly one of tls.clusterIssuer or tls.secretName"))]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTls {
+    /// cert-manager ClusterIssuer that issues the certificate into `<agent>-gateway-tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_issuer: Option<String>,
+    /// An existing `kubernetes.io/tls` Secret in the Agent's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// Tailscale exposure.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.mode != 'sidecar' || has(self.authKeySecretRef)").message("tailscale.authKeySecretRef is required with mode sidecar"))]
+#[serde(rename_all = "camelCase")]
+pub struct TailscaleExpose {
+    /// Machine name on the tailnet: the URL becomes `https://<hostname>.<tailnet>.ts.net`.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub hostname: String,
+    /// `sidecar` runs the official Tailscale container in the gateway pod (userspace, state in a
+    /// Secret, serve HTTPS 443); `operator` asks an installed Tailscale Kubernetes operator.
+    #[serde(default)]
+    pub mode: TailscaleMode,
+    /// Secret key holding a Tailscale auth key (sidecar mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_key_secret_ref: Option<SecretKeyRef>,
+    /// Also publish on the public internet with Tailscale Funnel.
+    #[serde(default)]
+    pub funnel: bool,
+    /// Image of the Tailscale sidecar.
+    #[serde(default = "default_tailscale_image")]
+    pub image: String,
+}
+
+/// Tailscale exposure mode.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TailscaleMode {
+    #[default]
+    Sidecar,
+    Operator,
+}
+
+fn default_tailscale_image() -> String {
+    "ghcr.io/tailscale/tailscale:stable".into()
+}
+
+/// Observed state of an Agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Where the gateway's Control UI and API are reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Name of the Secret holding the gateway token (never the token itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+}

@@ -1,0 +1,71 @@
+//! Types shared by several custom resources: secret references and status conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A reference to one key of a Secret in the same namespace as the resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the namespace of the resource that refers to it.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key within the Secret's `data`. The gateway reads the value from an environment
+    /// variable named after the key (upper case, `-` and `.` become `_`).
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+impl SecretKeyRef {
+    pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
+        Self { name: name.into(), key: key.into() }
+    }
+
+    /// The environment variable the gateway reads this secret from, in a pod and standalone.
+    pub fn env_name(&self) -> String {
+        env_name_for_key(&self.key)
+    }
+}
+
+impl std::fmt::Display for SecretKeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret {} key {}", self.name, self.key)
+    }
+}
+
+/// Maps a Secret key such as `telegram-bot-token` to `TELEGRAM_BOT_TOKEN`.
+pub fn env_name_for_key(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The status block every clawops resource shares: conditions and the generation they describe.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommonStatus {
+    /// The `metadata.generation` the conditions were computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions following the Kubernetes API conventions (`Ready` among them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_the_key() {
+        assert_eq!(env_name_for_key("telegram-bot-token"), "TELEGRAM_BOT_TOKEN");
+        assert_eq!(env_name_for_key("zai.api_key"), "ZAI_API_KEY");
+        assert_eq!(env_name_for_key("1key"), "_1KEY");
+    }
+}

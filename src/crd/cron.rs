@@ -1,0 +1,164 @@
+//! The `Cron` custom resource: a scheduled agent turn, typically a cluster patrol reported in chat.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::agent::TIME_ZONE_PATTERN;
+use super::common::CommonStatus;
+
+/// Pattern of a 5-field cron expression (minute hour day-of-month month day-of-week) or a
+/// macro such as `@daily`; the operator parses it fully as well.
+pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*/,?#-]+( +[0-9A-Za-z*/,?#-]+){4})$";
+
+/// A scheduled agent turn.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "clawops.dev",
+    version = "v1alpha1",
+    kind = "Cron",
+    namespaced,
+    status = "CronStatus",
+    shortname = "crn",
+    category = "claw",
+    doc = "A scheduled agent turn (e.g. a cluster patrol) whose answer is delivered to a chat.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "TimeZone", type_ = "string", json_path = ".spec.timeZone"),
+    printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CronSpec {
+    /// Name of the Agent (same namespace) that runs this Cron.
+    #[schemars(length(min = 1, max = 63))]
+    pub agent_ref: String,
+    /// When to run: a 5-field cron expression (minute hour day-of-month month day-of-week),
+    /// e.g. `10 8 * * *` for 08:10 every day.
+    #[schemars(regex(pattern = SCHEDULE_PATTERN))]
+    pub schedule: String,
+    /// IANA time zone of the schedule, e.g. `Asia/Shanghai`; the Agent's userTimezone when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = TIME_ZONE_PATTERN))]
+    pub time_zone: Option<String>,
+    /// Stop scheduling new runs without deleting the Cron.
+    #[serde(default)]
+    pub suspend: bool,
+    /// The instruction for the agent turn, e.g. "Patrol the cluster and report concisely".
+    #[schemars(length(min = 1, max = 16384))]
+    pub message: String,
+    /// Collect cluster (or host) facts before the turn and hand them to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patrol: Option<PatrolSpec>,
+    /// Where the answer goes; without it the run is only recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver: Option<Deliver>,
+}
+
+/// What a patrol checks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatrolSpec {
+    /// Checks to run; all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<PatrolCheck>,
+    /// Limits that turn an observation into a finding.
+    #[serde(default)]
+    pub thresholds: PatrolThresholds,
+}
+
+/// One patrol check.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PatrolCheck {
+    Nodes,
+    Workloads,
+    Storage,
+    Events,
+    Certificates,
+    Gateway,
+    Host,
+}
+
+/// Patrol thresholds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatrolThresholds {
+    /// Container restarts within the window that make a finding.
+    #[serde(default = "default_restarts")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub restarts: u32,
+    /// Report TLS certificates expiring within this many days.
+    #[serde(default = "default_cert_days")]
+    #[schemars(range(min = 1, max = 365))]
+    pub cert_expiry_days: u32,
+    /// How far back restarts and events count, e.g. `12h`.
+    #[serde(default = "default_window")]
+    #[schemars(regex(pattern = r"^[0-9]+(m|h|d)$"))]
+    pub window: String,
+    /// Disk usage percentage that makes a finding (host patrol).
+    #[serde(default = "default_disk_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub disk_percent: u32,
+}
+
+impl Default for PatrolThresholds {
+    fn default() -> Self {
+        Self {
+            restarts: default_restarts(),
+            cert_expiry_days: default_cert_days(),
+            window: default_window(),
+            disk_percent: default_disk_percent(),
+        }
+    }
+}
+
+fn default_restarts() -> u32 {
+    3
+}
+fn default_cert_days() -> u32 {
+    14
+}
+fn default_window() -> String {
+    "12h".into()
+}
+fn default_disk_percent() -> u32 {
+    85
+}
+
+/// Delivery target of a Cron's answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deliver {
+    /// Name of the Channel (same namespace) to deliver through.
+    #[schemars(length(min = 1, max = 253))]
+    pub channel_ref: String,
+    /// Chat id to send to, e.g. the owner's Telegram user id `123456789` or a group `-100…`.
+    #[schemars(regex(pattern = r"^-?[0-9]{1,20}(:topic:[0-9]+)?$"))]
+    pub to: String,
+}
+
+/// Observed state of a Cron.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CronStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Name of the generated batch/v1 CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_job: Option<String>,
+    /// When the last run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_time: Option<Time>,
+    /// When the last successful run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// One line about the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+    /// Next scheduled run, in the Cron's time zone (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_time: Option<String>,
+}

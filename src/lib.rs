@@ -1,0 +1,18 @@
+//! clawops: run a personal AI assistant on Kubernetes — operator, gateway and node host.
+
+pub mod build;
+pub mod conditions;
+pub mod config;
+pub mod consts;
+pub mod controller;
+pub mod crd;
+pub mod manifests;
+pub mod operator;
+pub mod render;
+pub mod secrets;
+pub mod telemetry;
+
+/// The image this build runs as, and the default gateway image.
+pub fn default_image() -> String {
+    format!("{}:{}", consts::DEFAULT_IMAGE_REPO, env!("CARGO_PKG_VERSION"))
+}

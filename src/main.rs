@@ -1,0 +1,130 @@
+//! The `clawops` command: operator, CRDs and offline render.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clawops::manifests::Manifests;
+use clawops::operator::{self, OperatorOptions};
+use clawops::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "clawops", version, about = "Run a personal AI assistant on Kubernetes")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CLAWOPS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reconcile Agents, Channels, Crons and NodePairings into running gateways.
+    Operator {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Address for /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080", env = "CLAWOPS_OPERATOR_LISTEN")]
+        listen: SocketAddr,
+        /// Take part in leader election on the Lease `clawops-operator` (for replicas > 1).
+        #[arg(long, env = "CLAWOPS_LEADER_ELECTION")]
+        leader_election: bool,
+        /// Namespace of the leader election Lease.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// Default gateway image.
+        #[arg(long, env = "CLAWOPS_GATEWAY_IMAGE")]
+        gateway_image: Option<String>,
+    },
+    /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
+    Crd {
+        /// Write `<plural>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print, offline, every object the operator would create from CR (and Secret) YAML.
+    Render {
+        /// CR and Secret YAML files.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<String>,
+        /// Namespace for objects that name none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Default gateway image.
+        #[arg(long)]
+        gateway_image: Option<String>,
+        /// Check the values of Secrets given in the files like the operator does (placeholders
+        /// such as CHANGE_ME are refused).
+        #[arg(long)]
+        check_secrets: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { out_dir } => crd(out_dir),
+        Command::Render { files, namespace, gateway_image, check_secrets } => {
+            let image = gateway_image.unwrap_or_else(clawops::default_image);
+            let result = Manifests::from_files(&files, &namespace)
+                .map_err(|e| e.to_string())
+                .and_then(|m| clawops::render::render(&m, &image, check_secrets).map_err(|e| e.to_string()));
+            match result {
+                Ok(r) => {
+                    for n in r.notes {
+                        eprintln!("note: {n}");
+                    }
+                    print!("{}", r.yaml);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Operator { namespace, listen, leader_election, lease_namespace, gateway_image } => {
+            telemetry::init(cli.log_format);
+            let opts = OperatorOptions {
+                namespace,
+                listen,
+                leader_election,
+                lease_namespace,
+                image: gateway_image.unwrap_or_else(clawops::default_image),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match rt.block_on(operator::run(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "operator failed");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn crd(out_dir: Option<PathBuf>) -> ExitCode {
+    let crds = clawops::crd::all();
+    match out_dir {
+        None => {
+            for c in &crds {
+                print!("{}", clawops::crd::to_yaml(c));
+            }
+        }
+        Some(dir) => {
+            for c in &crds {
+                let path = dir.join(clawops::crd::file_name(c));
+                if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, clawops::crd::to_yaml(c))) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

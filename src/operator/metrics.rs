@@ -1,0 +1,74 @@
+//! Prometheus metrics of the operator: reconciles, errors and durations per kind.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    duration: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("clawops_operator");
+        let reconciles = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
+        let duration = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciles that failed, per kind", errors.clone());
+        registry.register("reconcile_duration_seconds", "Time a reconcile took, per kind", duration.clone());
+        Self { registry, reconciles, errors, duration }
+    }
+
+    /// Records one reconcile of `kind` that started at `start`.
+    pub fn observe(&self, kind: &str, start: Instant, failed: bool) {
+        let labels = vec![("kind".to_string(), kind.to_string())];
+        self.reconciles.get_or_create(&labels).inc();
+        if failed {
+            self.errors.get_or_create(&labels).inc();
+        }
+        self.duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_reconciles_and_errors_per_kind() {
+        let m = Metrics::new();
+        m.observe("Agent", Instant::now(), false);
+        m.observe("Agent", Instant::now(), true);
+        m.observe("Cron", Instant::now(), false);
+        let text = m.render();
+        assert!(text.contains(r#"clawops_operator_reconciles_total{kind="Agent"} 2"#), "{text}");
+        assert!(text.contains(r#"clawops_operator_reconcile_errors_total{kind="Agent"} 1"#), "{text}");
+        assert!(text.contains(r#"clawops_operator_reconciles_total{kind="Cron"} 1"#), "{text}");
+        assert!(text.contains(r#"clawops_operator_reconcile_duration_seconds_count{kind="Agent"} 2"#), "{text}");
+    }
+}
