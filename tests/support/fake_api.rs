@@ -1,0 +1,381 @@
+//! An in-memory Kubernetes API server behind a `tower-test` mock: it keeps objects, answers
+//! GET, LIST (label selectors), PATCH (apply, merge, JSON patch), POST and DELETE like the real
+//! one does for what clawops uses, and records every request so tests can assert on them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use http::{Request, Response, StatusCode};
+use kube::client::Body;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// One request the client made.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub body: Option<Value>,
+}
+
+impl Recorded {
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    log: Vec<Recorded>,
+    resource_version: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+}
+
+const CLUSTER_SCOPED: &[&str] = &["ClusterRole", "ClusterRoleBinding", "Namespace", "Node", "PersistentVolume"];
+
+fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    match lower.as_str() {
+        "ingress" => "ingresses".into(),
+        "networkpolicy" => "networkpolicies".into(),
+        _ => format!("{lower}s"),
+    }
+}
+
+/// The item path of an object, from its apiVersion, kind, namespace and name.
+pub fn path_of(obj: &Value) -> String {
+    let api_version = obj["apiVersion"].as_str().expect("apiVersion");
+    let kind = obj["kind"].as_str().expect("kind");
+    let name = obj["metadata"]["name"].as_str().expect("metadata.name");
+    let prefix = if api_version == "v1" { "/api/v1".to_string() } else { format!("/apis/{api_version}") };
+    if CLUSTER_SCOPED.contains(&kind) {
+        format!("{prefix}/{}/{name}", plural(kind))
+    } else {
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
+        format!("{prefix}/namespaces/{ns}/{}/{name}", plural(kind))
+    }
+}
+
+/// Splits a request path into (collection path, name, subresource).
+fn split(path: &str) -> (String, Option<String>, Option<String>) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let prefix_len = if segs[0] == "api" { 2 } else { 3 };
+    let (prefix, rest) = segs.split_at(prefix_len);
+    let (coll_len, name_at) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 { (3, 3) } else { (1, 1) };
+    let coll = format!("/{}/{}", prefix.join("/"), rest[..coll_len].join("/"));
+    (coll, rest.get(name_at).map(|s| s.to_string()), rest.get(name_at + 1).map(|s| s.to_string()))
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()}),
+    )
+}
+
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn matches_selector(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').expect("equality selectors only");
+        obj["metadata"]["labels"][k].as_str() == Some(v)
+    })
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// RFC 6902 JSON patch: test, add, remove, replace.
+fn json_patch(target: &mut Value, ops: &[Value]) -> Result<(), String> {
+    for op in ops {
+        let path = op["path"].as_str().ok_or("path")?;
+        let (parent, last) = path.rsplit_once('/').ok_or("pointer")?;
+        match op["op"].as_str().ok_or("op")? {
+            "test" => {
+                let actual = target.pointer(path).cloned().unwrap_or(Value::Null);
+                if actual != op["value"] {
+                    return Err(format!("test failed at {path}"));
+                }
+            }
+            "add" | "replace" => {
+                let p = target.pointer_mut(parent).ok_or("parent")?;
+                match p {
+                    Value::Array(a) if last == "-" => a.push(op["value"].clone()),
+                    Value::Array(a) => a.insert(last.parse().map_err(|_| "index")?, op["value"].clone()),
+                    Value::Object(o) => {
+                        o.insert(last.to_string(), op["value"].clone());
+                    }
+                    _ => return Err("parent is not a container".into()),
+                }
+            }
+            "remove" => {
+                let p = target.pointer_mut(parent).ok_or("parent")?;
+                match p {
+                    Value::Array(a) => {
+                        a.remove(last.parse().map_err(|_| "index")?);
+                    }
+                    Value::Object(o) => {
+                        o.remove(last);
+                    }
+                    _ => return Err("parent is not a container".into()),
+                }
+            }
+            other => return Err(format!("unsupported op {other}")),
+        }
+    }
+    Ok(())
+}
+
+impl FakeApi {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A kube client whose every request this fake answers.
+    pub fn client(&self) -> kube::Client {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let (code, body) = me.handle(req).await;
+                let resp = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap();
+                send.send_response(resp);
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn next_rv(state: &mut State) -> String {
+        state.resource_version += 1;
+        state.resource_version.to_string()
+    }
+
+    /// Stores an object as if it had been created.
+    pub fn insert<T: Serialize>(&self, obj: &T) {
+        let mut v = serde_json::to_value(obj).unwrap();
+        let mut s = self.state.lock().unwrap();
+        Self::admit(&mut s, &mut v, None);
+        s.objects.insert(path_of(&v), v);
+    }
+
+    /// What the API server adds to a created or updated object.
+    fn admit(state: &mut State, obj: &mut Value, existing: Option<&Value>) {
+        let rv = Self::next_rv(state);
+        let meta = obj["metadata"].as_object_mut().expect("metadata");
+        let ex = existing.map(|e| &e["metadata"]);
+        meta.insert("resourceVersion".into(), json!(rv));
+        let uid = ex.and_then(|e| e["uid"].as_str()).map(String::from).unwrap_or_else(|| format!("uid-{rv}"));
+        meta.insert("uid".into(), json!(uid));
+        meta.entry("creationTimestamp").or_insert(json!("2026-11-21T00:00:00Z"));
+        let generation = ex.and_then(|e| e["generation"].as_i64()).unwrap_or(0);
+        let spec_changed = existing.is_none_or(|e| e.get("spec") != obj.get("spec"));
+        obj["metadata"]["generation"] = json!(if spec_changed { generation + 1 } else { generation });
+        if let Some(e) = existing {
+            for key in ["finalizers", "deletionTimestamp"] {
+                if obj["metadata"].get(key).is_none() && !e["metadata"][key].is_null() {
+                    obj["metadata"][key] = e["metadata"][key].clone();
+                }
+            }
+            if obj.get("status").is_none() && e.get("status").is_some() {
+                obj["status"] = e["status"].clone();
+            }
+        }
+        // Like the API server, fold stringData into data.
+        if obj["kind"] == "Secret" {
+            if let Some(sd) = obj.as_object_mut().unwrap().remove("stringData") {
+                let engine = base64::engine::general_purpose::STANDARD;
+                for (k, v) in sd.as_object().unwrap() {
+                    obj["data"][k] = json!(engine.encode(v.as_str().unwrap()));
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let content_type =
+            req.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let body: Option<Value> = (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
+        let mut s = self.state.lock().unwrap();
+        s.log.push(Recorded { method: method.clone(), path: path.clone(), query: query.clone(), content_type: content_type.clone(), body: body.clone() });
+        let (coll, name, sub) = split(&path);
+        let key = name.as_ref().map(|n| format!("{coll}/{n}"));
+        match (method.as_str(), key) {
+            ("GET", Some(key)) => match s.objects.get(&key) {
+                Some(o) => (StatusCode::OK, o.clone()),
+                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found")),
+            },
+            ("GET", None) => {
+                let selector = query_param(&query, "labelSelector").unwrap_or_default();
+                let items: Vec<Value> = s
+                    .objects
+                    .iter()
+                    .filter(|(k, o)| {
+                        k.strip_prefix(&format!("{coll}/")).is_some_and(|rest| !rest.contains('/')) && matches_selector(o, &selector)
+                    })
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                (StatusCode::OK, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}))
+            }
+            ("POST", None) => {
+                let mut obj = body.expect("POST body");
+                let name = obj["metadata"]["name"].as_str().expect("name").to_string();
+                let key = format!("{coll}/{name}");
+                if s.objects.contains_key(&key) {
+                    return status(StatusCode::CONFLICT, "AlreadyExists", &format!("{key} already exists"));
+                }
+                Self::admit(&mut s, &mut obj, None);
+                s.objects.insert(key, obj.clone());
+                (StatusCode::CREATED, obj)
+            }
+            ("PATCH", Some(key)) => {
+                let patch = body.expect("PATCH body");
+                let existing = s.objects.get(&key).cloned();
+                let mut obj = if content_type.starts_with("application/apply-patch") {
+                    if sub.as_deref() == Some("status") {
+                        let mut o = existing.clone().ok_or(()).map_err(|_| ()).unwrap_or(Value::Null);
+                        o["status"] = patch["status"].clone();
+                        o
+                    } else {
+                        let mut o = patch;
+                        if let Some(e) = &existing {
+                            // SSA keeps fields other managers own; status is one of them.
+                            if o.get("status").is_none() && e.get("status").is_some() {
+                                o["status"] = e["status"].clone();
+                            }
+                        }
+                        o
+                    }
+                } else {
+                    let Some(mut o) = existing.clone() else {
+                        return status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found"));
+                    };
+                    if content_type.starts_with("application/merge-patch") {
+                        if sub.as_deref() == Some("status") {
+                            merge(&mut o, &json!({"status": patch["status"].clone()}));
+                        } else {
+                            merge(&mut o, &patch);
+                        }
+                    } else if let Err(e) = json_patch(&mut o, patch.as_array().expect("JSON patch array")) {
+                        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e);
+                    }
+                    o
+                };
+                Self::admit(&mut s, &mut obj, existing.as_ref());
+                // Finalizers gone from an object being deleted: it goes away.
+                if obj["metadata"]["deletionTimestamp"].is_string()
+                    && obj["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
+                {
+                    s.objects.remove(&key);
+                } else {
+                    s.objects.insert(key, obj.clone());
+                }
+                (StatusCode::OK, obj)
+            }
+            ("DELETE", Some(key)) => match s.objects.remove(&key) {
+                Some(mut o) => {
+                    if o["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
+                        o["metadata"]["deletionTimestamp"] = json!("2026-11-21T01:00:00Z");
+                        s.objects.insert(key, o.clone());
+                        (StatusCode::OK, o)
+                    } else {
+                        (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}))
+                    }
+                }
+                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found")),
+            },
+            (m, k) => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &format!("{m} {k:?} not supported by the fake")),
+        }
+    }
+
+    /// Every request since the last call, emptying the log.
+    pub fn take_log(&self) -> Vec<Recorded> {
+        std::mem::take(&mut self.state.lock().unwrap().log)
+    }
+
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.state.lock().unwrap().objects.get(path).cloned()
+    }
+
+    /// A stored object, typed.
+    pub fn typed<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
+        self.get(path).map(|v| serde_json::from_value(v).unwrap())
+    }
+
+    /// Paths of stored objects under a prefix.
+    pub fn paths(&self, prefix: &str) -> Vec<String> {
+        self.state.lock().unwrap().objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    }
+
+    /// Replaces a stored object's field (as another actor would, e.g. the Deployment controller).
+    pub fn set(&self, path: &str, pointer_parent: &str, key: &str, value: Value) {
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(path).unwrap_or_else(|| panic!("{path} not stored"));
+        if o.pointer(pointer_parent).is_none() {
+            merge(o, &pointer_to_object(pointer_parent));
+        }
+        o.pointer_mut(pointer_parent).unwrap()[key] = value;
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
+    }
+}
+
+fn pointer_to_object(pointer: &str) -> Value {
+    pointer.trim_matches('/').split('/').rev().fold(json!({}), |acc, seg| json!({ seg: acc }))
+}
