@@ -61,7 +61,10 @@ impl Manifests {
                 ns: &str,
                 parse: impl Fn(String) -> ManifestError,
             ) -> Result<T, ManifestError> {
-                let mut obj: T = serde_yaml::from_value(value).map_err(|e| parse(e.to_string()))?;
+                let mut obj: T = serde_path_to_error::deserialize(value).map_err(|e| {
+                    let path = e.path().to_string();
+                    parse(format!("{path}: {}", e.into_inner()))
+                })?;
                 if obj.namespace().is_none() {
                     obj.meta_mut().namespace = Some(ns.to_string());
                 }

@@ -185,7 +185,8 @@ pub struct GatewaySpec {
     /// CPU and memory requests and limits of the gateway container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// How the gateway is reached from outside the cluster; omit for in-cluster only.
+    /// How the gateway is reached from outside the cluster: exactly one of `ingress` or
+    /// `tailscale`. Omit it to reach the gateway only inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<Expose>,
     /// The NetworkPolicy that admits traffic to the gateway.

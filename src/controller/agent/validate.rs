@@ -181,4 +181,5 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[path = "tests.rs"]
 mod tests;
