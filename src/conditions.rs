@@ -14,20 +14,43 @@ pub struct Cond {
 }
 
 impl Cond {
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
-    pub fn is_true(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn is_true(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(type_, true, reason, message)
     }
-    pub fn is_false(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn is_false(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(type_, false, reason, message)
     }
 }
 
 /// Turns decided conditions into API conditions, keeping the previous `lastTransitionTime`
 /// of every condition whose status did not change.
-pub fn merge(previous: &[Condition], decided: &[Cond], generation: Option<i64>, now: Timestamp) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    decided: &[Cond],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     decided
         .iter()
         .map(|c| {
@@ -64,8 +87,18 @@ mod tests {
 
     #[test]
     fn keeps_transition_time_when_status_unchanged() {
-        let first = merge(&[], &[Cond::is_false("Ready", "A", "a")], Some(1), ts("2026-01-01T00:00:00Z"));
-        let second = merge(&first, &[Cond::is_false("Ready", "B", "b")], Some(2), ts("2026-01-02T00:00:00Z"));
+        let first = merge(
+            &[],
+            &[Cond::is_false("Ready", "A", "a")],
+            Some(1),
+            ts("2026-01-01T00:00:00Z"),
+        );
+        let second = merge(
+            &first,
+            &[Cond::is_false("Ready", "B", "b")],
+            Some(2),
+            ts("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(second[0].last_transition_time.0, ts("2026-01-01T00:00:00Z"));
         assert_eq!(second[0].reason, "B");
         assert_eq!(second[0].observed_generation, Some(2));
@@ -73,8 +106,18 @@ mod tests {
 
     #[test]
     fn new_transition_time_when_status_flips() {
-        let first = merge(&[], &[Cond::is_false("Ready", "A", "a")], Some(1), ts("2026-01-01T00:00:00Z"));
-        let second = merge(&first, &[Cond::is_true("Ready", "Ok", "")], Some(1), ts("2026-01-02T00:00:00Z"));
+        let first = merge(
+            &[],
+            &[Cond::is_false("Ready", "A", "a")],
+            Some(1),
+            ts("2026-01-01T00:00:00Z"),
+        );
+        let second = merge(
+            &first,
+            &[Cond::is_true("Ready", "Ok", "")],
+            Some(1),
+            ts("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(second[0].last_transition_time.0, ts("2026-01-02T00:00:00Z"));
         assert_eq!(second[0].status, "True");
     }

@@ -14,5 +14,9 @@ pub mod telemetry;
 
 /// The image this build runs as, and the default gateway image.
 pub fn default_image() -> String {
-    format!("{}:{}", consts::DEFAULT_IMAGE_REPO, env!("CARGO_PKG_VERSION"))
+    format!(
+        "{}:{}",
+        consts::DEFAULT_IMAGE_REPO,
+        env!("CARGO_PKG_VERSION")
+    )
 }

@@ -10,10 +10,20 @@ use clawops::operator::{self, OperatorOptions};
 use clawops::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "clawops", version, about = "Run a personal AI assistant on Kubernetes")]
+#[command(
+    name = "clawops",
+    version,
+    about = "Run a personal AI assistant on Kubernetes"
+)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "CLAWOPS_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CLAWOPS_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -67,11 +77,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd { out_dir } => crd(out_dir),
-        Command::Render { files, namespace, gateway_image, check_secrets } => {
+        Command::Render {
+            files,
+            namespace,
+            gateway_image,
+            check_secrets,
+        } => {
             let image = gateway_image.unwrap_or_else(clawops::default_image);
             let result = Manifests::from_files(&files, &namespace)
                 .map_err(|e| e.to_string())
-                .and_then(|m| clawops::render::render(&m, &image, check_secrets).map_err(|e| e.to_string()));
+                .and_then(|m| {
+                    clawops::render::render(&m, &image, check_secrets).map_err(|e| e.to_string())
+                });
             match result {
                 Ok(r) => {
                     for n in r.notes {
@@ -86,7 +103,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Operator { namespace, listen, leader_election, lease_namespace, gateway_image } => {
+        Command::Operator {
+            namespace,
+            listen,
+            leader_election,
+            lease_namespace,
+            gateway_image,
+        } => {
             telemetry::init(cli.log_format);
             let opts = OperatorOptions {
                 namespace,
@@ -95,7 +118,10 @@ fn main() -> ExitCode {
                 lease_namespace,
                 image: gateway_image.unwrap_or_else(clawops::default_image),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
             match rt.block_on(operator::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -119,7 +145,9 @@ fn crd(out_dir: Option<PathBuf>) -> ExitCode {
         Some(dir) => {
             for c in &crds {
                 let path = dir.join(clawops::crd::file_name(c));
-                if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, clawops::crd::to_yaml(c))) {
+                if let Err(e) = std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(&path, clawops::crd::to_yaml(c)))
+                {
                     eprintln!("error: writing {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }

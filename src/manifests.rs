@@ -10,11 +10,25 @@ use crate::crd::{Agent, Channel, Cron, NodePairing};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: document {doc}: {message}")]
-    Parse { path: String, doc: usize, message: String },
-    #[error("{path}: document {doc}: kind {kind} (apiVersion {api_version}) is not one of Agent, Channel, Cron, NodePairing (clawops.dev/v1alpha1) or Secret (v1)")]
-    UnknownKind { path: String, doc: usize, kind: String, api_version: String },
+    Parse {
+        path: String,
+        doc: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: document {doc}: kind {kind} (apiVersion {api_version}) is not one of Agent, Channel, Cron, NodePairing (clawops.dev/v1alpha1) or Secret (v1)"
+    )]
+    UnknownKind {
+        path: String,
+        doc: usize,
+        kind: String,
+        api_version: String,
+    },
 }
 
 /// The objects found in one or more files.
@@ -40,22 +54,35 @@ impl Manifests {
     pub fn from_files(paths: &[String], namespace: &str) -> Result<Self, ManifestError> {
         let mut m = Self::default();
         for path in paths {
-            let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+                path: path.clone(),
+                source,
+            })?;
             m.add_yaml(path, &text, namespace)?;
         }
         Ok(m)
     }
 
     /// Adds every document of `text`; objects without a namespace get `namespace`.
-    pub fn add_yaml(&mut self, path: &str, text: &str, namespace: &str) -> Result<(), ManifestError> {
+    pub fn add_yaml(
+        &mut self,
+        path: &str,
+        text: &str,
+        namespace: &str,
+    ) -> Result<(), ManifestError> {
         for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let doc_no = i + 1;
-            let parse = |message: String| ManifestError::Parse { path: path.into(), doc: doc_no, message };
+            let parse = |message: String| ManifestError::Parse {
+                path: path.into(),
+                doc: doc_no,
+                message,
+            };
             let value = serde_yaml::Value::deserialize(doc).map_err(|e| parse(e.to_string()))?;
             if value.is_null() {
                 continue;
             }
-            let tm: TypeMeta = serde_yaml::from_value(value.clone()).map_err(|e| parse(e.to_string()))?;
+            let tm: TypeMeta =
+                serde_yaml::from_value(value.clone()).map_err(|e| parse(e.to_string()))?;
             fn typed<T: serde::de::DeserializeOwned + ResourceExt>(
                 value: serde_yaml::Value,
                 ns: &str,
@@ -71,10 +98,18 @@ impl Manifests {
                 Ok(obj)
             }
             match (tm.api_version.as_str(), tm.kind.as_str()) {
-                ("clawops.dev/v1alpha1", "Agent") => self.agents.push(typed(value, namespace, parse)?),
-                ("clawops.dev/v1alpha1", "Channel") => self.channels.push(typed(value, namespace, parse)?),
-                ("clawops.dev/v1alpha1", "Cron") => self.crons.push(typed(value, namespace, parse)?),
-                ("clawops.dev/v1alpha1", "NodePairing") => self.node_pairings.push(typed(value, namespace, parse)?),
+                ("clawops.dev/v1alpha1", "Agent") => {
+                    self.agents.push(typed(value, namespace, parse)?)
+                }
+                ("clawops.dev/v1alpha1", "Channel") => {
+                    self.channels.push(typed(value, namespace, parse)?)
+                }
+                ("clawops.dev/v1alpha1", "Cron") => {
+                    self.crons.push(typed(value, namespace, parse)?)
+                }
+                ("clawops.dev/v1alpha1", "NodePairing") => {
+                    self.node_pairings.push(typed(value, namespace, parse)?)
+                }
                 ("v1", "Secret") => self.secrets.push(typed(value, namespace, parse)?),
                 _ => {
                     return Err(ManifestError::UnknownKind {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::build::{self, rbac, BuildInputs};
+use crate::build::{self, BuildInputs, rbac};
 use crate::controller::agent::{resolve, validate};
 use crate::manifests::Manifests;
 
@@ -14,7 +14,10 @@ pub enum RenderError {
     #[error("no Agent in the given files")]
     NoAgent,
     #[error("Agent {agent} would be refused:\n  - {}", problems.join("\n  - "))]
-    Refused { agent: String, problems: Vec<String> },
+    Refused {
+        agent: String,
+        problems: Vec<String>,
+    },
 }
 
 /// What `render` produced: the YAML stream, and notes for stderr.
@@ -34,13 +37,20 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
     let mut reader_role = false;
     for agent in &m.agents {
         let agent = Arc::new(agent.clone());
-        let mut resolved = resolve::assemble(agent.clone(), m.channels.clone(), m.crons.clone(), |name| {
-            m.secrets.iter().find(|s| s.name_any() == name && s.namespace() == agent.namespace()).cloned()
-        });
+        let mut resolved =
+            resolve::assemble(agent.clone(), m.channels.clone(), m.crons.clone(), |name| {
+                m.secrets
+                    .iter()
+                    .find(|s| s.name_any() == name && s.namespace() == agent.namespace())
+                    .cloned()
+            });
         if !check_secrets {
             for (r, v) in resolved.secrets.0.iter_mut() {
                 if v.is_err() {
-                    *v = Ok(secrecy::SecretString::from(format!("unchecked:{}/{}", r.name, r.key)));
+                    *v = Ok(secrecy::SecretString::from(format!(
+                        "unchecked:{}/{}",
+                        r.name, r.key
+                    )));
                 }
             }
         }
@@ -59,7 +69,10 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
             secret_digest: &valid.secret_digest,
         });
         if let Some(token) = &resolved.new_token {
-            docs.push(serde_json::to_value(build::secrets::token_secret(&agent, token)).expect("serializes"));
+            docs.push(
+                serde_json::to_value(build::secrets::token_secret(&agent, token))
+                    .expect("serializes"),
+            );
             notes.push(format!(
                 "generated a new gateway token into Secret {} (the operator does this once); keep it out of git or set spec.gateway.authTokenSecretRef",
                 build::meta::token_secret_name(&agent)
@@ -69,11 +82,19 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
         docs.extend(objects.to_values());
     }
     if reader_role {
-        docs.insert(0, serde_json::to_value(rbac::cluster_reader_role()).expect("serializes"));
+        docs.insert(
+            0,
+            serde_json::to_value(rbac::cluster_reader_role()).expect("serializes"),
+        );
     }
     let yaml = docs
         .iter()
-        .map(|d| format!("---\n{}", serde_yaml::to_string(d).expect("JSON values serialize to YAML")))
+        .map(|d| {
+            format!(
+                "---\n{}",
+                serde_yaml::to_string(d).expect("JSON values serialize to YAML")
+            )
+        })
         .collect::<String>();
     Ok(Rendered { yaml, notes })
 }

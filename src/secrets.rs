@@ -20,7 +20,9 @@ impl SecretProblem {
             Self::SecretMissing => "the Secret does not exist",
             Self::KeyMissing => "the key is missing from the Secret",
             Self::Empty => "the value is empty",
-            Self::Placeholder => "the value is a placeholder (such as CHANGE_ME), not a real secret",
+            Self::Placeholder => {
+                "the value is a placeholder (such as CHANGE_ME), not a real secret"
+            }
         }
     }
 }
@@ -42,10 +44,29 @@ pub fn check_value(value: &SecretString) -> Result<(), SecretProblem> {
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim();
     let lower = v.to_ascii_lowercase();
-    let squashed: String = lower.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     const WORDS: &[&str] = &[
-        "changeme", "change", "replaceme", "replace", "todo", "tbd", "fixme", "placeholder", "secret", "token",
-        "password", "apikey", "none", "null", "example", "dummy", "test", "xxx",
+        "changeme",
+        "change",
+        "replaceme",
+        "replace",
+        "todo",
+        "tbd",
+        "fixme",
+        "placeholder",
+        "secret",
+        "token",
+        "password",
+        "apikey",
+        "none",
+        "null",
+        "example",
+        "dummy",
+        "test",
+        "xxx",
     ];
     (v.starts_with('<') && v.ends_with('>'))
         || (v.starts_with("${") && v.ends_with('}'))
@@ -66,7 +87,11 @@ pub struct SecretDigest(Sha256);
 
 impl SecretDigest {
     pub fn add(&mut self, name: &str, key: &str, value: &SecretString) {
-        for part in [name.as_bytes(), key.as_bytes(), value.expose_secret().as_bytes()] {
+        for part in [
+            name.as_bytes(),
+            key.as_bytes(),
+            value.expose_secret().as_bytes(),
+        ] {
             self.0.update((part.len() as u64).to_le_bytes());
             self.0.update(part);
         }
@@ -79,10 +104,12 @@ impl SecretDigest {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// 32 random bytes as 64 hex characters: a new gateway token.
@@ -102,11 +129,33 @@ mod tests {
     #[test]
     fn placeholders_are_refused() {
         for v in [
-            "CHANGE_ME", "changeme", "change-me", "ChangeMe123", "xxx", "XXXXXXXX", "xxxx-xxxx", "<bot-token>",
-            "<your zai key>", "your-api-key-here", "YOUR_TOKEN_HERE", "your-bot-token", "${ZAI_API_KEY}", "{{ token }}",
-            "TODO", "replace-me", "REPLACE_ME", "placeholder", "***", "...", "insert-key-here",
+            "CHANGE_ME",
+            "changeme",
+            "change-me",
+            "ChangeMe123",
+            "xxx",
+            "XXXXXXXX",
+            "xxxx-xxxx",
+            "<bot-token>",
+            "<your zai key>",
+            "your-api-key-here",
+            "YOUR_TOKEN_HERE",
+            "your-bot-token",
+            "${ZAI_API_KEY}",
+            "{{ token }}",
+            "TODO",
+            "replace-me",
+            "REPLACE_ME",
+            "placeholder",
+            "***",
+            "...",
+            "insert-key-here",
         ] {
-            assert_eq!(check_value(&s(v)), Err(SecretProblem::Placeholder), "{v} should be a placeholder");
+            assert_eq!(
+                check_value(&s(v)),
+                Err(SecretProblem::Placeholder),
+                "{v} should be a placeholder"
+            );
         }
     }
 

@@ -4,11 +4,17 @@ use regex::Regex;
 use serde_json::Value;
 
 fn crds() -> Vec<Value> {
-    clawops::crd::all().iter().map(|c| serde_json::to_value(c).unwrap()).collect()
+    clawops::crd::all()
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect()
 }
 
 fn crd(kind: &str) -> Value {
-    crds().into_iter().find(|c| c["spec"]["names"]["kind"] == kind).unwrap()
+    crds()
+        .into_iter()
+        .find(|c| c["spec"]["names"]["kind"] == kind)
+        .unwrap()
 }
 
 fn schema(kind: &str) -> Value {
@@ -21,7 +27,10 @@ fn crds_directory_matches_the_code() {
     for c in clawops::crd::all() {
         let path = format!("{dir}/{}", clawops::crd::file_name(&c));
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == clawops::crd::to_yaml(&c), "{path} is out of date: run `make crds` and commit");
+        assert!(
+            on_disk == clawops::crd::to_yaml(&c),
+            "{path} is out of date: run `make crds` and commit"
+        );
     }
     let files = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(files, 4, "crds/ holds exactly the four CRDs");
@@ -29,17 +38,36 @@ fn crds_directory_matches_the_code() {
 
 #[test]
 fn names_scope_categories_status_and_columns() {
-    for (kind, short, column) in [("Agent", "ag", "URL"), ("Channel", "chan", "Bot"), ("Cron", "crn", "Schedule"), ("NodePairing", "np", "Phase")] {
+    for (kind, short, column) in [
+        ("Agent", "ag", "URL"),
+        ("Channel", "chan", "Bot"),
+        ("Cron", "crn", "Schedule"),
+        ("NodePairing", "np", "Phase"),
+    ] {
         let c = crd(kind);
         assert_eq!(c["spec"]["group"], "clawops.dev");
         assert_eq!(c["spec"]["scope"], "Namespaced");
-        assert_eq!(c["spec"]["names"]["categories"], serde_json::json!(["claw"]));
+        assert_eq!(
+            c["spec"]["names"]["categories"],
+            serde_json::json!(["claw"])
+        );
         assert_eq!(c["spec"]["names"]["shortNames"], serde_json::json!([short]));
         let v = &c["spec"]["versions"][0];
         assert_eq!(v["name"], "v1alpha1");
-        assert!(v["subresources"]["status"].is_object(), "{kind} has a status subresource");
-        let cols: Vec<&str> = v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert!(cols.contains(&"Ready") && cols.contains(&column) && cols.contains(&"Age"), "{kind}: {cols:?}");
+        assert!(
+            v["subresources"]["status"].is_object(),
+            "{kind} has a status subresource"
+        );
+        let cols: Vec<&str> = v["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            cols.contains(&"Ready") && cols.contains(&column) && cols.contains(&"Age"),
+            "{kind}: {cols:?}"
+        );
     }
 }
 
@@ -48,7 +76,13 @@ fn assert_described(node: &Value, path: &str) {
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (name, child) in props {
             let p = format!("{path}.{name}");
-            assert!(child.get("description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()), "{p} has no description");
+            assert!(
+                child
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.is_empty()),
+                "{p} has no description"
+            );
             assert_described(child, &p);
         }
     }
@@ -63,23 +97,51 @@ fn every_spec_field_is_described() {
         let s = schema(kind);
         assert_described(&s["properties"]["spec"], &format!("{kind}.spec"));
     }
-    let expose = &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["expose"];
-    let doc = expose["description"].as_str().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(doc.contains("exactly one of `ingress` or `tailscale`"), "{doc}");
+    let expose =
+        &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["expose"];
+    let doc = expose["description"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        doc.contains("exactly one of `ingress` or `tailscale`"),
+        "{doc}"
+    );
 }
 
 fn rules(node: &Value) -> Vec<String> {
-    node["x-kubernetes-validations"].as_array().map(|a| a.iter().map(|r| r["rule"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    node["x-kubernetes-validations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["rule"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
 fn cel_rules_enforce_exactly_one_and_required_pairs() {
     let gw = &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"];
-    assert_eq!(rules(&gw["expose"]), vec!["has(self.ingress) != has(self.tailscale)"]);
-    assert_eq!(rules(&gw["expose"]["properties"]["ingress"]["properties"]["tls"]), vec!["has(self.clusterIssuer) != has(self.secretName)"]);
-    assert_eq!(rules(&gw["expose"]["properties"]["tailscale"]), vec!["self.mode != 'sidecar' || has(self.authKeySecretRef)"]);
+    assert_eq!(
+        rules(&gw["expose"]),
+        vec!["has(self.ingress) != has(self.tailscale)"]
+    );
+    assert_eq!(
+        rules(&gw["expose"]["properties"]["ingress"]["properties"]["tls"]),
+        vec!["has(self.clusterIssuer) != has(self.secretName)"]
+    );
+    assert_eq!(
+        rules(&gw["expose"]["properties"]["tailscale"]),
+        vec!["self.mode != 'sidecar' || has(self.authKeySecretRef)"]
+    );
     let tg = &schema("Channel")["properties"]["spec"]["properties"]["telegram"];
-    assert_eq!(rules(tg), vec!["self.dmPolicy != 'open' || (has(self.allowFrom) && '*' in self.allowFrom)"]);
+    assert_eq!(
+        rules(tg),
+        vec!["self.dmPolicy != 'open' || (has(self.allowFrom) && '*' in self.allowFrom)"]
+    );
 }
 
 fn pattern(node: &Value) -> Regex {
@@ -97,7 +159,12 @@ fn patterns_enums_and_ranges_reject_bad_values() {
         assert!(!schedule.is_match(bad), "{bad}");
     }
     let tz = pattern(&cron["timeZone"]);
-    for ok in ["Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+8"] {
+    for ok in [
+        "Asia/Shanghai",
+        "UTC",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+8",
+    ] {
         assert!(tz.is_match(ok), "{ok}");
     }
     for bad in ["asia/shanghai", "Asia Shanghai", "+08:00", "/etc/localtime"] {
@@ -108,23 +175,54 @@ fn patterns_enums_and_ranges_reject_bad_values() {
 
     let agent = &schema("Agent")["properties"]["spec"]["properties"];
     let model = pattern(&agent["model"]["properties"]["primary"]);
-    assert!(model.is_match("zai/glm-4.7") && model.is_match("openai/gpt-4o") && !model.is_match("glm-4.7"));
+    assert!(
+        model.is_match("zai/glm-4.7")
+            && model.is_match("openai/gpt-4o")
+            && !model.is_match("glm-4.7")
+    );
     assert_eq!(agent["maxConcurrent"]["minimum"], 1.0);
     assert_eq!(agent["maxConcurrent"]["maximum"], 64.0);
-    assert_eq!(agent["clusterAccess"]["enum"], serde_json::json!(["none", "read"]));
-    assert_eq!(agent["timeFormat"]["enum"], serde_json::json!(["auto", "12", "24"]));
+    assert_eq!(
+        agent["clusterAccess"]["enum"],
+        serde_json::json!(["none", "read"])
+    );
+    assert_eq!(
+        agent["timeFormat"]["enum"],
+        serde_json::json!(["auto", "12", "24"])
+    );
     assert_eq!(agent["gateway"]["properties"]["port"]["default"], 18789);
-    assert_eq!(agent["gateway"]["properties"]["expose"]["properties"]["ingress"]["properties"]["className"]["default"], "traefik");
-    assert_eq!(schema("Agent")["properties"]["spec"]["required"], serde_json::json!(["identity", "model"]));
+    assert_eq!(
+        agent["gateway"]["properties"]["expose"]["properties"]["ingress"]["properties"]["className"]
+            ["default"],
+        "traefik"
+    );
+    assert_eq!(
+        schema("Agent")["properties"]["spec"]["required"],
+        serde_json::json!(["identity", "model"])
+    );
 
     let tg = &schema("Channel")["properties"]["spec"]["properties"]["telegram"]["properties"];
-    assert_eq!(tg["dmPolicy"]["enum"], serde_json::json!(["pairing", "allowlist", "open", "disabled"]));
+    assert_eq!(
+        tg["dmPolicy"]["enum"],
+        serde_json::json!(["pairing", "allowlist", "open", "disabled"])
+    );
     assert_eq!(tg["dmPolicy"]["default"], "pairing");
-    assert_eq!(tg["groupPolicy"]["enum"], serde_json::json!(["disabled", "allowlist", "open"]));
+    assert_eq!(
+        tg["groupPolicy"]["enum"],
+        serde_json::json!(["disabled", "allowlist", "open"])
+    );
     let allow = pattern(&tg["allowFrom"]["items"]);
-    assert!(allow.is_match("*") && allow.is_match("123456789") && allow.is_match("@alice_bot") && !allow.is_match("alice"));
+    assert!(
+        allow.is_match("*")
+            && allow.is_match("123456789")
+            && allow.is_match("@alice_bot")
+            && !allow.is_match("alice")
+    );
 
     let np = &schema("NodePairing")["properties"]["spec"]["properties"];
     assert!(!pattern(&np["nodeId"]).is_match("ABC"));
-    assert_eq!(np["exec"]["properties"]["ask"]["enum"], serde_json::json!(["off", "on-miss", "always"]));
+    assert_eq!(
+        np["exec"]["properties"]["ask"]["enum"],
+        serde_json::json!(["off", "on-miss", "always"])
+    );
 }

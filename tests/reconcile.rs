@@ -11,7 +11,7 @@ use clawops::controller::members;
 use clawops::crd::{Agent, Channel, Cron, NodePairing};
 use clawops::operator::metrics::Metrics;
 use kube::runtime::controller::Action;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::fake_api::{FakeApi, Recorded};
 use support::*;
 
@@ -20,7 +20,8 @@ const SECRET: &str = "/api/v1/namespaces/default/secrets/shrimp-secrets";
 const TOKEN: &str = "/api/v1/namespaces/default/secrets/shrimp-gateway-token";
 const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/shrimp-gateway";
 const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses/shrimp-gateway";
-const CRB: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/clawops-default-shrimp-reader";
+const CRB: &str =
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/clawops-default-shrimp-reader";
 
 struct Harness {
     fake: FakeApi,
@@ -35,14 +36,20 @@ impl Harness {
         m.agents.iter().for_each(|o| fake.insert(o));
         m.channels.iter().for_each(|o| fake.insert(o));
         m.crons.iter().for_each(|o| fake.insert(o));
-        let ctx = Arc::new(Context::new(fake.client(), "ghcr.io/clawops/clawops:test".into(), Arc::new(Metrics::new())));
+        let ctx = Arc::new(Context::new(
+            fake.client(),
+            "ghcr.io/clawops/clawops:test".into(),
+            Arc::new(Metrics::new()),
+        ));
         Self { fake, ctx }
     }
 
     async fn reconcile(&self) -> (Action, Vec<Recorded>) {
         self.fake.take_log();
         let agent: Agent = self.fake.typed(AGENT).expect("agent stored");
-        let action = agent::reconcile(Arc::new(agent), self.ctx.clone()).await.expect("reconcile succeeds");
+        let action = agent::reconcile(Arc::new(agent), self.ctx.clone())
+            .await
+            .expect("reconcile succeeds");
         (action, self.fake.take_log())
     }
 
@@ -53,14 +60,25 @@ impl Harness {
         self.reconcile().await; // applies
         self.fake.set(DEPLOYMENT, "", "status", json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
         if self.fake.get(INGRESS).is_some() {
-            self.fake.set(INGRESS, "", "status", json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}));
+            self.fake.set(
+                INGRESS,
+                "",
+                "status",
+                json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}),
+            );
         }
         self.reconcile().await;
     }
 
     fn condition(&self, type_: &str) -> Value {
         let agent = self.fake.get(AGENT).unwrap();
-        agent["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).cloned().unwrap_or(Value::Null)
+        agent["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn set_secret(&self, key: &str, value: &str) {
@@ -77,47 +95,74 @@ impl Harness {
 }
 
 fn writes(log: &[Recorded]) -> Vec<String> {
-    log.iter().filter(|r| r.is_write()).map(Recorded::describe).collect()
+    log.iter()
+        .filter(|r| r.is_write())
+        .map(Recorded::describe)
+        .collect()
 }
 
 fn all_bodies(log: &[Recorded]) -> String {
-    log.iter().filter_map(|r| r.body.as_ref()).map(|b| b.to_string()).collect::<Vec<_>>().join("\n")
+    log.iter()
+        .filter_map(|r| r.body.as_ref())
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test]
 async fn first_reconcile_adds_finalizer_then_applies_everything() {
     let h = Harness::new("shrimp.yaml");
     let (_, log) = h.reconcile().await;
-    assert_eq!(writes(&log), vec![format!("PATCH {AGENT}")], "the first pass only adds the finalizer");
-    assert_eq!(log.iter().find(|r| r.is_write()).unwrap().content_type, "application/json-patch+json");
-    assert_eq!(h.fake.get(AGENT).unwrap()["metadata"]["finalizers"], json!(["clawops.dev/cleanup"]));
+    assert_eq!(
+        writes(&log),
+        vec![format!("PATCH {AGENT}")],
+        "the first pass only adds the finalizer"
+    );
+    assert_eq!(
+        log.iter().find(|r| r.is_write()).unwrap().content_type,
+        "application/json-patch+json"
+    );
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["metadata"]["finalizers"],
+        json!(["clawops.dev/cleanup"])
+    );
 
     let (_, log) = h.reconcile().await;
     let w = writes(&log);
     for expected in [
-        format!("POST /api/v1/namespaces/default/secrets"),
-        format!("PATCH /api/v1/namespaces/default/serviceaccounts/shrimp-gateway"),
-        format!("PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/shrimp-gateway"),
-        format!("PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/shrimp-gateway"),
-        format!("PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-cluster-reader"),
+        "POST /api/v1/namespaces/default/secrets".to_string(),
+        "PATCH /api/v1/namespaces/default/serviceaccounts/shrimp-gateway".to_string(),
+        "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/shrimp-gateway"
+            .to_string(),
+        "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/shrimp-gateway"
+            .to_string(),
+        "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-cluster-reader".to_string(),
         format!("PATCH {CRB}"),
-        format!("PATCH /api/v1/namespaces/default/configmaps/shrimp-gateway-config"),
-        format!("PATCH /api/v1/namespaces/default/persistentvolumeclaims/shrimp-gateway-state"),
+        "PATCH /api/v1/namespaces/default/configmaps/shrimp-gateway-config".to_string(),
+        "PATCH /api/v1/namespaces/default/persistentvolumeclaims/shrimp-gateway-state".to_string(),
         format!("PATCH {DEPLOYMENT}"),
-        format!("PATCH /api/v1/namespaces/default/services/shrimp-gateway"),
+        "PATCH /api/v1/namespaces/default/services/shrimp-gateway".to_string(),
         format!("PATCH {INGRESS}"),
-        format!("PATCH /apis/networking.k8s.io/v1/namespaces/default/networkpolicies/shrimp-gateway"),
-        format!("PATCH /apis/batch/v1/namespaces/default/cronjobs/shrimp-morning-patrol"),
-        format!("PATCH /apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol"),
+        "PATCH /apis/networking.k8s.io/v1/namespaces/default/networkpolicies/shrimp-gateway"
+            .to_string(),
+        "PATCH /apis/batch/v1/namespaces/default/cronjobs/shrimp-morning-patrol".to_string(),
+        "PATCH /apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol".to_string(),
         format!("PATCH {AGENT}/status"),
-        format!("POST /apis/events.k8s.io/v1/namespaces/default/events"),
+        "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),
     ] {
         assert!(w.contains(&expected), "missing {expected} in {w:#?}");
     }
     // Every apply is server-side apply with the one field manager, forced.
-    for r in log.iter().filter(|r| r.method == "PATCH" && !r.path.ends_with("/status")) {
+    for r in log
+        .iter()
+        .filter(|r| r.method == "PATCH" && !r.path.ends_with("/status"))
+    {
         assert_eq!(r.content_type, "application/apply-patch+yaml", "{}", r.path);
-        assert!(r.query.contains("fieldManager=clawops-operator") && r.query.contains("force=true"), "{}", r.query);
+        assert!(
+            r.query.contains("fieldManager=clawops-operator") && r.query.contains("force=true"),
+            "{}",
+            r.query
+        );
     }
     // Owner references on everything namespaced.
     let dep = h.fake.get(DEPLOYMENT).unwrap();
@@ -127,10 +172,18 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
     assert_eq!(h.condition("Ready")["status"], "False");
     assert_eq!(h.condition("GatewayAvailable")["reason"], "Unavailable");
     assert_eq!(h.condition("SecretsResolved")["status"], "True");
-    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["url"], "https://shrimp.example.com");
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["status"]["url"],
+        "https://shrimp.example.com"
+    );
     // The generated token is 64 hex characters.
-    let token = h.fake.get(TOKEN).unwrap()["data"]["token"].as_str().unwrap().to_string();
-    let token = base64::engine::general_purpose::STANDARD.decode(token).unwrap();
+    let token = h.fake.get(TOKEN).unwrap()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .unwrap();
     assert_eq!(token.len(), 64);
 }
 
@@ -138,14 +191,23 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
 async fn ready_agent_then_steady_state_makes_no_write_request() {
     let h = Harness::new("shrimp.yaml");
     h.ready().await;
-    assert_eq!(h.condition("Ready")["status"], "True", "{}", h.condition("Ready"));
+    assert_eq!(
+        h.condition("Ready")["status"],
+        "True",
+        "{}",
+        h.condition("Ready")
+    );
     assert_eq!(h.condition("Exposed")["reason"], "IngressReady");
     assert_eq!(h.condition("GatewayAvailable")["status"], "True");
     let ready_since = h.condition("Ready")["lastTransitionTime"].clone();
 
     for _ in 0..3 {
         let (action, log) = h.reconcile().await;
-        assert_eq!(writes(&log), Vec::<String>::new(), "steady state must not write");
+        assert_eq!(
+            writes(&log),
+            Vec::<String>::new(),
+            "steady state must not write"
+        );
         assert!(!log.is_empty(), "it still reads");
         assert_eq!(action, Action::requeue(agent::REQUEUE_READY));
     }
@@ -162,10 +224,21 @@ async fn token_is_generated_once_and_spec_changes_roll_the_pod() {
     let (_, log) = h.reconcile().await;
     let w = writes(&log);
     assert!(w.contains(&format!("PATCH {DEPLOYMENT}")), "{w:#?}");
-    assert!(!w.iter().any(|w| w.starts_with("POST /api/v1/namespaces/default/secrets")), "token recreated: {w:#?}");
-    assert_eq!(h.fake.get(TOKEN).unwrap()["data"], token, "the token never changes");
+    assert!(
+        !w.iter()
+            .any(|w| w.starts_with("POST /api/v1/namespaces/default/secrets")),
+        "token recreated: {w:#?}"
+    );
+    assert_eq!(
+        h.fake.get(TOKEN).unwrap()["data"],
+        token,
+        "the token never changes"
+    );
     assert_ne!(h.config_hash(), hash, "a config change rolls the pod");
-    let cm = h.fake.get("/api/v1/namespaces/default/configmaps/shrimp-gateway-config").unwrap();
+    let cm = h
+        .fake
+        .get("/api/v1/namespaces/default/configmaps/shrimp-gateway-config")
+        .unwrap();
     let config: Value = serde_json::from_str(cm["data"]["gateway.json"].as_str().unwrap()).unwrap();
     assert_eq!(config["agent"]["maxConcurrent"], 2);
 }
@@ -183,22 +256,43 @@ async fn placeholder_secret_is_refused_named_and_running_gateway_left_alone() {
     let w = writes(&log);
     assert_eq!(
         w,
-        vec![format!("PATCH {AGENT}/status"), "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string()],
+        vec![
+            format!("PATCH {AGENT}/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string()
+        ],
         "only status and a warning event"
     );
-    assert_eq!(h.fake.get(DEPLOYMENT).unwrap(), deployment_before, "the running Deployment is untouched");
+    assert_eq!(
+        h.fake.get(DEPLOYMENT).unwrap(),
+        deployment_before,
+        "the running Deployment is untouched"
+    );
     let cond = h.condition("SecretsResolved");
     assert_eq!(cond["status"], "False");
     assert_eq!(cond["reason"], "SecretInvalid");
     let msg = cond["message"].as_str().unwrap();
-    assert!(msg.contains("shrimp-secrets") && msg.contains("zai-api-key") && msg.contains("placeholder"), "{msg}");
+    assert!(
+        msg.contains("shrimp-secrets")
+            && msg.contains("zai-api-key")
+            && msg.contains("placeholder"),
+        "{msg}"
+    );
     assert_eq!(h.condition("Ready")["status"], "False");
-    let event = log.iter().find(|r| r.path.ends_with("/events")).unwrap().body.clone().unwrap();
+    let event = log
+        .iter()
+        .find(|r| r.path.ends_with("/events"))
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "SecretsUnresolved");
     assert!(event["note"].as_str().unwrap().contains("zai-api-key"));
     let bodies = all_bodies(&log);
-    assert!(!bodies.contains(placeholder) && !bodies.contains(ZAI_KEY) && !bodies.contains(BOT_TOKEN), "a secret value leaked");
+    assert!(
+        !bodies.contains(placeholder) && !bodies.contains(ZAI_KEY) && !bodies.contains(BOT_TOKEN),
+        "a secret value leaked"
+    );
 
     // Still broken: nothing new is written (no event storm).
     let (_, log) = h.reconcile().await;
@@ -206,12 +300,18 @@ async fn placeholder_secret_is_refused_named_and_running_gateway_left_alone() {
 
     // Fixed: the gateway rolls with the new key, without touching the Agent.
     let hash = h.config_hash();
-    h.set_secret("zai-api-key", "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d.NewRealKeyValue");
+    h.set_secret(
+        "zai-api-key",
+        "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d.NewRealKeyValue",
+    );
     let (_, log) = h.reconcile().await;
     assert!(writes(&log).contains(&format!("PATCH {DEPLOYMENT}")));
     assert_ne!(h.config_hash(), hash, "a secret change rolls the pod");
     assert_eq!(h.condition("SecretsResolved")["status"], "True");
-    assert!(!all_bodies(&log).contains("NewRealKeyValue"), "a secret value leaked");
+    assert!(
+        !all_bodies(&log).contains("NewRealKeyValue"),
+        "a secret value leaked"
+    );
 }
 
 #[tokio::test]
@@ -220,33 +320,66 @@ async fn missing_secret_and_missing_key_are_named() {
     h.fake.remove(SECRET);
     h.reconcile().await;
     let (_, log) = h.reconcile().await;
-    assert!(!writes(&log).iter().any(|w| w.contains("deployments")), "no gateway from missing secrets");
-    let msg = h.condition("SecretsResolved")["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("Secret shrimp-secrets key zai-api-key") && msg.contains("does not exist"), "{msg}");
+    assert!(
+        !writes(&log).iter().any(|w| w.contains("deployments")),
+        "no gateway from missing secrets"
+    );
+    let msg = h.condition("SecretsResolved")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("Secret shrimp-secrets key zai-api-key") && msg.contains("does not exist"),
+        "{msg}"
+    );
     assert!(msg.contains("telegram-bot-token"), "{msg}");
 
     let h = Harness::new("shrimp.yaml");
     let mut secret = h.fake.get(SECRET).unwrap();
-    secret["data"].as_object_mut().unwrap().remove("telegram-bot-token");
+    secret["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("telegram-bot-token");
     h.fake.insert(&secret);
     h.reconcile().await;
     h.reconcile().await;
-    let msg = h.condition("SecretsResolved")["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("telegram-bot-token") && msg.contains("key is missing") && msg.contains("Channel telegram"), "{msg}");
+    let msg = h.condition("SecretsResolved")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("telegram-bot-token")
+            && msg.contains("key is missing")
+            && msg.contains("Channel telegram"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn removing_a_cron_the_exposure_and_cluster_access_prunes_what_they_made() {
     let h = Harness::new("shrimp.yaml");
     h.ready().await;
-    h.fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
+    h.fake
+        .remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
     let (_, log) = h.reconcile().await;
     let w = writes(&log);
-    assert!(w.contains(&"DELETE /apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol".to_string()), "{w:#?}");
-    assert!(h.fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-morning-patrol").is_some());
+    assert!(
+        w.contains(
+            &"DELETE /apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol".to_string()
+        ),
+        "{w:#?}"
+    );
+    assert!(
+        h.fake
+            .get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-morning-patrol")
+            .is_some()
+    );
 
     let mut agent = h.fake.get(AGENT).unwrap();
-    agent["spec"]["gateway"].as_object_mut().unwrap().remove("expose");
+    agent["spec"]["gateway"]
+        .as_object_mut()
+        .unwrap()
+        .remove("expose");
     agent["spec"]["clusterAccess"] = json!("none");
     h.fake.insert(&agent);
     let (_, log) = h.reconcile().await;
@@ -254,9 +387,15 @@ async fn removing_a_cron_the_exposure_and_cluster_access_prunes_what_they_made()
     assert!(w.contains(&format!("DELETE {INGRESS}")), "{w:#?}");
     assert!(w.contains(&format!("DELETE {CRB}")), "{w:#?}");
     assert!(h.fake.get(INGRESS).is_none() && h.fake.get(CRB).is_none());
-    assert!(h.fake.get(TOKEN).is_some(), "the token survives spec changes");
+    assert!(
+        h.fake.get(TOKEN).is_some(),
+        "the token survives spec changes"
+    );
     assert_eq!(h.condition("Exposed")["reason"], "ClusterInternal");
-    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["url"], "http://shrimp-gateway.default.svc:18789");
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["status"]["url"],
+        "http://shrimp-gateway.default.svc:18789"
+    );
 }
 
 #[tokio::test]
@@ -264,12 +403,20 @@ async fn deleting_the_agent_removes_the_cluster_binding_and_the_finalizer() {
     let h = Harness::new("shrimp.yaml");
     h.ready().await;
     assert!(h.fake.get(CRB).is_some());
-    h.fake.set(AGENT, "/metadata", "deletionTimestamp", json!("2026-11-21T02:00:00Z"));
+    h.fake.set(
+        AGENT,
+        "/metadata",
+        "deletionTimestamp",
+        json!("2026-11-21T02:00:00Z"),
+    );
     let (_, log) = h.reconcile().await;
     let w = writes(&log);
     assert!(w.contains(&format!("DELETE {CRB}")), "{w:#?}");
     assert!(h.fake.get(CRB).is_none());
-    assert!(h.fake.get(AGENT).is_none(), "the finalizer was removed so the Agent is gone");
+    assert!(
+        h.fake.get(AGENT).is_none(),
+        "the finalizer was removed so the Agent is gone"
+    );
 }
 
 #[tokio::test]
@@ -278,10 +425,23 @@ async fn tailscale_sidecar_gets_state_secret_serve_config_and_reports_the_tailne
     h.reconcile().await;
     let (_, log) = h.reconcile().await;
     let w = writes(&log);
-    assert!(w.contains(&"PATCH /api/v1/namespaces/default/configmaps/shrimp-tailscale-serve".to_string()), "{w:#?}");
-    assert_eq!(w.iter().filter(|w| *w == "POST /api/v1/namespaces/default/secrets").count(), 2, "token and tailscale state: {w:#?}");
+    assert!(
+        w.contains(
+            &"PATCH /api/v1/namespaces/default/configmaps/shrimp-tailscale-serve".to_string()
+        ),
+        "{w:#?}"
+    );
+    assert_eq!(
+        w.iter()
+            .filter(|w| *w == "POST /api/v1/namespaces/default/secrets")
+            .count(),
+        2,
+        "token and tailscale state: {w:#?}"
+    );
     let dep = h.fake.get(DEPLOYMENT).unwrap();
-    let containers = dep["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    let containers = dep["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[1]["name"], "tailscale");
     assert!(h.fake.get(INGRESS).is_none());
@@ -290,31 +450,52 @@ async fn tailscale_sidecar_gets_state_secret_serve_config_and_reports_the_tailne
 
     // containerboot writes the device FQDN into its state Secret.
     let fqdn = base64::engine::general_purpose::STANDARD.encode("shrimp.tail1234.ts.net.");
-    h.fake.set("/api/v1/namespaces/default/secrets/shrimp-tailscale-state", "/data", "device_fqdn", json!(fqdn));
+    h.fake.set(
+        "/api/v1/namespaces/default/secrets/shrimp-tailscale-state",
+        "/data",
+        "device_fqdn",
+        json!(fqdn),
+    );
     let (_, log) = h.reconcile().await;
-    assert!(!writes(&log).iter().any(|w| w.contains("tailscale-state")), "the state Secret is never rewritten");
+    assert!(
+        !writes(&log).iter().any(|w| w.contains("tailscale-state")),
+        "the state Secret is never rewritten"
+    );
     assert_eq!(h.condition("Exposed")["reason"], "TailnetJoined");
-    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["url"], "https://shrimp.tail1234.ts.net");
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["status"]["url"],
+        "https://shrimp.tail1234.ts.net"
+    );
 }
 
 #[tokio::test]
 async fn invalid_spec_is_refused_with_the_field_named() {
     let h = Harness::new("shrimp.yaml");
-    h.fake.set(AGENT, "/spec/model", "primary", json!("openai/gpt-4o"));
-    h.fake.set(AGENT, "/spec", "userTimezone", json!("Mars/Olympus"));
+    h.fake
+        .set(AGENT, "/spec/model", "primary", json!("openai/gpt-4o"));
+    h.fake
+        .set(AGENT, "/spec", "userTimezone", json!("Mars/Olympus"));
     h.reconcile().await;
     let (_, log) = h.reconcile().await;
     assert!(!writes(&log).iter().any(|w| w.contains("deployments")));
     let ready = h.condition("Ready");
     assert_eq!(ready["reason"], "InvalidSpec");
     let msg = ready["message"].as_str().unwrap();
-    assert!(msg.contains("spec.model.primary") && msg.contains("baseUrl"), "{msg}");
-    assert!(msg.contains("spec.userTimezone") && msg.contains("Mars/Olympus"), "{msg}");
+    assert!(
+        msg.contains("spec.model.primary") && msg.contains("baseUrl"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("spec.userTimezone") && msg.contains("Mars/Olympus"),
+        "{msg}"
+    );
 }
 
 async fn member<M: members::Member>(h: &Harness, path: &str) -> Value {
     let obj: M = h.fake.typed(path).unwrap();
-    members::reconcile(Arc::new(obj), h.ctx.clone()).await.expect("member reconcile");
+    members::reconcile(Arc::new(obj), h.ctx.clone())
+        .await
+        .expect("member reconcile");
     h.fake.get(path).unwrap()["status"].clone()
 }
 
@@ -334,10 +515,16 @@ async fn members_report_ready_or_what_is_wrong() {
     member::<Cron>(&h, cron).await;
     assert_eq!(writes(&h.fake.take_log()), Vec::<String>::new());
 
-    h.fake.set(cron, "/spec", "timeZone", json!("Asia/Atlantis"));
+    h.fake
+        .set(cron, "/spec", "timeZone", json!("Asia/Atlantis"));
     let status = member::<Cron>(&h, cron).await;
     assert_eq!(status["conditions"][0]["reason"], "InvalidCron");
-    assert!(status["conditions"][0]["message"].as_str().unwrap().contains("spec.timeZone"));
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.timeZone")
+    );
 
     h.set_secret("telegram-bot-token", "CHANGE_ME");
     let status = member::<Channel>(&h, chan).await;
@@ -346,7 +533,12 @@ async fn members_report_ready_or_what_is_wrong() {
     h.fake.set(chan, "/spec", "agentRef", json!("nobody"));
     let status = member::<Channel>(&h, chan).await;
     assert_eq!(status["conditions"][0]["reason"], "AgentNotFound");
-    assert!(status["conditions"][0]["message"].as_str().unwrap().contains("Agent nobody does not exist"));
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Agent nobody does not exist")
+    );
 }
 
 #[tokio::test]
@@ -354,7 +546,10 @@ async fn node_pairing_waits_for_approval_and_checks_its_id() {
     use sha2::Digest;
     let h = Harness::new("shrimp.yaml");
     let key = [7u8; 32];
-    let id: String = sha2::Sha256::digest(key).iter().map(|b| format!("{b:02x}")).collect();
+    let id: String = sha2::Sha256::digest(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let np = json!({
         "apiVersion": "clawops.dev/v1alpha1", "kind": "NodePairing",
         "metadata": {"name": "desktop", "namespace": "default"},

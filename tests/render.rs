@@ -10,12 +10,19 @@ fn clawops(args: &[&str]) -> (i32, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run clawops");
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// Generated tokens and the hashes over them differ on every run.
 fn normalize(yaml: &str) -> String {
-    Regex::new("[0-9a-f]{64}").unwrap().replace_all(yaml, "<sha256>").into_owned()
+    Regex::new("[0-9a-f]{64}")
+        .unwrap()
+        .replace_all(yaml, "<sha256>")
+        .into_owned()
 }
 
 fn golden(name: &str, actual: &str) {
@@ -24,17 +31,48 @@ fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(expected == actual, "{path} differs from the render output; review and run `UPDATE_GOLDEN=1 cargo test --test render`");
+    assert!(
+        expected == actual,
+        "{path} differs from the render output; review and run `UPDATE_GOLDEN=1 cargo test --test render`"
+    );
 }
 
 #[test]
 fn render_of_the_ingress_example_matches_golden() {
-    let (code, out, err) = clawops(&["render", "-f", "manifests/examples/shrimp.yaml", "-n", "claw", "--gateway-image", "ghcr.io/clawops/clawops:golden"]);
+    let (code, out, err) = clawops(&[
+        "render",
+        "-f",
+        "manifests/examples/shrimp.yaml",
+        "-n",
+        "claw",
+        "--gateway-image",
+        "ghcr.io/clawops/clawops:golden",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("generated a new gateway token into Secret shrimp-gateway-token"), "{err}");
+    assert!(
+        err.contains("generated a new gateway token into Secret shrimp-gateway-token"),
+        "{err}"
+    );
     golden("shrimp.yaml", &normalize(&out));
-    let kinds: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
-    for k in ["ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment", "Service", "Ingress", "NetworkPolicy", "CronJob"] {
+    let kinds: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .collect();
+    for k in [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "NetworkPolicy",
+        "CronJob",
+    ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| **k == "CronJob").count(), 2);
@@ -42,21 +80,43 @@ fn render_of_the_ingress_example_matches_golden() {
 
 #[test]
 fn render_of_the_tailscale_example_matches_golden() {
-    let (code, out, err) = clawops(&["render", "-f", "manifests/examples/shrimp-tailscale.yaml", "-n", "claw", "--gateway-image", "ghcr.io/clawops/clawops:golden"]);
+    let (code, out, err) = clawops(&[
+        "render",
+        "-f",
+        "manifests/examples/shrimp-tailscale.yaml",
+        "-n",
+        "claw",
+        "--gateway-image",
+        "ghcr.io/clawops/clawops:golden",
+    ]);
     assert_eq!(code, 0, "{err}");
     golden("shrimp-tailscale.yaml", &normalize(&out));
-    assert!(out.contains("name: TS_KUBE_SECRET") && out.contains("image: ghcr.io/tailscale/tailscale:stable"));
+    assert!(
+        out.contains("name: TS_KUBE_SECRET")
+            && out.contains("image: ghcr.io/tailscale/tailscale:stable")
+    );
     assert!(!out.contains("kind: Ingress"));
 }
 
 #[test]
 fn render_with_check_secrets_refuses_placeholders_and_names_keys() {
-    let (code, out, err) = clawops(&["render", "-f", "manifests/examples/shrimp.yaml", "--check-secrets"]);
+    let (code, out, err) = clawops(&[
+        "render",
+        "-f",
+        "manifests/examples/shrimp.yaml",
+        "--check-secrets",
+    ]);
     assert_eq!(code, 2);
     assert!(out.is_empty());
     assert!(err.contains("Agent shrimp would be refused"), "{err}");
-    assert!(err.contains("Secret shrimp-secrets key zai-api-key (spec.model.apiKeySecretRef)"), "{err}");
-    assert!(err.contains("Secret shrimp-secrets key telegram-bot-token"), "{err}");
+    assert!(
+        err.contains("Secret shrimp-secrets key zai-api-key (spec.model.apiKeySecretRef)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Secret shrimp-secrets key telegram-bot-token"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,12 +131,24 @@ fn render_errors_name_the_file_document_and_field() {
     .unwrap();
     let (code, _, err) = clawops(&["render", "-f", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.yaml: document 1") && err.contains("spec.telegram.dmPolicy") && err.contains("sometimes"), "{err}");
+    assert!(
+        err.contains("bad.yaml: document 1")
+            && err.contains("spec.telegram.dmPolicy")
+            && err.contains("sometimes"),
+        "{err}"
+    );
 
-    std::fs::write(&bad, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+    )
+    .unwrap();
     let (code, _, err) = clawops(&["render", "-f", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("kind Deployment (apiVersion apps/v1) is not one of"), "{err}");
+    assert!(
+        err.contains("kind Deployment (apiVersion apps/v1) is not one of"),
+        "{err}"
+    );
     let (code, _, err) = clawops(&["render", "-f", "does-not-exist.yaml"]);
     assert_eq!(code, 2);
     assert!(err.contains("reading does-not-exist.yaml"), "{err}");
@@ -86,7 +158,12 @@ fn render_errors_name_the_file_document_and_field() {
 fn crd_prints_the_four_crds() {
     let (code, out, _) = clawops(&["crd"]);
     assert_eq!(code, 0);
-    for name in ["agents.clawops.dev", "channels.clawops.dev", "crons.clawops.dev", "nodepairings.clawops.dev"] {
+    for name in [
+        "agents.clawops.dev",
+        "channels.clawops.dev",
+        "crons.clawops.dev",
+        "nodepairings.clawops.dev",
+    ] {
         assert!(out.contains(&format!("name: {name}")), "{name}");
     }
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements, SecretKeySelector};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretKeySelector,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -17,25 +20,47 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
     let token = secrets::token_ref(agent);
     let mut labels = meta::labels(agent, COMPONENT_CRON);
     labels.insert(LABEL_CRON.into(), cron.name_any());
-    let mut metadata = meta::object_meta(agent, meta::cron_job_name(agent, &cron.name_any()), COMPONENT_CRON);
+    let mut metadata = meta::object_meta(
+        agent,
+        meta::cron_job_name(agent, &cron.name_any()),
+        COMPONENT_CRON,
+    );
     metadata.labels = Some(labels.clone());
     let container = Container {
         name: "cron".into(),
-        image: Some(agent.spec.gateway.image.clone().unwrap_or_else(|| image.to_string())),
+        image: Some(
+            agent
+                .spec
+                .gateway
+                .image
+                .clone()
+                .unwrap_or_else(|| image.to_string()),
+        ),
         args: Some(vec!["cron".into(), "run".into(), cron.name_any()]),
         env: Some(vec![
-            EnvVar { name: ENV_GATEWAY_URL.into(), value: Some(network::service_url(agent)), value_from: None },
+            EnvVar {
+                name: ENV_GATEWAY_URL.into(),
+                value: Some(network::service_url(agent)),
+                value_from: None,
+            },
             EnvVar {
                 name: ENV_GATEWAY_TOKEN.into(),
                 value: None,
                 value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector { name: token.name, key: token.key, optional: None }),
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: token.name,
+                        key: token.key,
+                        optional: None,
+                    }),
                     ..Default::default()
                 }),
             },
         ]),
         resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([("cpu".into(), Quantity("10m".into())), ("memory".into(), Quantity("16Mi".into()))])),
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("10m".into())),
+                ("memory".into(), Quantity("16Mi".into())),
+            ])),
             limits: Some(BTreeMap::from([("memory".into(), Quantity("64Mi".into()))])),
             ..Default::default()
         }),
@@ -46,7 +71,12 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
         metadata,
         spec: Some(CronJobSpec {
             schedule: cron.spec.schedule.clone(),
-            time_zone: Some(cron.spec.time_zone.clone().unwrap_or_else(|| agent.spec.user_timezone.clone())),
+            time_zone: Some(
+                cron.spec
+                    .time_zone
+                    .clone()
+                    .unwrap_or_else(|| agent.spec.user_timezone.clone()),
+            ),
             suspend: Some(cron.spec.suspend),
             concurrency_policy: Some("Forbid".into()),
             starting_deadline_seconds: Some(300),
@@ -58,7 +88,10 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
                     backoff_limit: Some(1),
                     active_deadline_seconds: Some(900),
                     template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels),
+                            ..Default::default()
+                        }),
                         spec: Some(PodSpec {
                             restart_policy: Some("Never".into()),
                             // The runner only talks to the gateway; it needs no Kubernetes API token.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SecretKeySelector, Volume, VolumeMount,
+    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -40,7 +40,11 @@ fn secret_env_var(name: &str, r: &SecretKeyRef) -> EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: r.name.clone(), key: r.key.clone(), optional: None }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: None,
+            }),
             ..Default::default()
         }),
     }
@@ -48,8 +52,14 @@ fn secret_env_var(name: &str, r: &SecretKeyRef) -> EnvVar {
 
 fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
-        requests: Some(BTreeMap::from([("cpu".into(), Quantity("50m".into())), ("memory".into(), Quantity("64Mi".into()))])),
-        limits: Some(BTreeMap::from([("memory".into(), Quantity("256Mi".into()))])),
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity("50m".into())),
+            ("memory".into(), Quantity("64Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".into(),
+            Quantity("256Mi".into()),
+        )])),
         ..Default::default()
     }
 }
@@ -69,15 +79,30 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// The gateway Deployment. `content_hash` covers config and referenced secret data.
-pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash: &str) -> Deployment {
+pub fn deployment(
+    agent: &Agent,
+    channels: &[Channel],
+    image: &str,
+    content_hash: &str,
+) -> Deployment {
     let gw = &agent.spec.gateway;
-    let mut env: Vec<EnvVar> = secret_env(agent, channels).iter().map(|(n, r)| secret_env_var(n, r)).collect();
-    env.push(EnvVar { name: ENV_AGENT.into(), value: Some(agent.name_any()), value_from: None });
+    let mut env: Vec<EnvVar> = secret_env(agent, channels)
+        .iter()
+        .map(|(n, r)| secret_env_var(n, r))
+        .collect();
+    env.push(EnvVar {
+        name: ENV_AGENT.into(),
+        value: Some(agent.name_any()),
+        value_from: None,
+    });
     env.push(EnvVar {
         name: ENV_POD_NAMESPACE.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.namespace".into(),
+                api_version: None,
+            }),
             ..Default::default()
         }),
     });
@@ -85,10 +110,16 @@ pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash
         name: "gateway".into(),
         image: Some(gw.image.clone().unwrap_or_else(|| image.to_string())),
         args: Some(
-            ["gateway", "--config", &format!("{CONFIG_DIR}/{CONFIG_FILE}"), "--state-dir", STATE_DIR]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "gateway",
+                "--config",
+                &format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+                "--state-dir",
+                STATE_DIR,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         ),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
@@ -98,9 +129,22 @@ pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash
         }]),
         env: Some(env),
         volume_mounts: Some(vec![
-            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "state".into(), mount_path: STATE_DIR.into(), ..Default::default() },
-            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "state".into(),
+                mount_path: STATE_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
         ]),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
@@ -114,7 +158,10 @@ pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash
         Volume {
             name: "config".into(),
             // The whole directory, not a subPath: subPath mounts never see ConfigMap updates.
-            config_map: Some(ConfigMapVolumeSource { name: meta::config_map_name(agent), ..Default::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: meta::config_map_name(agent),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         Volume {
@@ -125,9 +172,18 @@ pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash
             }),
             ..Default::default()
         },
-        Volume { name: "tmp".into(), empty_dir: Some(Default::default()), ..Default::default() },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
     ];
-    if let Some(ts) = gw.expose.as_ref().and_then(|e| e.tailscale.as_ref()).filter(|_| super::rbac::uses_tailscale_sidecar(agent)) {
+    if let Some(ts) = gw
+        .expose
+        .as_ref()
+        .and_then(|e| e.tailscale.as_ref())
+        .filter(|_| super::rbac::uses_tailscale_sidecar(agent))
+    {
         containers.push(tailscale::sidecar(agent, ts));
         volumes.extend(tailscale::volumes(agent));
     }
@@ -137,13 +193,19 @@ pub fn deployment(agent: &Agent, channels: &[Channel], image: &str, content_hash
         spec: Some(DeploymentSpec {
             // Two pollers of one Telegram bot conflict (409), so never more than one pod.
             replicas: Some(1),
-            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            }),
             selector: meta::selector(agent, COMPONENT_GATEWAY),
             revision_history_limit: Some(3),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
-                    annotations: Some(BTreeMap::from([(ANNOTATION_CONFIG_HASH.to_string(), content_hash.to_string())])),
+                    annotations: Some(BTreeMap::from([(
+                        ANNOTATION_CONFIG_HASH.to_string(),
+                        content_hash.to_string(),
+                    )])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {

@@ -55,7 +55,11 @@ pub fn cron_job_name(agent: &Agent, cron: &str) -> String {
 /// Cluster-scoped, so it carries the namespace.
 pub fn cluster_binding_name(agent: &Agent) -> String {
     let ns = agent.namespace().unwrap_or_default();
-    child_name(&format!("clawops-{ns}"), &format!("{}-reader", agent.name_any()), 253)
+    child_name(
+        &format!("clawops-{ns}"),
+        &format!("{}-reader", agent.name_any()),
+        253,
+    )
 }
 
 /// Labels of every object generated for an Agent.
@@ -76,7 +80,10 @@ pub fn selector_labels(agent: &Agent, component: &str) -> BTreeMap<String, Strin
 }
 
 pub fn selector(agent: &Agent, component: &str) -> LabelSelector {
-    LabelSelector { match_labels: Some(selector_labels(agent, component)), ..Default::default() }
+    LabelSelector {
+        match_labels: Some(selector_labels(agent, component)),
+        ..Default::default()
+    }
 }
 
 /// The label selector that finds everything the operator generated for an Agent.

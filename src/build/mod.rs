@@ -14,7 +14,9 @@ pub mod tailscale;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
@@ -58,7 +60,11 @@ pub struct GatewayObjects {
 
 /// The gateway config file content for these inputs.
 pub fn gateway_config_json(inputs: &BuildInputs<'_>) -> String {
-    let trusted: &[&str] = if rbac::uses_tailscale_sidecar(inputs.agent) { &["127.0.0.1", "::1"] } else { &[] };
+    let trusted: &[&str] = if rbac::uses_tailscale_sidecar(inputs.agent) {
+        &["127.0.0.1", "::1"]
+    } else {
+        &[]
+    };
     use kube::ResourceExt;
     config::render(&ConfigInputs {
         agent: inputs.agent,
@@ -85,7 +91,13 @@ pub fn content_hash(parts: &[&str]) -> String {
 pub fn build_all(inputs: &BuildInputs<'_>) -> GatewayObjects {
     let agent = inputs.agent;
     let config_json = gateway_config_json(inputs);
-    let ts = agent.spec.gateway.expose.as_ref().and_then(|e| e.tailscale.as_ref()).filter(|_| rbac::uses_tailscale_sidecar(agent));
+    let ts = agent
+        .spec
+        .gateway
+        .expose
+        .as_ref()
+        .and_then(|e| e.tailscale.as_ref())
+        .filter(|_| rbac::uses_tailscale_sidecar(agent));
     let tailscale_serve = ts.map(|t| tailscale::serve_config_map(agent, t));
     let serve_json = tailscale_serve
         .as_ref()
@@ -106,7 +118,11 @@ pub fn build_all(inputs: &BuildInputs<'_>) -> GatewayObjects {
         service: network::service(agent),
         ingress: network::ingress(agent),
         network_policy: network::network_policy(agent),
-        cron_jobs: inputs.crons.iter().map(|c| cron_job::cron_job(agent, c, inputs.image)).collect(),
+        cron_jobs: inputs
+            .crons
+            .iter()
+            .map(|c| cron_job::cron_job(agent, c, inputs.image))
+            .collect(),
     }
 }
 
@@ -116,7 +132,11 @@ impl GatewayObjects {
         fn v<T: Serialize>(t: &T) -> serde_json::Value {
             serde_json::to_value(t).expect("k8s objects serialize")
         }
-        let mut out = vec![v(&self.service_account), v(&self.role), v(&self.role_binding)];
+        let mut out = vec![
+            v(&self.service_account),
+            v(&self.role),
+            v(&self.role_binding),
+        ];
         out.extend(self.cluster_role_binding.iter().map(v));
         out.push(v(&self.config_map));
         out.extend(self.tailscale_serve.iter().map(v));

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    IngressTLS, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
-    ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, NetworkPolicy, NetworkPolicyIngressRule,
+    NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -43,7 +43,10 @@ fn backend(agent: &Agent) -> IngressBackend {
     IngressBackend {
         service: Some(IngressServiceBackend {
             name: meta::gateway_name(agent),
-            port: Some(ServiceBackendPort { number: Some(agent.spec.gateway.port.into()), name: None }),
+            port: Some(ServiceBackendPort {
+                number: Some(agent.spec.gateway.port.into()),
+                name: None,
+            }),
         }),
         resource: None,
     }
@@ -74,7 +77,10 @@ fn web_ingress(agent: &Agent, ing: &IngressExpose) -> Ingress {
             }
             (None, None) => meta::tls_secret_name(agent),
         };
-        vec![IngressTLS { hosts: Some(vec![ing.host.clone()]), secret_name: Some(secret_name) }]
+        vec![IngressTLS {
+            hosts: Some(vec![ing.host.clone()]),
+            secret_name: Some(secret_name),
+        }]
     });
     let mut metadata = meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY);
     metadata.annotations = (!annotations.is_empty()).then_some(annotations);
@@ -102,14 +108,20 @@ fn web_ingress(agent: &Agent, ing: &IngressExpose) -> Ingress {
 fn tailscale_ingress(agent: &Agent, ts: &TailscaleExpose) -> Ingress {
     let mut metadata = meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY);
     if ts.funnel {
-        metadata.annotations = Some(BTreeMap::from([("tailscale.com/funnel".to_string(), "true".to_string())]));
+        metadata.annotations = Some(BTreeMap::from([(
+            "tailscale.com/funnel".to_string(),
+            "true".to_string(),
+        )]));
     }
     Ingress {
         metadata,
         spec: Some(IngressSpec {
             ingress_class_name: Some("tailscale".into()),
             default_backend: Some(backend(agent)),
-            tls: Some(vec![IngressTLS { hosts: Some(vec![ts.hostname.clone()]), secret_name: None }]),
+            tls: Some(vec![IngressTLS {
+                hosts: Some(vec![ts.hostname.clone()]),
+                secret_name: None,
+            }]),
             rules: None,
         }),
         ..Default::default()
@@ -148,7 +160,11 @@ pub fn network_policy(agent: &Agent) -> Option<NetworkPolicy> {
         if let Some(ing) = &expose.ingress {
             namespaces.extend(ing.controller_namespaces.iter().cloned());
         }
-        if expose.tailscale.as_ref().is_some_and(|t| t.mode == TailscaleMode::Operator) {
+        if expose
+            .tailscale
+            .as_ref()
+            .is_some_and(|t| t.mode == TailscaleMode::Operator)
+        {
             namespaces.push(TAILSCALE_OPERATOR_NAMESPACE.into());
         }
     }

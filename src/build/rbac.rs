@@ -1,7 +1,9 @@
 //! The gateway's ServiceAccount, Role and RoleBinding, and the read-only cluster view.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
@@ -34,8 +36,16 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
 /// pre-created state Secret.
 pub fn role(agent: &Agent) -> Role {
     let mut rules = vec![
-        rule(&["clawops.dev"], &["agents", "channels", "crons", "nodepairings"], &["get", "list", "watch"]),
-        rule(&["clawops.dev"], &["channels/status", "crons/status", "nodepairings/status"], &["get", "patch", "update"]),
+        rule(
+            &["clawops.dev"],
+            &["agents", "channels", "crons", "nodepairings"],
+            &["get", "list", "watch"],
+        ),
+        rule(
+            &["clawops.dev"],
+            &["channels/status", "crons/status", "nodepairings/status"],
+            &["get", "patch", "update"],
+        ),
         rule(&["clawops.dev"], &["nodepairings"], &["create"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ];
@@ -80,16 +90,36 @@ pub fn cluster_reader_role() -> ClusterRole {
         metadata: ObjectMeta {
             name: Some(CLUSTER_READER_ROLE.into()),
             labels: Some(
-                [(LABEL_NAME, APP_NAME), (LABEL_MANAGED_BY, FIELD_MANAGER), (LABEL_PART_OF, APP_NAME)]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                [
+                    (LABEL_NAME, APP_NAME),
+                    (LABEL_MANAGED_BY, FIELD_MANAGER),
+                    (LABEL_PART_OF, APP_NAME),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ),
             ..Default::default()
         },
         rules: Some(vec![
-            rule(&[""], &["nodes", "pods", "persistentvolumeclaims", "persistentvolumes", "namespaces", "services", "events"], read),
-            rule(&["apps"], &["deployments", "statefulsets", "daemonsets", "replicasets"], read),
+            rule(
+                &[""],
+                &[
+                    "nodes",
+                    "pods",
+                    "persistentvolumeclaims",
+                    "persistentvolumes",
+                    "namespaces",
+                    "services",
+                    "events",
+                ],
+                read,
+            ),
+            rule(
+                &["apps"],
+                &["deployments", "statefulsets", "daemonsets", "replicasets"],
+                read,
+            ),
             rule(&["batch"], &["jobs", "cronjobs"], read),
             rule(&["events.k8s.io"], &["events"], read),
             rule(&["metrics.k8s.io"], &["nodes", "pods"], &["get", "list"]),

@@ -24,7 +24,10 @@ pub fn token_secret(agent: &Agent, token: &SecretString) -> Secret {
     Secret {
         metadata: meta::object_meta(agent, meta::token_secret_name(agent), COMPONENT_GATEWAY),
         type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), token.expose_secret().to_string())])),
+        string_data: Some(BTreeMap::from([(
+            TOKEN_KEY.to_string(),
+            token.expose_secret().to_string(),
+        )])),
         ..Default::default()
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector, ResourceRequirements,
-    SecretKeySelector, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    ResourceRequirements, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
@@ -43,12 +43,19 @@ pub fn serve_config_map(agent: &Agent, ts: &TailscaleExpose) -> ConfigMap {
 }
 
 pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
-    let env = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), value_from: None };
+    let env = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    };
     let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
             ..Default::default()
         }),
     };
@@ -66,7 +73,11 @@ pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
             name: "TS_AUTHKEY".into(),
             value: None,
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name: key.name.clone(), key: key.key.clone(), optional: None }),
+                secret_key_ref: Some(SecretKeySelector {
+                    name: key.name.clone(),
+                    key: key.key.clone(),
+                    optional: None,
+                }),
                 ..Default::default()
             }),
         });
@@ -76,13 +87,28 @@ pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
         image: Some(ts.image.clone()),
         env: Some(envs),
         volume_mounts: Some(vec![
-            VolumeMount { name: "tailscale-serve".into(), mount_path: SERVE_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "tailscale-tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+            VolumeMount {
+                name: "tailscale-serve".into(),
+                mount_path: SERVE_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tailscale-tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
         ]),
         security_context: Some(container_security_context(TAILSCALE_USER)),
         resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([("cpu".into(), Quantity("10m".into())), ("memory".into(), Quantity("32Mi".into()))])),
-            limits: Some(BTreeMap::from([("memory".into(), Quantity("128Mi".into()))])),
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("10m".into())),
+                ("memory".into(), Quantity("32Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".into(),
+                Quantity("128Mi".into()),
+            )])),
             ..Default::default()
         }),
         ..Default::default()
@@ -93,10 +119,17 @@ pub fn volumes(agent: &Agent) -> Vec<Volume> {
     vec![
         Volume {
             name: "tailscale-serve".into(),
-            config_map: Some(ConfigMapVolumeSource { name: meta::tailscale_serve_name(agent), ..Default::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: meta::tailscale_serve_name(agent),
+                ..Default::default()
+            }),
             ..Default::default()
         },
-        Volume { name: "tailscale-tmp".into(), empty_dir: Some(Default::default()), ..Default::default() },
+        Volume {
+            name: "tailscale-tmp".into(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
     ]
 }
 
@@ -108,9 +141,13 @@ mod tests {
     fn serve_config_proxies_443_to_the_gateway() {
         let v: serde_json::Value = serde_json::from_str(&serve_config_json(18789, false)).unwrap();
         assert_eq!(v["TCP"]["443"]["HTTPS"], true);
-        assert_eq!(v["Web"]["${TS_CERT_DOMAIN}:443"]["Handlers"]["/"]["Proxy"], "http://127.0.0.1:18789");
+        assert_eq!(
+            v["Web"]["${TS_CERT_DOMAIN}:443"]["Handlers"]["/"]["Proxy"],
+            "http://127.0.0.1:18789"
+        );
         assert_eq!(v["AllowFunnel"]["${TS_CERT_DOMAIN}:443"], false);
-        let funnel: serde_json::Value = serde_json::from_str(&serve_config_json(18789, true)).unwrap();
+        let funnel: serde_json::Value =
+            serde_json::from_str(&serve_config_json(18789, true)).unwrap();
         assert_eq!(funnel["AllowFunnel"]["${TS_CERT_DOMAIN}:443"], true);
     }
 }

@@ -3,7 +3,7 @@
 
 mod render;
 
-pub use render::{render, ConfigInputs};
+pub use render::{ConfigInputs, render};
 
 use std::collections::BTreeMap;
 

@@ -45,16 +45,25 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
             },
             max_concurrent: spec.max_concurrent,
             heartbeat: HeartbeatConfig {
-                every: spec.heartbeat.as_ref().map_or_else(|| "30m".to_string(), |h| h.every.clone()),
+                every: spec
+                    .heartbeat
+                    .as_ref()
+                    .map_or_else(|| "30m".to_string(), |h| h.every.clone()),
             },
             user_timezone: spec.user_timezone.clone(),
             time_format: spec.time_format,
             cluster_access: spec.cluster_access,
         },
         gateway: ServerConfig {
-            port: if spec.gateway.port == 0 { GATEWAY_PORT } else { spec.gateway.port },
+            port: if spec.gateway.port == 0 {
+                GATEWAY_PORT
+            } else {
+                spec.gateway.port
+            },
             bind: "0.0.0.0".into(),
-            auth: AuthConfig { token_env: ENV_GATEWAY_TOKEN.into() },
+            auth: AuthConfig {
+                token_env: ENV_GATEWAY_TOKEN.into(),
+            },
             trusted_proxies,
             public_url: inputs.public_url.clone(),
         },
@@ -82,20 +91,23 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
             .map(|c| CronConfig {
                 name: c.name_any(),
                 schedule: c.spec.schedule.clone(),
-                time_zone: c.spec.time_zone.clone().unwrap_or_else(|| spec.user_timezone.clone()),
+                time_zone: c
+                    .spec
+                    .time_zone
+                    .clone()
+                    .unwrap_or_else(|| spec.user_timezone.clone()),
                 suspend: c.spec.suspend,
                 message: c.spec.message.clone(),
                 patrol: c.spec.patrol.clone(),
-                deliver: c
-                    .spec
-                    .deliver
-                    .as_ref()
-                    .map(|d| DeliverConfig { channel: d.channel_ref.clone(), to: d.to.clone() }),
+                deliver: c.spec.deliver.as_ref().map(|d| DeliverConfig {
+                    channel: d.channel_ref.clone(),
+                    to: d.to.clone(),
+                }),
             })
             .collect(),
-        kubernetes: inputs
-            .namespace
-            .clone()
-            .map(|namespace| KubernetesConfig { namespace, agent: agent.name_any() }),
+        kubernetes: inputs.namespace.clone().map(|namespace| KubernetesConfig {
+            namespace,
+            agent: agent.name_any(),
+        }),
     }
 }

@@ -42,8 +42,21 @@ impl std::fmt::Display for Change {
     }
 }
 
-pub trait Object: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {}
-impl<K> Object for K where K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {}
+pub trait Object:
+    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<K> Object for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 fn describe<K: Object>(name: &str) -> String {
     format!("{} {name}", K::kind(&()))
@@ -51,33 +64,57 @@ fn describe<K: Object>(name: &str) -> String {
 
 fn err<K: Object>(action: &'static str, name: &str) -> impl FnOnce(kube::Error) -> ApplyError {
     let (kind, name) = (K::kind(&()).to_string(), name.to_string());
-    move |source| ApplyError { action, kind, name, source }
+    move |source| ApplyError {
+        action,
+        kind,
+        name,
+        source,
+    }
 }
 
 /// Hash of an object as we would apply it.
 pub fn applied_hash<K: Serialize>(obj: &K) -> String {
-    hex(&Sha256::digest(serde_json::to_vec(obj).expect("objects serialize")))
+    hex(&Sha256::digest(
+        serde_json::to_vec(obj).expect("objects serialize"),
+    ))
 }
 
 /// Applies `obj` unless the live object carries the same applied hash. Returns the change made.
 pub async fn apply<K: Object>(api: &Api<K>, mut obj: K) -> Result<Option<Change>, ApplyError> {
     let hash = applied_hash(&obj);
     let name = obj.name_any();
-    obj.annotations_mut().insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
-    let live = api.get_opt(&name).await.map_err(err::<K>("reading", &name))?;
-    if live.as_ref().and_then(|l| l.annotations().get(ANNOTATION_APPLIED_HASH)) == Some(&hash) {
+    obj.annotations_mut()
+        .insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(err::<K>("reading", &name))?;
+    if live
+        .as_ref()
+        .and_then(|l| l.annotations().get(ANNOTATION_APPLIED_HASH))
+        == Some(&hash)
+    {
         return Ok(None);
     }
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
-        .await
-        .map_err(err::<K>("applying", &name))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .map_err(err::<K>("applying", &name))?;
     Ok(Some(Change::Applied(describe::<K>(&name))))
 }
 
 /// Creates `obj` if no object of that name exists; an existing one is left untouched.
 pub async fn create_once<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, ApplyError> {
     let name = obj.name_any();
-    if api.get_opt(&name).await.map_err(err::<K>("reading", &name))?.is_some() {
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(err::<K>("reading", &name))?
+        .is_some()
+    {
         return Ok(None);
     }
     create(api, obj).await
@@ -86,7 +123,10 @@ pub async fn create_once<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Chan
 /// Creates `obj`; a concurrent creation (409) counts as nothing done.
 pub async fn create<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, ApplyError> {
     let name = obj.name_any();
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
     match api.create(&pp, obj).await {
         Ok(_) => Ok(Some(Change::Created(describe::<K>(&name)))),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
@@ -95,8 +135,15 @@ pub async fn create<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, 
 }
 
 /// Deletes the objects matching `selector` whose names are not in `keep`.
-pub async fn prune<K: Object>(api: &Api<K>, selector: &str, keep: &BTreeSet<String>) -> Result<Vec<Change>, ApplyError> {
-    let live = api.list_metadata(&ListParams::default().labels(selector)).await.map_err(err::<K>("listing", selector))?;
+pub async fn prune<K: Object>(
+    api: &Api<K>,
+    selector: &str,
+    keep: &BTreeSet<String>,
+) -> Result<Vec<Change>, ApplyError> {
+    let live = api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await
+        .map_err(err::<K>("listing", selector))?;
     let mut changes = Vec::new();
     for item in live.items {
         let name = item.name_any();

@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::agent::{resolve, validate};
@@ -29,9 +29,18 @@ use crate::secrets::hex;
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
     #[error("reading {what} for {kind} {name}: {source}")]
-    Read { what: String, kind: &'static str, name: String, source: kube::Error },
+    Read {
+        what: String,
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
     #[error("writing status of {kind} {name}: {source}")]
-    Status { kind: &'static str, name: String, source: kube::Error },
+    Status {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
 }
 
 /// A resource that names its Agent in `spec.agentRef`.
@@ -40,20 +49,33 @@ pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     fn agent_ref(&self) -> &str;
     fn previous(&self) -> (Option<i64>, Vec<Condition>);
     /// Decides the Ready condition (and other status fields) given the Agent exists.
-    fn check(&self, agent: &Agent, ctx: &Context) -> impl Future<Output = Result<(Cond, Value), MemberError>> + Send;
+    fn check(
+        &self,
+        agent: &Agent,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<(Cond, Value), MemberError>> + Send;
 }
 
 pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
     let ns = obj.namespace().unwrap_or_default();
-    let agent = Api::<Agent>::namespaced(ctx.client.clone(), &ns).get_opt(obj.agent_ref()).await.map_err(|source| {
-        MemberError::Read { what: format!("Agent {}", obj.agent_ref()), kind: M::KIND, name: obj.name_any(), source }
-    })?;
+    let agent = Api::<Agent>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(obj.agent_ref())
+        .await
+        .map_err(|source| MemberError::Read {
+            what: format!("Agent {}", obj.agent_ref()),
+            kind: M::KIND,
+            name: obj.name_any(),
+            source,
+        })?;
     let (ready, extra) = match &agent {
         None => (
             Cond::is_false(
                 CONDITION_READY,
                 "AgentNotFound",
-                format!("Agent {} does not exist in namespace {ns}; create it or fix spec.agentRef", obj.agent_ref()),
+                format!(
+                    "Agent {} does not exist in namespace {ns}; create it or fix spec.agentRef",
+                    obj.agent_ref()
+                ),
             ),
             json!({}),
         ),
@@ -61,7 +83,12 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
     };
     let (prev_gen, prev_conditions) = obj.previous();
     let generation = obj.meta().generation;
-    let conditions = conditions::merge(&prev_conditions, &[ready.clone()], generation, Timestamp::now());
+    let conditions = conditions::merge(
+        &prev_conditions,
+        std::slice::from_ref(&ready),
+        generation,
+        Timestamp::now(),
+    );
     let mut status = extra;
     let unchanged_extra = status.as_object().is_none_or(|m| m.is_empty());
     if prev_gen == generation && prev_conditions == conditions && unchanged_extra {
@@ -70,14 +97,26 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
     status["observedGeneration"] = json!(generation);
     status["conditions"] = json!(conditions);
     Api::<M>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
         .await
-        .map_err(|source| MemberError::Status { kind: M::KIND, name: obj.name_any(), source })?;
+        .map_err(|source| MemberError::Status {
+            kind: M::KIND,
+            name: obj.name_any(),
+            source,
+        })?;
     Ok(requeue(&ready))
 }
 
 fn requeue(ready: &Cond) -> Action {
-    Action::requeue(if ready.status { Duration::from_secs(600) } else { Duration::from_secs(30) })
+    Action::requeue(if ready.status {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(30)
+    })
 }
 
 impl Member for Channel {
@@ -86,27 +125,51 @@ impl Member for Channel {
         &self.spec.agent_ref
     }
     fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+        self.status
+            .as_ref()
+            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
+            .unwrap_or_default()
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let r = &self.spec.telegram.bot_token_secret_ref;
         let ns = self.namespace().unwrap_or_default();
-        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await.map_err(|source| {
-            MemberError::Read { what: format!("Secret {}", r.name), kind: Self::KIND, name: self.name_any(), source }
-        })?;
-        Ok((channel_ready(self, agent, resolve::lookup(secret.as_ref(), &r.key).err()), json!({})))
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await
+            .map_err(|source| MemberError::Read {
+                what: format!("Secret {}", r.name),
+                kind: Self::KIND,
+                name: self.name_any(),
+                source,
+            })?;
+        Ok((
+            channel_ready(self, agent, resolve::lookup(secret.as_ref(), &r.key).err()),
+            json!({}),
+        ))
     }
 }
 
 /// Ready of a Channel given what is wrong with its bot token, if anything.
-pub fn channel_ready(channel: &Channel, agent: &Agent, token: Option<crate::secrets::SecretProblem>) -> Cond {
+pub fn channel_ready(
+    channel: &Channel,
+    agent: &Agent,
+    token: Option<crate::secrets::SecretProblem>,
+) -> Cond {
     match token {
         Some(p) => Cond::is_false(
             CONDITION_READY,
             "SecretInvalid",
-            format!("{} (spec.telegram.botTokenSecretRef): {}; put the bot token from @BotFather there", channel.spec.telegram.bot_token_secret_ref, p.describe()),
+            format!(
+                "{} (spec.telegram.botTokenSecretRef): {}; put the bot token from @BotFather there",
+                channel.spec.telegram.bot_token_secret_ref,
+                p.describe()
+            ),
         ),
-        None => Cond::is_true(CONDITION_READY, "Configured", format!("Agent {} answers on this channel", agent.name_any())),
+        None => Cond::is_true(
+            CONDITION_READY,
+            "Configured",
+            format!("Agent {} answers on this channel", agent.name_any()),
+        ),
     }
 }
 
@@ -116,17 +179,33 @@ impl Member for Cron {
         &self.spec.agent_ref
     }
     fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+        self.status
+            .as_ref()
+            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
+            .unwrap_or_default()
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let ns = self.namespace().unwrap_or_default();
-        let channels = Api::<Channel>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await.map_err(|source| {
-            MemberError::Read { what: "Channels".into(), kind: Self::KIND, name: self.name_any(), source }
-        })?;
+        let channels = Api::<Channel>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| MemberError::Read {
+                what: "Channels".into(),
+                kind: Self::KIND,
+                name: self.name_any(),
+                source,
+            })?;
         let channels = resolve::members_of(agent, channels.items, |c| &c.spec.agent_ref);
         let (ready, job) = cron_ready(self, agent, &channels);
         let current = self.status.as_ref().and_then(|s| s.cron_job.clone());
-        Ok((ready, if current == job { json!({}) } else { json!({ "cronJob": job }) }))
+        Ok((
+            ready,
+            if current == job {
+                json!({})
+            } else {
+                json!({ "cronJob": job })
+            },
+        ))
     }
 }
 
@@ -135,8 +214,19 @@ pub fn cron_ready(cron: &Cron, agent: &Agent, channels: &[Channel]) -> (Cond, Op
     match validate::validate_cron(cron, agent, channels) {
         Ok(()) => {
             let job = meta::cron_job_name(agent, &cron.name_any());
-            let state = if cron.spec.suspend { "suspended" } else { "scheduled" };
-            (Cond::is_true(CONDITION_READY, "Scheduled", format!("{state} as CronJob {job}")), Some(job))
+            let state = if cron.spec.suspend {
+                "suspended"
+            } else {
+                "scheduled"
+            };
+            (
+                Cond::is_true(
+                    CONDITION_READY,
+                    "Scheduled",
+                    format!("{state} as CronJob {job}"),
+                ),
+                Some(job),
+            )
         }
         Err(why) => (Cond::is_false(CONDITION_READY, "InvalidCron", why), None),
     }
@@ -148,14 +238,24 @@ impl Member for NodePairing {
         &self.spec.agent_ref
     }
     fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status.as_ref().map(|s| (s.common.observed_generation, s.common.conditions.clone())).unwrap_or_default()
+        self.status
+            .as_ref()
+            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
+            .unwrap_or_default()
     }
     async fn check(&self, _agent: &Agent, _ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let (ready, phase) = node_pairing_ready(self);
         let current = self.status.as_ref().and_then(|s| s.phase);
         // Connected/Disconnected belong to the gateway; only move between Pending and Approved.
-        let keep = matches!(current, Some(NodePhase::Connected | NodePhase::Disconnected)) && self.spec.approved;
-        let extra = if keep || current == phase { json!({}) } else { json!({ "phase": phase }) };
+        let keep = matches!(
+            current,
+            Some(NodePhase::Connected | NodePhase::Disconnected)
+        ) && self.spec.approved;
+        let extra = if keep || current == phase {
+            json!({})
+        } else {
+            json!({ "phase": phase })
+        };
         Ok((ready, extra))
     }
 }
@@ -170,21 +270,35 @@ pub fn node_pairing_ready(np: &NodePairing) -> (Cond, Option<NodePhase>) {
         .map(|k| hex(&Sha256::digest(&k)));
     match derived {
         None => (
-            Cond::is_false(CONDITION_READY, "InvalidPublicKey", "spec.publicKey is not a raw 32-byte Ed25519 key in unpadded base64url"),
+            Cond::is_false(
+                CONDITION_READY,
+                "InvalidPublicKey",
+                "spec.publicKey is not a raw 32-byte Ed25519 key in unpadded base64url",
+            ),
             None,
         ),
         Some(id) if id != np.spec.node_id => (
-            Cond::is_false(CONDITION_READY, "NodeIdMismatch", format!("spec.nodeId must be the SHA-256 of spec.publicKey, which is {id}")),
+            Cond::is_false(
+                CONDITION_READY,
+                "NodeIdMismatch",
+                format!("spec.nodeId must be the SHA-256 of spec.publicKey, which is {id}"),
+            ),
             None,
         ),
         Some(_) if !np.spec.approved => (
             Cond::is_false(
                 CONDITION_READY,
                 "PendingApproval",
-                format!("approve the node with: kubectl patch nodepairing {} --type merge -p '{{\"spec\":{{\"approved\":true}}}}'", np.name_any()),
+                format!(
+                    "approve the node with: kubectl patch nodepairing {} --type merge -p '{{\"spec\":{{\"approved\":true}}}}'",
+                    np.name_any()
+                ),
             ),
             Some(NodePhase::Pending),
         ),
-        Some(_) => (Cond::is_true(CONDITION_READY, "Approved", "the node may connect"), Some(NodePhase::Approved)),
+        Some(_) => (
+            Cond::is_true(CONDITION_READY, "Approved", "the node may connect"),
+            Some(NodePhase::Approved),
+        ),
     }
 }

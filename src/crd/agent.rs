@@ -27,10 +27,18 @@ pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-
     shortname = "ag",
     category = "claw",
     doc = "An AI assistant reconciled into a gateway Deployment that answers on its Channels.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.primary"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSpec {
@@ -228,7 +236,10 @@ pub struct StorageSpec {
 
 impl Default for StorageSpec {
     fn default() -> Self {
-        Self { size: default_storage_size(), storage_class_name: None }
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
     }
 }
 
@@ -250,7 +261,10 @@ pub struct NetworkPolicySpec {
 
 impl Default for NetworkPolicySpec {
     fn default() -> Self {
-        Self { enabled: true, allow_from_namespaces: Vec::new() }
+        Self {
+            enabled: true,
+            allow_from_namespaces: Vec::new(),
+        }
     }
 }
 
@@ -276,7 +290,10 @@ pub struct Expose {
 #[serde(rename_all = "camelCase")]
 pub struct IngressExpose {
     /// Host name the Ingress answers for, e.g. `shrimp.example.com`.
-    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?$"),
+        length(max = 253)
+    )]
     pub host: String,
     /// IngressClass to use.
     #[serde(default = "default_ingress_class")]

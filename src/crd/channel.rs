@@ -23,11 +23,23 @@ pub const ALLOW_FROM_PATTERN: &str = r"^(\*|-?[0-9]{1,20}|@[A-Za-z0-9_]{4,32})$"
     shortname = "chan",
     category = "claw",
     doc = "A chat channel (Telegram bot) through which an Agent talks to people.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Agent", type_ = "string", json_path = ".spec.agentRef"),
     printcolumn(name = "Bot", type_ = "string", json_path = ".status.botUsername"),
-    printcolumn(name = "Pending", type_ = "integer", json_path = ".status.pendingCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.pendingCount"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelSpec {

@@ -5,10 +5,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A reference to one key of a Secret in the same namespace as the resource.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 pub struct SecretKeyRef {
     /// Name of the Secret, in the namespace of the resource that refers to it.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key within the Secret's `data`. The gateway reads the value from an environment
     /// variable named after the key (upper case, `-` and `.` become `_`).
@@ -18,7 +23,10 @@ pub struct SecretKeyRef {
 
 impl SecretKeyRef {
     pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
-        Self { name: name.into(), key: key.into() }
+        Self {
+            name: name.into(),
+            key: key.into(),
+        }
     }
 
     /// The environment variable the gateway reads this secret from, in a pod and standalone.
@@ -37,7 +45,13 @@ impl std::fmt::Display for SecretKeyRef {
 pub fn env_name_for_key(key: &str) -> String {
     let mut name: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert(0, '_');

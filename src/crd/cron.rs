@@ -23,12 +23,20 @@ pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|mi
     shortname = "crn",
     category = "claw",
     doc = "A scheduled agent turn (e.g. a cluster patrol) whose answer is delivered to a chat.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(name = "TimeZone", type_ = "string", json_path = ".spec.timeZone"),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
     printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CronSpec {
@@ -70,7 +78,9 @@ pub struct PatrolSpec {
 }
 
 /// One patrol check.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PatrolCheck {
     Nodes,

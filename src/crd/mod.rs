@@ -1,5 +1,9 @@
 //! The clawops custom resources (group `clawops.dev`, version `v1alpha1`) and their CRD YAML.
 
+// Each `printcolumn(...)` repeats `type_ = …`; clippy reads the derive's arguments as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod agent;
 pub mod channel;
 pub mod common;
@@ -17,7 +21,12 @@ use kube::CustomResourceExt;
 
 /// Every CRD of clawops, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Agent::crd(), Channel::crd(), Cron::crd(), NodePairing::crd()]
+    vec![
+        Agent::crd(),
+        Channel::crd(),
+        Cron::crd(),
+        NodePairing::crd(),
+    ]
 }
 
 /// One CRD as the YAML document written to `crds/<plural>.yaml`.

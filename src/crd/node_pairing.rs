@@ -18,11 +18,19 @@ use super::common::CommonStatus;
     shortname = "np",
     category = "claw",
     doc = "A remote node paired with an Agent's gateway, and the commands it may run.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Agent", type_ = "string", json_path = ".spec.agentRef"),
     printcolumn(name = "Node", type_ = "string", json_path = ".spec.displayName"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodePairingSpec {

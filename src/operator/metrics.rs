@@ -5,7 +5,7 @@ use std::time::Instant;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
@@ -32,9 +32,22 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 14))
         });
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, per kind", errors.clone());
-        registry.register("reconcile_duration_seconds", "Time a reconcile took, per kind", duration.clone());
-        Self { registry, reconciles, errors, duration }
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, per kind",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile took, per kind",
+            duration.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+        }
     }
 
     /// Records one reconcile of `kind` that started at `start`.
@@ -44,7 +57,9 @@ impl Metrics {
         if failed {
             self.errors.get_or_create(&labels).inc();
         }
-        self.duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+        self.duration
+            .get_or_create(&labels)
+            .observe(start.elapsed().as_secs_f64());
     }
 
     /// The Prometheus text exposition.
@@ -66,9 +81,21 @@ mod tests {
         m.observe("Agent", Instant::now(), true);
         m.observe("Cron", Instant::now(), false);
         let text = m.render();
-        assert!(text.contains(r#"clawops_operator_reconciles_total{kind="Agent"} 2"#), "{text}");
-        assert!(text.contains(r#"clawops_operator_reconcile_errors_total{kind="Agent"} 1"#), "{text}");
-        assert!(text.contains(r#"clawops_operator_reconciles_total{kind="Cron"} 1"#), "{text}");
-        assert!(text.contains(r#"clawops_operator_reconcile_duration_seconds_count{kind="Agent"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"clawops_operator_reconciles_total{kind="Agent"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"clawops_operator_reconcile_errors_total{kind="Agent"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"clawops_operator_reconciles_total{kind="Cron"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"clawops_operator_reconcile_duration_seconds_count{kind="Agent"} 2"#),
+            "{text}"
+        );
     }
 }

@@ -64,11 +64,14 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| anyhow::anyhow!("no Kubernetes client config (in-cluster or KUBECONFIG): {e}"))?;
+    let client = Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("no Kubernetes client config (in-cluster or KUBECONFIG): {e}")
+    })?;
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(HttpState { metrics: metrics.clone(), ready: false.into() });
+    let state = Arc::new(HttpState {
+        metrics: metrics.clone(),
+        ready: false.into(),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
         let mut rx = stop_rx.clone();
@@ -87,16 +90,21 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", opts.listen))?;
     tracing::info!(addr = %opts.listen, "serving /metrics, /healthz, /readyz");
-    let server = axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stopped.clone());
+    let server =
+        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stopped.clone());
     let server = tokio::spawn(async move { server.await });
 
     let mut lease_lost = None;
     if opts.leader_election {
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "clawops-operator")
-            .with_namespace(&opts.lease_namespace)
-            .with_identity(std::env::var("POD_NAME").unwrap_or_else(|_| format!("clawops-{}", std::process::id())))
-            .build()
-            .await?;
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "clawops-operator")
+                .with_namespace(&opts.lease_namespace)
+                .with_identity(
+                    std::env::var("POD_NAME")
+                        .unwrap_or_else(|_| format!("clawops-{}", std::process::id())),
+                )
+                .build()
+                .await?;
         let (mut leader, _task) = manager.watch().await;
         tracing::info!(lease = "clawops-operator", namespace = %opts.lease_namespace, "waiting for leadership");
         tokio::select! {
@@ -109,7 +117,11 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         });
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), opts.image.clone(), metrics.clone()));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        opts.image.clone(),
+        metrics.clone(),
+    ));
     state.ready.store(true, Ordering::Relaxed);
     let controllers = run_controllers(client, &opts.namespace, ctx, stopped.clone());
     match lease_lost {
@@ -142,18 +154,30 @@ async fn run_controllers(
         .owns(api::<Service>(&client, ns), owned.clone())
         .owns(api::<Ingress>(&client, ns), owned.clone())
         .owns(api::<CronJob>(&client, ns), owned.clone())
-        .watches(api::<Channel>(&client, ns), watcher::Config::default(), |c: Channel| agent_of(&c, &c.spec.agent_ref))
-        .watches(api::<Cron>(&client, ns), watcher::Config::default(), |c: Cron| agent_of(&c, &c.spec.agent_ref))
+        .watches(
+            api::<Channel>(&client, ns),
+            watcher::Config::default(),
+            |c: Channel| agent_of(&c, &c.spec.agent_ref),
+        )
+        .watches(
+            api::<Cron>(&client, ns),
+            watcher::Config::default(),
+            |c: Cron| agent_of(&c, &c.spec.agent_ref),
+        )
         // Only labelled Secrets are watched; others are re-read on every requeue.
-        .watches(api::<Secret>(&client, ns), watcher::Config::default().labels(WATCHED_SECRET_SELECTOR), move |s: Secret| {
-            let ns = s.namespace();
-            secret_store
-                .state()
-                .into_iter()
-                .filter(|a| a.namespace() == ns)
-                .map(|a| ObjectRef::from_obj(&*a))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            api::<Secret>(&client, ns),
+            watcher::Config::default().labels(WATCHED_SECRET_SELECTOR),
+            move |s: Secret| {
+                let ns = s.namespace();
+                secret_store
+                    .state()
+                    .into_iter()
+                    .filter(|a| a.namespace() == ns)
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(stop.clone())
         .run(
             |obj, ctx: Arc<Context>| async move {

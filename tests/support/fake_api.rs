@@ -9,7 +9,7 @@ use base64::Engine;
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// One request the client made.
 #[derive(Clone, Debug)]
@@ -42,7 +42,13 @@ pub struct FakeApi {
     state: Arc<Mutex<State>>,
 }
 
-const CLUSTER_SCOPED: &[&str] = &["ClusterRole", "ClusterRoleBinding", "Namespace", "Node", "PersistentVolume"];
+const CLUSTER_SCOPED: &[&str] = &[
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+];
 
 fn plural(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
@@ -58,7 +64,11 @@ pub fn path_of(obj: &Value) -> String {
     let api_version = obj["apiVersion"].as_str().expect("apiVersion");
     let kind = obj["kind"].as_str().expect("kind");
     let name = obj["metadata"]["name"].as_str().expect("metadata.name");
-    let prefix = if api_version == "v1" { "/api/v1".to_string() } else { format!("/apis/{api_version}") };
+    let prefix = if api_version == "v1" {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{api_version}")
+    };
     if CLUSTER_SCOPED.contains(&kind) {
         format!("{prefix}/{}/{name}", plural(kind))
     } else {
@@ -72,9 +82,17 @@ fn split(path: &str) -> (String, Option<String>, Option<String>) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let prefix_len = if segs[0] == "api" { 2 } else { 3 };
     let (prefix, rest) = segs.split_at(prefix_len);
-    let (coll_len, name_at) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 { (3, 3) } else { (1, 1) };
+    let (coll_len, name_at) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+        (3, 3)
+    } else {
+        (1, 1)
+    };
     let coll = format!("/{}/{}", prefix.join("/"), rest[..coll_len].join("/"));
-    (coll, rest.get(name_at).map(|s| s.to_string()), rest.get(name_at + 1).map(|s| s.to_string()))
+    (
+        coll,
+        rest.get(name_at).map(|s| s.to_string()),
+        rest.get(name_at + 1).map(|s| s.to_string()),
+    )
 }
 
 fn status(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
@@ -96,12 +114,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
         i += 1;
@@ -148,7 +167,9 @@ fn json_patch(target: &mut Value, ops: &[Value]) -> Result<(), String> {
                 let p = target.pointer_mut(parent).ok_or("parent")?;
                 match p {
                     Value::Array(a) if last == "-" => a.push(op["value"].clone()),
-                    Value::Array(a) => a.insert(last.parse().map_err(|_| "index")?, op["value"].clone()),
+                    Value::Array(a) => {
+                        a.insert(last.parse().map_err(|_| "index")?, op["value"].clone())
+                    }
                     Value::Object(o) => {
                         o.insert(last.to_string(), op["value"].clone());
                     }
@@ -215,12 +236,20 @@ impl FakeApi {
         let meta = obj["metadata"].as_object_mut().expect("metadata");
         let ex = existing.map(|e| &e["metadata"]);
         meta.insert("resourceVersion".into(), json!(rv));
-        let uid = ex.and_then(|e| e["uid"].as_str()).map(String::from).unwrap_or_else(|| format!("uid-{rv}"));
+        let uid = ex
+            .and_then(|e| e["uid"].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| format!("uid-{rv}"));
         meta.insert("uid".into(), json!(uid));
-        meta.entry("creationTimestamp").or_insert(json!("2026-11-21T00:00:00Z"));
+        meta.entry("creationTimestamp")
+            .or_insert(json!("2026-11-21T00:00:00Z"));
         let generation = ex.and_then(|e| e["generation"].as_i64()).unwrap_or(0);
         let spec_changed = existing.is_none_or(|e| e.get("spec") != obj.get("spec"));
-        obj["metadata"]["generation"] = json!(if spec_changed { generation + 1 } else { generation });
+        obj["metadata"]["generation"] = json!(if spec_changed {
+            generation + 1
+        } else {
+            generation
+        });
         if let Some(e) = existing {
             for key in ["finalizers", "deletionTimestamp"] {
                 if obj["metadata"].get(key).is_none() && !e["metadata"][key].is_null() {
@@ -232,12 +261,12 @@ impl FakeApi {
             }
         }
         // Like the API server, fold stringData into data.
-        if obj["kind"] == "Secret" {
-            if let Some(sd) = obj.as_object_mut().unwrap().remove("stringData") {
-                let engine = base64::engine::general_purpose::STANDARD;
-                for (k, v) in sd.as_object().unwrap() {
-                    obj["data"][k] = json!(engine.encode(v.as_str().unwrap()));
-                }
+        if obj["kind"] == "Secret"
+            && let Some(sd) = obj.as_object_mut().unwrap().remove("stringData")
+        {
+            let engine = base64::engine::general_purpose::STANDARD;
+            for (k, v) in sd.as_object().unwrap() {
+                obj["data"][k] = json!(engine.encode(v.as_str().unwrap()));
             }
         }
     }
@@ -246,18 +275,32 @@ impl FakeApi {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
-        let content_type =
-            req.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let bytes = req.into_body().collect_bytes().await.unwrap();
-        let body: Option<Value> = (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
+        let body: Option<Value> =
+            (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
         let mut s = self.state.lock().unwrap();
-        s.log.push(Recorded { method: method.clone(), path: path.clone(), query: query.clone(), content_type: content_type.clone(), body: body.clone() });
+        s.log.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            content_type: content_type.clone(),
+            body: body.clone(),
+        });
         let (coll, name, sub) = split(&path);
         let key = name.as_ref().map(|n| format!("{coll}/{n}"));
         match (method.as_str(), key) {
             ("GET", Some(key)) => match s.objects.get(&key) {
                 Some(o) => (StatusCode::OK, o.clone()),
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{key} not found"),
+                ),
             },
             ("GET", None) => {
                 let selector = query_param(&query, "labelSelector").unwrap_or_default();
@@ -265,18 +308,27 @@ impl FakeApi {
                     .objects
                     .iter()
                     .filter(|(k, o)| {
-                        k.strip_prefix(&format!("{coll}/")).is_some_and(|rest| !rest.contains('/')) && matches_selector(o, &selector)
+                        k.strip_prefix(&format!("{coll}/"))
+                            .is_some_and(|rest| !rest.contains('/'))
+                            && matches_selector(o, &selector)
                     })
                     .map(|(_, o)| o.clone())
                     .collect();
-                (StatusCode::OK, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}))
+                (
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
+                )
             }
             ("POST", None) => {
                 let mut obj = body.expect("POST body");
                 let name = obj["metadata"]["name"].as_str().expect("name").to_string();
                 let key = format!("{coll}/{name}");
                 if s.objects.contains_key(&key) {
-                    return status(StatusCode::CONFLICT, "AlreadyExists", &format!("{key} already exists"));
+                    return status(
+                        StatusCode::CONFLICT,
+                        "AlreadyExists",
+                        &format!("{key} already exists"),
+                    );
                 }
                 Self::admit(&mut s, &mut obj, None);
                 s.objects.insert(key, obj.clone());
@@ -287,7 +339,11 @@ impl FakeApi {
                 let existing = s.objects.get(&key).cloned();
                 let mut obj = if content_type.starts_with("application/apply-patch") {
                     if sub.as_deref() == Some("status") {
-                        let mut o = existing.clone().ok_or(()).map_err(|_| ()).unwrap_or(Value::Null);
+                        let mut o = existing
+                            .clone()
+                            .ok_or(())
+                            .map_err(|_| ())
+                            .unwrap_or(Value::Null);
                         o["status"] = patch["status"].clone();
                         o
                     } else {
@@ -302,7 +358,11 @@ impl FakeApi {
                     }
                 } else {
                     let Some(mut o) = existing.clone() else {
-                        return status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found"));
+                        return status(
+                            StatusCode::NOT_FOUND,
+                            "NotFound",
+                            &format!("{key} not found"),
+                        );
                     };
                     if content_type.starts_with("application/merge-patch") {
                         if sub.as_deref() == Some("status") {
@@ -310,7 +370,9 @@ impl FakeApi {
                         } else {
                             merge(&mut o, &patch);
                         }
-                    } else if let Err(e) = json_patch(&mut o, patch.as_array().expect("JSON patch array")) {
+                    } else if let Err(e) =
+                        json_patch(&mut o, patch.as_array().expect("JSON patch array"))
+                    {
                         return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e);
                     }
                     o
@@ -318,7 +380,9 @@ impl FakeApi {
                 Self::admit(&mut s, &mut obj, existing.as_ref());
                 // Finalizers gone from an object being deleted: it goes away.
                 if obj["metadata"]["deletionTimestamp"].is_string()
-                    && obj["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
+                    && obj["metadata"]["finalizers"]
+                        .as_array()
+                        .is_none_or(|f| f.is_empty())
                 {
                     s.objects.remove(&key);
                 } else {
@@ -328,17 +392,31 @@ impl FakeApi {
             }
             ("DELETE", Some(key)) => match s.objects.remove(&key) {
                 Some(mut o) => {
-                    if o["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
+                    if o["metadata"]["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| !f.is_empty())
+                    {
                         o["metadata"]["deletionTimestamp"] = json!("2026-11-21T01:00:00Z");
                         s.objects.insert(key, o.clone());
                         (StatusCode::OK, o)
                     } else {
-                        (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}))
+                        (
+                            StatusCode::OK,
+                            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}),
+                        )
                     }
                 }
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("{key} not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{key} not found"),
+                ),
             },
-            (m, k) => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &format!("{m} {k:?} not supported by the fake")),
+            (m, k) => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!("{m} {k:?} not supported by the fake"),
+            ),
         }
     }
 
@@ -358,13 +436,23 @@ impl FakeApi {
 
     /// Paths of stored objects under a prefix.
     pub fn paths(&self, prefix: &str) -> Vec<String> {
-        self.state.lock().unwrap().objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// Replaces a stored object's field (as another actor would, e.g. the Deployment controller).
     pub fn set(&self, path: &str, pointer_parent: &str, key: &str, value: Value) {
         let mut s = self.state.lock().unwrap();
-        let o = s.objects.get_mut(path).unwrap_or_else(|| panic!("{path} not stored"));
+        let o = s
+            .objects
+            .get_mut(path)
+            .unwrap_or_else(|| panic!("{path} not stored"));
         if o.pointer(pointer_parent).is_none() {
             merge(o, &pointer_to_object(pointer_parent));
         }
@@ -377,5 +465,9 @@ impl FakeApi {
 }
 
 fn pointer_to_object(pointer: &str) -> Value {
-    pointer.trim_matches('/').split('/').rev().fold(json!({}), |acc, seg| json!({ seg: acc }))
+    pointer
+        .trim_matches('/')
+        .split('/')
+        .rev()
+        .fold(json!({}), |acc, seg| json!({ seg: acc }))
 }

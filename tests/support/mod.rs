@@ -16,7 +16,10 @@ pub fn example(file: &str) -> Manifests {
     let path = format!("{}/manifests/examples/{file}", env!("CARGO_MANIFEST_DIR"));
     let mut m = Manifests::from_files(&[path], NS).expect("example parses");
     for s in &mut m.secrets {
-        let sd = s.string_data.as_mut().expect("example Secrets use stringData");
+        let sd = s
+            .string_data
+            .as_mut()
+            .expect("example Secrets use stringData");
         for (k, v) in sd.iter_mut() {
             *v = match k.as_str() {
                 "telegram-bot-token" => BOT_TOKEN,

@@ -10,20 +10,22 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::apply::{self, ApplyError, Change};
 use super::context::Context;
-use crate::build::{self, meta, rbac, BuildInputs, GatewayObjects};
+use crate::build::{self, BuildInputs, GatewayObjects, meta, rbac};
 use crate::conditions;
 use crate::consts::*;
 use crate::crd::{Agent, AgentStatus, CommonStatus};
@@ -85,9 +87,14 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     let status_changed = write_status(ctx, &agent, &decision).await?;
 
     if !changes.is_empty() {
-        let note = changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let note = changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         tracing::info!(agent = %status::key(&agent), %note, "applied");
-        ctx.event(&*agent, EventType::Normal, "Applied", "Apply", note).await;
+        ctx.event(&*agent, EventType::Normal, "Applied", "Apply", note)
+            .await;
     }
     if !problems.is_empty() && status_changed {
         let (reason, what) = if problems.iter().any(Problem::is_secret) {
@@ -95,9 +102,14 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         } else {
             ("InvalidSpec", "spec")
         };
-        let note = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let note = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         tracing::warn!(agent = %status::key(&agent), %note, "refused: {what}");
-        ctx.event(&*agent, EventType::Warning, reason, "Validate", note).await;
+        ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
+            .await;
     }
     let ready = decision.conditions.first().is_some_and(|c| c.status);
     Ok(Action::requeue(if !problems.is_empty() {
@@ -110,7 +122,11 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
 }
 
 /// Applies every object, creates the once-only ones, and prunes what the spec dropped.
-async fn apply_all(ctx: &Context, resolved: &Resolved, o: &GatewayObjects) -> Result<Vec<Change>, Error> {
+async fn apply_all(
+    ctx: &Context,
+    resolved: &Resolved,
+    o: &GatewayObjects,
+) -> Result<Vec<Change>, Error> {
     let agent = &*resolved.agent;
     let ns = agent.namespace().unwrap_or_default();
     let c = &ctx.client;
@@ -118,34 +134,88 @@ async fn apply_all(ctx: &Context, resolved: &Resolved, o: &GatewayObjects) -> Re
     let mut note = |c: Option<Change>| changes.extend(c);
 
     if let Some(token) = &resolved.new_token {
-        note(apply::create(&Api::<Secret>::namespaced(c.clone(), &ns), &build::secrets::token_secret(agent, token)).await?);
+        note(
+            apply::create(
+                &Api::<Secret>::namespaced(c.clone(), &ns),
+                &build::secrets::token_secret(agent, token),
+            )
+            .await?,
+        );
     }
-    note(apply::apply(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), o.service_account.clone()).await?);
+    note(
+        apply::apply(
+            &Api::<ServiceAccount>::namespaced(c.clone(), &ns),
+            o.service_account.clone(),
+        )
+        .await?,
+    );
     note(apply::apply(&Api::<Role>::namespaced(c.clone(), &ns), o.role.clone()).await?);
-    note(apply::apply(&Api::<RoleBinding>::namespaced(c.clone(), &ns), o.role_binding.clone()).await?);
+    note(
+        apply::apply(
+            &Api::<RoleBinding>::namespaced(c.clone(), &ns),
+            o.role_binding.clone(),
+        )
+        .await?,
+    );
     let crbs = Api::<ClusterRoleBinding>::all(c.clone());
     match &o.cluster_role_binding {
         Some(crb) => {
-            note(apply::apply(&Api::<ClusterRole>::all(c.clone()), rbac::cluster_reader_role()).await?);
+            note(
+                apply::apply(
+                    &Api::<ClusterRole>::all(c.clone()),
+                    rbac::cluster_reader_role(),
+                )
+                .await?,
+            );
             note(apply::apply(&crbs, crb.clone()).await?);
         }
         None => note(apply::delete(&crbs, &meta::cluster_binding_name(agent)).await?),
     }
-    note(apply::apply(&Api::<ConfigMap>::namespaced(c.clone(), &ns), o.config_map.clone()).await?);
+    note(
+        apply::apply(
+            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
+            o.config_map.clone(),
+        )
+        .await?,
+    );
     if let Some(cm) = &o.tailscale_serve {
         note(apply::apply(&Api::<ConfigMap>::namespaced(c.clone(), &ns), cm.clone()).await?);
     }
     if let Some(s) = &o.tailscale_state {
         note(apply::create_once(&Api::<Secret>::namespaced(c.clone(), &ns), s).await?);
     }
-    note(apply::apply(&Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns), o.pvc.clone()).await?);
-    note(apply::apply(&Api::<Deployment>::namespaced(c.clone(), &ns), o.deployment.clone()).await?);
-    note(apply::apply(&Api::<Service>::namespaced(c.clone(), &ns), o.service.clone()).await?);
+    note(
+        apply::apply(
+            &Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns),
+            o.pvc.clone(),
+        )
+        .await?,
+    );
+    note(
+        apply::apply(
+            &Api::<Deployment>::namespaced(c.clone(), &ns),
+            o.deployment.clone(),
+        )
+        .await?,
+    );
+    note(
+        apply::apply(
+            &Api::<Service>::namespaced(c.clone(), &ns),
+            o.service.clone(),
+        )
+        .await?,
+    );
     if let Some(i) = &o.ingress {
         note(apply::apply(&Api::<Ingress>::namespaced(c.clone(), &ns), i.clone()).await?);
     }
     if let Some(np) = &o.network_policy {
-        note(apply::apply(&Api::<NetworkPolicy>::namespaced(c.clone(), &ns), np.clone()).await?);
+        note(
+            apply::apply(
+                &Api::<NetworkPolicy>::namespaced(c.clone(), &ns),
+                np.clone(),
+            )
+            .await?,
+        );
     }
     for cj in &o.cron_jobs {
         note(apply::apply(&Api::<CronJob>::namespaced(c.clone(), &ns), cj.clone()).await?);
@@ -155,11 +225,20 @@ async fn apply_all(ctx: &Context, resolved: &Resolved, o: &GatewayObjects) -> Re
     let selector = meta::instance_selector(&agent.name_any());
     let names = |it: &mut dyn Iterator<Item = String>| it.collect::<BTreeSet<String>>();
     changes.extend(
-        apply::prune(&Api::<CronJob>::namespaced(c.clone(), &ns), &selector, &names(&mut o.cron_jobs.iter().map(|j| j.name_any())))
-            .await?,
+        apply::prune(
+            &Api::<CronJob>::namespaced(c.clone(), &ns),
+            &selector,
+            &names(&mut o.cron_jobs.iter().map(|j| j.name_any())),
+        )
+        .await?,
     );
     changes.extend(
-        apply::prune(&Api::<Ingress>::namespaced(c.clone(), &ns), &selector, &names(&mut o.ingress.iter().map(|i| i.name_any()))).await?,
+        apply::prune(
+            &Api::<Ingress>::namespaced(c.clone(), &ns),
+            &selector,
+            &names(&mut o.ingress.iter().map(|i| i.name_any())),
+        )
+        .await?,
     );
     changes.extend(
         apply::prune(
@@ -169,11 +248,27 @@ async fn apply_all(ctx: &Context, resolved: &Resolved, o: &GatewayObjects) -> Re
         )
         .await?,
     );
-    let config_maps = std::iter::once(o.config_map.name_any()).chain(o.tailscale_serve.iter().map(|c| c.name_any()));
-    changes.extend(apply::prune(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &selector, &names(&mut config_maps.into_iter())).await?);
+    let config_maps = std::iter::once(o.config_map.name_any())
+        .chain(o.tailscale_serve.iter().map(|c| c.name_any()));
+    changes.extend(
+        apply::prune(
+            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
+            &selector,
+            &names(&mut config_maps.into_iter()),
+        )
+        .await?,
+    );
     // The generated token survives every spec change; the Tailscale state goes with the sidecar.
-    let secrets = std::iter::once(meta::token_secret_name(agent)).chain(o.tailscale_state.iter().map(|s| s.name_any()));
-    changes.extend(apply::prune(&Api::<Secret>::namespaced(c.clone(), &ns), &selector, &names(&mut secrets.into_iter())).await?);
+    let secrets = std::iter::once(meta::token_secret_name(agent))
+        .chain(o.tailscale_state.iter().map(|s| s.name_any()));
+    changes.extend(
+        apply::prune(
+            &Api::<Secret>::namespaced(c.clone(), &ns),
+            &selector,
+            &names(&mut secrets.into_iter()),
+        )
+        .await?,
+    );
     Ok(changes)
 }
 
@@ -183,33 +278,64 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
     let c = &ctx.client;
     let read = |kind: &str, name: String| {
         let kind = kind.to_string();
-        move |source| Error::Apply(ApplyError { action: "reading", kind, name, source })
+        move |source| {
+            Error::Apply(ApplyError {
+                action: "reading",
+                kind,
+                name,
+                source,
+            })
+        }
     };
     let gw = meta::gateway_name(agent);
-    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns).get_opt(&gw).await.map_err(read("Deployment", gw.clone()))?;
+    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns)
+        .get_opt(&gw)
+        .await
+        .map_err(read("Deployment", gw.clone()))?;
     let expose = agent.spec.gateway.expose.as_ref();
     let ingress = if build::network::ingress(agent).is_some() {
-        Api::<Ingress>::namespaced(c.clone(), &ns).get_opt(&gw).await.map_err(read("Ingress", gw.clone()))?
+        Api::<Ingress>::namespaced(c.clone(), &ns)
+            .get_opt(&gw)
+            .await
+            .map_err(read("Ingress", gw.clone()))?
     } else {
         None
     };
-    let tailscale_state = if expose.and_then(|e| e.tailscale.as_ref()).is_some() && rbac::uses_tailscale_sidecar(agent) {
+    let tailscale_state = if expose.and_then(|e| e.tailscale.as_ref()).is_some()
+        && rbac::uses_tailscale_sidecar(agent)
+    {
         let name = meta::tailscale_state_name(agent);
-        Api::<Secret>::namespaced(c.clone(), &ns).get_opt(&name).await.map_err(read("Secret", name))?
+        Api::<Secret>::namespaced(c.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(read("Secret", name))?
     } else {
         None
     };
-    Ok(Observed { deployment, ingress, tailscale_state })
+    Ok(Observed {
+        deployment,
+        ingress,
+        tailscale_state,
+    })
 }
 
 /// Writes status when it differs from the live one; returns whether it wrote.
-async fn write_status(ctx: &Context, agent: &Agent, decision: &status::Decision) -> Result<bool, Error> {
+async fn write_status(
+    ctx: &Context,
+    agent: &Agent,
+    decision: &status::Decision,
+) -> Result<bool, Error> {
     let previous = agent.status.clone().unwrap_or_default();
     let generation = agent.metadata.generation;
     let next = AgentStatus {
         common: CommonStatus {
             observed_generation: generation,
-            conditions: conditions::merge(&previous.common.conditions, &decision.conditions, generation, Timestamp::now()),
+            conditions: conditions::merge(
+                &previous.common.conditions,
+                &decision.conditions,
+                generation,
+                Timestamp::now(),
+            ),
         },
         url: decision.url.clone(),
         token_secret: Some(build::secrets::token_ref(agent).name),
@@ -218,9 +344,16 @@ async fn write_status(ctx: &Context, agent: &Agent, decision: &status::Decision)
         return Ok(false);
     }
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    api.patch_status(&agent.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": next })))
-        .await
-        .map_err(|source| Error::Status { agent: status::key(agent), source })?;
+    api.patch_status(
+        &agent.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": next })),
+    )
+    .await
+    .map_err(|source| Error::Status {
+        agent: status::key(agent),
+        source,
+    })?;
     Ok(true)
 }
 

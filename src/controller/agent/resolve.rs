@@ -17,9 +17,17 @@ use crate::secrets::{self, SecretProblem};
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error("listing {kind} in namespace {namespace}: {source}")]
-    List { kind: &'static str, namespace: String, source: kube::Error },
+    List {
+        kind: &'static str,
+        namespace: String,
+        source: kube::Error,
+    },
     #[error("reading Secret {namespace}/{name}: {source}")]
-    ReadSecret { namespace: String, name: String, source: kube::Error },
+    ReadSecret {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
 }
 
 /// A Secret key the gateway needs, and the spec field that names it (for messages).
@@ -32,7 +40,8 @@ pub struct SecretUse {
 /// Every Secret key an Agent's gateway reads, including the generated token.
 pub fn secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
     let mut uses = Vec::new();
-    let mut push = |field: String, reference: SecretKeyRef| uses.push(SecretUse { field, reference });
+    let mut push =
+        |field: String, reference: SecretKeyRef| uses.push(SecretUse { field, reference });
     push(
         if agent.spec.gateway.auth_token_secret_ref.is_some() {
             "spec.gateway.authTokenSecretRef".into()
@@ -44,14 +53,25 @@ pub fn secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
     if let Some(r) = &agent.spec.model.api_key_secret_ref {
         push("spec.model.apiKeySecretRef".into(), r.clone());
     }
-    if let Some(ts) = agent.spec.gateway.expose.as_ref().and_then(|e| e.tailscale.as_ref())
+    if let Some(ts) = agent
+        .spec
+        .gateway
+        .expose
+        .as_ref()
+        .and_then(|e| e.tailscale.as_ref())
         && ts.mode == TailscaleMode::Sidecar
         && let Some(r) = &ts.auth_key_secret_ref
     {
-        push("spec.gateway.expose.tailscale.authKeySecretRef".into(), r.clone());
+        push(
+            "spec.gateway.expose.tailscale.authKeySecretRef".into(),
+            r.clone(),
+        );
     }
     for c in channels {
-        push(format!("Channel {} spec.telegram.botTokenSecretRef", c.name_any()), c.spec.telegram.bot_token_secret_ref.clone());
+        push(
+            format!("Channel {} spec.telegram.botTokenSecretRef", c.name_any()),
+            c.spec.telegram.bot_token_secret_ref.clone(),
+        );
     }
     uses
 }
@@ -64,7 +84,13 @@ pub fn lookup(secret: Option<&Secret>, key: &str) -> Result<SecretString, Secret
         .as_ref()
         .and_then(|d| d.get(key))
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).cloned())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .cloned()
+        })
         .ok_or(SecretProblem::KeyMissing)?;
     let value = SecretString::from(value);
     secrets::check_value(&value)?;
@@ -88,9 +114,16 @@ pub struct Resolved {
 }
 
 /// The items whose `agentRef` names this Agent, sorted by name.
-pub fn members_of<T: ResourceExt>(agent: &Agent, items: impl IntoIterator<Item = T>, agent_ref: impl Fn(&T) -> &String) -> Vec<T> {
+pub fn members_of<T: ResourceExt>(
+    agent: &Agent,
+    items: impl IntoIterator<Item = T>,
+    agent_ref: impl Fn(&T) -> &String,
+) -> Vec<T> {
     let name = agent.name_any();
-    let mut out: Vec<T> = items.into_iter().filter(|i| *agent_ref(i) == name).collect();
+    let mut out: Vec<T> = items
+        .into_iter()
+        .filter(|i| *agent_ref(i) == name)
+        .collect();
     out.sort_by_key(|i| i.name_any());
     out
 }
@@ -106,19 +139,34 @@ pub fn assemble(
     let crons = members_of(&agent, crons, |c| &c.spec.agent_ref);
     let mut values = SecretValues::default();
     let mut new_token = None;
-    let generated = agent.spec.gateway.auth_token_secret_ref.is_none().then(|| token_ref(&agent));
+    let generated = agent
+        .spec
+        .gateway
+        .auth_token_secret_ref
+        .is_none()
+        .then(|| token_ref(&agent));
     let mut cache: BTreeMap<String, Option<Secret>> = BTreeMap::new();
     for u in secret_uses(&agent, &channels) {
-        let s = cache.entry(u.reference.name.clone()).or_insert_with(|| secret(&u.reference.name));
+        let s = cache
+            .entry(u.reference.name.clone())
+            .or_insert_with(|| secret(&u.reference.name));
         let mut result = lookup(s.as_ref(), &u.reference.key);
-        if Some(&u.reference) == generated.as_ref() && matches!(result, Err(SecretProblem::SecretMissing)) {
+        if Some(&u.reference) == generated.as_ref()
+            && matches!(result, Err(SecretProblem::SecretMissing))
+        {
             let token = secrets::generate_token();
             result = Ok(token.clone());
             new_token = Some(token);
         }
         values.0.insert(u.reference, result);
     }
-    Resolved { agent, channels, crons, secrets: values, new_token }
+    Resolved {
+        agent,
+        channels,
+        crons,
+        secrets: values,
+        new_token,
+    }
 }
 
 /// Reads the Agent's members and referenced Secrets from the cluster. Only reads.
@@ -126,26 +174,43 @@ pub async fn resolve(client: &Client, agent: Arc<Agent>) -> Result<Resolved, Res
     let ns = agent.namespace().unwrap_or_default();
     let list_err = |kind| {
         let namespace = ns.clone();
-        move |source| ResolveError::List { kind, namespace, source }
+        move |source| ResolveError::List {
+            kind,
+            namespace,
+            source,
+        }
     };
     let channels = Api::<Channel>::namespaced(client.clone(), &ns)
         .list(&ListParams::default())
         .await
         .map_err(list_err("Channels"))?
         .items;
-    let crons = Api::<Cron>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.map_err(list_err("Crons"))?.items;
+    let crons = Api::<Cron>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(list_err("Crons"))?
+        .items;
     let secrets_api = Api::<Secret>::namespaced(client.clone(), &ns);
     // Fetch each distinct Secret once; `assemble` then looks keys up without I/O.
     let mut fetched = BTreeMap::new();
-    for u in secret_uses(&agent, &members_of(&agent, channels.iter().cloned(), |c| &c.spec.agent_ref)) {
+    for u in secret_uses(
+        &agent,
+        &members_of(&agent, channels.iter().cloned(), |c| &c.spec.agent_ref),
+    ) {
         if fetched.contains_key(&u.reference.name) {
             continue;
         }
         let s = secrets_api
             .get_opt(&u.reference.name)
             .await
-            .map_err(|source| ResolveError::ReadSecret { namespace: ns.clone(), name: u.reference.name.clone(), source })?;
+            .map_err(|source| ResolveError::ReadSecret {
+                namespace: ns.clone(),
+                name: u.reference.name.clone(),
+                source,
+            })?;
         fetched.insert(u.reference.name.clone(), s);
     }
-    Ok(assemble(agent, channels, crons, |name| fetched.get(name).cloned().flatten()))
+    Ok(assemble(agent, channels, crons, |name| {
+        fetched.get(name).cloned().flatten()
+    }))
 }

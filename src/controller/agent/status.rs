@@ -28,43 +28,76 @@ pub struct Decision {
 }
 
 pub fn decide(agent: &Agent, problems: &[Problem], observed: &Observed) -> Decision {
-    let secrets: Vec<String> = problems.iter().filter(|p| p.is_secret()).map(ToString::to_string).collect();
-    let spec: Vec<String> = problems.iter().filter(|p| !p.is_secret()).map(ToString::to_string).collect();
+    let secrets: Vec<String> = problems
+        .iter()
+        .filter(|p| p.is_secret())
+        .map(ToString::to_string)
+        .collect();
+    let spec: Vec<String> = problems
+        .iter()
+        .filter(|p| !p.is_secret())
+        .map(ToString::to_string)
+        .collect();
     let secrets_cond = if secrets.is_empty() {
-        Cond::is_true(CONDITION_SECRETS_RESOLVED, "AllResolved", "every referenced Secret key is set")
+        Cond::is_true(
+            CONDITION_SECRETS_RESOLVED,
+            "AllResolved",
+            "every referenced Secret key is set",
+        )
     } else {
         Cond::is_false(
             CONDITION_SECRETS_RESOLVED,
             "SecretInvalid",
-            format!("{}; the running gateway is left as it was", secrets.join("; ")),
+            format!(
+                "{}; the running gateway is left as it was",
+                secrets.join("; ")
+            ),
         )
     };
     let available = gateway_available(agent, observed.deployment.as_ref());
     let (exposed, url) = exposure(agent, observed);
     let ready = if !spec.is_empty() {
         Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
-    } else if let Some(not) = [&secrets_cond, &available, &exposed].into_iter().find(|c| !c.status) {
+    } else if let Some(not) = [&secrets_cond, &available, &exposed]
+        .into_iter()
+        .find(|c| !c.status)
+    {
         Cond::is_false(CONDITION_READY, not.reason.clone(), not.message.clone())
     } else {
         Cond::is_true(
             CONDITION_READY,
             "GatewayReady",
-            format!("the gateway is running and reachable at {}", url.as_deref().unwrap_or("its Service")),
+            format!(
+                "the gateway is running and reachable at {}",
+                url.as_deref().unwrap_or("its Service")
+            ),
         )
     };
-    Decision { conditions: vec![ready, secrets_cond, exposed, available], url }
+    Decision {
+        conditions: vec![ready, secrets_cond, exposed, available],
+        url,
+    }
 }
 
 fn gateway_available(agent: &Agent, deployment: Option<&Deployment>) -> Cond {
     let name = meta::gateway_name(agent);
     let Some(d) = deployment else {
-        return Cond::is_false(CONDITION_GATEWAY_AVAILABLE, "NotCreated", format!("Deployment {name} does not exist yet"));
+        return Cond::is_false(
+            CONDITION_GATEWAY_AVAILABLE,
+            "NotCreated",
+            format!("Deployment {name} does not exist yet"),
+        );
     };
     let status = d.status.clone().unwrap_or_default();
-    let current = d.metadata.generation.is_some() && status.observed_generation >= d.metadata.generation;
+    let current =
+        d.metadata.generation.is_some() && status.observed_generation >= d.metadata.generation;
     let updated = status.updated_replicas.unwrap_or(0) >= 1;
     if status.available_replicas.unwrap_or(0) >= 1 && current && updated {
-        return Cond::is_true(CONDITION_GATEWAY_AVAILABLE, "MinimumReplicasAvailable", format!("Deployment {name} has its pod ready"));
+        return Cond::is_true(
+            CONDITION_GATEWAY_AVAILABLE,
+            "MinimumReplicasAvailable",
+            format!("Deployment {name} has its pod ready"),
+        );
     }
     let why = status
         .conditions
@@ -97,12 +130,22 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
     if let Some(ing) = expose.and_then(|e| e.ingress.as_ref()) {
         let url = network::configured_url(agent);
         return match ingress_address(observed.ingress.as_ref()) {
-            Some(addr) => (Cond::is_true(CONDITION_EXPOSED, "IngressReady", format!("Ingress for {} has address {addr}", ing.host)), url),
+            Some(addr) => (
+                Cond::is_true(
+                    CONDITION_EXPOSED,
+                    "IngressReady",
+                    format!("Ingress for {} has address {addr}", ing.host),
+                ),
+                url,
+            ),
             None => (
                 Cond::is_false(
                     CONDITION_EXPOSED,
                     "IngressPending",
-                    format!("waiting for the ingress controller (class {}) to admit host {}", ing.class_name, ing.host),
+                    format!(
+                        "waiting for the ingress controller (class {}) to admit host {}",
+                        ing.class_name, ing.host
+                    ),
                 ),
                 url,
             ),
@@ -115,15 +158,24 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
                 .as_ref()
                 .and_then(|s| s.data.as_ref())
                 .and_then(|d| d.get("device_fqdn"))
-                .map(|b| String::from_utf8_lossy(&b.0).trim_end_matches('.').to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(&b.0)
+                        .trim_end_matches('.')
+                        .to_string()
+                })
                 .filter(|s| !s.is_empty())
         } else {
             ingress_address(observed.ingress.as_ref())
         };
         return match fqdn {
-            Some(fqdn) => {
-                (Cond::is_true(CONDITION_EXPOSED, "TailnetJoined", format!("{} is on the tailnet as {fqdn}", ts.hostname)), Some(format!("https://{fqdn}")))
-            }
+            Some(fqdn) => (
+                Cond::is_true(
+                    CONDITION_EXPOSED,
+                    "TailnetJoined",
+                    format!("{} is on the tailnet as {fqdn}", ts.hostname),
+                ),
+                Some(format!("https://{fqdn}")),
+            ),
             None => (
                 Cond::is_false(
                     CONDITION_EXPOSED,
@@ -135,7 +187,10 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
                             meta::gateway_name(agent)
                         )
                     } else {
-                        format!("waiting for the Tailscale operator to expose {} (is it installed?)", ts.hostname)
+                        format!(
+                            "waiting for the Tailscale operator to expose {} (is it installed?)",
+                            ts.hostname
+                        )
                     },
                 ),
                 None,
@@ -143,12 +198,20 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
         };
     }
     (
-        Cond::is_true(CONDITION_EXPOSED, "ClusterInternal", "no exposure requested; reachable inside the cluster"),
+        Cond::is_true(
+            CONDITION_EXPOSED,
+            "ClusterInternal",
+            "no exposure requested; reachable inside the cluster",
+        ),
         Some(network::service_url(agent)),
     )
 }
 
 /// For messages: `namespace/name`.
 pub fn key(agent: &Agent) -> String {
-    format!("{}/{}", agent.namespace().unwrap_or_default(), agent.name_any())
+    format!(
+        "{}/{}",
+        agent.namespace().unwrap_or_default(),
+        agent.name_any()
+    )
 }

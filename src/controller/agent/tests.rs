@@ -11,7 +11,14 @@ use crate::manifests::Manifests;
 use crate::secrets::SecretProblem;
 
 fn example() -> Manifests {
-    Manifests::from_files(&[format!("{}/manifests/examples/shrimp.yaml", env!("CARGO_MANIFEST_DIR"))], "claw").unwrap()
+    Manifests::from_files(
+        &[format!(
+            "{}/manifests/examples/shrimp.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        )],
+        "claw",
+    )
+    .unwrap()
 }
 
 fn real_secrets(m: &mut Manifests) {
@@ -23,17 +30,38 @@ fn real_secrets(m: &mut Manifests) {
 }
 
 fn resolved(m: &Manifests) -> resolve::Resolved {
-    assemble(Arc::new(m.agents[0].clone()), m.channels.clone(), m.crons.clone(), |n| {
-        m.secrets.iter().find(|s| s.metadata.name.as_deref() == Some(n)).cloned()
-    })
+    assemble(
+        Arc::new(m.agents[0].clone()),
+        m.channels.clone(),
+        m.crons.clone(),
+        |n| {
+            m.secrets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(n))
+                .cloned()
+        },
+    )
 }
 
 #[test]
 fn schedules_kubernetes_accepts() {
-    for ok in ["10 8 * * *", "*/5 * * * *", "0 9 * * MON-FRI", "@daily", "0 0 1 JAN *"] {
+    for ok in [
+        "10 8 * * *",
+        "*/5 * * * *",
+        "0 9 * * MON-FRI",
+        "@daily",
+        "0 0 1 JAN *",
+    ] {
         assert_eq!(check_schedule(ok), Ok(()), "{ok}");
     }
-    for bad in ["10 8 * *", "0 10 8 * * *", "61 8 * * *", "0 0 L * *", "0 0 * * 5#2", "0 25 * * *"] {
+    for bad in [
+        "10 8 * *",
+        "0 10 8 * * *",
+        "61 8 * * *",
+        "0 0 L * *",
+        "0 0 * * 5#2",
+        "0 25 * * *",
+    ] {
         assert!(check_schedule(bad).is_err(), "{bad} should be refused");
     }
     assert!(check_schedule("10 8 * *").unwrap_err().contains("4 fields"));
@@ -43,7 +71,11 @@ fn schedules_kubernetes_accepts() {
 fn time_zones_and_durations() {
     assert!(check_time_zone("Asia/Shanghai").is_ok());
     assert!(check_time_zone("UTC").is_ok());
-    assert!(check_time_zone("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+    assert!(
+        check_time_zone("Mars/Olympus")
+            .unwrap_err()
+            .contains("Mars/Olympus")
+    );
     assert_eq!(parse_duration("30m"), Some(1800));
     assert_eq!(parse_duration("0m"), Some(0));
     assert_eq!(parse_duration("2d"), Some(172800));
@@ -57,8 +89,14 @@ fn the_example_with_placeholders_is_refused_naming_every_key_and_no_value() {
     let problems = validate(&resolved(&m)).unwrap_err();
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(text.len(), 2, "{text:#?}");
-    assert!(text.iter().any(|t| t.contains("key zai-api-key (spec.model.apiKeySecretRef)")));
-    assert!(text.iter().any(|t| t.contains("key telegram-bot-token (Channel telegram")));
+    assert!(
+        text.iter()
+            .any(|t| t.contains("key zai-api-key (spec.model.apiKeySecretRef)"))
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("key telegram-bot-token (Channel telegram"))
+    );
     assert!(text.iter().all(|t| t.contains("placeholder")));
 }
 
@@ -67,7 +105,10 @@ fn the_example_with_real_secrets_is_valid_and_generates_a_token() {
     let mut m = example();
     real_secrets(&mut m);
     let r = resolved(&m);
-    assert!(r.new_token.is_some(), "no token Secret yet: one is generated");
+    assert!(
+        r.new_token.is_some(),
+        "no token Secret yet: one is generated"
+    );
     let v = validate(&r).unwrap();
     assert_eq!(v.crons.len(), 2);
     assert!(v.skipped_crons.is_empty());
@@ -80,7 +121,12 @@ fn a_provider_without_endpoint_is_refused_unless_base_url_is_set() {
     m.agents[0].spec.model.fallbacks = vec!["openai/gpt-4o-mini".into()];
     let p = validate_agent_spec(&m.agents[0], &m.channels);
     assert_eq!(p.len(), 1);
-    assert!(p[0].to_string().starts_with("spec.model.fallbacks[0]: provider `openai`"), "{}", p[0]);
+    assert!(
+        p[0].to_string()
+            .starts_with("spec.model.fallbacks[0]: provider `openai`"),
+        "{}",
+        p[0]
+    );
     m.agents[0].spec.model.base_url = Some("https://llm.example.com/v1".into());
     assert!(validate_agent_spec(&m.agents[0], &m.channels).is_empty());
 }
@@ -90,12 +136,16 @@ fn two_secret_keys_in_one_env_var_are_refused() {
     let mut m = example();
     let mut second = m.channels[0].clone();
     second.metadata.name = Some("telegram-work".into());
-    second.spec.telegram.bot_token_secret_ref = SecretKeyRef::new("work-secrets", "telegram-bot-token");
+    second.spec.telegram.bot_token_secret_ref =
+        SecretKeyRef::new("work-secrets", "telegram-bot-token");
     m.channels.push(second);
     let p = validate_agent_spec(&m.agents[0], &m.channels);
     assert_eq!(p.len(), 1, "{p:?}");
     let t = p[0].to_string();
-    assert!(t.contains("TELEGRAM_BOT_TOKEN") && t.contains("work-secrets") && t.contains("rename"), "{t}");
+    assert!(
+        t.contains("TELEGRAM_BOT_TOKEN") && t.contains("work-secrets") && t.contains("rename"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -103,9 +153,20 @@ fn heartbeat_and_time_zone_errors_name_their_fields() {
     let mut m = example();
     m.agents[0].spec.heartbeat.as_mut().unwrap().every = "soon".into();
     m.agents[0].spec.user_timezone = "Asia/Atlantis".into();
-    let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels).iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|t| t.starts_with("spec.heartbeat.every: `soon`")), "{text:?}");
-    assert!(text.iter().any(|t| t.starts_with("spec.userTimezone: `Asia/Atlantis`")), "{text:?}");
+    let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("spec.heartbeat.every: `soon`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("spec.userTimezone: `Asia/Atlantis`")),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -116,20 +177,48 @@ fn invalid_crons_are_left_out_with_the_reason() {
     m.crons[1].spec.schedule = "0 0 L * *".into();
     let v = validate(&resolved(&m)).unwrap();
     assert!(v.crons.is_empty());
-    let reasons: Vec<String> = v.skipped_crons.iter().map(|(n, w)| format!("{n}: {w}")).collect();
-    assert!(reasons.iter().any(|r| r.contains("morning-patrol: spec.deliver.channelRef: Channel whatsapp does not exist")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("evening-patrol: spec.schedule")), "{reasons:?}");
+    let reasons: Vec<String> = v
+        .skipped_crons
+        .iter()
+        .map(|(n, w)| format!("{n}: {w}"))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r
+            .contains("morning-patrol: spec.deliver.channelRef: Channel whatsapp does not exist")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("evening-patrol: spec.schedule")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
 fn lookup_names_each_problem() {
-    use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::ByteString;
-    let secret = |v: &str| Secret { data: Some([("k".to_string(), ByteString(v.as_bytes().to_vec()))].into()), ..Default::default() };
-    assert!(matches!(lookup(None, "k"), Err(SecretProblem::SecretMissing)));
-    assert!(matches!(lookup(Some(&secret("x")), "other"), Err(SecretProblem::KeyMissing)));
-    assert!(matches!(lookup(Some(&secret("")), "k"), Err(SecretProblem::Empty)));
-    assert!(matches!(lookup(Some(&secret("CHANGE_ME")), "k"), Err(SecretProblem::Placeholder)));
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = |v: &str| Secret {
+        data: Some([("k".to_string(), ByteString(v.as_bytes().to_vec()))].into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        lookup(None, "k"),
+        Err(SecretProblem::SecretMissing)
+    ));
+    assert!(matches!(
+        lookup(Some(&secret("x")), "other"),
+        Err(SecretProblem::KeyMissing)
+    ));
+    assert!(matches!(
+        lookup(Some(&secret("")), "k"),
+        Err(SecretProblem::Empty)
+    ));
+    assert!(matches!(
+        lookup(Some(&secret("CHANGE_ME")), "k"),
+        Err(SecretProblem::Placeholder)
+    ));
     assert!(lookup(Some(&secret("a-real-looking-secret-value")), "k").is_ok());
     let _ = SecretString::from("x");
 }

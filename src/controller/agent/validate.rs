@@ -7,7 +7,7 @@ use std::fmt;
 
 use kube::ResourceExt;
 
-use super::resolve::{secret_uses, Resolved};
+use super::resolve::{Resolved, secret_uses};
 use crate::build::deployment::secret_env;
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::secrets::{SecretDigest, SecretProblem};
@@ -16,7 +16,11 @@ use crate::secrets::{SecretDigest, SecretProblem};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A referenced Secret key is unusable. Carries no value.
-    Secret { field: String, reference: SecretKeyRef, problem: SecretProblem },
+    Secret {
+        field: String,
+        reference: SecretKeyRef,
+        problem: SecretProblem,
+    },
     /// A spec field is invalid.
     Spec { field: String, message: String },
 }
@@ -24,7 +28,11 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Secret { field, reference, problem } => write!(
+            Problem::Secret {
+                field,
+                reference,
+                problem,
+            } => write!(
                 f,
                 "{reference} ({field}): {}; put the real value in the Secret",
                 problem.describe()
@@ -58,9 +66,11 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
     for u in secret_uses(agent, &resolved.channels) {
         match resolved.secrets.0.get(&u.reference) {
             Some(Ok(value)) => digest.add(&u.reference.name, &u.reference.key, value),
-            Some(Err(problem)) => {
-                problems.push(Problem::Secret { field: u.field, reference: u.reference, problem: *problem })
-            }
+            Some(Err(problem)) => problems.push(Problem::Secret {
+                field: u.field,
+                reference: u.reference,
+                problem: *problem,
+            }),
             None => problems.push(Problem::Secret {
                 field: u.field,
                 reference: u.reference,
@@ -81,30 +91,55 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
             Err(why) => skipped_crons.push((c.name_any(), why)),
         }
     }
-    Ok(Validated { channels: resolved.channels.clone(), crons, skipped_crons, secret_digest: digest.finish() })
+    Ok(Validated {
+        channels: resolved.channels.clone(),
+        crons,
+        skipped_crons,
+        secret_digest: digest.finish(),
+    })
 }
 
 /// Checks of the Agent spec beyond the schema.
 pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> {
     let spec = &agent.spec;
     let mut problems = Vec::new();
-    let mut spec_problem = |field: &str, message: String| problems.push(Problem::Spec { field: field.into(), message });
+    let mut spec_problem = |field: &str, message: String| {
+        problems.push(Problem::Spec {
+            field: field.into(),
+            message,
+        })
+    };
     if let Err(e) = check_time_zone(&spec.user_timezone) {
         spec_problem("spec.userTimezone", e);
     }
     if let Some(h) = &spec.heartbeat
         && parse_duration(&h.every).is_none()
     {
-        spec_problem("spec.heartbeat.every", format!("`{}` is not a duration such as 30m, 1h or 0m (off)", h.every));
+        spec_problem(
+            "spec.heartbeat.every",
+            format!(
+                "`{}` is not a duration such as 30m, 1h or 0m (off)",
+                h.every
+            ),
+        );
     }
     let has_base_url = spec.model.base_url.is_some();
-    for (i, model) in std::iter::once(&spec.model.primary).chain(&spec.model.fallbacks).enumerate() {
-        let field = if i == 0 { "spec.model.primary".to_string() } else { format!("spec.model.fallbacks[{}]", i - 1) };
+    for (i, model) in std::iter::once(&spec.model.primary)
+        .chain(&spec.model.fallbacks)
+        .enumerate()
+    {
+        let field = if i == 0 {
+            "spec.model.primary".to_string()
+        } else {
+            format!("spec.model.fallbacks[{}]", i - 1)
+        };
         let provider = model.split('/').next().unwrap_or_default();
         if !matches!(provider, "zai" | "z.ai" | "z-ai") && !has_base_url {
             spec_problem(
                 &field,
-                format!("provider `{provider}` has no built-in endpoint; set spec.model.baseUrl to its OpenAI-compatible URL or use zai/…"),
+                format!(
+                    "provider `{provider}` has no built-in endpoint; set spec.model.baseUrl to its OpenAI-compatible URL or use zai/…"
+                ),
             );
         }
     }
@@ -116,7 +151,9 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
         {
             spec_problem(
                 "secret references",
-                format!("{other} and {r} both become environment variable {env}; rename one of the keys"),
+                format!(
+                    "{other} and {r} both become environment variable {env}; rename one of the keys"
+                ),
             );
         }
         by_env.insert(env, r);
@@ -130,8 +167,9 @@ pub fn validate_cron(cron: &Cron, agent: &Agent, channels: &[Channel]) -> Result
     check_schedule(&cron.spec.schedule).map_err(|e| format!("spec.schedule: {e}"))?;
     match &cron.spec.time_zone {
         Some(tz) => check_time_zone(tz).map_err(|e| format!("spec.timeZone: {e}"))?,
-        None => check_time_zone(&agent.spec.user_timezone)
-            .map_err(|e| format!("the Agent's userTimezone (used when spec.timeZone is absent): {e}"))?,
+        None => check_time_zone(&agent.spec.user_timezone).map_err(|e| {
+            format!("the Agent's userTimezone (used when spec.timeZone is absent): {e}")
+        })?,
     }
     if let Some(d) = &cron.spec.deliver
         && !channels.iter().any(|c| c.name_any() == d.channel_ref)
@@ -151,13 +189,23 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
     if !s.starts_with('@') {
         let fields: Vec<&str> = s.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(format!("`{s}` has {} fields; use 5: minute hour day-of-month month day-of-week", fields.len()));
+            return Err(format!(
+                "`{s}` has {} fields; use 5: minute hour day-of-month month day-of-week",
+                fields.len()
+            ));
         }
-        if fields.iter().any(|f| f.contains('#') || f.split(',').any(|t| t.ends_with('L') || t.ends_with('W'))) {
-            return Err(format!("`{s}` uses L, W or #, which Kubernetes CronJobs do not support"));
+        if fields
+            .iter()
+            .any(|f| f.contains('#') || f.split(',').any(|t| t.ends_with('L') || t.ends_with('W')))
+        {
+            return Err(format!(
+                "`{s}` uses L, W or #, which Kubernetes CronJobs do not support"
+            ));
         }
     }
-    s.parse::<croner::Cron>().map(|_| ()).map_err(|e| format!("`{s}` is not a valid cron expression: {e}"))
+    s.parse::<croner::Cron>()
+        .map(|_| ())
+        .map_err(|e| format!("`{s}` is not a valid cron expression: {e}"))
 }
 
 pub fn check_time_zone(tz: &str) -> Result<(), String> {

@@ -1,0 +1,42 @@
+# clawops — common tasks. `make test` is what CI runs.
+
+CARGO ?= cargo
+IMAGE ?= ghcr.io/clawops/clawops:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+.PHONY: all build test lint fmt crds e2e bench run-operator render-example
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## Unit, reconcile (fake API), CRD drift, render golden tests, then formatting and lints.
+test:
+	$(CARGO) test --all-targets
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate crds/ from the Rust types (a test fails when they drift).
+crds:
+	$(CARGO) run --quiet -- crd --out-dir crds
+
+## End-to-end tests against the cluster in KUBECONFIG (needs the CRDs applied and the operator running).
+e2e:
+	$(CARGO) test --test e2e -- --ignored --test-threads=1
+
+## Benchmark: time to build all objects for one Agent and for 1,000 Agents.
+bench:
+	$(CARGO) bench --bench build
+
+## Run the operator against the cluster in KUBECONFIG.
+run-operator:
+	$(CARGO) run --release -- operator
+
+render-example:
+	$(CARGO) run --quiet -- render -f manifests/examples/shrimp.yaml
