@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use std::future::Future;
+
+use futures::future::Shared;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -138,12 +141,15 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_controllers(
+/// Runs the Agent controller and the three member controllers until `stop` resolves.
+pub async fn run_controllers<F>(
     client: Client,
     ns: &Option<String>,
     ctx: Arc<Context>,
-    stop: futures::future::Shared<impl std::future::Future<Output = ()> + Send + 'static>,
-) {
+    stop: Shared<F>,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
     let agents = Controller::new(api::<Agent>(&client, ns), watcher::Config::default());
     let store = agents.store();
@@ -195,9 +201,9 @@ async fn run_controllers(
         .for_each(|_| async {});
     futures::join!(
         agents,
-        member_controller::<Channel>(&client, ns, ctx.clone(), stop.clone()),
-        member_controller::<Cron>(&client, ns, ctx.clone(), stop.clone()),
-        member_controller::<NodePairing>(&client, ns, ctx.clone(), stop.clone()),
+        member_controller::<Channel, F>(&client, ns, ctx.clone(), stop.clone()),
+        member_controller::<Cron, F>(&client, ns, ctx.clone(), stop.clone()),
+        member_controller::<NodePairing, F>(&client, ns, ctx.clone(), stop.clone()),
     );
 }
 
@@ -205,12 +211,14 @@ fn agent_of<K: Resource>(member: &K, agent_ref: &str) -> Option<ObjectRef<Agent>
     Some(ObjectRef::new(agent_ref).within(&member.namespace().unwrap_or_default()))
 }
 
-async fn member_controller<M: members::Member>(
+async fn member_controller<M: members::Member, F>(
     client: &Client,
     ns: &Option<String>,
     ctx: Arc<Context>,
-    stop: futures::future::Shared<impl std::future::Future<Output = ()> + Send + 'static>,
-) {
+    stop: Shared<F>,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     let controller = Controller::new(api::<M>(client, ns), watcher::Config::default());
     let store = controller.store();
     controller

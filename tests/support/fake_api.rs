@@ -6,10 +6,35 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use kube::client::Body;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+type ReplyBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// A JSON answer, or a watch stream that stays open and carries events.
+enum Reply {
+    Json(StatusCode, Value),
+    Watch(mpsc::UnboundedReceiver<Bytes>),
+}
+
+impl From<(StatusCode, Value)> for Reply {
+    fn from((code, body): (StatusCode, Value)) -> Self {
+        Reply::Json(code, body)
+    }
+}
+
+struct Watcher {
+    collection: String,
+    selector: String,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
 
 /// One request the client made.
 #[derive(Clone, Debug)]
@@ -35,6 +60,38 @@ struct State {
     objects: BTreeMap<String, Value>,
     log: Vec<Recorded>,
     resource_version: u64,
+    watchers: Vec<Watcher>,
+}
+
+impl State {
+    /// Stores (or with `None` removes) an object and tells the watchers of its collection.
+    fn put(&mut self, key: &str, obj: Option<Value>) {
+        let (event, obj) = match obj {
+            Some(o) => {
+                let kind = if self.objects.insert(key.to_string(), o.clone()).is_some() {
+                    "MODIFIED"
+                } else {
+                    "ADDED"
+                };
+                (kind, o)
+            }
+            None => match self.objects.remove(key) {
+                Some(o) => ("DELETED", o),
+                None => return,
+            },
+        };
+        let collection = key
+            .rsplit_once('/')
+            .map(|(c, _)| c.to_string())
+            .unwrap_or_default();
+        let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
+        self.watchers.retain(|w| {
+            if w.collection != collection || !matches_selector(&obj, &w.selector) {
+                return true;
+            }
+            w.tx.send(line.clone()).is_ok()
+        });
+    }
 }
 
 #[derive(Clone, Default)]
@@ -201,15 +258,28 @@ impl FakeApi {
 
     /// A kube client whose every request this fake answers.
     pub fn client(&self) -> kube::Client {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<ReplyBody>>();
         let me = self.clone();
         tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
-                let (code, body) = me.handle(req).await;
+                let (code, body) = match me.handle(req).await {
+                    Reply::Json(code, v) => (
+                        code,
+                        Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())).boxed_unsync(),
+                    ),
+                    Reply::Watch(rx) => {
+                        let events = futures::stream::unfold(rx, |mut rx| async move {
+                            rx.recv()
+                                .await
+                                .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+                        });
+                        (StatusCode::OK, StreamBody::new(events).boxed_unsync())
+                    }
+                };
                 let resp = Response::builder()
                     .status(code)
                     .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .body(body)
                     .unwrap();
                 send.send_response(resp);
             }
@@ -226,8 +296,10 @@ impl FakeApi {
     pub fn insert<T: Serialize>(&self, obj: &T) {
         let mut v = serde_json::to_value(obj).unwrap();
         let mut s = self.state.lock().unwrap();
-        Self::admit(&mut s, &mut v, None);
-        s.objects.insert(path_of(&v), v);
+        let key = path_of(&v);
+        let existing = s.objects.get(&key).cloned();
+        Self::admit(&mut s, &mut v, existing.as_ref());
+        s.put(&key, Some(v));
     }
 
     /// What the API server adds to a created or updated object.
@@ -271,7 +343,7 @@ impl FakeApi {
         }
     }
 
-    async fn handle(&self, req: Request<Body>) -> (StatusCode, Value) {
+    async fn handle(&self, req: Request<Body>) -> Reply {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
@@ -293,7 +365,20 @@ impl FakeApi {
         });
         let (coll, name, sub) = split(&path);
         let key = name.as_ref().map(|n| format!("{coll}/{n}"));
-        match (method.as_str(), key) {
+        if method == "GET"
+            && key.is_none()
+            && query_param(&query, "watch").as_deref() == Some("true")
+        {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let selector = query_param(&query, "labelSelector").unwrap_or_default();
+            s.watchers.push(Watcher {
+                collection: coll,
+                selector,
+                tx,
+            });
+            return Reply::Watch(rx);
+        }
+        let (code, body) = match (method.as_str(), key) {
             ("GET", Some(key)) => match s.objects.get(&key) {
                 Some(o) => (StatusCode::OK, o.clone()),
                 None => status(
@@ -324,14 +409,14 @@ impl FakeApi {
                 let name = obj["metadata"]["name"].as_str().expect("name").to_string();
                 let key = format!("{coll}/{name}");
                 if s.objects.contains_key(&key) {
-                    return status(
+                    return Reply::from(status(
                         StatusCode::CONFLICT,
                         "AlreadyExists",
                         &format!("{key} already exists"),
-                    );
+                    ));
                 }
                 Self::admit(&mut s, &mut obj, None);
-                s.objects.insert(key, obj.clone());
+                s.put(&key, Some(obj.clone()));
                 (StatusCode::CREATED, obj)
             }
             ("PATCH", Some(key)) => {
@@ -358,11 +443,11 @@ impl FakeApi {
                     }
                 } else {
                     let Some(mut o) = existing.clone() else {
-                        return status(
+                        return Reply::from(status(
                             StatusCode::NOT_FOUND,
                             "NotFound",
                             &format!("{key} not found"),
-                        );
+                        ));
                     };
                     if content_type.starts_with("application/merge-patch") {
                         if sub.as_deref() == Some("status") {
@@ -373,7 +458,11 @@ impl FakeApi {
                     } else if let Err(e) =
                         json_patch(&mut o, patch.as_array().expect("JSON patch array"))
                     {
-                        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e);
+                        return Reply::from(status(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Invalid",
+                            &e,
+                        ));
                     }
                     o
                 };
@@ -384,9 +473,9 @@ impl FakeApi {
                         .as_array()
                         .is_none_or(|f| f.is_empty())
                 {
-                    s.objects.remove(&key);
+                    s.put(&key, None);
                 } else {
-                    s.objects.insert(key, obj.clone());
+                    s.put(&key, Some(obj.clone()));
                 }
                 (StatusCode::OK, obj)
             }
@@ -417,7 +506,8 @@ impl FakeApi {
                 "MethodNotAllowed",
                 &format!("{m} {k:?} not supported by the fake"),
             ),
-        }
+        };
+        Reply::Json(code, body)
     }
 
     /// Every request since the last call, emptying the log.
@@ -449,18 +539,21 @@ impl FakeApi {
     /// Replaces a stored object's field (as another actor would, e.g. the Deployment controller).
     pub fn set(&self, path: &str, pointer_parent: &str, key: &str, value: Value) {
         let mut s = self.state.lock().unwrap();
-        let o = s
+        let mut o = s
             .objects
-            .get_mut(path)
+            .get(path)
+            .cloned()
             .unwrap_or_else(|| panic!("{path} not stored"));
         if o.pointer(pointer_parent).is_none() {
-            merge(o, &pointer_to_object(pointer_parent));
+            merge(&mut o, &pointer_to_object(pointer_parent));
         }
         o.pointer_mut(pointer_parent).unwrap()[key] = value;
+        o["metadata"]["resourceVersion"] = json!(Self::next_rv(&mut s));
+        s.put(path, Some(o));
     }
 
     pub fn remove(&self, path: &str) {
-        self.state.lock().unwrap().objects.remove(path);
+        self.state.lock().unwrap().put(path, None);
     }
 }
 

@@ -1,0 +1,157 @@
+//! The operator runtime (controllers, owned and Secret watches, member controllers, graceful
+//! shutdown) against the fake API server, which streams watch events like the real one.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use clawops::controller::context::Context;
+use clawops::operator::metrics::Metrics;
+use clawops::operator::run_controllers;
+use futures::FutureExt;
+use serde_json::{Value, json};
+use support::fake_api::FakeApi;
+use support::*;
+
+const AGENT: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/agents/shrimp";
+const SECRET: &str = "/api/v1/namespaces/default/secrets/shrimp-secrets";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/shrimp-gateway";
+const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses/shrimp-gateway";
+const CHANNEL: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/channels/telegram";
+const CRON: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/crons/morning-patrol";
+
+/// Polls until `f` holds; watch-driven reactions take milliseconds, requeues take 10 s or more,
+/// so a 5 s limit proves an event caused the reaction.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn condition(fake: &FakeApi, path: &str, type_: &str) -> Value {
+    fake.get(path)
+        .and_then(|o| {
+            o["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        })
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn operator_reacts_to_watch_events_and_stops_cleanly() {
+    let fake = FakeApi::new();
+    let m = example("shrimp.yaml");
+    m.secrets.iter().for_each(|o| fake.insert(o));
+    m.agents.iter().for_each(|o| fake.insert(o));
+    m.channels.iter().for_each(|o| fake.insert(o));
+    m.crons.iter().for_each(|o| fake.insert(o));
+    let client = fake.client();
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        "ghcr.io/clawops/clawops:test".into(),
+        metrics.clone(),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    }
+    .shared();
+    let operator =
+        tokio::spawn(
+            async move { run_controllers(client, &Some("default".into()), ctx, stop).await },
+        );
+
+    // The Agent is rolled out and its members report Ready.
+    eventually("the gateway Deployment", || fake.get(DEPLOYMENT).is_some()).await;
+    eventually("SecretsResolved=True", || {
+        condition(&fake, AGENT, "SecretsResolved")["status"] == "True"
+    })
+    .await;
+    eventually("Channel Ready", || {
+        condition(&fake, CHANNEL, "Ready")["status"] == "True"
+    })
+    .await;
+    eventually("Cron Ready", || {
+        condition(&fake, CRON, "Ready")["reason"] == "Scheduled"
+    })
+    .await;
+    assert_eq!(
+        condition(&fake, AGENT, "Ready")["status"],
+        "False",
+        "the pod is not available yet"
+    );
+
+    // The Deployment and ingress controllers report progress: the owned-object watches bring
+    // the Agent to Ready.
+    fake.set(DEPLOYMENT, "", "status", json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
+    fake.set(
+        INGRESS,
+        "",
+        "status",
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}),
+    );
+    eventually("Ready=True", || {
+        condition(&fake, AGENT, "Ready")["status"] == "True"
+    })
+    .await;
+
+    // A labelled Secret turns into a placeholder: the Secret watch refuses it at once.
+    let b64 = |v: &str| json!(base64::engine::general_purpose::STANDARD.encode(v));
+    fake.set(SECRET, "/data", "zai-api-key", b64("CHANGE_ME"));
+
+    eventually("SecretsResolved=False", || {
+        condition(&fake, AGENT, "SecretsResolved")["status"] == "False"
+    })
+    .await;
+    assert!(
+        condition(&fake, AGENT, "SecretsResolved")["message"]
+            .as_str()
+            .unwrap()
+            .contains("zai-api-key")
+    );
+    // And fixing it makes the Agent Ready again without touching the Agent.
+    fake.set(
+        SECRET,
+        "/data",
+        "zai-api-key",
+        b64("9a8b7c6d5e4f3a2b1c0d.FixedRealKeyValue"),
+    );
+    eventually("SecretsResolved=True again", || {
+        condition(&fake, AGENT, "SecretsResolved")["status"] == "True"
+    })
+    .await;
+
+    // A Cron removed: its CronJob goes.
+    fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
+    eventually("evening CronJob pruned", || {
+        fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
+            .is_none()
+    })
+    .await;
+
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"clawops_operator_reconciles_total{kind="Agent"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"clawops_operator_reconciles_total{kind="Channel"}"#),
+        "{text}"
+    );
+
+    // Graceful shutdown: every controller stops.
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), operator)
+        .await
+        .expect("controllers stop on the signal")
+        .unwrap();
+}
