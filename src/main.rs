@@ -125,7 +125,6 @@ fn main() -> ExitCode {
             match rt.block_on(operator::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %e, "operator failed");
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }

@@ -3,21 +3,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecretKeySelector,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use super::security::{container_security_context, pod_security_context};
-use super::{meta, network, secrets};
+use super::{env, meta, network, secrets};
 use crate::consts::*;
 use crate::crd::{Agent, Cron};
 
 pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
-    let token = secrets::token_ref(agent);
     let mut labels = meta::labels(agent, COMPONENT_CRON);
     labels.insert(LABEL_CRON.into(), cron.name_any());
     let mut metadata = meta::object_meta(
@@ -38,23 +34,8 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
         ),
         args: Some(vec!["cron".into(), "run".into(), cron.name_any()]),
         env: Some(vec![
-            EnvVar {
-                name: ENV_GATEWAY_URL.into(),
-                value: Some(network::service_url(agent)),
-                value_from: None,
-            },
-            EnvVar {
-                name: ENV_GATEWAY_TOKEN.into(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: token.name,
-                        key: token.key,
-                        optional: None,
-                    }),
-                    ..Default::default()
-                }),
-            },
+            env::value(ENV_GATEWAY_URL, &network::service_url(agent)),
+            env::secret(ENV_GATEWAY_TOKEN, &secrets::token_ref(agent)),
         ]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretKeySelector, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::security::{container_security_context, pod_security_context};
-use super::{meta, secrets, tailscale};
+use super::{env, meta, secrets, tailscale};
 use crate::consts::*;
 use crate::crd::{Agent, Channel, SecretKeyRef};
 
@@ -33,21 +33,6 @@ pub fn secret_env(agent: &Agent, channels: &[Channel]) -> Vec<(String, SecretKey
     let mut seen = std::collections::BTreeSet::new();
     env.retain(|(name, r)| seen.insert((name.clone(), r.clone())));
     env
-}
-
-fn secret_env_var(name: &str, r: &SecretKeyRef) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: r.name.clone(),
-                key: r.key.clone(),
-                optional: None,
-            }),
-            ..Default::default()
-        }),
-    }
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -88,24 +73,10 @@ pub fn deployment(
     let gw = &agent.spec.gateway;
     let mut env: Vec<EnvVar> = secret_env(agent, channels)
         .iter()
-        .map(|(n, r)| secret_env_var(n, r))
+        .map(|(n, r)| env::secret(n, r))
         .collect();
-    env.push(EnvVar {
-        name: ENV_AGENT.into(),
-        value: Some(agent.name_any()),
-        value_from: None,
-    });
-    env.push(EnvVar {
-        name: ENV_POD_NAMESPACE.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: "metadata.namespace".into(),
-                api_version: None,
-            }),
-            ..Default::default()
-        }),
-    });
+    env.push(env::value(ENV_AGENT, &agent.name_any()));
+    env.push(env::field(ENV_POD_NAMESPACE, "metadata.namespace"));
     let gateway = Container {
         name: "gateway".into(),
         image: Some(gw.image.clone().unwrap_or_else(|| image.to_string())),

@@ -4,6 +4,7 @@
 pub mod config_map;
 pub mod cron_job;
 pub mod deployment;
+pub mod env;
 pub mod meta;
 pub mod network;
 pub mod rbac;

@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
-    ResourceRequirements, SecretKeySelector, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
-use super::meta;
 use super::security::container_security_context;
+use super::{env, meta};
 use crate::crd::Agent;
 use crate::crd::agent::TailscaleExpose;
 
@@ -43,45 +42,20 @@ pub fn serve_config_map(agent: &Agent, ts: &TailscaleExpose) -> ConfigMap {
 }
 
 pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
-    let env = |name: &str, value: &str| EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    };
-    let field = |name: &str, path: &str| EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
-            ..Default::default()
-        }),
-    };
     let mut envs = vec![
-        env("TS_USERSPACE", "true"),
-        env("TS_KUBE_SECRET", &meta::tailscale_state_name(agent)),
-        env("TS_HOSTNAME", &ts.hostname),
-        env("TS_SERVE_CONFIG", &format!("{SERVE_DIR}/{SERVE_FILE}")),
-        env("TS_AUTH_ONCE", "true"),
-        field("POD_NAME", "metadata.name"),
-        field("POD_UID", "metadata.uid"),
+        env::value("TS_USERSPACE", "true"),
+        env::value("TS_KUBE_SECRET", &meta::tailscale_state_name(agent)),
+        env::value("TS_HOSTNAME", &ts.hostname),
+        env::value("TS_SERVE_CONFIG", &format!("{SERVE_DIR}/{SERVE_FILE}")),
+        env::value("TS_AUTH_ONCE", "true"),
+        env::field("POD_NAME", "metadata.name"),
+        env::field("POD_UID", "metadata.uid"),
     ];
-    if let Some(key) = &ts.auth_key_secret_ref {
-        envs.push(EnvVar {
-            name: "TS_AUTHKEY".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: key.name.clone(),
-                    key: key.key.clone(),
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        });
-    }
+    envs.extend(
+        ts.auth_key_secret_ref
+            .as_ref()
+            .map(|key| env::secret("TS_AUTHKEY", key)),
+    );
     Container {
         name: "tailscale".into(),
         image: Some(ts.image.clone()),

@@ -23,7 +23,7 @@ use crate::build::meta;
 use crate::conditions::{self, Cond};
 use crate::consts::CONDITION_READY;
 use crate::crd::node_pairing::NodePhase;
-use crate::crd::{Agent, Channel, Cron, NodePairing};
+use crate::crd::{Agent, Channel, CommonStatus, Cron, NodePairing};
 use crate::secrets::hex;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,13 @@ pub enum MemberError {
 pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     const KIND: &'static str;
     fn agent_ref(&self) -> &str;
-    fn previous(&self) -> (Option<i64>, Vec<Condition>);
+    /// The conditions and generation the last status recorded.
+    fn common_status(&self) -> Option<&CommonStatus>;
+    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
+        self.common_status()
+            .map(|s| (s.observed_generation, s.conditions.clone()))
+            .unwrap_or_default()
+    }
     /// Decides the Ready condition (and other status fields) given the Agent exists.
     fn check(
         &self,
@@ -124,11 +130,8 @@ impl Member for Channel {
     fn agent_ref(&self) -> &str {
         &self.spec.agent_ref
     }
-    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status
-            .as_ref()
-            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
-            .unwrap_or_default()
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let r = &self.spec.telegram.bot_token_secret_ref;
@@ -178,11 +181,8 @@ impl Member for Cron {
     fn agent_ref(&self) -> &str {
         &self.spec.agent_ref
     }
-    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status
-            .as_ref()
-            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
-            .unwrap_or_default()
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let ns = self.namespace().unwrap_or_default();
@@ -237,11 +237,8 @@ impl Member for NodePairing {
     fn agent_ref(&self) -> &str {
         &self.spec.agent_ref
     }
-    fn previous(&self) -> (Option<i64>, Vec<Condition>) {
-        self.status
-            .as_ref()
-            .map(|s| (s.common.observed_generation, s.common.conditions.clone()))
-            .unwrap_or_default()
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
     }
     async fn check(&self, _agent: &Agent, _ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let (ready, phase) = node_pairing_ready(self);

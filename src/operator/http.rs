@@ -42,3 +42,48 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         s.metrics.render(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(state: &Arc<HttpState>, path: &str) -> (StatusCode, String) {
+        let resp = router(state.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics() {
+        let state = Arc::new(HttpState {
+            metrics: Arc::new(Metrics::new()),
+            ready: false.into(),
+        });
+        assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&state, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
+        state
+            .metrics
+            .observe("Agent", std::time::Instant::now(), false);
+        let (code, text) = get(&state, "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            text.contains(r#"clawops_operator_reconciles_total{kind="Agent"} 1"#),
+            "{text}"
+        );
+    }
+}

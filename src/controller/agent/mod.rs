@@ -8,22 +8,21 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::apply::{self, ApplyError, Change};
+use super::apply::{self, ApplyError, Change, Object};
 use super::context::Context;
 use crate::build::{self, BuildInputs, GatewayObjects, meta, rbac};
 use crate::conditions;
@@ -121,6 +120,46 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     }))
 }
 
+/// Writes into one namespace, choosing the API by the object's type, and collects the changes.
+struct Writer<'a> {
+    client: &'a Client,
+    ns: &'a str,
+    changes: Vec<Change>,
+}
+
+impl Writer<'_> {
+    fn api<K: Object + Resource<Scope = NamespaceResourceScope>>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), self.ns)
+    }
+    async fn apply<K: Object + Resource<Scope = NamespaceResourceScope>>(
+        &mut self,
+        obj: &K,
+    ) -> Result<(), Error> {
+        self.changes
+            .extend(apply::apply(&self.api(), obj.clone()).await?);
+        Ok(())
+    }
+    async fn create_once<K: Object + Resource<Scope = NamespaceResourceScope>>(
+        &mut self,
+        obj: &K,
+    ) -> Result<(), Error> {
+        self.changes
+            .extend(apply::create_once(&self.api(), obj).await?);
+        Ok(())
+    }
+    /// Deletes this Agent's objects of kind `K` that are not in `keep`.
+    async fn prune<K: Object + Resource<Scope = NamespaceResourceScope>>(
+        &mut self,
+        selector: &str,
+        keep: impl IntoIterator<Item = String>,
+    ) -> Result<(), Error> {
+        let keep: BTreeSet<String> = keep.into_iter().collect();
+        self.changes
+            .extend(apply::prune(&self.api::<K>(), selector, &keep).await?);
+        Ok(())
+    }
+}
+
 /// Applies every object, creates the once-only ones, and prunes what the spec dropped.
 async fn apply_all(
     ctx: &Context,
@@ -129,147 +168,67 @@ async fn apply_all(
 ) -> Result<Vec<Change>, Error> {
     let agent = &*resolved.agent;
     let ns = agent.namespace().unwrap_or_default();
-    let c = &ctx.client;
-    let mut changes = Vec::new();
-    let mut note = |c: Option<Change>| changes.extend(c);
+    let mut w = Writer {
+        client: &ctx.client,
+        ns: &ns,
+        changes: Vec::new(),
+    };
 
     if let Some(token) = &resolved.new_token {
-        note(
-            apply::create(
-                &Api::<Secret>::namespaced(c.clone(), &ns),
-                &build::secrets::token_secret(agent, token),
-            )
-            .await?,
-        );
+        let secret = build::secrets::token_secret(agent, token);
+        w.changes.extend(apply::create(&w.api(), &secret).await?);
     }
-    note(
-        apply::apply(
-            &Api::<ServiceAccount>::namespaced(c.clone(), &ns),
-            o.service_account.clone(),
-        )
-        .await?,
-    );
-    note(apply::apply(&Api::<Role>::namespaced(c.clone(), &ns), o.role.clone()).await?);
-    note(
-        apply::apply(
-            &Api::<RoleBinding>::namespaced(c.clone(), &ns),
-            o.role_binding.clone(),
-        )
-        .await?,
-    );
-    let crbs = Api::<ClusterRoleBinding>::all(c.clone());
+    w.apply(&o.service_account).await?;
+    w.apply(&o.role).await?;
+    w.apply(&o.role_binding).await?;
+    let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
     match &o.cluster_role_binding {
         Some(crb) => {
-            note(
-                apply::apply(
-                    &Api::<ClusterRole>::all(c.clone()),
-                    rbac::cluster_reader_role(),
-                )
-                .await?,
-            );
-            note(apply::apply(&crbs, crb.clone()).await?);
+            let roles = Api::<ClusterRole>::all(ctx.client.clone());
+            w.changes
+                .extend(apply::apply(&roles, rbac::cluster_reader_role()).await?);
+            w.changes.extend(apply::apply(&crbs, crb.clone()).await?);
         }
-        None => note(apply::delete(&crbs, &meta::cluster_binding_name(agent)).await?),
+        None => w
+            .changes
+            .extend(apply::delete(&crbs, &meta::cluster_binding_name(agent)).await?),
     }
-    note(
-        apply::apply(
-            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
-            o.config_map.clone(),
-        )
-        .await?,
-    );
+    w.apply(&o.config_map).await?;
     if let Some(cm) = &o.tailscale_serve {
-        note(apply::apply(&Api::<ConfigMap>::namespaced(c.clone(), &ns), cm.clone()).await?);
+        w.apply(cm).await?;
     }
     if let Some(s) = &o.tailscale_state {
-        note(apply::create_once(&Api::<Secret>::namespaced(c.clone(), &ns), s).await?);
+        w.create_once(s).await?;
     }
-    note(
-        apply::apply(
-            &Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns),
-            o.pvc.clone(),
-        )
-        .await?,
-    );
-    note(
-        apply::apply(
-            &Api::<Deployment>::namespaced(c.clone(), &ns),
-            o.deployment.clone(),
-        )
-        .await?,
-    );
-    note(
-        apply::apply(
-            &Api::<Service>::namespaced(c.clone(), &ns),
-            o.service.clone(),
-        )
-        .await?,
-    );
+    w.apply(&o.pvc).await?;
+    w.apply(&o.deployment).await?;
+    w.apply(&o.service).await?;
     if let Some(i) = &o.ingress {
-        note(apply::apply(&Api::<Ingress>::namespaced(c.clone(), &ns), i.clone()).await?);
+        w.apply(i).await?;
     }
     if let Some(np) = &o.network_policy {
-        note(
-            apply::apply(
-                &Api::<NetworkPolicy>::namespaced(c.clone(), &ns),
-                np.clone(),
-            )
-            .await?,
-        );
+        w.apply(np).await?;
     }
     for cj in &o.cron_jobs {
-        note(apply::apply(&Api::<CronJob>::namespaced(c.clone(), &ns), cj.clone()).await?);
+        w.apply(cj).await?;
     }
 
     // Prune the kinds whose objects come and go with the spec.
-    let selector = meta::instance_selector(&agent.name_any());
-    let names = |it: &mut dyn Iterator<Item = String>| it.collect::<BTreeSet<String>>();
-    changes.extend(
-        apply::prune(
-            &Api::<CronJob>::namespaced(c.clone(), &ns),
-            &selector,
-            &names(&mut o.cron_jobs.iter().map(|j| j.name_any())),
-        )
-        .await?,
-    );
-    changes.extend(
-        apply::prune(
-            &Api::<Ingress>::namespaced(c.clone(), &ns),
-            &selector,
-            &names(&mut o.ingress.iter().map(|i| i.name_any())),
-        )
-        .await?,
-    );
-    changes.extend(
-        apply::prune(
-            &Api::<NetworkPolicy>::namespaced(c.clone(), &ns),
-            &selector,
-            &names(&mut o.network_policy.iter().map(|n| n.name_any())),
-        )
-        .await?,
-    );
-    let config_maps = std::iter::once(o.config_map.name_any())
-        .chain(o.tailscale_serve.iter().map(|c| c.name_any()));
-    changes.extend(
-        apply::prune(
-            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
-            &selector,
-            &names(&mut config_maps.into_iter()),
-        )
-        .await?,
-    );
+    let sel = meta::instance_selector(&agent.name_any());
+    w.prune::<CronJob>(&sel, o.cron_jobs.iter().map(ResourceExt::name_any))
+        .await?;
+    w.prune::<Ingress>(&sel, o.ingress.iter().map(ResourceExt::name_any))
+        .await?;
+    w.prune::<NetworkPolicy>(&sel, o.network_policy.iter().map(ResourceExt::name_any))
+        .await?;
+    let config_maps = std::iter::once(&o.config_map).chain(&o.tailscale_serve);
+    w.prune::<ConfigMap>(&sel, config_maps.map(ResourceExt::name_any))
+        .await?;
     // The generated token survives every spec change; the Tailscale state goes with the sidecar.
-    let secrets = std::iter::once(meta::token_secret_name(agent))
-        .chain(o.tailscale_state.iter().map(|s| s.name_any()));
-    changes.extend(
-        apply::prune(
-            &Api::<Secret>::namespaced(c.clone(), &ns),
-            &selector,
-            &names(&mut secrets.into_iter()),
-        )
-        .await?,
-    );
-    Ok(changes)
+    let secrets = o.tailscale_state.iter().map(ResourceExt::name_any);
+    w.prune::<Secret>(&sel, secrets.chain([meta::token_secret_name(agent)]))
+        .await?;
+    Ok(w.changes)
 }
 
 /// Reads the live objects that status is decided from.
