@@ -567,3 +567,23 @@ async fn node_pairing_waits_for_approval_and_checks_its_id() {
     let status = member::<NodePairing>(&h, path).await;
     assert_eq!(status["conditions"][0]["reason"], "NodeIdMismatch");
 }
+
+#[tokio::test]
+async fn a_url_that_goes_away_is_removed_from_status_without_a_write_loop() {
+    let h = Harness::new("shrimp-tailscale.yaml");
+    let state = "/api/v1/namespaces/default/secrets/shrimp-tailscale-state";
+    h.reconcile().await;
+    h.reconcile().await;
+    let fqdn = base64::engine::general_purpose::STANDARD.encode("shrimp.tail1234.ts.net");
+    h.fake.set(state, "/data", "device_fqdn", json!(fqdn));
+    h.reconcile().await;
+    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["url"], "https://shrimp.tail1234.ts.net");
+
+    // containerboot's state was reset: the URL is no longer known.
+    h.fake.set(state, "", "data", json!({}));
+    let (_, log) = h.reconcile().await;
+    assert_eq!(writes(&log), vec![format!("PATCH {AGENT}/status")]);
+    assert!(h.fake.get(AGENT).unwrap()["status"].get("url").is_none(), "{}", h.fake.get(AGENT).unwrap()["status"]);
+    let (_, log) = h.reconcile().await;
+    assert_eq!(writes(&log), Vec::<String>::new(), "no write loop");
+}

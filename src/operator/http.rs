@@ -1,5 +1,5 @@
 //! The operator's HTTP endpoints: `/metrics`, `/healthz` (alive) and `/readyz` (controllers
-//! running, or waiting as a standby replica).
+//! running; a standby replica waiting for the leader Lease is alive but not ready).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -306,7 +306,7 @@ async fn write_status(
     api.patch_status(
         &agent.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": next })),
+        &Patch::Merge(json!({ "status": status_patch(&next) })),
     )
     .await
     .map_err(|source| Error::Status {
@@ -314,6 +314,16 @@ async fn write_status(
         source,
     })?;
     Ok(true)
+}
+
+/// The status as a merge patch: fields that became empty are sent as `null`, which removes
+/// them; omitting them would leave the old value and make every later reconcile write again.
+fn status_patch(status: &AgentStatus) -> serde_json::Value {
+    let mut body = serde_json::to_value(status).expect("status serializes");
+    for field in ["url", "tokenSecret", "observedGeneration"] {
+        body.as_object_mut().expect("status is an object").entry(field).or_insert(serde_json::Value::Null);
+    }
+    body
 }
 
 /// Deletion: namespaced objects go with their owner reference; the cluster-scoped binding
