@@ -577,13 +577,20 @@ async fn a_url_that_goes_away_is_removed_from_status_without_a_write_loop() {
     let fqdn = base64::engine::general_purpose::STANDARD.encode("shrimp.tail1234.ts.net");
     h.fake.set(state, "/data", "device_fqdn", json!(fqdn));
     h.reconcile().await;
-    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["url"], "https://shrimp.tail1234.ts.net");
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["status"]["url"],
+        "https://shrimp.tail1234.ts.net"
+    );
 
     // containerboot's state was reset: the URL is no longer known.
     h.fake.set(state, "", "data", json!({}));
     let (_, log) = h.reconcile().await;
     assert_eq!(writes(&log), vec![format!("PATCH {AGENT}/status")]);
-    assert!(h.fake.get(AGENT).unwrap()["status"].get("url").is_none(), "{}", h.fake.get(AGENT).unwrap()["status"]);
+    assert!(
+        h.fake.get(AGENT).unwrap()["status"].get("url").is_none(),
+        "{}",
+        h.fake.get(AGENT).unwrap()["status"]
+    );
     let (_, log) = h.reconcile().await;
     assert_eq!(writes(&log), Vec::<String>::new(), "no write loop");
 }

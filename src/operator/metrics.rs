@@ -42,6 +42,12 @@ impl Metrics {
             "Time a reconcile took, per kind",
             duration.clone(),
         );
+        // Every kind's series exists from the start, at zero, so rates and alerts work at once.
+        for kind in ["Agent", "Channel", "Cron", "NodePairing"] {
+            let labels = vec![("kind".to_string(), kind.to_string())];
+            drop(reconciles.get_or_create(&labels));
+            drop(errors.get_or_create(&labels));
+        }
         Self {
             registry,
             reconciles,
@@ -81,6 +87,10 @@ mod tests {
         m.observe("Agent", Instant::now(), true);
         m.observe("Cron", Instant::now(), false);
         let text = m.render();
+        assert!(
+            text.contains(r#"clawops_operator_reconciles_total{kind="NodePairing"} 0"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"clawops_operator_reconciles_total{kind="Agent"} 2"#),
             "{text}"

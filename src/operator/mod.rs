@@ -30,6 +30,10 @@ use crate::crd::{Agent, Channel, Cron, NodePairing};
 use http::HttpState;
 use metrics::Metrics;
 
+/// How long running reconciles may take to finish after SIGTERM; well inside the default
+/// 30 s termination grace period of a pod.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct OperatorOptions {
     /// Watch one namespace only; all namespaces when `None`.
     pub namespace: Option<String>,
@@ -127,14 +131,25 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
     ));
     state.ready.store(true, Ordering::Relaxed);
     let controllers = run_controllers(client, &opts.namespace, ctx, stopped.clone());
-    match lease_lost {
-        Some(lost) => {
-            tokio::select! {
-                _ = controllers => {},
-                _ = lost => anyhow::bail!("lost leadership of Lease clawops-operator; exiting so another replica takes over"),
-            }
+    // Controllers finish their running reconciles on shutdown, but one that never reached the
+    // API server waits forever for its first list; give them a bounded grace period.
+    let grace = {
+        let stopped = stopped.clone();
+        async move {
+            stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
         }
-        None => controllers.await,
+    };
+    let lost = async move {
+        match lease_lost {
+            Some(lost) => lost.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = controllers => {},
+        _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time; exiting anyway"),
+        _ = lost => anyhow::bail!("lost leadership of Lease clawops-operator; exiting so another replica takes over"),
     }
     let _ = server.await;
     tracing::info!("stopped");

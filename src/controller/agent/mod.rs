@@ -321,7 +321,10 @@ async fn write_status(
 fn status_patch(status: &AgentStatus) -> serde_json::Value {
     let mut body = serde_json::to_value(status).expect("status serializes");
     for field in ["url", "tokenSecret", "observedGeneration"] {
-        body.as_object_mut().expect("status is an object").entry(field).or_insert(serde_json::Value::Null);
+        body.as_object_mut()
+            .expect("status is an object")
+            .entry(field)
+            .or_insert(serde_json::Value::Null);
     }
     body
 }
