@@ -139,7 +139,7 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
         "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-cluster-reader".to_string(),
         format!("PATCH {CRB}"),
         "PATCH /api/v1/namespaces/default/configmaps/shrimp-gateway-config".to_string(),
-        "PATCH /api/v1/namespaces/default/persistentvolumeclaims/shrimp-gateway-state".to_string(),
+        "POST /api/v1/namespaces/default/persistentvolumeclaims".to_string(),
         format!("PATCH {DEPLOYMENT}"),
         "PATCH /api/v1/namespaces/default/services/shrimp-gateway".to_string(),
         format!("PATCH {INGRESS}"),
@@ -593,4 +593,46 @@ async fn a_url_that_goes_away_is_removed_from_status_without_a_write_loop() {
     );
     let (_, log) = h.reconcile().await;
     assert_eq!(writes(&log), Vec::<String>::new(), "no write loop");
+}
+
+#[tokio::test]
+async fn without_cluster_access_the_steady_state_writes_nothing_either() {
+    let h = Harness::new("shrimp.yaml");
+    h.fake.set(AGENT, "/spec", "clusterAccess", json!("none"));
+    h.ready().await;
+    assert_eq!(h.condition("Ready")["status"], "True");
+    for _ in 0..2 {
+        let (_, log) = h.reconcile().await;
+        assert_eq!(writes(&log), Vec::<String>::new(), "no DELETE of an absent ClusterRoleBinding");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_apply_is_reported_in_status_and_retried() {
+    let h = Harness::new("shrimp.yaml");
+    h.ready().await;
+    let refusal = "Deployment.apps \"shrimp-gateway\" is invalid: spec.template.spec.containers[0].image: Required value";
+    let hash_before = h.config_hash();
+    h.fake.reject("PATCH", DEPLOYMENT, 422, refusal);
+    h.fake.set(AGENT, "/spec", "maxConcurrent", json!(2));
+    h.fake.take_log();
+    let agent: Agent = h.fake.typed(AGENT).unwrap();
+    let err = agent::reconcile(Arc::new(agent), h.ctx.clone()).await.expect_err("the apply fails");
+    assert!(err.to_string().contains("applying Deployment shrimp-gateway"), "{err}");
+    let ready = h.condition("Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "ApplyFailed");
+    let msg = ready["message"].as_str().unwrap();
+    assert!(msg.contains("Deployment shrimp-gateway") && msg.contains("Required value"), "{msg}");
+    let log = h.fake.take_log();
+    let event = log.iter().find(|r| r.path.ends_with("/events")).expect("an event").body.clone().unwrap();
+    assert_eq!(event["reason"], "ApplyFailed");
+
+    h.fake.clear_rejections();
+    h.reconcile().await;
+    assert_ne!(h.condition("Ready")["reason"], "ApplyFailed");
+    // The retry rolled out the change that was refused before.
+    assert_ne!(h.config_hash(), hash_before);
+    let (_, log) = h.reconcile().await;
+    assert!(!writes(&log).iter().any(|w| w.contains("deployments")), "applied once, then quiet");
 }

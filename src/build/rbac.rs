@@ -83,7 +83,7 @@ fn gateway_subject(agent: &Agent) -> Subject {
 }
 
 /// The read-only view of the cluster that patrols need: nodes and their metrics, workloads,
-/// storage, events, and TLS Secrets for certificate expiry. No write verb anywhere.
+/// storage, events and cert-manager Certificates. No write verb, and no Secrets.
 pub fn cluster_reader_role() -> ClusterRole {
     let read = &["get", "list", "watch"];
     ClusterRole {
@@ -123,9 +123,9 @@ pub fn cluster_reader_role() -> ClusterRole {
             rule(&["batch"], &["jobs", "cronjobs"], read),
             rule(&["events.k8s.io"], &["events"], read),
             rule(&["metrics.k8s.io"], &["nodes", "pods"], &["get", "list"]),
-            // Certificate expiry needs the certificate of TLS Secrets; the gateway only reads
-            // `tls.crt` of Secrets of type kubernetes.io/tls.
-            rule(&[""], &["secrets"], &["list"]),
+            // Certificate expiry from cert-manager's Certificate status. Secrets are deliberately
+            // absent: listing them would hand every secret value in the cluster to the gateway.
+            rule(&["cert-manager.io"], &["certificates"], read),
         ]),
         aggregation_rule: None,
     }

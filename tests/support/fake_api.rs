@@ -61,6 +61,8 @@ struct State {
     log: Vec<Recorded>,
     resource_version: u64,
     watchers: Vec<Watcher>,
+    /// Requests answered with an error: (method, path, code, message).
+    rejections: Vec<(String, String, u16, String)>,
 }
 
 impl State {
@@ -366,6 +368,10 @@ impl FakeApi {
             content_type: content_type.clone(),
             body: body.clone(),
         });
+        if let Some((.., code, message)) = s.rejections.iter().find(|(m, p, ..)| *m == method && *p == path) {
+            let code = StatusCode::from_u16(*code).unwrap();
+            return Reply::from(status(code, "Invalid", message));
+        }
         let (coll, name, sub) = split(&path);
         let key = name.as_ref().map(|n| format!("{coll}/{n}"));
         if method == "GET"
@@ -557,6 +563,15 @@ impl FakeApi {
 
     pub fn remove(&self, path: &str) {
         self.state.lock().unwrap().put(path, None);
+    }
+
+    /// Answers every `method` request on `path` with `code` and `message` from now on.
+    pub fn reject(&self, method: &str, path: &str, code: u16, message: &str) {
+        self.state.lock().unwrap().rejections.push((method.into(), path.into(), code, message.into()));
+    }
+
+    pub fn clear_rejections(&self) {
+        self.state.lock().unwrap().rejections.clear();
     }
 }
 

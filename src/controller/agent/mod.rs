@@ -65,8 +65,8 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
     let resolved = resolve::resolve(&ctx.client, agent.clone()).await?;
-    let (problems, changes) = match validate::validate(&resolved) {
-        Err(problems) => (problems, Vec::new()),
+    let (problems, applied) = match validate::validate(&resolved) {
+        Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
             for (cron, why) in &valid.skipped_crons {
                 tracing::debug!(agent = %status::key(&agent), cron, why, "cron left out");
@@ -78,12 +78,24 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
                 image: &ctx.image,
                 secret_digest: &valid.secret_digest,
             });
-            (Vec::new(), apply_all(ctx, &resolved, &objects).await?)
+            (Vec::new(), apply_all(ctx, &resolved, &objects).await)
         }
     };
+    // A failed apply is reported in status, then retried through the error policy.
+    let (changes, apply_error) = match applied {
+        Ok(changes) => (changes, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let observed = observe(ctx, &agent).await?;
-    let decision = status::decide(&agent, &problems, &observed);
+    let failure = apply_error.as_ref().map(ToString::to_string);
+    let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
     let status_changed = write_status(ctx, &agent, &decision).await?;
+    if let Some(e) = apply_error {
+        if status_changed {
+            ctx.event(&*agent, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
+        }
+        return Err(e);
+    }
 
     if !changes.is_empty() {
         let note = changes
@@ -191,7 +203,7 @@ async fn apply_all(
         }
         None => w
             .changes
-            .extend(apply::delete(&crbs, &meta::cluster_binding_name(agent)).await?),
+            .extend(apply::delete_if_present(&crbs, &meta::cluster_binding_name(agent)).await?),
     }
     w.apply(&o.config_map).await?;
     if let Some(cm) = &o.tailscale_serve {
@@ -200,7 +212,9 @@ async fn apply_all(
     if let Some(s) = &o.tailscale_state {
         w.create_once(s).await?;
     }
-    w.apply(&o.pvc).await?;
+    // A claim's class and size cannot be changed in place (local-path cannot even grow one),
+    // so it is created once; resize or replace it by hand.
+    w.create_once(&o.pvc).await?;
     w.apply(&o.deployment).await?;
     w.apply(&o.service).await?;
     if let Some(i) = &o.ingress {

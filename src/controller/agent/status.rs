@@ -27,7 +27,8 @@ pub struct Decision {
     pub url: Option<String>,
 }
 
-pub fn decide(agent: &Agent, problems: &[Problem], observed: &Observed) -> Decision {
+/// Decides status from validation `problems`, an apply `failure`, and the live objects.
+pub fn decide(agent: &Agent, problems: &[Problem], failure: Option<&str>, observed: &Observed) -> Decision {
     let secrets: Vec<String> = problems
         .iter()
         .filter(|p| p.is_secret())
@@ -58,6 +59,8 @@ pub fn decide(agent: &Agent, problems: &[Problem], observed: &Observed) -> Decis
     let (exposed, url) = exposure(agent, observed);
     let ready = if !spec.is_empty() {
         Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
+    } else if let Some(failure) = failure {
+        Cond::is_false(CONDITION_READY, "ApplyFailed", format!("{failure}; the operator retries"))
     } else if let Some(not) = [&secrets_cond, &available, &exposed]
         .into_iter()
         .find(|c| !c.status)
