@@ -76,8 +76,8 @@ async fn operator_reacts_to_watch_events_and_stops_cleanly() {
         condition(&fake, AGENT, "SecretsResolved")["status"] == "True"
     })
     .await;
-    eventually("Channel Ready", || {
-        condition(&fake, CHANNEL, "Ready")["status"] == "True"
+    eventually("Channel waiting for its Agent", || {
+        condition(&fake, CHANNEL, "Ready")["reason"] == "AgentNotReady"
     })
     .await;
     eventually("Cron Ready", || {
@@ -101,6 +101,11 @@ async fn operator_reacts_to_watch_events_and_stops_cleanly() {
     );
     eventually("Ready=True", || {
         condition(&fake, AGENT, "Ready")["status"] == "True"
+    })
+    .await;
+    // The Agent's status change reaches its members through their Agent watch.
+    eventually("Channel Serving", || {
+        condition(&fake, CHANNEL, "Ready")["reason"] == "Serving"
     })
     .await;
 

@@ -504,8 +504,18 @@ async fn members_report_ready_or_what_is_wrong() {
     let h = Harness::new("shrimp.yaml");
     let chan = "/apis/clawops.dev/v1alpha1/namespaces/default/channels/telegram";
     let cron = "/apis/clawops.dev/v1alpha1/namespaces/default/crons/morning-patrol";
+    // Before the Agent is rolled out, nothing claims to serve or to be scheduled.
     let status = member::<Channel>(&h, chan).await;
-    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+    assert_eq!(status["conditions"][0]["reason"], "AgentNotReady", "{status}");
+    let status = member::<Cron>(&h, cron).await;
+    assert_eq!(status["conditions"][0]["reason"], "WaitingForAgent", "{status}");
+    assert!(status["conditions"][0]["message"].as_str().unwrap().contains("CronJob shrimp-morning-patrol does not exist yet"));
+    assert!(status.get("cronJob").is_none());
+
+    h.ready().await;
+    let status = member::<Channel>(&h, chan).await;
+    assert_eq!(status["conditions"][0]["reason"], "Serving", "{status}");
+    assert_eq!(status["conditions"][0]["status"], "True");
     let status = member::<Cron>(&h, cron).await;
     assert_eq!(status["conditions"][0]["reason"], "Scheduled");
     assert_eq!(status["cronJob"], "shrimp-morning-patrol");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
@@ -168,11 +169,20 @@ pub fn channel_ready(
                 p.describe()
             ),
         ),
-        None => Cond::is_true(
-            CONDITION_READY,
-            "Configured",
-            format!("Agent {} answers on this channel", agent.name_any()),
-        ),
+        None => match agent_not_ready(agent) {
+            Some(why) => Cond::is_false(CONDITION_READY, "AgentNotReady", why),
+            None => Cond::is_true(CONDITION_READY, "Serving", format!("Agent {} answers on this channel", agent.name_any())),
+        },
+    }
+}
+
+/// Why the Agent does not serve its members yet, from its own Ready condition.
+fn agent_not_ready(agent: &Agent) -> Option<String> {
+    let ready = agent.status.as_ref().and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY));
+    match ready {
+        Some(c) if c.status == "True" => None,
+        Some(c) => Some(format!("Agent {} is not ready ({}): {}", agent.name_any(), c.reason, c.message)),
+        None => Some(format!("Agent {} has not been reconciled yet", agent.name_any())),
     }
 }
 
@@ -196,7 +206,18 @@ impl Member for Cron {
                 source,
             })?;
         let channels = resolve::members_of(agent, channels.items, |c| &c.spec.agent_ref);
-        let (ready, job) = cron_ready(self, agent, &channels);
+        let job_name = meta::cron_job_name(agent, &self.name_any());
+        let exists = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&job_name)
+            .await
+            .map_err(|source| MemberError::Read {
+                what: format!("CronJob {job_name}"),
+                kind: Self::KIND,
+                name: self.name_any(),
+                source,
+            })?
+            .is_some();
+        let (ready, job) = cron_ready(self, agent, &channels, exists);
         let current = self.status.as_ref().and_then(|s| s.cron_job.clone());
         Ok((
             ready,
@@ -209,9 +230,14 @@ impl Member for Cron {
     }
 }
 
-/// Ready of a Cron, and the CronJob it runs as when valid.
-pub fn cron_ready(cron: &Cron, agent: &Agent, channels: &[Channel]) -> (Cond, Option<String>) {
+/// Ready of a Cron, and the CronJob it runs as once that exists.
+pub fn cron_ready(cron: &Cron, agent: &Agent, channels: &[Channel], job_exists: bool) -> (Cond, Option<String>) {
     match validate::validate_cron(cron, agent, channels) {
+        Ok(()) if !job_exists => {
+            let job = meta::cron_job_name(agent, &cron.name_any());
+            let why = agent_not_ready(agent).unwrap_or_else(|| format!("Agent {} is rolling it out", agent.name_any()));
+            (Cond::is_false(CONDITION_READY, "WaitingForAgent", format!("CronJob {job} does not exist yet: {why}")), None)
+        }
         Ok(()) => {
             let job = meta::cron_job_name(agent, &cron.name_any());
             let state = if cron.spec.suspend {

@@ -46,6 +46,8 @@ fn resolved(m: &Manifests) -> resolve::Resolved {
 #[test]
 fn schedules_kubernetes_accepts() {
     for ok in [
+        "0 9 1 JUL *",
+        "0 9 * JUN-JUL SUN",
         "10 8 * * *",
         "*/5 * * * *",
         "0 9 * * MON-FRI",
@@ -55,6 +57,8 @@ fn schedules_kubernetes_accepts() {
         assert_eq!(check_schedule(ok), Ok(()), "{ok}");
     }
     for bad in [
+        "0 0 15W * *",
+        "0 0 * * 5L",
         "10 8 * *",
         "0 10 8 * * *",
         "61 8 * * *",
@@ -221,4 +225,15 @@ fn lookup_names_each_problem() {
     ));
     assert!(lookup(Some(&secret("a-real-looking-secret-value")), "k").is_ok());
     let _ = SecretString::from("x");
+}
+
+#[test]
+fn secret_keys_named_like_reserved_variables_are_refused() {
+    let mut m = example();
+    m.agents[0].spec.model.api_key_secret_ref = Some(SecretKeyRef::new("shrimp-secrets", "pod-namespace"));
+    let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels).iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(text[0].contains("POD_NAMESPACE, which is reserved") && text[0].contains("key pod-namespace"), "{}", text[0]);
+    m.agents[0].spec.model.api_key_secret_ref = Some(SecretKeyRef::new("shrimp-secrets", "path"));
+    assert!(validate_agent_spec(&m.agents[0], &m.channels)[0].to_string().contains("PATH"));
 }
