@@ -88,9 +88,16 @@ impl Manifests {
                 ns: &str,
                 parse: impl Fn(String) -> ManifestError,
             ) -> Result<T, ManifestError> {
+                // A Secret's values never appear in an error, even a misspelt one.
+                let secret =
+                    value.get("kind").and_then(serde_yaml::Value::as_str) == Some("Secret");
                 let mut obj: T = serde_path_to_error::deserialize(value).map_err(|e| {
                     let path = e.path().to_string();
-                    parse(format!("{path}: {}", e.into_inner()))
+                    if secret {
+                        parse(format!("{path}: invalid value (not shown, it may be secret); Secret data values must be strings"))
+                    } else {
+                        parse(format!("{path}: {}", e.into_inner()))
+                    }
                 })?;
                 if obj.namespace().is_none() {
                     obj.meta_mut().namespace = Some(ns.to_string());

@@ -226,3 +226,24 @@ fn patterns_enums_and_ranges_reject_bad_values() {
         serde_json::json!(["off", "on-miss", "always"])
     );
 }
+
+#[test]
+fn names_that_would_break_generated_objects_are_rejected() {
+    let root_rule = |kind: &str| rules(&schema(kind)).join(" ");
+    let agent = root_rule("Agent");
+    assert!(agent.contains("size(self.metadata.name) <= 63"), "{agent}");
+    assert!(agent.contains("'^[a-z]([-a-z0-9]*[a-z0-9])?$'"), "{agent}");
+    let cron = root_rule("Cron");
+    assert!(
+        cron.contains("size(self.metadata.name) <= 63")
+            && cron.contains("'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
+        "{cron}"
+    );
+    // The same patterns, checked here: the examples pass, names the API would refuse do not.
+    let dns_label = Regex::new("^[a-z]([-a-z0-9]*[a-z0-9])?$").unwrap();
+    assert!(
+        dns_label.is_match("shrimp")
+            && !dns_label.is_match("1shrimp")
+            && !dns_label.is_match("my.agent")
+    );
+}

@@ -506,10 +506,21 @@ async fn members_report_ready_or_what_is_wrong() {
     let cron = "/apis/clawops.dev/v1alpha1/namespaces/default/crons/morning-patrol";
     // Before the Agent is rolled out, nothing claims to serve or to be scheduled.
     let status = member::<Channel>(&h, chan).await;
-    assert_eq!(status["conditions"][0]["reason"], "AgentNotReady", "{status}");
+    assert_eq!(
+        status["conditions"][0]["reason"], "AgentNotReady",
+        "{status}"
+    );
     let status = member::<Cron>(&h, cron).await;
-    assert_eq!(status["conditions"][0]["reason"], "WaitingForAgent", "{status}");
-    assert!(status["conditions"][0]["message"].as_str().unwrap().contains("CronJob shrimp-morning-patrol does not exist yet"));
+    assert_eq!(
+        status["conditions"][0]["reason"], "WaitingForAgent",
+        "{status}"
+    );
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CronJob shrimp-morning-patrol does not exist yet")
+    );
     assert!(status.get("cronJob").is_none());
 
     h.ready().await;
@@ -613,7 +624,11 @@ async fn without_cluster_access_the_steady_state_writes_nothing_either() {
     assert_eq!(h.condition("Ready")["status"], "True");
     for _ in 0..2 {
         let (_, log) = h.reconcile().await;
-        assert_eq!(writes(&log), Vec::<String>::new(), "no DELETE of an absent ClusterRoleBinding");
+        assert_eq!(
+            writes(&log),
+            Vec::<String>::new(),
+            "no DELETE of an absent ClusterRoleBinding"
+        );
     }
 }
 
@@ -627,15 +642,30 @@ async fn a_rejected_apply_is_reported_in_status_and_retried() {
     h.fake.set(AGENT, "/spec", "maxConcurrent", json!(2));
     h.fake.take_log();
     let agent: Agent = h.fake.typed(AGENT).unwrap();
-    let err = agent::reconcile(Arc::new(agent), h.ctx.clone()).await.expect_err("the apply fails");
-    assert!(err.to_string().contains("applying Deployment shrimp-gateway"), "{err}");
+    let err = agent::reconcile(Arc::new(agent), h.ctx.clone())
+        .await
+        .expect_err("the apply fails");
+    assert!(
+        err.to_string()
+            .contains("applying Deployment shrimp-gateway"),
+        "{err}"
+    );
     let ready = h.condition("Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "ApplyFailed");
     let msg = ready["message"].as_str().unwrap();
-    assert!(msg.contains("Deployment shrimp-gateway") && msg.contains("Required value"), "{msg}");
+    assert!(
+        msg.contains("Deployment shrimp-gateway") && msg.contains("Required value"),
+        "{msg}"
+    );
     let log = h.fake.take_log();
-    let event = log.iter().find(|r| r.path.ends_with("/events")).expect("an event").body.clone().unwrap();
+    let event = log
+        .iter()
+        .find(|r| r.path.ends_with("/events"))
+        .expect("an event")
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(event["reason"], "ApplyFailed");
 
     h.fake.clear_rejections();
@@ -644,5 +674,8 @@ async fn a_rejected_apply_is_reported_in_status_and_retried() {
     // The retry rolled out the change that was refused before.
     assert_ne!(h.config_hash(), hash_before);
     let (_, log) = h.reconcile().await;
-    assert!(!writes(&log).iter().any(|w| w.contains("deployments")), "applied once, then quiet");
+    assert!(
+        !writes(&log).iter().any(|w| w.contains("deployments")),
+        "applied once, then quiet"
+    );
 }

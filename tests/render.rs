@@ -167,3 +167,22 @@ fn crd_prints_the_four_crds() {
         assert!(out.contains(&format!("name: {name}")), "{name}");
     }
 }
+
+#[test]
+fn a_bad_secret_value_is_reported_without_the_value() {
+    let dir = std::env::temp_dir().join(format!("clawops-render-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("secret.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  pin: 987654321\n",
+    )
+    .unwrap();
+    let (code, _, err) = clawops(&["render", "-f", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("stringData.pin") && err.contains("not shown"),
+        "{err}"
+    );
+    assert!(!err.contains("987654321"), "the value leaked: {err}");
+}

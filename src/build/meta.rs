@@ -21,7 +21,7 @@ pub fn child_name(agent: &str, suffix: &str, max: usize) -> String {
     let hash = hex(&Sha256::digest(full.as_bytes()))[..8].to_string();
     let keep = max - hash.len() - 1;
     let mut head: String = full.chars().take(keep).collect();
-    while head.ends_with('-') || head.len() > keep {
+    while head.ends_with(['-', '.']) || head.len() > keep {
         head.pop();
     }
     format!("{head}-{hash}")
@@ -126,5 +126,7 @@ mod tests {
         assert_ne!(one, two);
         assert_eq!(one, child_name(&agent, "morning-patrol", 52));
         assert!(!one.contains("--"));
+        let dotted = child_name(&format!("{}.x", "b".repeat(43)), "gateway-config", 63);
+        assert!(dotted.len() <= 63 && !dotted.contains(".-"), "{dotted}");
     }
 }

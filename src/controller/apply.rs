@@ -157,8 +157,16 @@ pub async fn prune<K: Object>(
 }
 
 /// Deletes one object if it exists, reading first so that an absent object costs no write.
-pub async fn delete_if_present<K: Object>(api: &Api<K>, name: &str) -> Result<Option<Change>, ApplyError> {
-    if api.get_opt(name).await.map_err(err::<K>("reading", name))?.is_none() {
+pub async fn delete_if_present<K: Object>(
+    api: &Api<K>,
+    name: &str,
+) -> Result<Option<Change>, ApplyError> {
+    if api
+        .get_opt(name)
+        .await
+        .map_err(err::<K>("reading", name))?
+        .is_none()
+    {
         return Ok(None);
     }
     delete(api, name).await

@@ -171,18 +171,33 @@ pub fn channel_ready(
         ),
         None => match agent_not_ready(agent) {
             Some(why) => Cond::is_false(CONDITION_READY, "AgentNotReady", why),
-            None => Cond::is_true(CONDITION_READY, "Serving", format!("Agent {} answers on this channel", agent.name_any())),
+            None => Cond::is_true(
+                CONDITION_READY,
+                "Serving",
+                format!("Agent {} answers on this channel", agent.name_any()),
+            ),
         },
     }
 }
 
 /// Why the Agent does not serve its members yet, from its own Ready condition.
 fn agent_not_ready(agent: &Agent) -> Option<String> {
-    let ready = agent.status.as_ref().and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY));
+    let ready = agent
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY));
     match ready {
         Some(c) if c.status == "True" => None,
-        Some(c) => Some(format!("Agent {} is not ready ({}): {}", agent.name_any(), c.reason, c.message)),
-        None => Some(format!("Agent {} has not been reconciled yet", agent.name_any())),
+        Some(c) => Some(format!(
+            "Agent {} is not ready ({}): {}",
+            agent.name_any(),
+            c.reason,
+            c.message
+        )),
+        None => Some(format!(
+            "Agent {} has not been reconciled yet",
+            agent.name_any()
+        )),
     }
 }
 
@@ -231,12 +246,25 @@ impl Member for Cron {
 }
 
 /// Ready of a Cron, and the CronJob it runs as once that exists.
-pub fn cron_ready(cron: &Cron, agent: &Agent, channels: &[Channel], job_exists: bool) -> (Cond, Option<String>) {
+pub fn cron_ready(
+    cron: &Cron,
+    agent: &Agent,
+    channels: &[Channel],
+    job_exists: bool,
+) -> (Cond, Option<String>) {
     match validate::validate_cron(cron, agent, channels) {
         Ok(()) if !job_exists => {
             let job = meta::cron_job_name(agent, &cron.name_any());
-            let why = agent_not_ready(agent).unwrap_or_else(|| format!("Agent {} is rolling it out", agent.name_any()));
-            (Cond::is_false(CONDITION_READY, "WaitingForAgent", format!("CronJob {job} does not exist yet: {why}")), None)
+            let why = agent_not_ready(agent)
+                .unwrap_or_else(|| format!("Agent {} is rolling it out", agent.name_any()));
+            (
+                Cond::is_false(
+                    CONDITION_READY,
+                    "WaitingForAgent",
+                    format!("CronJob {job} does not exist yet: {why}"),
+                ),
+                None,
+            )
         }
         Ok(()) => {
             let job = meta::cron_job_name(agent, &cron.name_any());

@@ -25,6 +25,7 @@ pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-
     namespaced,
     status = "AgentStatus",
     shortname = "ag",
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the gateway Service and labels"),
     category = "claw",
     doc = "An AI assistant reconciled into a gateway Deployment that answers on its Channels.",
     printcolumn(

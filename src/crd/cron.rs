@@ -21,6 +21,7 @@ pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|mi
     namespaced,
     status = "CronStatus",
     shortname = "crn",
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be lower-case letters, digits and '-', at most 63 characters: it names the CronJob and labels its pods"),
     category = "claw",
     doc = "A scheduled agent turn (e.g. a cluster patrol) whose answer is delivered to a chat.",
     printcolumn(

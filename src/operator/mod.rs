@@ -208,7 +208,12 @@ pub async fn run_controllers<F>(
                 r
             },
             |agent: Arc<Agent>, err: &agent::Error, _| {
-                tracing::warn!(agent = %agent.name_any(), error = %err, "reconcile failed");
+                let agent = format!(
+                    "{}/{}",
+                    agent.namespace().unwrap_or_default(),
+                    agent.name_any()
+                );
+                tracing::warn!(%agent, error = %err, "reconcile failed");
                 Action::requeue(std::time::Duration::from_secs(15))
             },
             ctx.clone(),
@@ -237,14 +242,18 @@ async fn member_controller<M: members::Member, F>(
     let controller = Controller::new(api::<M>(client, ns), watcher::Config::default());
     let store = controller.store();
     controller
-        .watches(api::<Agent>(client, ns), watcher::Config::default(), move |a: Agent| {
-            store
-                .state()
-                .into_iter()
-                .filter(|m| m.namespace() == a.namespace() && m.agent_ref() == a.name_any())
-                .map(|m| ObjectRef::from_obj(&*m))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            api::<Agent>(client, ns),
+            watcher::Config::default(),
+            move |a: Agent| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|m| m.namespace() == a.namespace() && m.agent_ref() == a.name_any())
+                    .map(|m| ObjectRef::from_obj(&*m))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(stop)
         .run(
             |obj, ctx: Arc<Context>| async move {
@@ -254,7 +263,8 @@ async fn member_controller<M: members::Member, F>(
                 r
             },
             |obj: Arc<M>, err: &members::MemberError, _| {
-                tracing::warn!(kind = M::KIND, name = %obj.name_any(), error = %err, "reconcile failed");
+                let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+                tracing::warn!(kind = M::KIND, %name, error = %err, "reconcile failed");
                 Action::requeue(std::time::Duration::from_secs(15))
             },
             ctx,

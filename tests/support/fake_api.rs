@@ -368,7 +368,11 @@ impl FakeApi {
             content_type: content_type.clone(),
             body: body.clone(),
         });
-        if let Some((.., code, message)) = s.rejections.iter().find(|(m, p, ..)| *m == method && *p == path) {
+        if let Some((.., code, message)) = s
+            .rejections
+            .iter()
+            .find(|(m, p, ..)| *m == method && *p == path)
+        {
             let code = StatusCode::from_u16(*code).unwrap();
             return Reply::from(status(code, "Invalid", message));
         }
@@ -567,7 +571,12 @@ impl FakeApi {
 
     /// Answers every `method` request on `path` with `code` and `message` from now on.
     pub fn reject(&self, method: &str, path: &str, code: u16, message: &str) {
-        self.state.lock().unwrap().rejections.push((method.into(), path.into(), code, message.into()));
+        self.state.lock().unwrap().rejections.push((
+            method.into(),
+            path.into(),
+            code,
+            message.into(),
+        ));
     }
 
     pub fn clear_rejections(&self) {

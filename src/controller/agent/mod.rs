@@ -47,11 +47,16 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error("writing status of Agent {agent}: {source}")]
     Status { agent: String, source: kube::Error },
-    #[error("finalizer of Agent: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("Agent {agent}: {source}")]
+    Finalizer {
+        agent: String,
+        #[source]
+        source: Box<kube::runtime::finalizer::Error<Error>>,
+    },
 }
 
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = status::key(&agent);
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, agent, |event| async {
         match event {
@@ -60,7 +65,10 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer {
+        agent: key,
+        source: Box::new(e),
+    })
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
@@ -92,7 +100,14 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     let status_changed = write_status(ctx, &agent, &decision).await?;
     if let Some(e) = apply_error {
         if status_changed {
-            ctx.event(&*agent, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
+            ctx.event(
+                &*agent,
+                EventType::Warning,
+                "ApplyFailed",
+                "Apply",
+                e.to_string(),
+            )
+            .await;
         }
         return Err(e);
     }

@@ -28,7 +28,12 @@ pub struct Decision {
 }
 
 /// Decides status from validation `problems`, an apply `failure`, and the live objects.
-pub fn decide(agent: &Agent, problems: &[Problem], failure: Option<&str>, observed: &Observed) -> Decision {
+pub fn decide(
+    agent: &Agent,
+    problems: &[Problem],
+    failure: Option<&str>,
+    observed: &Observed,
+) -> Decision {
     let secrets: Vec<String> = problems
         .iter()
         .filter(|p| p.is_secret())
@@ -60,7 +65,11 @@ pub fn decide(agent: &Agent, problems: &[Problem], failure: Option<&str>, observ
     let ready = if !spec.is_empty() {
         Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
     } else if let Some(failure) = failure {
-        Cond::is_false(CONDITION_READY, "ApplyFailed", format!("{failure}; the operator retries"))
+        Cond::is_false(
+            CONDITION_READY,
+            "ApplyFailed",
+            format!("{failure}; the operator retries"),
+        )
     } else if let Some(not) = [&secrets_cond, &available, &exposed]
         .into_iter()
         .find(|c| !c.status)

@@ -147,6 +147,10 @@ fn two_secret_keys_in_one_env_var_are_refused() {
     assert_eq!(p.len(), 1, "{p:?}");
     let t = p[0].to_string();
     assert!(
+        t.starts_with("Channel telegram-work spec.telegram.botTokenSecretRef: "),
+        "{t}"
+    );
+    assert!(
         t.contains("TELEGRAM_BOT_TOKEN") && t.contains("work-secrets") && t.contains("rename"),
         "{t}"
     );
@@ -230,10 +234,23 @@ fn lookup_names_each_problem() {
 #[test]
 fn secret_keys_named_like_reserved_variables_are_refused() {
     let mut m = example();
-    m.agents[0].spec.model.api_key_secret_ref = Some(SecretKeyRef::new("shrimp-secrets", "pod-namespace"));
-    let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels).iter().map(ToString::to_string).collect();
+    m.agents[0].spec.model.api_key_secret_ref =
+        Some(SecretKeyRef::new("shrimp-secrets", "pod-namespace"));
+    let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(text.len(), 1, "{text:?}");
-    assert!(text[0].contains("POD_NAMESPACE, which is reserved") && text[0].contains("key pod-namespace"), "{}", text[0]);
+    assert!(
+        text[0].contains("POD_NAMESPACE, which is reserved")
+            && text[0].contains("key pod-namespace"),
+        "{}",
+        text[0]
+    );
     m.agents[0].spec.model.api_key_secret_ref = Some(SecretKeyRef::new("shrimp-secrets", "path"));
-    assert!(validate_agent_spec(&m.agents[0], &m.channels)[0].to_string().contains("PATH"));
+    assert!(
+        validate_agent_spec(&m.agents[0], &m.channels)[0]
+            .to_string()
+            .contains("PATH")
+    );
 }

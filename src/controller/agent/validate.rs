@@ -102,8 +102,22 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
 
 /// Environment variables a Secret key must not become.
 const RESERVED_ENV: &[&str] = &[
-    ENV_GATEWAY_TOKEN, ENV_POD_NAMESPACE, ENV_AGENT, ENV_GATEWAY_URL, "PATH", "HOME", "USER", "HOSTNAME", "TZ", "LANG",
-    "RUST_LOG", "RUST_BACKTRACE", "SSL_CERT_FILE", "SSL_CERT_DIR", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
+    ENV_GATEWAY_TOKEN,
+    ENV_POD_NAMESPACE,
+    ENV_AGENT,
+    ENV_GATEWAY_URL,
+    "PATH",
+    "HOME",
+    "USER",
+    "HOSTNAME",
+    "TZ",
+    "LANG",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
 ];
 
 /// Checks of the Agent spec beyond the schema.
@@ -152,20 +166,34 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
     }
     // Two different Secret keys must not land in one environment variable, nor on one the
     // container already sets or the system relies on.
+    let fields: BTreeMap<SecretKeyRef, String> = secret_uses(agent, channels)
+        .into_iter()
+        .map(|u| (u.reference, u.field))
+        .collect();
+    let field_of = |r: &SecretKeyRef| {
+        fields
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| "secret references".into())
+    };
     let mut by_env: BTreeMap<String, SecretKeyRef> = BTreeMap::new();
     for (env, r) in secret_env(agent, channels) {
         if env != ENV_GATEWAY_TOKEN && RESERVED_ENV.contains(&env.as_str()) {
             spec_problem(
-                "secret references",
-                format!("{r} would become environment variable {env}, which is reserved; rename the key"),
+                &field_of(&r),
+                format!(
+                    "{r} would become environment variable {env}, which is reserved; rename the key"
+                ),
             );
         }
         if let Some(other) = by_env.get(&env)
             && other != &r
         {
             spec_problem(
-                "secret references",
-                format!("{other} and {r} both become environment variable {env}; rename one of the keys"),
+                &field_of(&r),
+                format!(
+                    "{other} and {r} both become environment variable {env}; rename one of the keys"
+                ),
             );
         }
         by_env.insert(env, r);
@@ -212,7 +240,10 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
             let stem = t.trim_end_matches(['L', 'W']);
             stem.len() < t.len() && stem.chars().all(|c| c.is_ascii_digit())
         };
-        if fields.iter().any(|f| f.contains('#') || f.split(['-', ',', '/']).any(quartz)) {
+        if fields
+            .iter()
+            .any(|f| f.contains('#') || f.split(['-', ',', '/']).any(quartz))
+        {
             return Err(format!(
                 "`{s}` uses L, W or #, which Kubernetes CronJobs do not support"
             ));
