@@ -175,6 +175,7 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
     assert_eq!(
         h.fake.get(AGENT).unwrap()["status"]["url"],
         "https://shrimp.example.com"
+    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["tokenSecret"], "shrimp-gateway-token");
     );
     // The generated token is 64 hex characters.
     let token = h.fake.get(TOKEN).unwrap()["data"]["token"]
@@ -333,6 +334,12 @@ async fn missing_secret_and_missing_key_are_named() {
         "{msg}"
     );
     assert!(msg.contains("telegram-bot-token"), "{msg}");
+    assert!(
+        h.fake.get(AGENT).unwrap()["status"]
+            .get("tokenSecret")
+            .is_none(),
+        "no token Secret was made for a refused Agent"
+    );
 
     let h = Harness::new("shrimp.yaml");
     let mut secret = h.fake.get(SECRET).unwrap();

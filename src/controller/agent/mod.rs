@@ -326,7 +326,12 @@ async fn write_status(
             ),
         },
         url: decision.url.clone(),
-        token_secret: Some(build::secrets::token_ref(agent).name),
+        // Named once it exists; a refused Agent may never have had its token generated.
+        token_secret: previous.token_secret.clone().or_else(|| {
+            decision
+                .applied
+                .then(|| build::secrets::token_ref(agent).name)
+        }),
     };
     if next == previous {
         return Ok(false);

@@ -25,6 +25,8 @@ pub struct Observed {
 pub struct Decision {
     pub conditions: Vec<Cond>,
     pub url: Option<String>,
+    /// Everything was applied, so the token Secret exists.
+    pub applied: bool,
 }
 
 /// Decides status from validation `problems`, an apply `failure`, and the live objects.
@@ -88,6 +90,7 @@ pub fn decide(
     Decision {
         conditions: vec![ready, secrets_cond, exposed, available],
         url,
+        applied: problems.is_empty() && failure.is_none(),
     }
 }
 
