@@ -175,7 +175,10 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
     assert_eq!(
         h.fake.get(AGENT).unwrap()["status"]["url"],
         "https://shrimp.example.com"
-    assert_eq!(h.fake.get(AGENT).unwrap()["status"]["tokenSecret"], "shrimp-gateway-token");
+    );
+    assert_eq!(
+        h.fake.get(AGENT).unwrap()["status"]["tokenSecret"],
+        "shrimp-gateway-token"
     );
     // The generated token is 64 hex characters.
     let token = h.fake.get(TOKEN).unwrap()["data"]["token"]
