@@ -6,6 +6,7 @@ pub mod config;
 pub mod consts;
 pub mod controller;
 pub mod crd;
+pub mod gateway;
 pub mod manifests;
 pub mod operator;
 pub mod render;

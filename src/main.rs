@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clawops::gateway::{self, ConfigSource, GatewayOptions};
 use clawops::manifests::Manifests;
 use clawops::operator::{self, OperatorOptions};
 use clawops::telemetry::{self, LogFormat};
@@ -48,6 +49,25 @@ enum Command {
         /// Default gateway image.
         #[arg(long, env = "CLAWOPS_GATEWAY_IMAGE")]
         gateway_image: Option<String>,
+    },
+    /// Run the gateway: from `gateway.json` (in the pod) or from the CR YAML (standalone).
+    Gateway {
+        /// `gateway.json` as the operator renders it.
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+        config: Option<PathBuf>,
+        /// Agent/Channel/Cron YAML to run standalone; secrets come from environment variables
+        /// named after their keys (zai-api-key → ZAI_API_KEY).
+        #[arg(long, num_args = 1..)]
+        from: Vec<String>,
+        /// The Agent to run when the YAML holds several.
+        #[arg(long)]
+        agent: Option<String>,
+        /// State directory (approved senders, history, offsets); `~/.clawops` standalone.
+        #[arg(long, env = "CLAWOPS_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Listen address; all interfaces on the config's port (18789) by default.
+        #[arg(long, env = "CLAWOPS_GATEWAY_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crd {
@@ -103,6 +123,30 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Gateway {
+            config,
+            from,
+            agent,
+            state_dir,
+            listen,
+        } => {
+            telemetry::init(cli.log_format);
+            let source = match config {
+                Some(path) => ConfigSource::File(path),
+                None => ConfigSource::Manifests { files: from, agent },
+            };
+            let state_dir = state_dir.unwrap_or_else(|| match &source {
+                ConfigSource::File(_) => PathBuf::from(clawops::consts::STATE_DIR),
+                ConfigSource::Manifests { .. } => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".clawops"))
+                    .unwrap_or_else(|| PathBuf::from(".clawops")),
+            });
+            block_on(gateway::run(GatewayOptions {
+                source,
+                state_dir,
+                listen,
+            }))
+        }
         Command::Operator {
             namespace,
             listen,
@@ -118,17 +162,22 @@ fn main() -> ExitCode {
                 lease_namespace,
                 image: gateway_image.unwrap_or_else(clawops::default_image),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            match rt.block_on(operator::run(opts)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            block_on(operator::run(opts))
+        }
+    }
+}
+
+/// Runs a long-lived command on a multi-threaded runtime; errors end it with exit code 1.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

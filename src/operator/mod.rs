@@ -55,7 +55,7 @@ where
 }
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -1,0 +1,214 @@
+//! Gateway token auth for `/api/…`: `Authorization: Bearer`, `?token=` (then a cookie), a
+//! constant-time compare, 401s that say what was wrong and where the gateway reads its token,
+//! and a per-address limit on failed attempts.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+/// Failed attempts allowed per address within [`FAILURE_WINDOW`].
+pub const MAX_FAILURES: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub const COOKIE: &str = "clawops_token";
+
+/// Why a request was refused. Never carries the presented or the real token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    Missing { source: String },
+    Wrong { source: String },
+    NotConfigured { source: String },
+    Limited { retry_after: Duration },
+}
+
+impl Denied {
+    pub fn message(&self) -> String {
+        match self {
+            Denied::Missing { source } => format!(
+                "gateway token missing: send `Authorization: Bearer <token>` or `?token=<token>`; this gateway reads its token from {source}"
+            ),
+            Denied::Wrong { source } => {
+                format!(
+                    "gateway token mismatch: the token sent is not the one this gateway reads from {source}"
+                )
+            }
+            Denied::NotConfigured { source } => {
+                format!("gateway token not configured on this gateway: set {source}")
+            }
+            Denied::Limited { retry_after } => {
+                format!(
+                    "too many failed attempts from this address; retry in {} s",
+                    retry_after.as_secs().max(1)
+                )
+            }
+        }
+    }
+}
+
+pub struct TokenAuth {
+    token: Option<SecretString>,
+    /// Where the token comes from, e.g. "environment variable CLAWOPS_GATEWAY_TOKEN".
+    source: String,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl TokenAuth {
+    pub fn new(token: Option<SecretString>, source: impl Into<String>) -> Self {
+        Self {
+            token,
+            source: source.into(),
+            failures: Mutex::default(),
+        }
+    }
+
+    pub fn configured(&self) -> bool {
+        self.token.is_some()
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Checks a presented token for a client at `ip`.
+    pub fn check(&self, ip: IpAddr, presented: Option<&str>, now: Instant) -> Result<(), Denied> {
+        let mut failures = self.failures.lock().expect("auth lock");
+        failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        if let Some((count, since)) = failures.get(&ip)
+            && *count >= MAX_FAILURES
+        {
+            return Err(Denied::Limited {
+                retry_after: FAILURE_WINDOW.saturating_sub(now.duration_since(*since)),
+            });
+        }
+        let source = self.source.clone();
+        let result = match (&self.token, presented) {
+            (None, _) => Err(Denied::NotConfigured { source }),
+            (Some(_), None) => Err(Denied::Missing { source }),
+            (Some(t), Some(p)) if bool::from(t.expose_secret().as_bytes().ct_eq(p.as_bytes())) => {
+                Ok(())
+            }
+            (Some(_), Some(_)) => Err(Denied::Wrong { source }),
+        };
+        if matches!(result, Err(Denied::Missing { .. } | Denied::Wrong { .. })) {
+            let entry = failures.entry(ip).or_insert((0, now));
+            entry.0 += 1;
+        }
+        result
+    }
+}
+
+/// The token a request presents: bearer header, then `?token=`, then the cookie.
+pub fn presented<'a>(
+    authorization: Option<&'a str>,
+    query: Option<&'a str>,
+    cookie: Option<&'a str>,
+) -> Option<(&'a str, bool)> {
+    if let Some(t) = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Some((t, false));
+    }
+    if let Some(t) = query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .filter(|t| !t.is_empty())
+    {
+        return Some((t, true));
+    }
+    cookie
+        .and_then(|c| {
+            c.split(';').find_map(|kv| {
+                kv.trim()
+                    .strip_prefix(&format!("{COOKIE}="))
+                    .map(|_| kv.trim())
+            })
+        })
+        .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    fn auth() -> TokenAuth {
+        TokenAuth::new(
+            Some(SecretString::from("s3cret-token-value")),
+            "environment variable CLAWOPS_GATEWAY_TOKEN",
+        )
+    }
+
+    #[test]
+    fn missing_wrong_and_right_tokens() {
+        let a = auth();
+        let now = Instant::now();
+        assert_eq!(a.check(ip(1), Some("s3cret-token-value"), now), Ok(()));
+        let missing = a.check(ip(1), None, now).unwrap_err();
+        assert!(
+            missing.message().contains("missing")
+                && missing.message().contains("CLAWOPS_GATEWAY_TOKEN")
+        );
+        let wrong = a.check(ip(1), Some("guess"), now).unwrap_err();
+        assert!(wrong.message().contains("mismatch") && !wrong.message().contains("s3cret"));
+        let none = TokenAuth::new(None, "environment variable CLAWOPS_GATEWAY_TOKEN");
+        assert!(matches!(
+            none.check(ip(1), Some("x"), now),
+            Err(Denied::NotConfigured { .. })
+        ));
+    }
+
+    #[test]
+    fn failed_attempts_are_limited_per_address_and_forgotten_after_the_window() {
+        let a = auth();
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(
+                a.check(ip(2), Some("guess"), now),
+                Err(Denied::Wrong { .. })
+            ));
+        }
+        assert!(
+            matches!(
+                a.check(ip(2), Some("s3cret-token-value"), now),
+                Err(Denied::Limited { .. })
+            ),
+            "even the right token waits"
+        );
+        assert_eq!(
+            a.check(ip(3), Some("s3cret-token-value"), now),
+            Ok(()),
+            "other addresses are unaffected"
+        );
+        assert_eq!(
+            a.check(ip(2), Some("s3cret-token-value"), now + FAILURE_WINDOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn tokens_are_found_in_header_query_and_cookie() {
+        assert_eq!(
+            presented(Some("Bearer abc"), None, None),
+            Some(("abc", false))
+        );
+        assert_eq!(
+            presented(None, Some("x=1&token=abc"), None),
+            Some(("abc", true))
+        );
+        assert_eq!(
+            presented(None, None, Some("a=b; clawops_token=abc")),
+            Some(("abc", false))
+        );
+        assert_eq!(presented(Some("Basic abc"), None, None), None);
+        assert_eq!(presented(None, Some("token="), None), None);
+    }
+}

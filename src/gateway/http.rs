@@ -1,0 +1,134 @@
+//! The gateway's HTTP surface on its one port: `/healthz`, `/readyz`, `/health`, `/metrics`,
+//! and `/api/…` behind the gateway token.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::Gateway;
+use super::auth::{self, Denied};
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let api = Router::new()
+        .route("/api/status", get(status))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .with_state(gw)
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    if let Err(e) = gw.state.check_writable() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("state not writable: {e}\n"),
+        )
+            .into_response();
+    }
+    if !gw.channels_started.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "channels starting\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    Json(gw.health())
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    let mut body = gw.health();
+    body["crons"] = json!(
+        gw.config
+            .crons
+            .iter()
+            .map(|c| json!({"name": c.name, "schedule": c.schedule, "timeZone": c.time_zone}))
+            .collect::<Vec<_>>()
+    );
+    Json(body)
+}
+
+/// Lets a request through with a valid token; otherwise a 401 (or 429) that says why.
+async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let found = {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        auth::presented(
+            header(header::AUTHORIZATION),
+            req.uri().query(),
+            header(header::COOKIE),
+        )
+        .map(|(t, from_query)| (t.to_string(), from_query))
+    };
+    match gw
+        .auth
+        .check(ip, found.as_ref().map(|(t, _)| t.as_str()), Instant::now())
+    {
+        Ok(()) => {
+            let cookie = found.filter(|(_, from_query)| *from_query).map(|(t, _)| t);
+            let mut resp = next.run(req).await;
+            // `?token=` once, then a cookie, so the token leaves the URL.
+            if let Some(t) = cookie
+                && let Ok(v) = HeaderValue::from_str(&format!(
+                    "{}={t}; HttpOnly; SameSite=Strict; Path=/",
+                    auth::COOKIE
+                ))
+            {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(denied) => {
+            gw.metrics.auth_failures.inc();
+            let code = match denied {
+                Denied::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut resp = (
+                code,
+                Json(json!({"error": "unauthorized", "message": denied.message()})),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            if let Denied::Limited { retry_after } = denied {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+            }
+            resp
+        }
+    }
+}

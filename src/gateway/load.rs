@@ -1,0 +1,215 @@
+//! Where the gateway's config comes from: `gateway.json` as the operator renders it, or the
+//! same Agent/Channel/Cron YAML the operator reads, rendered here (standalone).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use crate::config::{self, ConfigInputs, GatewayConfig};
+use crate::controller::agent::{resolve, validate};
+use crate::manifests::Manifests;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Manifests(#[from] crate::manifests::ManifestError),
+    #[error("{0}")]
+    Choose(String),
+    #[error("Agent {agent}: {}", problems.join("; "))]
+    Refused {
+        agent: String,
+        problems: Vec<String>,
+    },
+}
+
+/// Reads `gateway.json`; an unknown field, a wrong type or a bad value fails with its path.
+pub fn from_file(path: &Path) -> Result<GatewayConfig, LoadError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse(&text, &shown)
+}
+
+pub fn parse(text: &str, shown: &str) -> Result<GatewayConfig, LoadError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let cfg: GatewayConfig =
+        serde_path_to_error::deserialize(de).map_err(|e| LoadError::Invalid {
+            path: shown.into(),
+            field: match e.path().to_string().as_str() {
+                "." => "(top level)".into(),
+                p => p.into(),
+            },
+            message: e.into_inner().to_string(),
+        })?;
+    check(&cfg, shown)?;
+    Ok(cfg)
+}
+
+/// What serde cannot check: the version, unique channel names, crons delivering to a channel.
+fn check(cfg: &GatewayConfig, shown: &str) -> Result<(), LoadError> {
+    let invalid = |field: String, message: String| LoadError::Invalid {
+        path: shown.into(),
+        field,
+        message,
+    };
+    if cfg.version != config::CONFIG_VERSION {
+        return Err(invalid(
+            "version".into(),
+            format!(
+                "version {} is not supported; this gateway reads version {}",
+                cfg.version,
+                config::CONFIG_VERSION
+            ),
+        ));
+    }
+    for (i, c) in cfg.channels.iter().enumerate() {
+        if cfg.channels[..i].iter().any(|o| o.name == c.name) {
+            return Err(invalid(
+                format!("channels[{i}].name"),
+                format!("channel {} is defined twice", c.name),
+            ));
+        }
+    }
+    for (i, c) in cfg.crons.iter().enumerate() {
+        if let Some(d) = &c.deliver
+            && !cfg.channels.iter().any(|ch| ch.name == d.channel)
+        {
+            return Err(invalid(
+                format!("crons[{i}].deliver.channel"),
+                format!("no channel named {}", d.channel),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Renders the config from CR YAML, as the operator would, for the Agent named `agent` (or the
+/// only one). Invalid Crons are left out with a warning, as in the cluster.
+pub fn from_manifests(files: &[String], agent: Option<&str>) -> Result<GatewayConfig, LoadError> {
+    let m = Manifests::from_files(files, "default")?;
+    let chosen = match agent {
+        Some(name) => m
+            .agents
+            .iter()
+            .find(|a| a.name_any() == name)
+            .ok_or_else(|| {
+                LoadError::Choose(format!("no Agent named {name} in {}", files.join(", ")))
+            })?,
+        None => match m.agents.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(LoadError::Choose(format!(
+                    "no Agent in {}",
+                    files.join(", ")
+                )));
+            }
+            many => {
+                let names: Vec<String> = many.iter().map(|a| a.name_any()).collect();
+                return Err(LoadError::Choose(format!(
+                    "several Agents ({}); choose one with --agent",
+                    names.join(", ")
+                )));
+            }
+        },
+    };
+    let channels = resolve::members_of(chosen, m.channels.clone(), |c| &c.spec.agent_ref);
+    let problems = validate::validate_agent_spec(chosen, &channels);
+    if !problems.is_empty() {
+        return Err(LoadError::Refused {
+            agent: chosen.name_any(),
+            problems: problems.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let mut crons = Vec::new();
+    for c in resolve::members_of(chosen, m.crons.clone(), |c| &c.spec.agent_ref) {
+        match validate::validate_cron(&c, chosen, &channels) {
+            Ok(()) => crons.push(c),
+            Err(why) => tracing::warn!(cron = %c.name_any(), %why, "cron left out"),
+        }
+    }
+    let agent = Arc::new(chosen.clone());
+    Ok(config::render(&ConfigInputs {
+        agent: &agent,
+        channels: &channels,
+        crons: &crons,
+        public_url: crate::build::network::configured_url(&agent),
+        extra_trusted_proxies: &[],
+        namespace: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_json() -> String {
+        let path = format!(
+            "{}/manifests/examples/shrimp.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        from_manifests(&[path], None).unwrap().to_json()
+    }
+
+    #[test]
+    fn the_example_renders_and_reads_back() {
+        let cfg = parse(&example_json(), "gateway.json").unwrap();
+        assert_eq!(cfg.agent.id, "shrimp");
+        assert_eq!(cfg.channels[0].telegram.bot_token_env, "TELEGRAM_BOT_TOKEN");
+        assert_eq!(cfg.crons.len(), 2);
+        assert!(
+            cfg.kubernetes.is_none(),
+            "standalone has no cluster to mirror into"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_name_their_path() {
+        let json = example_json().replace("\"maxConcurrent\"", "\"maxConcurent\"");
+        let err = parse(&json, "gateway.json").unwrap_err().to_string();
+        assert!(
+            err.starts_with("gateway.json: agent.maxConcurent: unknown field `maxConcurent`"),
+            "{err}"
+        );
+        let json =
+            example_json().replace("\"dmPolicy\": \"pairing\"", "\"dmPolicy\": \"sometimes\"");
+        let err = parse(&json, "gateway.json").unwrap_err().to_string();
+        assert!(
+            err.contains("channels[0].telegram.dmPolicy: unknown variant `sometimes`"),
+            "{err}"
+        );
+        let err = parse("{", "gateway.json").unwrap_err().to_string();
+        assert!(err.contains("gateway.json"), "{err}");
+    }
+
+    #[test]
+    fn version_and_references_are_checked() {
+        let json = example_json().replacen("\"version\": 1", "\"version\": 2", 1);
+        assert!(
+            parse(&json, "g.json")
+                .unwrap_err()
+                .to_string()
+                .contains("version: version 2 is not supported")
+        );
+        let json = example_json().replace("\"channel\": \"telegram\"", "\"channel\": \"whatsapp\"");
+        assert!(
+            parse(&json, "g.json")
+                .unwrap_err()
+                .to_string()
+                .contains("crons[0].deliver.channel: no channel named whatsapp")
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! `clawops gateway`: the process an Agent's Deployment runs, and the standalone assistant.
+//! It loads its config, opens its state directory, and serves health, metrics and the
+//! token-protected API on one port.
+
+pub mod auth;
+pub mod http;
+pub mod load;
+pub mod metrics;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::config::GatewayConfig;
+use crate::secrets::{self, SecretProblem};
+use auth::TokenAuth;
+use metrics::GatewayMetrics;
+use state::StateDir;
+
+/// Where the config comes from.
+pub enum ConfigSource {
+    /// `gateway.json`, as the operator renders it.
+    File(PathBuf),
+    /// Agent/Channel/Cron YAML, rendered here; `agent` picks one of several.
+    Manifests {
+        files: Vec<String>,
+        agent: Option<String>,
+    },
+}
+
+pub struct GatewayOptions {
+    pub source: ConfigSource,
+    pub state_dir: PathBuf,
+    /// Address to listen on; all interfaces on the config's port by default.
+    pub listen: Option<SocketAddr>,
+}
+
+/// A secret read from the environment, or why it cannot be used (never the value).
+pub fn env_secret(name: &str) -> Result<SecretString, String> {
+    let value = std::env::var(name).map_err(|_| format!("{name} is not set"))?;
+    let value = SecretString::from(value);
+    secrets::check_value(&value).map_err(|p| match p {
+        SecretProblem::Empty => format!("{name} is empty"),
+        _ => format!("{name} is a placeholder, not a real secret"),
+    })?;
+    Ok(value)
+}
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub auth: TokenAuth,
+    pub state: StateDir,
+    pub metrics: GatewayMetrics,
+    pub started: Instant,
+    /// Why the model is unusable, if it is.
+    pub model_problem: Option<String>,
+    /// Per channel: why it is disabled, if it is.
+    pub channel_problems: Vec<(String, Option<String>)>,
+    pub channels_started: AtomicBool,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, auth: TokenAuth, state: StateDir) -> Self {
+        let model_problem = config
+            .agent
+            .model
+            .api_key_env
+            .as_deref()
+            .and_then(|env| env_secret(env).err());
+        let channel_problems = config
+            .channels
+            .iter()
+            .map(|c| (c.name.clone(), env_secret(&c.telegram.bot_token_env).err()))
+            .collect();
+        Self {
+            config,
+            auth,
+            state,
+            metrics: GatewayMetrics::default(),
+            started: Instant::now(),
+            model_problem,
+            channel_problems,
+            channels_started: AtomicBool::new(false),
+        }
+    }
+
+    /// Lines saying what is disabled and why, for the start-up log and `/health`.
+    pub fn disabled(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.model_problem {
+            out.push(format!(
+                "model {} disabled: {p}",
+                self.config.agent.model.primary
+            ));
+        }
+        for (name, p) in &self.channel_problems {
+            if let Some(p) = p {
+                out.push(format!("channel {name} disabled: {p}"));
+            }
+        }
+        if !self.auth.configured() {
+            out.push(format!(
+                "API disabled: the gateway token is not set ({})",
+                self.auth.source()
+            ));
+        }
+        out
+    }
+
+    pub fn health(&self) -> serde_json::Value {
+        let cfg = &self.config;
+        json!({
+            "ok": self.disabled().is_empty(),
+            "agent": {"id": cfg.agent.id, "name": cfg.agent.name},
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "model": {
+                "primary": cfg.agent.model.primary,
+                "configured": self.model_problem.is_none(),
+                "problem": self.model_problem,
+            },
+            "channels": self.channel_problems.iter().map(|(name, p)| json!({
+                "name": name, "kind": "telegram", "configured": p.is_none(), "problem": p,
+            })).collect::<Vec<_>>(),
+            "auth": {"configured": self.auth.configured(), "source": self.auth.source()},
+            "disabled": self.disabled(),
+        })
+    }
+}
+
+/// The gateway token: from its environment variable; standalone, generated once into the
+/// state directory when the variable is unset.
+fn gateway_token(
+    config: &GatewayConfig,
+    state: &StateDir,
+    standalone: bool,
+) -> anyhow::Result<TokenAuth> {
+    let env = &config.gateway.auth.token_env;
+    match env_secret(env) {
+        Ok(token) => Ok(TokenAuth::new(
+            Some(token),
+            format!("environment variable {env}"),
+        )),
+        Err(why) if standalone => {
+            let path = state.path().join("gateway-token");
+            let token = state.secret_file("gateway-token", || {
+                use secrecy::ExposeSecret;
+                secrets::generate_token().expose_secret().to_string()
+            })?;
+            tracing::info!(%why, file = %path.display(), "using the gateway token in the state directory");
+            Ok(TokenAuth::new(
+                Some(SecretString::from(token)),
+                format!("file {} (or environment variable {env})", path.display()),
+            ))
+        }
+        Err(why) => {
+            tracing::warn!(%why, "API disabled until the gateway token is set");
+            Ok(TokenAuth::new(None, format!("environment variable {env}")))
+        }
+    }
+}
+
+pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
+    let (config, standalone) = match &opts.source {
+        ConfigSource::File(path) => (load::from_file(path)?, false),
+        ConfigSource::Manifests { files, agent } => {
+            (load::from_manifests(files, agent.as_deref())?, true)
+        }
+    };
+    let state = StateDir::open(&opts.state_dir)?;
+    let auth = gateway_token(&config, &state, standalone)?;
+    let listen = opts
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.gateway.port)));
+    let gw = Arc::new(Gateway::new(config, auth, state));
+    for line in gw.disabled() {
+        tracing::warn!("{line}");
+    }
+    // Nothing to start yet beyond the HTTP surface.
+    gw.channels_started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
+    axum::serve(
+        listener,
+        http::router(gw).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(crate::operator::shutdown_signal())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! `clawops gateway` as a user runs it: standalone from the example YAML, and from a
+//! `gateway.json` that must be valid.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::process::*;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("clawops-gw-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gateway(args: &[&str], envs: &[(&str, &str)]) -> Reaper {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawops"));
+    cmd.arg("gateway")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for v in ["TELEGRAM_BOT_TOKEN", "ZAI_API_KEY", "CLAWOPS_GATEWAY_TOKEN"] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(envs.iter().copied());
+    Reaper(cmd.spawn().unwrap())
+}
+
+#[test]
+fn standalone_from_the_example_serves_health_and_a_token_protected_api() {
+    let state = temp("standalone");
+    let port = free_port();
+    let mut gw = gateway(
+        &[
+            "--from",
+            "manifests/examples/shrimp.yaml",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[(
+            "TELEGRAM_BOT_TOKEN",
+            "7012345678:AAHk2x9dRealLookingBotTokenValue0123456",
+        )],
+    );
+    assert_eq!(wait_for_http(port, "/healthz").code, 200);
+    assert_eq!(get(port, "/readyz").unwrap().code, 200);
+
+    // What is missing is said in /health: the model key, not the bot token that is set.
+    let health: serde_json::Value =
+        serde_json::from_str(&get(port, "/health").unwrap().body).unwrap();
+    assert_eq!(health["ok"], false);
+    assert_eq!(health["model"]["problem"], "ZAI_API_KEY is not set");
+    assert_eq!(health["channels"][0]["configured"], true);
+    assert_eq!(health["agent"]["name"], "聪明小虾");
+
+    // The token was generated into the state directory, private.
+    let token_file = state.join("gateway-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let missing = get(port, "/api/status").unwrap();
+    assert_eq!(missing.code, 401);
+    assert!(
+        missing.body.contains("gateway token missing") && missing.body.contains("gateway-token"),
+        "{}",
+        missing.body
+    );
+    let wrong = request(
+        port,
+        "GET",
+        "/api/status",
+        &["Authorization: Bearer not-the-token"],
+        "",
+    )
+    .unwrap();
+    assert_eq!(wrong.code, 401);
+    assert!(
+        wrong.body.contains("mismatch") && !wrong.body.contains(&token),
+        "{}",
+        wrong.body
+    );
+    let ok = request(
+        port,
+        "GET",
+        "/api/status",
+        &[&format!("Authorization: Bearer {token}")],
+        "",
+    )
+    .unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    assert!(ok.body.contains("morning-patrol"));
+    // `?token=` once, then the cookie it sets.
+    let q = get(port, &format!("/api/status?token={token}")).unwrap();
+    assert_eq!(q.code, 200);
+    let cookie = q
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        request(
+            port,
+            "GET",
+            "/api/status",
+            &[&format!("Cookie: {cookie}")],
+            ""
+        )
+        .unwrap()
+        .code,
+        200
+    );
+
+    let status = gw.terminate(Duration::from_secs(10));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains("model zai/glm-4.7 disabled: ZAI_API_KEY is not set"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("AAHk2x9dRealLookingBotTokenValue") && !logs.contains(&token),
+        "a secret reached the log"
+    );
+}
+
+#[test]
+fn a_malformed_gateway_json_fails_at_start_with_the_field_path() {
+    let dir = temp("badconfig");
+    let config = dir.join("gateway.json");
+    std::fs::write(
+        &config,
+        r#"{"version": 1, "agent": {"id": "a", "name": "A", "modle": {}}, "gateway": {}}"#,
+    )
+    .unwrap();
+    let mut gw = gateway(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let status = gw.0.wait().unwrap();
+    let err = gw.stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gateway.json: agent.modle: unknown field `modle`"),
+        "{err}"
+    );
+}
