@@ -163,3 +163,102 @@ fn a_malformed_gateway_json_fails_at_start_with_the_field_path() {
         "{err}"
     );
 }
+
+/// The example with the model pointed at `base_url`, written to a temp file.
+fn example_with_model_at(base_url: &str, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!(
+        "{}/manifests/examples/shrimp.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let text = text.replacen(
+        "    primary: zai/glm-4.7\n",
+        &format!("    primary: zai/glm-4.7\n    baseUrl: {base_url}\n"),
+        1,
+    );
+    let path = temp(name).join("shrimp.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_chat_answers_through_the_model_and_explains_quota_errors() {
+    use support::fake_llm::{Answer, FakeLlm};
+    let fake = FakeLlm::start().await;
+    fake.script(
+        "glm-4.7",
+        [
+            Answer::Text("集群一切正常 🦐".into()),
+            Answer::glm(429, "1308", "Usage limit reached"),
+        ],
+    );
+    let yaml = example_with_model_at(&fake.base_url(), "chat");
+    let state = temp("chat-state");
+    let port = free_port();
+    let key = "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp";
+    let mut gw = gateway(
+        &[
+            "--from",
+            yaml.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[
+            ("ZAI_API_KEY", key),
+            ("CLAWOPS_GATEWAY_TOKEN", "test-gateway-token-0123456789"),
+        ],
+    );
+    let health = tokio::task::spawn_blocking(move || wait_for_http(port, "/health"))
+        .await
+        .unwrap();
+    assert!(
+        health.body.contains("\"configured\":true"),
+        "{}",
+        health.body
+    );
+    let call = |text: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let body = format!(r#"{{"chat": "owner", "text": "{text}"}}"#);
+            request(
+                port,
+                "POST",
+                "/api/chat",
+                &[
+                    "Authorization: Bearer test-gateway-token-0123456789",
+                    "Content-Type: application/json",
+                ],
+                &body,
+            )
+            .unwrap()
+        })
+    };
+    let ok = call("巡检一下").await.unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    assert!(ok.body.contains("集群一切正常"), "{}", ok.body);
+    let seen = fake.seen();
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(&*format!("Bearer {key}"))
+    );
+    assert!(
+        seen[0].body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("聪明小虾")
+    );
+
+    let quota = call("再来一次").await.unwrap();
+    assert_eq!(quota.code, 502);
+    assert!(
+        quota.body.contains("1308") && quota.body.contains("额度"),
+        "{}",
+        quota.body
+    );
+
+    let status = gw.terminate(Duration::from_secs(10));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains(key), "the model key reached the log");
+}

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -20,6 +20,7 @@ use super::auth::{self, Denied};
 pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
+        .route("/api/chat", post(chat))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -69,6 +70,45 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
             .collect::<Vec<_>>()
     );
     Json(body)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChatRequest {
+    /// Conversation id; history is kept per chat.
+    #[serde(default = "default_chat")]
+    chat: String,
+    text: String,
+}
+
+fn default_chat() -> String {
+    "webchat".into()
+}
+
+/// One turn through the agent, for WebChat and tests. A failure is told as the chat would be.
+async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> Response {
+    if req.text.trim().is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid", "message": "text: must not be empty"})),
+        )
+            .into_response();
+    }
+    match gw
+        .agent
+        .reply(&format!("api-{}", req.chat), &req.text)
+        .await
+    {
+        Ok(reply) => Json(json!({"reply": reply})).into_response(),
+        Err(e) => {
+            let notice = super::agent::explain(&e, super::agent::speaks_cjk(&gw.agent.config));
+            (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": "model", "message": notice, "detail": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Lets a request through with a valid token; otherwise a 401 (or 429) that says why.

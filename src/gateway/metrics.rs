@@ -2,25 +2,57 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 pub struct GatewayMetrics {
     registry: Registry,
     pub auth_failures: Counter,
+    pub llm_latency: Histogram,
+    pub llm_retries: Counter,
+    pub llm_rate_limited: Counter,
+    pub llm_failures: Counter,
 }
 
 impl Default for GatewayMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("clawops_gateway");
         let auth_failures = Counter::default();
+        let llm_latency = Histogram::new(exponential_buckets(0.05, 2.0, 12));
+        let (llm_retries, llm_rate_limited, llm_failures) =
+            (Counter::default(), Counter::default(), Counter::default());
         registry.register(
             "api_auth_failures",
             "API requests refused for a missing or wrong token",
             auth_failures.clone(),
         );
+        registry.register(
+            "llm_request_duration_seconds",
+            "Time of each model HTTP call",
+            llm_latency.clone(),
+        );
+        registry.register(
+            "llm_retries",
+            "Model calls retried (429 with 1302/1305, 5xx, timeouts)",
+            llm_retries.clone(),
+        );
+        registry.register(
+            "llm_rate_limited",
+            "Model answers with HTTP 429 for concurrency or overload",
+            llm_rate_limited.clone(),
+        );
+        registry.register(
+            "llm_failures",
+            "Turns whose every model and retry failed",
+            llm_failures.clone(),
+        );
         Self {
             registry,
             auth_failures,
+            llm_latency,
+            llm_retries,
+            llm_rate_limited,
+            llm_failures,
         }
     }
 }

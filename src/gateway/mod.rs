@@ -2,10 +2,12 @@
 //! It loads its config, opens its state directory, and serves health, metrics and the
 //! token-protected API on one port.
 
+pub mod agent;
 pub mod auth;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod model;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -57,7 +59,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub auth: TokenAuth,
     pub state: StateDir,
-    pub metrics: GatewayMetrics,
+    pub metrics: Arc<GatewayMetrics>,
+    pub agent: agent::Agent,
     pub started: Instant,
     /// Why the model is unusable, if it is.
     pub model_problem: Option<String>,
@@ -68,6 +71,22 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: GatewayConfig, auth: TokenAuth, state: StateDir) -> Self {
+        Self::with_retry(config, auth, state, model::RetryPolicy::default())
+    }
+
+    pub fn with_retry(
+        config: GatewayConfig,
+        auth: TokenAuth,
+        state: StateDir,
+        retry: model::RetryPolicy,
+    ) -> Self {
+        let metrics = Arc::new(GatewayMetrics::default());
+        // One limit for chats, crons and heartbeat together (the GLM 429 lesson).
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            config.agent.max_concurrent.max(1) as usize,
+        ));
+        let client = model::ModelClient::new(&config.agent.model, slots, retry, metrics.clone());
+        let agent = agent::Agent::new(config.agent.clone(), client, state.clone());
         let model_problem = config
             .agent
             .model
@@ -83,7 +102,8 @@ impl Gateway {
             config,
             auth,
             state,
-            metrics: GatewayMetrics::default(),
+            metrics,
+            agent,
             started: Instant::now(),
             model_problem,
             channel_problems,
