@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clawops::gateway::client::ApiClient;
 use clawops::gateway::{self, ConfigSource, GatewayOptions};
 use clawops::manifests::Manifests;
 use clawops::operator::{self, OperatorOptions};
@@ -69,6 +70,30 @@ enum Command {
         #[arg(long, env = "CLAWOPS_GATEWAY_LISTEN")]
         listen: Option<SocketAddr>,
     },
+    /// List or approve DM pairing requests on a running gateway.
+    Pairing {
+        #[command(subcommand)]
+        action: PairingAction,
+        /// The gateway's URL.
+        #[arg(
+            long,
+            global = true,
+            env = "CLAWOPS_GATEWAY_URL",
+            default_value = "http://127.0.0.1:18789"
+        )]
+        url: String,
+        /// The gateway token (default: the standalone gateway's token file).
+        #[arg(
+            long,
+            global = true,
+            env = "CLAWOPS_GATEWAY_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        /// The standalone gateway's state directory, to find its token file.
+        #[arg(long, global = true, env = "CLAWOPS_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crd {
         /// Write `<plural>.yaml` files into this directory instead of printing.
@@ -91,6 +116,31 @@ enum Command {
         #[arg(long)]
         check_secrets: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PairingAction {
+    /// Pending pairing codes of a channel (`telegram`, or the Channel's name).
+    List {
+        channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pairing code: its sender may chat from now on.
+    Approve {
+        channel: String,
+        code: String,
+        /// Tell the sender they are approved.
+        #[arg(long)]
+        notify: bool,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".clawops"))
+        .unwrap_or_else(|| PathBuf::from(".clawops"))
 }
 
 fn main() -> ExitCode {
@@ -123,6 +173,51 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Pairing {
+            action,
+            url,
+            token,
+            state_dir,
+        } => {
+            let state_dir = Some(state_dir.unwrap_or_else(default_state_dir));
+            block_on(async move {
+                let api = ApiClient::new(&url, token, state_dir)?;
+                match action {
+                    PairingAction::List { channel, json } => {
+                        let body = api.get(&format!("/api/pairing/{channel}")).await?;
+                        if json {
+                            println!("{}", serde_json::to_string_pretty(&body)?);
+                        } else {
+                            print!("{}", pairing_table(&body));
+                        }
+                    }
+                    PairingAction::Approve {
+                        channel,
+                        code,
+                        notify,
+                    } => {
+                        let body = api
+                            .post(
+                                &format!("/api/pairing/{channel}/approve"),
+                                &serde_json::json!({"code": code, "notify": notify}),
+                            )
+                            .await?;
+                        let who = &body["approved"];
+                        let sender = who["sender"]
+                            .as_str()
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default();
+                        let told = if notify { "; they were told" } else { "" };
+                        println!(
+                            "Approved Telegram user {}{sender} on channel {}{told}.",
+                            who["id"].as_str().unwrap_or("?"),
+                            body["channel"].as_str().unwrap_or(&channel)
+                        );
+                    }
+                }
+                Ok(())
+            })
+        }
         Command::Gateway {
             config,
             from,
@@ -137,9 +232,7 @@ fn main() -> ExitCode {
             };
             let state_dir = state_dir.unwrap_or_else(|| match &source {
                 ConfigSource::File(_) => PathBuf::from(clawops::consts::STATE_DIR),
-                ConfigSource::Manifests { .. } => std::env::var_os("HOME")
-                    .map(|h| PathBuf::from(h).join(".clawops"))
-                    .unwrap_or_else(|| PathBuf::from(".clawops")),
+                ConfigSource::Manifests { .. } => default_state_dir(),
             });
             block_on(gateway::run(GatewayOptions {
                 source,
@@ -165,6 +258,38 @@ fn main() -> ExitCode {
             block_on(operator::run(opts))
         }
     }
+}
+
+/// The pending requests as a table.
+fn pairing_table(body: &serde_json::Value) -> String {
+    let pending = body["pending"].as_array().cloned().unwrap_or_default();
+    let channel = body["channel"].as_str().unwrap_or("?");
+    let approved = body["approvedSenders"].as_u64().unwrap_or(0);
+    if pending.is_empty() {
+        return format!(
+            "No pending pairing requests on channel {channel} ({approved} approved).\n"
+        );
+    }
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|s| s.replace('T', " ").chars().take(16).collect::<String>() + " UTC")
+            .unwrap_or_default()
+    };
+    let mut out = format!(
+        "{:<10} {:<18} {:<20} {:<22} {}\n",
+        "Code", "Telegram user id", "Sender", "Requested", "Expires"
+    );
+    for p in pending {
+        out += &format!(
+            "{:<10} {:<18} {:<20} {:<22} {}\n",
+            p["code"].as_str().unwrap_or(""),
+            p["id"].as_str().unwrap_or(""),
+            p["sender"].as_str().unwrap_or("-"),
+            time(&p["requestedAt"]),
+            time(&p["expiresAt"])
+        );
+    }
+    out + &format!("Approve with: clawops pairing approve {channel} <CODE>\n")
 }
 
 /// Runs a long-lived command on a multi-threaded runtime; errors end it with exit code 1.

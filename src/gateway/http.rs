@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
         .route("/api/chat", post(chat))
+        .route("/api/pairing/{channel}", get(pairing_list))
+        .route("/api/pairing/{channel}/approve", post(pairing_approve))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -46,7 +48,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(gw.health())
+    Json(gw.health().await)
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
@@ -61,7 +63,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    let mut body = gw.health();
+    let mut body = gw.health().await;
     body["crons"] = json!(
         gw.config
             .crons
@@ -70,6 +72,65 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
             .collect::<Vec<_>>()
     );
     Json(body)
+}
+
+fn error(code: StatusCode, kind: &str, message: String) -> Response {
+    (code, Json(json!({"error": kind, "message": message}))).into_response()
+}
+
+async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String>) -> Response {
+    let c = match gw.channel(&channel) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::NOT_FOUND, "channel", why),
+    };
+    let now = chrono::Utc::now();
+    let pending: Vec<_> = c
+        .pairing
+        .pending(now)
+        .await
+        .into_iter()
+        .map(|r| json!({"code": r.code, "id": r.id, "sender": r.meta.label(), "requestedAt": r.created_at, "expiresAt": r.expires_at()}))
+        .collect();
+    Json(json!({"channel": c.name, "pending": pending, "approvedSenders": c.pairing.allowed_count().await})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveRequest {
+    code: String,
+    #[serde(default)]
+    notify: bool,
+}
+
+async fn pairing_approve(
+    State(gw): State<Arc<Gateway>>,
+    Path(channel): Path<String>,
+    Json(req): Json<ApproveRequest>,
+) -> Response {
+    let c = match gw.channel(&channel) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::NOT_FOUND, "channel", why),
+    };
+    match c.pairing.approve(&req.code, chrono::Utc::now()).await {
+        Ok(r) => {
+            tracing::info!(channel = %c.name, sender = %r.id, "pairing approved");
+            if req.notify
+                && let Ok(chat) = r.id.parse::<i64>()
+            {
+                c.send(
+                    &gw,
+                    teloxide::types::ChatId(chat),
+                    super::pairing::APPROVED_NOTICE,
+                )
+                .await;
+            }
+            Json(json!({"channel": c.name, "approved": {"id": r.id, "sender": r.meta.label()}, "notified": req.notify})).into_response()
+        }
+        Err(e @ super::pairing::PairingError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -12,6 +12,9 @@ pub struct GatewayMetrics {
     pub llm_retries: Counter,
     pub llm_rate_limited: Counter,
     pub llm_failures: Counter,
+    pub messages_in: Counter,
+    pub messages_out: Counter,
+    pub pairing_requests: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -46,6 +49,19 @@ impl Default for GatewayMetrics {
             "Turns whose every model and retry failed",
             llm_failures.clone(),
         );
+        let (messages_in, messages_out, pairing_requests) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register("messages_in", "Chat messages received", messages_in.clone());
+        registry.register(
+            "messages_out",
+            "Chat messages sent (each chunk of a long reply counts)",
+            messages_out.clone(),
+        );
+        registry.register(
+            "pairing_requests",
+            "Pairing codes handed to unknown senders",
+            pairing_requests.clone(),
+        );
         Self {
             registry,
             auth_failures,
@@ -53,6 +69,9 @@ impl Default for GatewayMetrics {
             llm_retries,
             llm_rate_limited,
             llm_failures,
+            messages_in,
+            messages_out,
+            pairing_requests,
         }
     }
 }

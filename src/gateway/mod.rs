@@ -1,29 +1,33 @@
 //! `clawops gateway`: the process an Agent's Deployment runs, and the standalone assistant.
-//! It loads its config, opens its state directory, and serves health, metrics and the
-//! token-protected API on one port.
+//! It loads its config, opens its state directory, answers on its Telegram channels through
+//! the model, and serves health, metrics and the token-protected API on one port.
 
 pub mod agent;
 pub mod auth;
+pub mod client;
 pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod model;
+pub mod pairing;
 pub mod state;
+pub mod telegram;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::config::GatewayConfig;
 use crate::secrets::{self, SecretProblem};
 use auth::TokenAuth;
 use metrics::GatewayMetrics;
-use state::StateDir;
+use state::{StateDir, StateError};
+use telegram::TelegramChannel;
 
 /// Where the config comes from.
 pub enum ConfigSource {
@@ -64,22 +68,19 @@ pub struct Gateway {
     pub started: Instant,
     /// Why the model is unusable, if it is.
     pub model_problem: Option<String>,
-    /// Per channel: why it is disabled, if it is.
-    pub channel_problems: Vec<(String, Option<String>)>,
+    /// Channels whose bot token is set; the others are disabled with a reason.
+    pub channels: Vec<Arc<TelegramChannel>>,
+    pub channel_problems: Vec<(String, String)>,
     pub channels_started: AtomicBool,
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, auth: TokenAuth, state: StateDir) -> Self {
-        Self::with_retry(config, auth, state, model::RetryPolicy::default())
-    }
-
-    pub fn with_retry(
+    pub fn new(
         config: GatewayConfig,
         auth: TokenAuth,
         state: StateDir,
         retry: model::RetryPolicy,
-    ) -> Self {
+    ) -> Result<Self, StateError> {
         let metrics = Arc::new(GatewayMetrics::default());
         // One limit for chats, crons and heartbeat together (the GLM 429 lesson).
         let slots = Arc::new(tokio::sync::Semaphore::new(
@@ -93,12 +94,19 @@ impl Gateway {
             .api_key_env
             .as_deref()
             .and_then(|env| env_secret(env).err());
-        let channel_problems = config
-            .channels
-            .iter()
-            .map(|c| (c.name.clone(), env_secret(&c.telegram.bot_token_env).err()))
-            .collect();
-        Self {
+        let mut channels = Vec::new();
+        let mut channel_problems = Vec::new();
+        for c in &config.channels {
+            match env_secret(&c.telegram.bot_token_env) {
+                Ok(token) => channels.push(Arc::new(TelegramChannel::new(
+                    c.clone(),
+                    token.expose_secret(),
+                    state.clone(),
+                )?)),
+                Err(why) => channel_problems.push((c.name.clone(), why)),
+            }
+        }
+        Ok(Self {
             config,
             auth,
             state,
@@ -106,9 +114,10 @@ impl Gateway {
             agent,
             started: Instant::now(),
             model_problem,
+            channels,
             channel_problems,
             channels_started: AtomicBool::new(false),
-        }
+        })
     }
 
     /// Lines saying what is disabled and why, for the start-up log and `/health`.
@@ -121,9 +130,7 @@ impl Gateway {
             ));
         }
         for (name, p) in &self.channel_problems {
-            if let Some(p) = p {
-                out.push(format!("channel {name} disabled: {p}"));
-            }
+            out.push(format!("channel {name} disabled: {p}"));
         }
         if !self.auth.configured() {
             out.push(format!(
@@ -134,10 +141,48 @@ impl Gateway {
         out
     }
 
-    pub fn health(&self) -> serde_json::Value {
+    /// A channel by name, or by kind (`telegram`) when it is the only one of its kind.
+    pub fn channel(&self, name: &str) -> Result<&Arc<TelegramChannel>, String> {
+        if let Some(c) = self.channels.iter().find(|c| c.name == name) {
+            return Ok(c);
+        }
+        if let Some((_, why)) = self.channel_problems.iter().find(|(n, _)| n == name) {
+            return Err(format!("channel {name} is disabled: {why}"));
+        }
+        match (name, self.channels.as_slice()) {
+            ("telegram", [only]) => Ok(only),
+            _ => {
+                let names: Vec<&str> = self
+                    .config
+                    .channels
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                Err(format!(
+                    "no channel named {name}; this gateway has: {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
         let cfg = &self.config;
+        let mut channels = Vec::new();
+        for c in &self.channels {
+            let probe = c.probe.lock().await.clone();
+            channels.push(json!({
+                "name": c.name, "kind": "telegram", "configured": true,
+                "ok": probe.username.is_some(), "bot": probe.username.map(|u| format!("@{u}")), "problem": probe.error,
+                "approvedSenders": c.pairing.allowed_count().await,
+            }));
+        }
+        for (name, why) in &self.channel_problems {
+            channels.push(json!({"name": name, "kind": "telegram", "configured": false, "ok": false, "problem": why}));
+        }
+        let reachable = channels.iter().all(|c| c["ok"] == true);
         json!({
-            "ok": self.disabled().is_empty(),
+            "ok": self.disabled().is_empty() && reachable,
             "agent": {"id": cfg.agent.id, "name": cfg.agent.name},
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
@@ -146,9 +191,7 @@ impl Gateway {
                 "configured": self.model_problem.is_none(),
                 "problem": self.model_problem,
             },
-            "channels": self.channel_problems.iter().map(|(name, p)| json!({
-                "name": name, "kind": "telegram", "configured": p.is_none(), "problem": p,
-            })).collect::<Vec<_>>(),
+            "channels": channels,
             "auth": {"configured": self.auth.configured(), "source": self.auth.source()},
             "disabled": self.disabled(),
         })
@@ -169,9 +212,8 @@ fn gateway_token(
             format!("environment variable {env}"),
         )),
         Err(why) if standalone => {
-            let path = state.path().join("gateway-token");
-            let token = state.secret_file("gateway-token", || {
-                use secrecy::ExposeSecret;
+            let path = state.path().join(TOKEN_FILE);
+            let token = state.secret_file(TOKEN_FILE, || {
                 secrets::generate_token().expose_secret().to_string()
             })?;
             tracing::info!(%why, file = %path.display(), "using the gateway token in the state directory");
@@ -187,6 +229,9 @@ fn gateway_token(
     }
 }
 
+/// The generated gateway token's file in the state directory (standalone).
+pub const TOKEN_FILE: &str = "gateway-token";
+
 pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let (config, standalone) = match &opts.source {
         ConfigSource::File(path) => (load::from_file(path)?, false),
@@ -199,24 +244,42 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.gateway.port)));
-    let gw = Arc::new(Gateway::new(config, auth, state));
+    let gw = Arc::new(Gateway::new(
+        config,
+        auth,
+        state,
+        model::RetryPolicy::default(),
+    )?);
     for line in gw.disabled() {
         tracing::warn!("{line}");
     }
-    // Nothing to start yet beyond the HTTP surface.
-    gw.channels_started
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pollers: Vec<_> = gw
+        .channels
+        .iter()
+        .map(|c| tokio::spawn(c.clone().run(gw.clone(), stop_rx.clone())))
+        .collect();
+    gw.channels_started.store(true, Ordering::Relaxed);
     tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
+
     axum::serve(
         listener,
-        http::router(gw).into_make_service_with_connect_info::<SocketAddr>(),
+        http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(crate::operator::shutdown_signal())
     .await?;
+    // Finish the batch in hand (its offset is saved after it), within the pod's grace period.
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(pollers))
+        .await
+        .is_err()
+    {
+        tracing::warn!("channels did not stop within 10 s; exiting");
+    }
     tracing::info!("stopped");
     Ok(())
 }

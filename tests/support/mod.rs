@@ -3,6 +3,7 @@
 
 pub mod fake_api;
 pub mod fake_llm;
+pub mod fake_telegram;
 pub mod process;
 
 use clawops::manifests::Manifests;

@@ -1,0 +1,209 @@
+//! A fake Telegram Bot API server: `/bot<token>/<method>` with getMe, getUpdates (long poll,
+//! offsets confirm), sendMessage (optionally 429 with retry_after) and sendChatAction. Tests
+//! push user messages and read what the bot sent.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const BOT_TOKEN: &str = "7012345678:AAHk2x9dRealLookingBotTokenValue0123456";
+pub const BOT_ID: i64 = 7012345678;
+
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub chat_id: i64,
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    updates: Vec<Value>,
+    next_update: i64,
+    next_message: i64,
+    sent: Vec<Sent>,
+    actions: Vec<(i64, String)>,
+    /// The next sendMessage calls answered with 429 and this retry_after.
+    throttle: Vec<u64>,
+    get_updates_calls: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeTelegram {
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    pub addr: SocketAddr,
+}
+
+impl FakeTelegram {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let me = Self {
+            inner: Arc::new(Mutex::new(Inner {
+                next_update: 1000,
+                next_message: 1,
+                ..Default::default()
+            })),
+            notify: Arc::new(Notify::new()),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new()
+            .route("/{bot}/{method}", post(call).get(call))
+            .with_state(me.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        me
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// A text message from user `from` in a private chat with them.
+    pub fn dm(&self, from: i64, username: &str, text: &str) {
+        self.push(
+            json!({"id": from, "type": "private", "first_name": username, "username": username}),
+            from,
+            username,
+            text,
+        );
+    }
+
+    /// A text message from user `from` in group `chat`.
+    pub fn group(&self, chat: i64, from: i64, username: &str, text: &str) {
+        self.push(
+            json!({"id": chat, "type": "group", "title": "ops"}),
+            from,
+            username,
+            text,
+        );
+    }
+
+    fn push(&self, chat: Value, from: i64, username: &str, text: &str) {
+        let mut i = self.inner.lock().unwrap();
+        let (update_id, message_id) = (i.next_update, i.next_message);
+        i.next_update += 1;
+        i.next_message += 1;
+        i.updates.push(json!({
+            "update_id": update_id,
+            "message": {
+                "message_id": message_id, "date": 1_763_700_000, "chat": chat, "text": text,
+                "from": {"id": from, "is_bot": false, "first_name": username, "username": username},
+            }
+        }));
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    /// The next `n` sendMessage calls get 429 with `retry_after` seconds.
+    pub fn throttle_sends(&self, n: usize, retry_after: u64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .throttle
+            .extend(std::iter::repeat_n(retry_after, n));
+    }
+
+    pub fn sent(&self) -> Vec<Sent> {
+        self.inner.lock().unwrap().sent.clone()
+    }
+
+    pub fn sent_to(&self, chat: i64) -> Vec<String> {
+        self.sent()
+            .into_iter()
+            .filter(|s| s.chat_id == chat)
+            .map(|s| s.text)
+            .collect()
+    }
+
+    pub fn typing_sent_to(&self, chat: i64) -> bool {
+        self.inner
+            .lock()
+            .unwrap()
+            .actions
+            .iter()
+            .any(|(c, a)| *c == chat && a == "typing")
+    }
+
+    /// Updates not yet confirmed by an offset.
+    pub fn unconfirmed(&self) -> usize {
+        self.inner.lock().unwrap().updates.len()
+    }
+
+    pub fn get_updates_calls(&self) -> u64 {
+        self.inner.lock().unwrap().get_updates_calls
+    }
+}
+
+fn ok(result: Value) -> Response {
+    Json(json!({"ok": true, "result": result})).into_response()
+}
+
+async fn call(
+    State(fake): State<FakeTelegram>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> Response {
+    if bot != format!("bot{BOT_TOKEN}") {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        )
+            .into_response();
+    }
+    let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
+    match method.to_ascii_lowercase().as_str() {
+        "getme" => ok(json!({
+            "id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot",
+            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false
+        })),
+        "getupdates" => {
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            let timeout = body["timeout"].as_u64().unwrap_or(0).min(2);
+            let notified = fake.notify.notified();
+            let ready = {
+                let mut i = fake.inner.lock().unwrap();
+                i.get_updates_calls += 1;
+                // An offset confirms every update below it.
+                i.updates.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
+                !i.updates.is_empty()
+            };
+            if !ready {
+                let _ = tokio::time::timeout(Duration::from_secs(timeout), notified).await;
+            }
+            let i = fake.inner.lock().unwrap();
+            ok(Value::Array(i.updates.iter().filter(|u| u["update_id"].as_i64().unwrap() >= offset).cloned().collect()))
+        }
+        "sendmessage" => {
+            let mut i = fake.inner.lock().unwrap();
+            if !i.throttle.is_empty() {
+                let s = i.throttle.remove(0);
+                return (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {s}"), "parameters": {"retry_after": s}})),
+                )
+                    .into_response();
+            }
+            let chat_id = body["chat_id"].as_i64().unwrap_or_default();
+            let text = body["text"].as_str().unwrap_or_default().to_string();
+            i.sent.push(Sent { chat_id, text: text.clone() });
+            let id = i.next_message;
+            i.next_message += 1;
+            ok(json!({"message_id": id, "date": 1_763_700_001, "chat": {"id": chat_id, "type": "private", "first_name": "x"}, "text": text,
+                      "from": {"id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot"}}))
+        }
+        "sendchataction" => {
+            let mut i = fake.inner.lock().unwrap();
+            let chat = body["chat_id"].as_i64().unwrap_or_default();
+            i.actions.push((chat, body["action"].as_str().unwrap_or_default().to_string()));
+            ok(json!(true))
+        }
+        other => Json(json!({"ok": false, "error_code": 404, "description": format!("Not Found: method {other}")})).into_response(),
+    }
+}

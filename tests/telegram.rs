@@ -1,0 +1,276 @@
+//! The Telegram journey end to end: the real gateway binary, real teloxide and reqwest, against
+//! local fakes of the Telegram Bot API and the model API.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::fake_llm::{Answer, FakeLlm};
+use support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use support::process::*;
+
+const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789abcdef";
+const ALICE: i64 = 555_000_111;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("clawops-tg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The example, with the model and the Bot API pointed at the fakes.
+fn config(dir: &Path, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
+    let text = std::fs::read_to_string(format!(
+        "{}/manifests/examples/shrimp.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let text = text
+        .replacen(
+            "    primary: zai/glm-4.7\n",
+            &format!(
+                "    primary: zai/glm-4.7\n    baseUrl: {}\n",
+                llm.base_url()
+            ),
+            1,
+        )
+        .replacen(
+            "    groupPolicy: disabled\n",
+            &format!("    groupPolicy: disabled\n    apiUrl: {}\n", tg.api_url()),
+            1,
+        );
+    let path = dir.join("shrimp.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(yaml: &Path, state: &Path, port: u16) -> Reaper {
+    Reaper(
+        Command::new(env!("CARGO_BIN_EXE_clawops"))
+            .args([
+                "gateway",
+                "--from",
+                yaml.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+            .env(
+                "ZAI_API_KEY",
+                "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
+            )
+            .env("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn ready(port: u16) {
+    tokio::task::spawn_blocking(move || {
+        wait_for_http(port, "/readyz");
+        // Connected: getMe answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !get(port, "/health").is_some_and(|r| r.body.contains("@shrimp_bot")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the bot never connected"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+async fn cli(args: &[&str], port: u16) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawops"));
+    cmd.args(args).args([
+        "--url",
+        &format!("http://127.0.0.1:{port}"),
+        "--token",
+        GATEWAY_TOKEN,
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_chat_limits_and_restart() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let dir = temp("journey");
+    let yaml = config(&dir, &llm, &tg);
+    let state = dir.join("state");
+    let port = free_port();
+    let mut gw = start(&yaml, &state, port);
+    ready(port).await;
+
+    // An unknown sender gets one code, with their id and the command.
+    tg.dm(ALICE, "alice", "你好");
+    eventually("a pairing reply", || tg.sent_to(ALICE).len() == 1).await;
+    let reply = &tg.sent_to(ALICE)[0];
+    assert!(
+        reply.contains(&format!("Your Telegram user id: {ALICE}")),
+        "{reply}"
+    );
+    let code = reply.split("Pairing code: ").nth(1).unwrap()[..8].to_string();
+    assert!(
+        reply.ends_with(&format!("clawops pairing approve telegram {code}")),
+        "{reply}"
+    );
+    tg.dm(ALICE, "alice", "还在吗？");
+    eventually("the second message confirmed", || tg.unconfirmed() == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        tg.sent_to(ALICE).len(),
+        1,
+        "no new code while one is pending"
+    );
+    assert!(
+        llm.seen().is_empty(),
+        "nothing reaches the model before approval"
+    );
+
+    // The owner lists and approves it.
+    let (ok, out, err) = cli(&["pairing", "list", "telegram"], port).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&code) && out.contains(&ALICE.to_string()) && out.contains("@alice"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(
+        &[
+            "pairing",
+            "approve",
+            "telegram",
+            &code.to_lowercase(),
+            "--notify",
+        ],
+        port,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "Approved Telegram user {ALICE} (@alice) on channel telegram"
+        )),
+        "{out}"
+    );
+    eventually("the approval notice", || {
+        tg.sent_to(ALICE)
+            .last()
+            .is_some_and(|m| m.contains("access approved"))
+    })
+    .await;
+    let (ok, _, err) = cli(&["pairing", "approve", "telegram", "ZZZZZZZZ"], port).await;
+    assert!(
+        !ok && err.contains("no pending pairing request found for code ZZZZZZZZ"),
+        "{err}"
+    );
+
+    // Now they chat, and the answer carries the persona.
+    tg.dm(ALICE, "alice", "集群怎么样？");
+    eventually("an answer", || tg.sent_to(ALICE).len() == 3).await;
+    let answer = tg.sent_to(ALICE)[2].clone();
+    assert!(
+        answer.contains("聪明小虾") && answer.contains("集群怎么样？"),
+        "{answer}"
+    );
+    assert!(
+        tg.typing_sent_to(ALICE),
+        "a typing indicator while the model works"
+    );
+
+    // Groups are disabled in the example: a mention in a group is ignored.
+    tg.group(-100_123, ALICE, "alice", "@shrimp_bot 在吗");
+    eventually("the group message confirmed", || tg.unconfirmed() == 0).await;
+
+    // A reply longer than 4096 characters arrives in pieces.
+    llm.script(
+        "glm-4.7",
+        [Answer::Text(format!(
+            "{}\n\n{}",
+            "甲".repeat(3000),
+            "乙".repeat(3000)
+        ))],
+    );
+    tg.dm(ALICE, "alice", "写长一点");
+    eventually("two chunks", || tg.sent_to(ALICE).len() == 5).await;
+    let sent = tg.sent_to(ALICE);
+    assert_eq!(
+        (sent[3].chars().count(), sent[4].chars().count()),
+        (3000, 3000)
+    );
+
+    // Telegram says 429: the reply waits and still arrives.
+    tg.throttle_sends(1, 1);
+    tg.dm(ALICE, "alice", "慢一点");
+    eventually("the reply after a 429", || tg.sent_to(ALICE).len() == 6).await;
+
+    // A quota error is told plainly, in the persona's language.
+    llm.script(
+        "glm-4.7",
+        [Answer::glm(429, "1308", "Usage limit reached for 5 hour")],
+    );
+    tg.dm(ALICE, "alice", "再巡检一次");
+    eventually("the quota notice", || tg.sent_to(ALICE).len() == 7).await;
+    assert!(
+        tg.sent_to(ALICE)[6].contains("1308") && tg.sent_to(ALICE)[6].contains("额度"),
+        "{}",
+        tg.sent_to(ALICE)[6]
+    );
+    assert!(tg.sent_to(-100_123).is_empty(), "the group got nothing");
+
+    // Restart: approvals and the offset survive; nothing is answered twice.
+    let model_calls = llm.seen().len();
+    let status = gw.terminate(Duration::from_secs(15));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains(BOT_TOKEN), "the bot token reached the log");
+    let mut gw = start(&yaml, &state, port);
+    ready(port).await;
+    tg.dm(ALICE, "alice", "重启后还记得我吗？");
+    eventually("an answer after the restart", || {
+        tg.sent_to(ALICE).len() == 8
+    })
+    .await;
+    assert!(
+        tg.sent_to(ALICE)[7].contains("重启后还记得我吗"),
+        "answered, not asked to pair again"
+    );
+    assert_eq!(
+        llm.seen().len(),
+        model_calls + 1,
+        "only the new message reached the model"
+    );
+    let history = llm.seen().last().unwrap().body["messages"].clone();
+    assert!(
+        history.as_array().unwrap().len() > 2,
+        "the conversation history survived the restart"
+    );
+    assert!(gw.terminate(Duration::from_secs(15)).success());
+}
