@@ -30,9 +30,10 @@ crds:
 e2e:
 	$(CARGO) test --test e2e -- --ignored --test-threads=1
 
-## Benchmark: time to build all objects for one Agent and for 1,000 Agents.
+## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead.
 bench:
 	$(CARGO) bench --bench build
+	$(CARGO) bench --bench gateway
 
 ## Run the operator against the cluster in KUBECONFIG.
 run-operator:

@@ -230,3 +230,37 @@ async fn max_concurrent_limits_calls_in_flight() {
     }
     assert_eq!(fake.peak(), 1, "maxConcurrent 1 means one call at a time");
 }
+
+#[tokio::test]
+async fn a_heartbeat_is_a_one_off_turn_whose_acknowledgement_is_not_delivered() {
+    use clawops::gateway::heartbeat;
+    let fake = FakeLlm::start().await;
+    fake.script(
+        "glm-4.7",
+        [
+            Answer::Text("HEARTBEAT_OK".into()),
+            Answer::Text("⚠️ 节点 k3s-2 磁盘快满了".into()),
+        ],
+    );
+    let (agent, _) = agent_with(agent_config(&fake, &[], 1), fast_retries());
+    let quiet = agent.one_off(heartbeat::PROMPT).await.unwrap();
+    assert_eq!(heartbeat::deliverable(&quiet), None);
+    let news = agent.one_off(heartbeat::PROMPT).await.unwrap();
+    assert_eq!(
+        heartbeat::deliverable(&news).as_deref(),
+        Some("⚠️ 节点 k3s-2 磁盘快满了")
+    );
+    let seen = fake.seen();
+    let beat = &seen.last().unwrap().body["messages"];
+    assert_eq!(
+        beat.as_array().unwrap().len(),
+        2,
+        "no chat history in a heartbeat"
+    );
+    assert!(
+        beat[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("HEARTBEAT_OK")
+    );
+}

@@ -274,3 +274,65 @@ async fn pairing_chat_limits_and_restart() {
     );
     assert!(gw.terminate(Duration::from_secs(15)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_run_is_delivered_to_its_chat_and_recorded() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let dir = temp("cron");
+    let yaml = config(&dir, &llm, &tg);
+    let state = dir.join("state");
+    let port = free_port();
+    let mut gw = start(&yaml, &state, port);
+    ready(port).await;
+    let owner = 123_456_789; // deliver.to in the example
+    let run = |name: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            request(
+                port,
+                "POST",
+                &format!("/api/cron/{name}/run"),
+                &[&format!("Authorization: Bearer {GATEWAY_TOKEN}")],
+                "",
+            )
+            .unwrap()
+        })
+    };
+    let ok = run("morning-patrol").await.unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    assert!(ok.body.contains("\"delivered\":true"), "{}", ok.body);
+    assert_eq!(tg.sent_to(owner).len(), 1);
+    assert!(
+        tg.sent_to(owner)[0].contains("巡检"),
+        "the Cron's message drove the turn: {:?}",
+        tg.sent_to(owner)
+    );
+
+    llm.script("glm-4.7", [Answer::glm(429, "1308", "Usage limit reached")]);
+    let failed = run("morning-patrol").await.unwrap();
+    assert_eq!(failed.code, 502, "{}", failed.body);
+    assert!(
+        tg.sent_to(owner)[1].starts_with("Cron morning-patrol:")
+            && tg.sent_to(owner)[1].contains("1308"),
+        "{:?}",
+        tg.sent_to(owner)
+    );
+    let unknown = run("noon-patrol").await.unwrap();
+    assert_eq!(unknown.code, 404);
+    assert!(
+        unknown.body.contains("no Cron named noon-patrol"),
+        "{}",
+        unknown.body
+    );
+
+    let log = std::fs::read_to_string(state.join("cron/runs/morning-patrol.jsonl")).unwrap();
+    let runs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["status"].as_str(), runs[1]["status"].as_str()),
+        (Some("ok"), Some("error"))
+    );
+    assert!(gw.terminate(Duration::from_secs(15)).success());
+}

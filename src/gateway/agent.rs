@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 
 use super::model::{Message, ModelClient, ModelError};
 use super::state::{StateDir, StateError};
@@ -159,36 +159,52 @@ impl Agent {
         Ok(self.model.complete(&messages).await?.text)
     }
 
+    // The cache lock is held only for map operations; file I/O (with its fsync) runs on the
+    // blocking pool outside it, so chats never wait for each other's disk.
     async fn load(&self, chat: &str) -> Vec<Message> {
-        let mut h = self.history.lock().await;
-        if let Some(m) = h.get(chat) {
+        if let Some(m) = self.history.lock().expect("history lock").get(chat) {
             return m.clone();
         }
-        let loaded = match self.state.read::<Vec<Message>>(&history_file(chat)) {
+        let (state, file) = (self.state.clone(), history_file(chat));
+        let loaded = match tokio::task::spawn_blocking(move || state.read::<Vec<Message>>(&file))
+            .await
+            .expect("history read")
+        {
             Ok(m) => m.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(error = %e, chat, "history unreadable; starting afresh");
                 Vec::new()
             }
         };
-        h.insert(chat.to_string(), loaded.clone());
-        loaded
+        self.history
+            .lock()
+            .expect("history lock")
+            .entry(chat.to_string())
+            .or_insert(loaded)
+            .clone()
     }
 
     async fn remember(&self, chat: &str, new: [Message; 2]) {
-        let mut h = self.history.lock().await;
-        let m = h.entry(chat.to_string()).or_default();
-        m.extend(new);
-        let excess = m.len().saturating_sub(HISTORY_LIMIT);
-        m.drain(..excess);
-        if let Err(e) = self.state.write(&history_file(chat), m) {
+        let snapshot = {
+            let mut h = self.history.lock().expect("history lock");
+            let m = h.entry(chat.to_string()).or_default();
+            m.extend(new);
+            let excess = m.len().saturating_sub(HISTORY_LIMIT);
+            m.drain(..excess);
+            m.clone()
+        };
+        let (state, file) = (self.state.clone(), history_file(chat));
+        if let Err(e) = tokio::task::spawn_blocking(move || state.write(&file, &snapshot))
+            .await
+            .expect("history write")
+        {
             tracing::warn!(error = %e, chat, "history not saved");
         }
     }
 
     /// Forgets a chat's history.
     pub async fn forget(&self, chat: &str) -> Result<(), StateError> {
-        self.history.lock().await.remove(chat);
+        self.history.lock().expect("history lock").remove(chat);
         self.state
             .write(&history_file(chat), &Vec::<Message>::new())
     }

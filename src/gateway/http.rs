@@ -21,6 +21,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
         .route("/api/chat", post(chat))
+        .route("/api/cron/{name}/run", post(cron_run))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
@@ -76,6 +77,29 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
 
 fn error(code: StatusCode, kind: &str, message: String) -> Response {
     (code, Json(json!({"error": kind, "message": message}))).into_response()
+}
+
+/// Runs a Cron now; 200 when answered (and delivered, if it delivers), 502 otherwise.
+async fn cron_run(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
+    let Some(cron) = gw.config.crons.iter().find(|c| c.name == name).cloned() else {
+        let names: Vec<&str> = gw.config.crons.iter().map(|c| c.name.as_str()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            "cron",
+            format!(
+                "no Cron named {name}; this gateway has: {}",
+                names.join(", ")
+            ),
+        );
+    };
+    let record = super::cron::run(&gw, &cron).await;
+    let ok = record.status == "ok" && (record.delivered || cron.deliver.is_none());
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    (code, Json(json!({"ok": ok, "run": record}))).into_response()
 }
 
 async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String>) -> Response {

@@ -5,6 +5,8 @@
 pub mod agent;
 pub mod auth;
 pub mod client;
+pub mod cron;
+pub mod heartbeat;
 pub mod http;
 pub mod load;
 pub mod metrics;
@@ -72,9 +74,19 @@ pub struct Gateway {
     pub channels: Vec<Arc<TelegramChannel>>,
     pub channel_problems: Vec<(String, String)>,
     pub channels_started: AtomicBool,
+    /// The chat the agent last answered: where heartbeat news goes.
+    last_chat: std::sync::Mutex<Option<(Arc<TelegramChannel>, teloxide::types::ChatId)>>,
 }
 
 impl Gateway {
+    pub fn note_chat(&self, channel: &Arc<TelegramChannel>, chat: teloxide::types::ChatId) {
+        *self.last_chat.lock().expect("last chat lock") = Some((channel.clone(), chat));
+    }
+
+    pub fn last_chat(&self) -> Option<(Arc<TelegramChannel>, teloxide::types::ChatId)> {
+        self.last_chat.lock().expect("last chat lock").clone()
+    }
+
     pub fn new(
         config: GatewayConfig,
         auth: TokenAuth,
@@ -117,6 +129,7 @@ impl Gateway {
             channels,
             channel_problems,
             channels_started: AtomicBool::new(false),
+            last_chat: std::sync::Mutex::default(),
         })
     }
 
@@ -264,6 +277,11 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         .map(|c| tokio::spawn(c.clone().run(gw.clone(), stop_rx.clone())))
         .collect();
     gw.channels_started.store(true, Ordering::Relaxed);
+    let every =
+        crate::controller::agent::validate::parse_duration(&gw.config.agent.heartbeat.every)
+            .unwrap_or(0);
+    let heartbeat =
+        (every > 0).then(|| tokio::spawn(heartbeat::run(gw.clone(), Duration::from_secs(every))));
     tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
 
     axum::serve(
@@ -272,6 +290,9 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(crate::operator::shutdown_signal())
     .await?;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
     // Finish the batch in hand (its offset is saved after it), within the pod's grace period.
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(pollers))

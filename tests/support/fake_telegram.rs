@@ -20,6 +20,7 @@ pub const BOT_ID: i64 = 7012345678;
 pub struct Sent {
     pub chat_id: i64,
     pub text: String,
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -32,6 +33,8 @@ struct Inner {
     /// The next sendMessage calls answered with 429 and this retry_after.
     throttle: Vec<u64>,
     get_updates_calls: u64,
+    /// When each message text was first handed to the bot by getUpdates.
+    delivered: std::collections::HashMap<String, std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -135,6 +138,11 @@ impl FakeTelegram {
         self.inner.lock().unwrap().updates.len()
     }
 
+    /// When getUpdates first handed out the message with this text.
+    pub fn delivered_at(&self, text: &str) -> Option<std::time::Instant> {
+        self.inner.lock().unwrap().delivered.get(text).copied()
+    }
+
     pub fn get_updates_calls(&self) -> u64 {
         self.inner.lock().unwrap().get_updates_calls
     }
@@ -177,8 +185,14 @@ async fn call(
             if !ready {
                 let _ = tokio::time::timeout(Duration::from_secs(timeout), notified).await;
             }
-            let i = fake.inner.lock().unwrap();
-            ok(Value::Array(i.updates.iter().filter(|u| u["update_id"].as_i64().unwrap() >= offset).cloned().collect()))
+            let mut i = fake.inner.lock().unwrap();
+            let batch: Vec<Value> = i.updates.iter().filter(|u| u["update_id"].as_i64().unwrap() >= offset).cloned().collect();
+            let now = std::time::Instant::now();
+            for u in &batch {
+                let text = u["message"]["text"].as_str().unwrap_or_default().to_string();
+                i.delivered.entry(text).or_insert(now);
+            }
+            ok(Value::Array(batch))
         }
         "sendmessage" => {
             let mut i = fake.inner.lock().unwrap();
@@ -192,7 +206,7 @@ async fn call(
             }
             let chat_id = body["chat_id"].as_i64().unwrap_or_default();
             let text = body["text"].as_str().unwrap_or_default().to_string();
-            i.sent.push(Sent { chat_id, text: text.clone() });
+            i.sent.push(Sent { chat_id, text: text.clone(), at: std::time::Instant::now() });
             let id = i.next_message;
             i.next_message += 1;
             ok(json!({"message_id": id, "date": 1_763_700_001, "chat": {"id": chat_id, "type": "private", "first_name": "x"}, "text": text,

@@ -203,6 +203,7 @@ impl TelegramChannel {
                 let reply = answer.unwrap_or_else(|e| {
                     super::agent::explain(&e, super::agent::speaks_cjk(&gw.agent.config))
                 });
+                gw.note_chat(&self, msg.chat.id);
                 self.send(&gw, msg.chat.id, &reply).await;
             }
         }
