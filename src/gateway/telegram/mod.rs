@@ -1,7 +1,8 @@
 //! A Telegram channel: long polling with the update offset persisted after each batch is
 //! handled (a restart neither loses nor repeats a message), access policy and pairing, a
-//! typing indicator while the model works, and throttled sends retried on 429.
+//! typing indicator while the model works, and paced sends retried on 429.
 
+pub mod pace;
 pub mod policy;
 pub mod text;
 
@@ -9,10 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use teloxide::adaptors::Throttle;
-use teloxide::adaptors::throttle::Limits;
 use teloxide::payloads::GetUpdatesSetters;
-use teloxide::prelude::{Requester, RequesterExt};
+use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, ChatAction, ChatId, Message, UpdateKind};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{Mutex, watch};
@@ -36,7 +35,8 @@ pub struct Probe {
 pub struct TelegramChannel {
     pub name: String,
     pub config: ChannelConfig,
-    bot: Throttle<Bot>,
+    bot: Bot,
+    pacer: pace::Pacer,
     pub pairing: PairingStore,
     state: StateDir,
     pub probe: Mutex<Probe>,
@@ -60,7 +60,8 @@ impl TelegramChannel {
         Ok(Self {
             name: config.name.clone(),
             pairing: PairingStore::open(state.clone(), &config.name)?,
-            bot: bot.throttle(Limits::default()),
+            bot,
+            pacer: pace::Pacer::default(),
             config,
             state,
             probe: Mutex::default(),
@@ -225,6 +226,7 @@ impl TelegramChannel {
         for chunk in text::split(text, text::LIMIT) {
             let mut tries = 0;
             loop {
+                self.pacer.turn(chat.0).await;
                 match self.bot.send_message(chat, chunk.clone()).await {
                     Ok(_) => {
                         gw.metrics.messages_out.inc();
