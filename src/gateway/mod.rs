@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod pairing;
 pub mod state;
@@ -282,6 +283,16 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
             .unwrap_or(0);
     let heartbeat =
         (every > 0).then(|| tokio::spawn(heartbeat::run(gw.clone(), Duration::from_secs(every))));
+    let mirror = match gw.config.kubernetes.clone() {
+        Some(k) => match kube::Client::try_default().await {
+            Ok(client) => Some(tokio::spawn(mirror::run(gw.clone(), client, k.namespace))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Kubernetes client: Channel status is not mirrored");
+                None
+            }
+        },
+        None => None,
+    };
     tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
 
     axum::serve(
@@ -290,8 +301,8 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(crate::operator::shutdown_signal())
     .await?;
-    if let Some(h) = heartbeat {
-        h.abort();
+    for task in [heartbeat, mirror].into_iter().flatten() {
+        task.abort();
     }
     // Finish the batch in hand (its offset is saved after it), within the pod's grace period.
     let _ = stop_tx.send(true);
