@@ -336,3 +336,54 @@ async fn a_cron_run_is_delivered_to_its_chat_and_recorded() {
     );
     assert!(gw.terminate(Duration::from_secs(15)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
+    let dir = temp("unreachable");
+    let closed = free_port();
+    let text = std::fs::read_to_string(format!(
+        "{}/manifests/examples/shrimp.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let text = text.replacen(
+        "    groupPolicy: disabled\n",
+        &format!("    groupPolicy: disabled\n    apiUrl: http://127.0.0.1:{closed}/\n"),
+        1,
+    );
+    let yaml = dir.join("shrimp.yaml");
+    std::fs::write(&yaml, text).unwrap();
+    let port = free_port();
+    let mut gw = start(&yaml, &dir.join("state"), port);
+    let health = tokio::task::spawn_blocking(move || {
+        wait_for_http(port, "/readyz");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let h = get(port, "/health").unwrap();
+            if h.body.contains("\"problem\":\"") && h.body.contains("telegram") {
+                return h.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no probe failure reported: {}",
+                h.body
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(health.contains("\"ok\":false"), "{health}");
+    assert!(
+        !health.contains(BOT_TOKEN) && !health.contains("AAHk2x9d"),
+        "the token leaked into /health: {health}"
+    );
+    let status = gw.terminate(Duration::from_secs(15));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("getMe failed"), "{logs}");
+    assert!(
+        !logs.contains("AAHk2x9d"),
+        "the token leaked into the log:\n{logs}"
+    );
+}
