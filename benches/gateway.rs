@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fake_llm::FakeLlm;
@@ -17,64 +16,31 @@ use support::fake_telegram::{BOT_TOKEN, FakeTelegram};
 use support::process::{Reaper, free_port, get};
 
 fn config(llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
-    let text = std::fs::read_to_string(format!(
-        "{}/manifests/examples/shrimp.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let text = text
-        .replacen(
-            "    primary: zai/glm-4.7\n",
-            &format!(
-                "    primary: zai/glm-4.7\n    baseUrl: {}\n",
-                llm.base_url()
+    support::example_with(
+        "bench",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "    dmPolicy: pairing\n",
+                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
             ),
-            1,
-        )
-        .replacen(
-            "    dmPolicy: pairing\n",
-            "    dmPolicy: open\n    allowFrom: [\"*\"]\n",
-            1,
-        )
-        .replacen(
-            "    groupPolicy: disabled\n",
-            &format!("    groupPolicy: disabled\n    apiUrl: {}\n", tg.api_url()),
-            1,
-        )
-        .replacen("maxConcurrent: 1\n", "maxConcurrent: 64\n", 1);
-    let dir = std::env::temp_dir().join(format!("clawops-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("shrimp.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+            ("maxConcurrent: 1\n", "maxConcurrent: 64\n".to_string()),
+        ],
+    )
 }
 
 fn start(yaml: &std::path::Path, port: u16) -> Reaper {
-    let state = yaml.parent().unwrap().join("state");
-    Reaper(
-        Command::new(env!("CARGO_BIN_EXE_clawops"))
-            .args([
-                "gateway",
-                "--from",
-                yaml.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
-            .env(
-                "ZAI_API_KEY",
-                "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
-            )
-            .env("CLAWOPS_GATEWAY_TOKEN", "bench-gateway-token-0123456789")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    let envs = [
+        ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        (
+            "ZAI_API_KEY",
+            "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
+        ),
+        ("CLAWOPS_GATEWAY_TOKEN", "bench-gateway-token-0123456789"),
+        ("RUST_LOG", "warn"),
+    ];
+    support::start_gateway(yaml, &yaml.with_file_name("state"), port, &envs)
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -164,23 +164,6 @@ fn a_malformed_gateway_json_fails_at_start_with_the_field_path() {
     );
 }
 
-/// The example with the model pointed at `base_url`, written to a temp file.
-fn example_with_model_at(base_url: &str, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!(
-        "{}/manifests/examples/shrimp.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let text = text.replacen(
-        "    primary: zai/glm-4.7\n",
-        &format!("    primary: zai/glm-4.7\n    baseUrl: {base_url}\n"),
-        1,
-    );
-    let path = temp(name).join("shrimp.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_chat_answers_through_the_model_and_explains_quota_errors() {
     use support::fake_llm::{Answer, FakeLlm};
@@ -192,7 +175,7 @@ async fn api_chat_answers_through_the_model_and_explains_quota_errors() {
             Answer::glm(429, "1308", "Usage limit reached"),
         ],
     );
-    let yaml = example_with_model_at(&fake.base_url(), "chat");
+    let yaml = support::example_with("chat", &[support::model_at(&fake.base_url())]);
     let state = temp("chat-state");
     let port = free_port();
     let key = "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp";

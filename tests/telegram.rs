@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::fake_llm::{Answer, FakeLlm};
@@ -14,62 +14,31 @@ use support::process::*;
 const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789abcdef";
 const ALICE: i64 = 555_000_111;
 
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clawops-tg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// The example, with the model and the Bot API pointed at the fakes.
-fn config(dir: &Path, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
-    let text = std::fs::read_to_string(format!(
-        "{}/manifests/examples/shrimp.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let text = text
-        .replacen(
-            "    primary: zai/glm-4.7\n",
-            &format!(
-                "    primary: zai/glm-4.7\n    baseUrl: {}\n",
-                llm.base_url()
-            ),
-            1,
-        )
-        .replacen(
-            "    groupPolicy: disabled\n",
-            &format!("    groupPolicy: disabled\n    apiUrl: {}\n", tg.api_url()),
-            1,
-        );
-    let path = dir.join("shrimp.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+fn config(name: &str, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
+    support::example_with(
+        name,
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+        ],
+    )
 }
 
 fn start(yaml: &Path, state: &Path, port: u16) -> Reaper {
-    Reaper(
-        Command::new(env!("CARGO_BIN_EXE_clawops"))
-            .args([
-                "gateway",
-                "--from",
-                yaml.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
-            .env(
+    support::start_gateway(
+        yaml,
+        state,
+        port,
+        &[
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            (
                 "ZAI_API_KEY",
                 "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
-            )
-            .env("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            ),
+            ("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN),
+            ("RUST_LOG", "info"),
+        ],
     )
 }
 
@@ -122,9 +91,8 @@ async fn cli(args: &[&str], port: u16) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairing_chat_limits_and_restart() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let dir = temp("journey");
-    let yaml = config(&dir, &llm, &tg);
-    let state = dir.join("state");
+    let yaml = config("journey", &llm, &tg);
+    let state = yaml.with_file_name("state");
     let port = free_port();
     let mut gw = start(&yaml, &state, port);
     ready(port).await;
@@ -278,9 +246,8 @@ async fn pairing_chat_limits_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_run_is_delivered_to_its_chat_and_recorded() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let dir = temp("cron");
-    let yaml = config(&dir, &llm, &tg);
-    let state = dir.join("state");
+    let yaml = config("cron", &llm, &tg);
+    let state = yaml.with_file_name("state");
     let port = free_port();
     let mut gw = start(&yaml, &state, port);
     ready(port).await;
@@ -339,22 +306,13 @@ async fn a_cron_run_is_delivered_to_its_chat_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
-    let dir = temp("unreachable");
     let closed = free_port();
-    let text = std::fs::read_to_string(format!(
-        "{}/manifests/examples/shrimp.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let text = text.replacen(
-        "    groupPolicy: disabled\n",
-        &format!("    groupPolicy: disabled\n    apiUrl: http://127.0.0.1:{closed}/\n"),
-        1,
+    let yaml = support::example_with(
+        "unreachable",
+        &[support::telegram_at(&format!("http://127.0.0.1:{closed}/"))],
     );
-    let yaml = dir.join("shrimp.yaml");
-    std::fs::write(&yaml, text).unwrap();
     let port = free_port();
-    let mut gw = start(&yaml, &dir.join("state"), port);
+    let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
     let health = tokio::task::spawn_blocking(move || {
         wait_for_http(port, "/readyz");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

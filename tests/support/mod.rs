@@ -35,3 +35,65 @@ pub fn example(file: &str) -> Manifests {
     }
     m
 }
+
+/// The example YAML with text edits (e.g. the model and Bot API pointed at fakes), written into
+/// a fresh directory `name` under the temp dir; returns the file.
+pub fn example_with(name: &str, edits: &[(&str, String)]) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(format!(
+        "{}/manifests/examples/shrimp.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the example has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let dir = std::env::temp_dir().join(format!("clawops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shrimp.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The edit that points the model at `base_url`.
+pub fn model_at(base_url: &str) -> (&'static str, String) {
+    (
+        "    primary: zai/glm-4.7\n",
+        format!("    primary: zai/glm-4.7\n    baseUrl: {base_url}\n"),
+    )
+}
+
+/// The edit that points the Bot API at `api_url`.
+pub fn telegram_at(api_url: &str) -> (&'static str, String) {
+    (
+        "    groupPolicy: disabled\n",
+        format!("    groupPolicy: disabled\n    apiUrl: {api_url}\n"),
+    )
+}
+
+/// `clawops gateway --from yaml` on `port`, with `envs` and nothing else of ours inherited.
+pub fn start_gateway(
+    yaml: &std::path::Path,
+    state: &std::path::Path,
+    port: u16,
+    envs: &[(&str, &str)],
+) -> process::Reaper {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawops"));
+    cmd.args([
+        "gateway",
+        "--from",
+        yaml.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    for v in ["TELEGRAM_BOT_TOKEN", "ZAI_API_KEY", "CLAWOPS_GATEWAY_TOKEN"] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(envs.iter().copied());
+    process::Reaper(cmd.spawn().unwrap())
+}
