@@ -245,3 +245,73 @@ async fn api_chat_answers_through_the_model_and_explains_quota_errors() {
     assert!(status.success(), "{logs}");
     assert!(!logs.contains(key), "the model key reached the log");
 }
+
+#[test]
+fn failed_attempts_are_limited_per_client_behind_trusted_proxies_only() {
+    let hit = |port: u16, client: &str| {
+        request(
+            port,
+            "GET",
+            "/api/status",
+            &[
+                "Authorization: Bearer wrong-token",
+                &format!("X-Forwarded-For: {client}"),
+            ],
+            "",
+        )
+        .unwrap()
+        .code
+    };
+    // Trusting the local proxy: each forwarded client has its own limit.
+    let yaml = support::example_with(
+        "trusted",
+        &[(
+            "  gateway:\n",
+            "  gateway:\n    trustedProxies: [\"127.0.0.1\"]\n".to_string(),
+        )],
+    );
+    let port = free_port();
+    let mut gw = gateway(
+        &[
+            "--from",
+            yaml.to_str().unwrap(),
+            "--state-dir",
+            yaml.with_file_name("state").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[("CLAWOPS_GATEWAY_TOKEN", "the-real-gateway-token-0123456789")],
+    );
+    wait_for_http(port, "/healthz");
+    for _ in 0..10 {
+        assert_eq!(hit(port, "203.0.113.1"), 401);
+    }
+    assert_eq!(hit(port, "203.0.113.1"), 429, "the attacker is limited");
+    assert_eq!(
+        hit(port, "203.0.113.2"),
+        401,
+        "another client behind the same proxy is not"
+    );
+    assert!(gw.terminate(Duration::from_secs(10)).success());
+
+    // Without trusted proxies the header is ignored: a forged address does not dodge the limit.
+    let state = temp("untrusted");
+    let port = free_port();
+    let mut gw = gateway(
+        &[
+            "--from",
+            "manifests/examples/shrimp.yaml",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[("CLAWOPS_GATEWAY_TOKEN", "the-real-gateway-token-0123456789")],
+    );
+    wait_for_http(port, "/healthz");
+    for i in 0..10 {
+        assert_eq!(hit(port, &format!("203.0.113.{i}")), 401);
+    }
+    assert_eq!(hit(port, "203.0.113.99"), 429);
+    assert!(gw.terminate(Duration::from_secs(10)).success());
+}

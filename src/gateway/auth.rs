@@ -100,6 +100,40 @@ impl TokenAuth {
     }
 }
 
+/// Whether `ip` is one of `trusted`: exact addresses or CIDR ranges (`10.42.0.0/16`).
+pub fn is_trusted(ip: IpAddr, trusted: &[String]) -> bool {
+    trusted.iter().any(|t| match t.split_once('/') {
+        None => t.parse::<IpAddr>().is_ok_and(|a| a == ip),
+        Some((net, len)) => match (net.parse::<IpAddr>(), len.parse::<u32>()) {
+            (Ok(IpAddr::V4(n)), Ok(l)) if l <= 32 => match ip {
+                IpAddr::V4(a) => l == 0 || (u32::from(a) ^ u32::from(n)) >> (32 - l) == 0,
+                IpAddr::V6(_) => false,
+            },
+            (Ok(IpAddr::V6(n)), Ok(l)) if l <= 128 => match ip {
+                IpAddr::V6(a) => l == 0 || (u128::from(a) ^ u128::from(n)) >> (128 - l) == 0,
+                IpAddr::V4(_) => false,
+            },
+            _ => false,
+        },
+    })
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// untrusted address in `X-Forwarded-For`. Untrusted peers cannot choose their address.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[String]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    forwarded_for
+        .and_then(|f| {
+            f.split(',')
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .rev()
+                .find(|ip| !is_trusted(*ip, trusted))
+        })
+        .unwrap_or(peer)
+}
+
 /// The token a request presents: bearer header, then `?token=`, then the cookie.
 pub fn presented<'a>(
     authorization: Option<&'a str>,
@@ -192,6 +226,29 @@ mod tests {
             a.check(ip(2), Some("s3cret-token-value"), now + FAILURE_WINDOW),
             Ok(())
         );
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted = vec!["10.42.0.0/16".to_string(), "127.0.0.1".to_string()];
+        let traefik = IpAddr::from([10, 42, 1, 7]);
+        assert_eq!(
+            client_ip(traefik, Some("203.0.113.9, 10.42.3.3"), &trusted),
+            IpAddr::from([203, 0, 113, 9])
+        );
+        let stranger = IpAddr::from([198, 51, 100, 1]);
+        assert_eq!(
+            client_ip(stranger, Some("203.0.113.9"), &trusted),
+            stranger,
+            "an untrusted peer cannot pick its address"
+        );
+        assert_eq!(client_ip(traefik, None, &trusted), traefik);
+        assert!(is_trusted(IpAddr::from([127, 0, 0, 1]), &trusted));
+        assert!(!is_trusted(IpAddr::from([10, 43, 0, 1]), &trusted));
+        assert!(is_trusted(
+            "fd00::5".parse().unwrap(),
+            &["fd00::/8".to_string()]
+        ));
     }
 
     #[test]

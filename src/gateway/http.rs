@@ -198,11 +198,17 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
 
 /// Lets a request through with a valid token; otherwise a 401 (or 429) that says why.
 async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let ip = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    // Behind an ingress every client would share the proxy's address (and its failure limit).
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = auth::client_ip(peer, forwarded, &gw.config.gateway.trusted_proxies);
     let found = {
         let header = |name| {
             req.headers()
