@@ -179,7 +179,11 @@ fn main() -> ExitCode {
             token,
             state_dir,
         } => {
-            let state_dir = Some(state_dir.unwrap_or_else(default_state_dir));
+            // The local token file is only offered to a local gateway, or when asked for.
+            let local = url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost")
+                || url.starts_with("http://[::1]");
+            let state_dir = state_dir.or_else(|| local.then(default_state_dir));
             block_on(async move {
                 let api = ApiClient::new(&url, token, state_dir)?;
                 match action {

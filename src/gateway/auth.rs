@@ -102,6 +102,8 @@ impl TokenAuth {
 
 /// Whether `ip` is one of `trusted`: exact addresses or CIDR ranges (`10.42.0.0/16`).
 pub fn is_trusted(ip: IpAddr, trusted: &[String]) -> bool {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    let ip = ip.to_canonical();
     trusted.iter().any(|t| match t.split_once('/') {
         None => t.parse::<IpAddr>().is_ok_and(|a| a == ip),
         Some((net, len)) => match (net.parse::<IpAddr>(), len.parse::<u32>()) {
@@ -121,6 +123,7 @@ pub fn is_trusted(ip: IpAddr, trusted: &[String]) -> bool {
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
 /// untrusted address in `X-Forwarded-For`. Untrusted peers cannot choose their address.
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[String]) -> IpAddr {
+    let peer = peer.to_canonical();
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -141,7 +144,11 @@ pub fn presented<'a>(
     cookie: Option<&'a str>,
 ) -> Option<(&'a str, bool)> {
     if let Some(t) = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| {
+            h.get(..7)
+                .filter(|s| s.eq_ignore_ascii_case("bearer "))
+                .map(|_| &h[7..])
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
@@ -263,6 +270,10 @@ mod tests {
         );
         assert_eq!(
             presented(None, None, Some("a=b; clawops_token=abc")),
+            Some(("abc", false))
+        );
+        assert_eq!(
+            presented(Some("bearer abc"), None, None),
             Some(("abc", false))
         );
         assert_eq!(presented(Some("Basic abc"), None, None), None);

@@ -53,7 +53,8 @@ pub struct GatewayOptions {
 /// A secret read from the environment, or why it cannot be used (never the value).
 pub fn env_secret(name: &str) -> Result<SecretString, String> {
     let value = std::env::var(name).map_err(|_| format!("{name} is not set"))?;
-    let value = SecretString::from(value);
+    // Secrets made with `kubectl create secret --from-file` usually end in a newline.
+    let value = SecretString::from(value.trim().to_string());
     secrets::check_value(&value).map_err(|p| match p {
         SecretProblem::Empty => format!("{name} is empty"),
         _ => format!("{name} is a placeholder, not a real secret"),

@@ -152,30 +152,37 @@ impl PairingStore {
     ) -> Result<Outcome, StateError> {
         let mut l = self.lists.lock().await;
         l.pending.retain(|r| r.expires_at() > now);
-        let outcome = if let Some(r) = l.pending.iter_mut().find(|r| r.id == sender) {
-            // Repeats keep the code and do not extend the expiry.
+        if let Some(r) = l.pending.iter_mut().find(|r| r.id == sender) {
+            // Repeats keep the code and do not extend the expiry; nothing to save.
             r.last_seen_at = now;
-            Outcome::Pending
-        } else if l.pending.len() >= PENDING_MAX {
-            Outcome::Full
-        } else {
-            let code = new_code(&l.pending);
-            l.pending.push(Request {
-                id: sender.into(),
-                code: code.clone(),
-                created_at: now,
-                last_seen_at: now,
-                meta,
-            });
-            Outcome::Created(code)
-        };
-        self.state.write(
-            &self.pending_file,
-            &PendingFile {
+            return Ok(Outcome::Pending);
+        }
+        if l.pending.len() >= PENDING_MAX {
+            return Ok(Outcome::Full);
+        }
+        let code = new_code(&l.pending);
+        let mut next = l.pending.clone();
+        next.push(Request {
+            id: sender.into(),
+            code: code.clone(),
+            created_at: now,
+            last_seen_at: now,
+            meta,
+        });
+        // Saved first: a code the store could not keep is never handed out.
+        let (state, file, body) = (
+            self.state.clone(),
+            self.pending_file.clone(),
+            PendingFile {
                 version: 1,
-                requests: l.pending.clone(),
+                requests: next.clone(),
             },
-        )?;
+        );
+        tokio::task::spawn_blocking(move || state.write(&file, &body))
+            .await
+            .expect("pairing write")?;
+        l.pending = next;
+        let outcome = Outcome::Created(code);
         Ok(outcome)
     }
 

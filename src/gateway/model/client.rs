@@ -187,13 +187,26 @@ impl ModelClient {
                 });
             }
         }
-        let resp = req.send().await.map_err(|e| ModelError::Unreachable {
-            model: model.clone(),
-            message: if e.is_timeout() {
-                "timed out".into()
+        let resp = req.send().await.map_err(|e| {
+            if e.is_builder() {
+                // A bad URL or header is not fixed by retrying.
+                ModelError::Refused {
+                    model: model.clone(),
+                    status: 0,
+                    code: "request".into(),
+                    message: root_cause(&e),
+                }
             } else {
-                format!("cannot reach {}: {}", t.base_url, root_cause(&e))
-            },
+                let message = if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    format!("cannot reach {}: {}", t.base_url, root_cause(&e))
+                };
+                ModelError::Unreachable {
+                    model: model.clone(),
+                    message,
+                }
+            }
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp

@@ -97,26 +97,21 @@ pub fn classify(model: &str, status: u16, body: &str, retry_after: Option<Durati
     let (code, message) = business(body);
     let model = model.to_string();
     let n: u32 = code.parse().unwrap_or(0);
+    // Authentication first: a 401 is never retried, whatever code it carries.
     match (status, n) {
-        (_, 1302 | 1305) => ModelError::RateLimited {
+        (401, _) | (_, 1000..=1004) => ModelError::Auth {
             model,
-            code,
+            status,
             message,
-            retry_after,
         },
         (_, 1113 | 1308..=1313 | 1316..=1321) => ModelError::Quota {
             model,
             code,
             message,
         },
-        (401, _) | (_, 1000..=1004) => ModelError::Auth {
+        (429, 1302 | 1305) => ModelError::RateLimited {
             model,
-            status,
-            message,
-        },
-        (429, _) if code.is_empty() => ModelError::RateLimited {
-            model,
-            code: "none".into(),
+            code,
             message,
             retry_after,
         },
@@ -176,6 +171,15 @@ mod tests {
             ModelError::Auth { .. }
         ));
         assert!(classify("m", 503, "upstream down", None).retryable());
+        let e = classify("m", 401, r#"{"error":{"code":"1302","message":"x"}}"#, None);
+        assert!(
+            matches!(e, ModelError::Auth { .. }) && !e.retryable(),
+            "a 401 is never retried"
+        );
+        assert!(
+            !classify("m", 429, r#"{"error":{"message":"balance"}}"#, None).retryable(),
+            "429 without 1302/1305 is not retried"
+        );
         let e = classify("m", 400, r#"{"code":1211,"msg":"model not found"}"#, None);
         assert!(
             matches!(&e, ModelError::Refused { code, message, .. } if code == "1211" && message == "model not found")
