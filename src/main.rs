@@ -211,7 +211,11 @@ fn main() -> ExitCode {
                             .as_str()
                             .map(|s| format!(" ({s})"))
                             .unwrap_or_default();
-                        let told = if notify { "; they were told" } else { "" };
+                        let told = match (notify, body["notified"].as_bool()) {
+                            (true, Some(true)) => "; they were told",
+                            (true, _) => "; telling them failed (see the gateway log)",
+                            _ => "",
+                        };
                         println!(
                             "Approved Telegram user {}{sender} on channel {}{told}.",
                             who["id"].as_str().unwrap_or("?"),

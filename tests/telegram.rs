@@ -345,3 +345,47 @@ async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
         "the token leaked into the log:\n{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chats_messages_are_answered_in_order_each_seeing_the_last() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_with(
+        "order",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "    dmPolicy: pairing\n",
+                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
+            ),
+        ],
+    );
+    let port = free_port();
+    let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
+    ready(port).await;
+    llm.script(
+        "glm-4.7",
+        [Answer::Slow(
+            Duration::from_millis(300),
+            Box::new(Answer::Echo),
+        )],
+    );
+    tg.dm(ALICE, "alice", "第一条");
+    tg.dm(ALICE, "alice", "第二条");
+    eventually("both answers", || tg.sent_to(ALICE).len() == 2).await;
+    let sent = tg.sent_to(ALICE);
+    assert!(
+        sent[0].ends_with("第一条") && sent[1].ends_with("第二条"),
+        "{sent:?}"
+    );
+    let second = llm
+        .seen()
+        .into_iter()
+        .find(|s| s.body["messages"].as_array().unwrap().last().unwrap()["content"] == "第二条")
+        .unwrap();
+    assert!(
+        second.body["messages"].to_string().contains("第一条"),
+        "the second turn saw the first"
+    );
+    assert!(gw.terminate(Duration::from_secs(30)).success());
+}

@@ -56,8 +56,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
             d.to.split(':').next().and_then(|c| c.parse::<i64>().ok()),
         ) {
             (Ok(channel), Some(chat)) => {
-                channel.send(gw, teloxide::types::ChatId(chat), &text).await;
-                delivered = true;
+                delivered = channel.send(gw, teloxide::types::ChatId(chat), &text).await;
             }
             (Err(why), _) => tracing::warn!(cron = %cron.name, %why, "run not delivered"),
             (_, None) => {

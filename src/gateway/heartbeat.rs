@@ -41,7 +41,9 @@ pub async fn run(gw: Arc<Gateway>, every: Duration) {
         match beat(&gw).await {
             Ok(None) => tracing::debug!("heartbeat: nothing to report"),
             Ok(Some(text)) => match gw.last_chat() {
-                Some((channel, chat)) => channel.send(&gw, chat, &text).await,
+                Some((channel, chat)) => {
+                    channel.send(&gw, chat, &text).await;
+                }
                 None => tracing::info!(
                     "heartbeat has something to say but no chat has talked to the agent yet"
                 ),

@@ -138,17 +138,19 @@ async fn pairing_approve(
     match c.pairing.approve(&req.code, chrono::Utc::now()).await {
         Ok(r) => {
             tracing::info!(channel = %c.name, sender = %r.id, "pairing approved");
+            let mut notified = false;
             if req.notify
                 && let Ok(chat) = r.id.parse::<i64>()
             {
-                c.send(
-                    &gw,
-                    teloxide::types::ChatId(chat),
-                    super::pairing::APPROVED_NOTICE,
-                )
-                .await;
+                notified = c
+                    .send(
+                        &gw,
+                        teloxide::types::ChatId(chat),
+                        super::pairing::APPROVED_NOTICE,
+                    )
+                    .await;
             }
-            Json(json!({"channel": c.name, "approved": {"id": r.id, "sender": r.meta.label()}, "notified": req.notify})).into_response()
+            Json(json!({"channel": c.name, "approved": {"id": r.id, "sender": r.meta.label()}, "notified": notified})).into_response()
         }
         Err(e @ super::pairing::PairingError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())

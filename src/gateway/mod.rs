@@ -244,6 +244,9 @@ fn gateway_token(
     }
 }
 
+/// How long messages in hand may take after SIGTERM: inside a pod's default 30 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
 /// The generated gateway token's file in the state directory (standalone).
 pub const TOKEN_FILE: &str = "gateway-token";
 
@@ -296,22 +299,31 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     };
     tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
 
+    // On SIGTERM the pollers stop fetching at once, while the HTTP side drains.
+    let signal = futures::FutureExt::shared(crate::operator::shutdown_signal());
+    tokio::spawn({
+        let signal = signal.clone();
+        async move {
+            signal.await;
+            let _ = stop_tx.send(true);
+        }
+    });
     axum::serve(
         listener,
         http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(crate::operator::shutdown_signal())
+    .with_graceful_shutdown(signal)
     .await?;
     for task in [heartbeat, mirror].into_iter().flatten() {
         task.abort();
     }
-    // Finish the batch in hand (its offset is saved after it), within the pod's grace period.
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(pollers))
+    // Messages in hand get the rest of a pod's 30 s grace period; whatever is unfinished then
+    // is fetched again after the restart (the offset only covers handled messages).
+    if tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(pollers))
         .await
         .is_err()
     {
-        tracing::warn!("channels did not stop within 10 s; exiting");
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "messages still in hand at shutdown; they are answered after the restart");
     }
     tracing::info!("stopped");
     Ok(())

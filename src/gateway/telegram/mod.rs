@@ -6,13 +6,14 @@ pub mod pace;
 pub mod policy;
 pub mod text;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{AllowedUpdate, ChatAction, ChatId, Message, UpdateKind};
+use teloxide::types::{AllowedUpdate, ChatAction, ChatId, Message, Update, UpdateKind};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{Mutex, watch};
 
@@ -22,6 +23,30 @@ use super::state::{StateDir, StateError};
 use crate::config::ChannelConfig;
 use policy::{Incoming, Verdict};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_covers_only_the_handled_prefix() {
+        let mut p = Progress {
+            pending: [5, 6, 7].into_iter().collect(),
+            last: 7,
+            saved: None,
+        };
+        p.pending.remove(&7);
+        assert_eq!(
+            p.offset(),
+            5,
+            "7 is done but 5 is not: nothing is confirmed"
+        );
+        p.pending.remove(&5);
+        assert_eq!(p.offset(), 6);
+        p.pending.remove(&6);
+        assert_eq!(p.offset(), 8, "all done: past the batch");
+    }
+}
+
 /// Seconds a getUpdates call waits for news.
 pub const POLL_TIMEOUT: u32 = 25;
 
@@ -30,6 +55,23 @@ pub const POLL_TIMEOUT: u32 = 25;
 pub struct Probe {
     pub username: Option<String>,
     pub error: Option<String>,
+}
+
+/// Which updates of a batch are still being handled, and the offset last saved.
+struct Progress {
+    pending: BTreeSet<u32>,
+    /// The batch's highest update id.
+    last: u32,
+    saved: Option<i32>,
+}
+
+impl Progress {
+    /// The offset that confirms exactly the handled prefix of the batch.
+    fn offset(&self) -> i32 {
+        self.pending
+            .first()
+            .map_or(self.last as i32 + 1, |first| *first as i32)
+    }
 }
 
 pub struct TelegramChannel {
@@ -95,18 +137,8 @@ impl TelegramChannel {
             match updates {
                 Ok(updates) => {
                     backoff = Duration::from_secs(1);
-                    let Some(last) = updates.last().map(|u| u.id.0) else {
-                        continue;
-                    };
-                    // A batch is handled (answered or explicitly refused) before it is confirmed.
-                    let work = updates.into_iter().filter_map(|u| match u.kind {
-                        UpdateKind::Message(m) => Some(self.clone().handle(gw.clone(), m)),
-                        _ => None,
-                    });
-                    futures::future::join_all(work.map(tokio::spawn)).await;
-                    offset = last as i32 + 1;
-                    if let Err(e) = self.state.write(&offset_file(&self.name), &offset) {
-                        tracing::error!(channel = %self.name, error = %e, "update offset not saved");
+                    if let Some(next) = self.clone().handle_batch(&gw, updates).await {
+                        offset = next;
                     }
                 }
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
@@ -120,6 +152,60 @@ impl TelegramChannel {
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
+        }
+    }
+
+    /// Handles a batch: chats concurrently, each chat's messages in order (so a reply sees the
+    /// one before it). The offset moves past a message only once it and every earlier one were
+    /// handled (answered or explicitly refused), and is saved each time, so a restart neither
+    /// repeats nor loses one. Returns the new offset.
+    async fn handle_batch(self: Arc<Self>, gw: &Arc<Gateway>, updates: Vec<Update>) -> Option<i32> {
+        let ids: Vec<u32> = updates.iter().map(|u| u.id.0).collect();
+        let last = *ids.last()?;
+        let progress = Arc::new(Mutex::new(Progress {
+            pending: ids.into_iter().collect(),
+            last,
+            saved: None,
+        }));
+        let mut by_chat: BTreeMap<i64, Vec<(u32, Message)>> = BTreeMap::new();
+        for u in updates {
+            match u.kind {
+                UpdateKind::Message(m) => by_chat.entry(m.chat.id.0).or_default().push((u.id.0, m)),
+                _ => self.done(&progress, u.id.0).await,
+            }
+        }
+        let chats = by_chat.into_values().map(|messages| {
+            let (me, gw, progress) = (self.clone(), gw.clone(), progress.clone());
+            tokio::spawn(async move {
+                for (id, m) in messages {
+                    // A panic in one message must not stop the ones after it.
+                    if let Err(e) = tokio::spawn(me.clone().handle(gw.clone(), m)).await {
+                        tracing::error!(channel = %me.name, update = id, error = %e, "message handler failed");
+                    }
+                    me.done(&progress, id).await;
+                }
+            })
+        });
+        futures::future::join_all(chats).await;
+        Some(last as i32 + 1)
+    }
+
+    /// Marks update `id` handled and saves the offset when it moved.
+    async fn done(&self, progress: &Mutex<Progress>, id: u32) {
+        let mut p = progress.lock().await;
+        p.pending.remove(&id);
+        let next = p.offset();
+        if p.saved.is_some_and(|s| s >= next) {
+            return;
+        }
+        p.saved = Some(next);
+        let (state, file) = (self.state.clone(), offset_file(&self.name));
+        match tokio::task::spawn_blocking(move || state.write(&file, &next))
+            .await
+            .expect("offset write")
+        {
+            Ok(()) => {}
+            Err(e) => tracing::error!(channel = %self.name, error = %e, "update offset not saved"),
         }
     }
 
@@ -221,28 +307,39 @@ impl TelegramChannel {
         })
     }
 
-    /// Sends `text` in chunks that fit, waiting out 429s.
-    pub async fn send(&self, gw: &Gateway, chat: ChatId, text: &str) {
+    /// Sends `text` in chunks that fit. A 429 is waited out; network trouble and Telegram
+    /// server errors are retried with backoff. Returns whether every chunk was delivered.
+    pub async fn send(&self, gw: &Gateway, chat: ChatId, text: &str) -> bool {
         for chunk in text::split(text, text::LIMIT) {
             let mut tries = 0;
             loop {
                 self.pacer.turn(chat.0).await;
-                match self.bot.send_message(chat, chunk.clone()).await {
+                tries += 1;
+                let wait = match self.bot.send_message(chat, chunk.clone()).await {
                     Ok(_) => {
                         gw.metrics.messages_out.inc();
                         break;
                     }
-                    Err(RequestError::RetryAfter(s)) if tries < 5 => {
-                        tries += 1;
+                    Err(RequestError::RetryAfter(s)) if tries <= 5 => {
                         tracing::info!(chat = chat.0, wait = ?s.duration(), "Telegram asked to slow down (429)");
-                        tokio::time::sleep(s.duration()).await;
+                        s.duration()
+                    }
+                    Err(
+                        e @ (RequestError::Network(_)
+                        | RequestError::Io(_)
+                        | RequestError::InvalidJson { .. }),
+                    ) if tries <= 3 => {
+                        tracing::warn!(channel = %self.name, chat = chat.0, error = %e, "send failed; retrying");
+                        Duration::from_secs(1 << tries)
                     }
                     Err(e) => {
                         tracing::error!(channel = %self.name, chat = chat.0, error = %e, "reply not delivered");
-                        return;
+                        return false;
                     }
-                }
+                };
+                tokio::time::sleep(wait).await;
             }
         }
+        true
     }
 }
