@@ -238,7 +238,11 @@ impl TelegramChannel {
         let username = self.probe.lock().await.username.clone();
         let addressed = username
             .as_ref()
-            .is_some_and(|u| text.contains(&format!("@{u}")))
+            // Telegram usernames are case-insensitive.
+            .is_some_and(|u| {
+                text.to_lowercase()
+                    .contains(&format!("@{}", u.to_lowercase()))
+            })
             || msg
                 .reply_to_message()
                 .and_then(|r| r.from.as_ref())
