@@ -16,6 +16,14 @@ fn temp(name: &str) -> PathBuf {
     d
 }
 
+fn example() -> PathBuf {
+    PathBuf::from(format!(
+        "{}/manifests/examples/shrimp.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+/// `clawops gateway ARGS` (for flags other than `--from`).
 fn gateway(args: &[&str], envs: &[(&str, &str)]) -> Reaper {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawops"));
     cmd.arg("gateway")
@@ -34,15 +42,10 @@ fn gateway(args: &[&str], envs: &[(&str, &str)]) -> Reaper {
 fn standalone_from_the_example_serves_health_and_a_token_protected_api() {
     let state = temp("standalone");
     let port = free_port();
-    let mut gw = gateway(
-        &[
-            "--from",
-            "manifests/examples/shrimp.yaml",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
+    let mut gw = support::start_gateway(
+        &example(),
+        &state,
+        port,
         &[(
             "TELEGRAM_BOT_TOKEN",
             "7012345678:AAHk2x9dRealLookingBotTokenValue0123456",
@@ -179,15 +182,10 @@ async fn api_chat_answers_through_the_model_and_explains_quota_errors() {
     let state = temp("chat-state");
     let port = free_port();
     let key = "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp";
-    let mut gw = gateway(
-        &[
-            "--from",
-            yaml.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
+    let mut gw = support::start_gateway(
+        &yaml,
+        &state,
+        port,
         &[
             ("ZAI_API_KEY", key),
             ("CLAWOPS_GATEWAY_TOKEN", "test-gateway-token-0123456789"),
@@ -271,15 +269,10 @@ fn failed_attempts_are_limited_per_client_behind_trusted_proxies_only() {
         )],
     );
     let port = free_port();
-    let mut gw = gateway(
-        &[
-            "--from",
-            yaml.to_str().unwrap(),
-            "--state-dir",
-            yaml.with_file_name("state").to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
+    let mut gw = support::start_gateway(
+        &yaml,
+        &yaml.with_file_name("state"),
+        port,
         &[("CLAWOPS_GATEWAY_TOKEN", "the-real-gateway-token-0123456789")],
     );
     wait_for_http(port, "/healthz");
@@ -297,15 +290,10 @@ fn failed_attempts_are_limited_per_client_behind_trusted_proxies_only() {
     // Without trusted proxies the header is ignored: a forged address does not dodge the limit.
     let state = temp("untrusted");
     let port = free_port();
-    let mut gw = gateway(
-        &[
-            "--from",
-            "manifests/examples/shrimp.yaml",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
+    let mut gw = support::start_gateway(
+        &example(),
+        &state,
+        port,
         &[("CLAWOPS_GATEWAY_TOKEN", "the-real-gateway-token-0123456789")],
     );
     wait_for_http(port, "/healthz");
