@@ -134,12 +134,10 @@ pub fn from_manifests(files: &[String], agent: Option<&str>) -> Result<GatewayCo
             problems: problems.iter().map(ToString::to_string).collect(),
         });
     }
-    let mut crons = Vec::new();
-    for c in resolve::members_of(chosen, m.crons.clone(), |c| &c.spec.agent_ref) {
-        match validate::validate_cron(&c, chosen, &channels) {
-            Ok(()) => crons.push(c),
-            Err(why) => tracing::warn!(cron = %c.name_any(), %why, "cron left out"),
-        }
+    let members = resolve::members_of(chosen, m.crons.clone(), |c| &c.spec.agent_ref);
+    let (crons, skipped) = validate::runnable_crons(members, chosen, &channels);
+    for (cron, why) in skipped {
+        tracing::warn!(%cron, %why, "cron left out");
     }
     let agent = Arc::new(chosen.clone());
     Ok(config::render(&ConfigInputs {

@@ -101,13 +101,8 @@ impl Gateway {
             config.agent.max_concurrent.max(1) as usize,
         ));
         let client = model::ModelClient::new(&config.agent.model, slots, retry, metrics.clone());
+        let model_problem = client.key_problem();
         let agent = agent::Agent::new(config.agent.clone(), client, state.clone());
-        let model_problem = config
-            .agent
-            .model
-            .api_key_env
-            .as_deref()
-            .and_then(|env| env_secret(env).err());
         let mut channels = Vec::new();
         let mut channel_problems = Vec::new();
         for c in &config.channels {

@@ -208,11 +208,7 @@ pub async fn run_controllers<F>(
                 r
             },
             |agent: Arc<Agent>, err: &agent::Error, _| {
-                let agent = format!(
-                    "{}/{}",
-                    agent.namespace().unwrap_or_default(),
-                    agent.name_any()
-                );
+                let agent = agent::status::key(&*agent);
                 tracing::warn!(%agent, error = %err, "reconcile failed");
                 Action::requeue(std::time::Duration::from_secs(15))
             },
@@ -263,7 +259,7 @@ async fn member_controller<M: members::Member, F>(
                 r
             },
             |obj: Arc<M>, err: &members::MemberError, _| {
-                let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+                let name = agent::status::key(&*obj);
                 tracing::warn!(kind = M::KIND, %name, error = %err, "reconcile failed");
                 Action::requeue(std::time::Duration::from_secs(15))
             },

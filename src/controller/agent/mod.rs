@@ -56,7 +56,7 @@ pub enum Error {
 }
 
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = status::key(&agent);
+    let key = status::key(&*agent);
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, agent, |event| async {
         match event {
@@ -77,7 +77,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
             for (cron, why) in &valid.skipped_crons {
-                tracing::debug!(agent = %status::key(&agent), cron, why, "cron left out");
+                tracing::debug!(agent = %status::key(&*agent), cron, why, "cron left out");
             }
             let objects = build::build_all(&BuildInputs {
                 agent: &agent,
@@ -118,7 +118,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::info!(agent = %status::key(&agent), %note, "applied");
+        tracing::info!(agent = %status::key(&*agent), %note, "applied");
         ctx.event(&*agent, EventType::Normal, "Applied", "Apply", note)
             .await;
     }
@@ -133,7 +133,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        tracing::warn!(agent = %status::key(&agent), %note, "refused: {what}");
+        tracing::warn!(agent = %status::key(&*agent), %note, "refused: {what}");
         ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
             .await;
     }
@@ -368,7 +368,7 @@ fn status_patch(status: &AgentStatus) -> serde_json::Value {
 async fn cleanup(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
     if let Some(change) = apply::delete(&crbs, &meta::cluster_binding_name(&agent)).await? {
-        tracing::info!(agent = %status::key(&agent), %change, "cleaned up");
+        tracing::info!(agent = %status::key(&*agent), %change, "cleaned up");
     }
     Ok(Action::await_change())
 }

@@ -222,11 +222,7 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
     )
 }
 
-/// For messages: `namespace/name`.
-pub fn key(agent: &Agent) -> String {
-    format!(
-        "{}/{}",
-        agent.namespace().unwrap_or_default(),
-        agent.name_any()
-    )
+/// For messages: `namespace/name` of any object.
+pub fn key(obj: &impl ResourceExt) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }

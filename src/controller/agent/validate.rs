@@ -84,14 +84,8 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut crons = Vec::new();
-    let mut skipped_crons = Vec::new();
-    for c in &resolved.crons {
-        match validate_cron(c, agent, &resolved.channels) {
-            Ok(()) => crons.push(c.clone()),
-            Err(why) => skipped_crons.push((c.name_any(), why)),
-        }
-    }
+    let (crons, skipped_crons) =
+        runnable_crons(resolved.crons.iter().cloned(), agent, &resolved.channels);
     Ok(Validated {
         channels: resolved.channels.clone(),
         crons,
@@ -199,6 +193,23 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
         by_env.insert(env, r);
     }
     problems
+}
+
+/// Splits `crons` into the runnable ones and the others, with why each was left out.
+pub fn runnable_crons(
+    crons: impl IntoIterator<Item = Cron>,
+    agent: &Agent,
+    channels: &[Channel],
+) -> (Vec<Cron>, Vec<(String, String)>) {
+    let mut runnable = Vec::new();
+    let mut skipped = Vec::new();
+    for c in crons {
+        match validate_cron(&c, agent, channels) {
+            Ok(()) => runnable.push(c),
+            Err(why) => skipped.push((c.name_any(), why)),
+        }
+    }
+    (runnable, skipped)
 }
 
 /// A Cron is runnable when Kubernetes accepts its schedule, its time zone exists and it

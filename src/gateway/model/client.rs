@@ -108,6 +108,11 @@ impl ModelClient {
         }
     }
 
+    /// Why the API key cannot be used, if it cannot.
+    pub fn key_problem(&self) -> Option<String> {
+        self.key.as_ref().and_then(|k| k.as_ref().err().cloned())
+    }
+
     /// Answers `messages`, waiting for a slot first. Tries each model in order; the error is
     /// the primary's when all fail.
     pub async fn complete(&self, messages: &[Message]) -> Result<Completion, ModelError> {
