@@ -9,6 +9,7 @@ pub mod crd;
 pub mod gateway;
 pub mod manifests;
 pub mod operator;
+pub mod patrol;
 pub mod render;
 pub mod secrets;
 pub mod telemetry;
