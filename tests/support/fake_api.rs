@@ -82,13 +82,9 @@ impl State {
                 None => return,
             },
         };
-        let collection = key
-            .rsplit_once('/')
-            .map(|(c, _)| c.to_string())
-            .unwrap_or_default();
         let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
         self.watchers.retain(|w| {
-            if w.collection != collection || !matches_selector(&obj, &w.selector) {
+            if !in_collection(key, &w.collection) || !matches_selector(&obj, &w.selector) {
                 return true;
             }
             w.tx.send(line.clone()).is_ok()
@@ -102,6 +98,7 @@ pub struct FakeApi {
 }
 
 const CLUSTER_SCOPED: &[&str] = &[
+    "NodeMetrics",
     "ClusterRole",
     "ClusterRoleBinding",
     "Namespace",
@@ -114,6 +111,7 @@ fn plural(kind: &str) -> String {
     match lower.as_str() {
         "ingress" => "ingresses".into(),
         "networkpolicy" => "networkpolicies".into(),
+        "nodemetrics" => "nodes".into(),
         _ => format!("{lower}s"),
     }
 }
@@ -154,6 +152,24 @@ fn split(path: &str) -> (String, Option<String>, Option<String>) {
     )
 }
 
+/// Whether the object at `key` is listed by `coll`: directly, or, for a collection without a
+/// namespace (`/api/v1/pods`), in any namespace.
+fn in_collection(key: &str, coll: &str) -> bool {
+    if key
+        .strip_prefix(&format!("{coll}/"))
+        .is_some_and(|rest| !rest.contains('/'))
+    {
+        return true;
+    }
+    let (prefix, plural) = coll.rsplit_once('/').unwrap_or_default();
+    key.strip_prefix(&format!("{prefix}/namespaces/"))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, rest)| {
+            rest.strip_prefix(&format!("{plural}/"))
+                .is_some_and(|name| !name.contains('/'))
+        })
+}
+
 fn status(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
     (
         code,
@@ -192,6 +208,11 @@ fn matches_selector(obj: &Value, selector: &str) -> bool {
         let (k, v) = term.split_once('=').expect("equality selectors only");
         obj["metadata"]["labels"][k].as_str() == Some(v)
     })
+}
+
+/// RFC 7386 JSON merge patch, for fixtures.
+pub fn merge_into(target: &mut Value, patch: &Value) {
+    merge(target, patch)
 }
 
 /// RFC 7386 JSON merge patch.
@@ -405,11 +426,7 @@ impl FakeApi {
                 let items: Vec<Value> = s
                     .objects
                     .iter()
-                    .filter(|(k, o)| {
-                        k.strip_prefix(&format!("{coll}/"))
-                            .is_some_and(|rest| !rest.contains('/'))
-                            && matches_selector(o, &selector)
-                    })
+                    .filter(|(k, o)| in_collection(k, &coll) && matches_selector(o, &selector))
                     .map(|(_, o)| o.clone())
                     .collect();
                 (

@@ -1,6 +1,7 @@
 //! Shared test helpers: the fake API server and the example fixtures.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fake_api;
 pub mod fake_llm;
 pub mod fake_telegram;

@@ -1,2 +1,0 @@
-//! Cluster patrol: paged reads of nodes, workloads, storage, events and certificates through the
-//! read-only cluster view, turned into findings.

@@ -1,0 +1,193 @@
+//! Cluster patrol: paged reads of nodes, workloads, storage, events and certificates through the
+//! read-only cluster view (fetch), reduced to facts, then turned into findings by pure functions
+//! per check, each with the `kubectl` command to look closer.
+
+pub mod facts;
+pub mod fetch;
+mod events;
+mod nodes;
+mod storage;
+mod tls;
+mod workloads;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
+use kube::{Api, Client};
+
+use super::{Part, wants};
+use crate::crd::cron::{PatrolCheck, PatrolSpec};
+use facts::*;
+
+/// Everything a cluster patrol looked at.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<NodeFacts>,
+    /// Usage per node from metrics-server; None when it is not installed.
+    pub node_usage: Option<HashMap<String, (u64, u64)>>,
+    pub pods: Vec<PodFacts>,
+    pub workloads: Vec<WorkloadFacts>,
+    pub pvcs: Vec<PvcFacts>,
+    pub events: Vec<EventFacts>,
+    pub certs: Vec<CertFacts>,
+    /// Reads that gave nothing, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Keeps a read's rows, or notes why there are none.
+fn take<T>(skipped: &mut Vec<String>, what: &str, r: Result<Vec<T>, kube::Error>) -> Vec<T> {
+    r.unwrap_or_else(|e| {
+        skipped.push(fetch::explain(what, &e));
+        Vec::new()
+    })
+}
+
+/// Reads what the wanted checks need, concurrently.
+pub async fn fetch(client: &Client, spec: &PatrolSpec) -> Snapshot {
+    use fetch::list_all;
+    let want = |c| wants(spec, c);
+    let need_pods = want(PatrolCheck::Nodes) || want(PatrolCheck::Workloads);
+    let workloads = want(PatrolCheck::Workloads);
+    let (nodes, usage, pods, deploys, sets, daemons, pvcs, events, secrets, certificates) = tokio::join!(
+        async {
+            if want(PatrolCheck::Nodes) {
+                Some(list_all(Api::<Node>::all(client.clone()), None, |n| Some(NodeFacts::from(n))).await)
+            } else {
+                None
+            }
+        },
+        async { want(PatrolCheck::Nodes).then_some(fetch::node_usage(client).await) },
+        async {
+            if need_pods {
+                Some(list_all(Api::<Pod>::all(client.clone()), None, |p| Some(PodFacts::from(p))).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if workloads {
+                Some(list_all(Api::<Deployment>::all(client.clone()), None, |d| Some(WorkloadFacts::from(d))).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if workloads {
+                Some(list_all(Api::<StatefulSet>::all(client.clone()), None, |s| Some(WorkloadFacts::from(s))).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if workloads {
+                Some(list_all(Api::<DaemonSet>::all(client.clone()), None, |d| Some(WorkloadFacts::from(d))).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if want(PatrolCheck::Storage) {
+                Some(list_all(Api::<PersistentVolumeClaim>::all(client.clone()), None, |p| Some(PvcFacts::from(p))).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if want(PatrolCheck::Events) {
+                Some(list_all(Api::<Event>::all(client.clone()), Some("type=Warning"), EventFacts::from_warning).await)
+            } else {
+                None
+            }
+        },
+        async { want(PatrolCheck::Certificates).then_some(fetch::tls_secrets(client).await) },
+        async { want(PatrolCheck::Certificates).then_some(fetch::certificates(client).await) },
+    );
+    let mut s = Snapshot::default();
+    let sk = &mut s.skipped;
+    s.nodes = nodes.map(|r| take(sk, "nodes", r)).unwrap_or_default();
+    s.node_usage = usage.and_then(|r| r.ok());
+    s.pods = pods.map(|r| take(sk, "pods", r)).unwrap_or_default();
+    for (what, r) in [("deployments", deploys), ("statefulsets", sets), ("daemonsets", daemons)] {
+        s.workloads.extend(r.map(|r| take(sk, what, r)).unwrap_or_default());
+    }
+    s.pvcs = pvcs.map(|r| take(sk, "persistentvolumeclaims", r)).unwrap_or_default();
+    s.events = events.map(|r| take(sk, "events", r)).unwrap_or_default();
+    match secrets {
+        Some(Err(kube::Error::Api(e))) if e.code == 403 => sk.push(
+            "TLS Secrets: not readable — the read-only role grants no Secrets, since they hold private keys; \
+             cert-manager Certificates are checked instead (see the README to include TLS Secrets)"
+                .into(),
+        ),
+        Some(r) => s.certs.extend(take(sk, "TLS Secrets", r)),
+        None => {}
+    }
+    match certificates {
+        // Without cert-manager there is nothing to say about its Certificates.
+        Some(Err(kube::Error::Api(e))) if e.code == 404 => {}
+        Some(r) => s.certs.extend(take(sk, "cert-manager Certificates", r)),
+        None => {}
+    }
+    s
+}
+
+/// Findings of every wanted check over `snap`, at `now`.
+pub fn analyze(snap: &Snapshot, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
+    let t = &spec.thresholds;
+    let window = chrono::Duration::seconds(super::window_secs(t));
+    let mut part = Part {
+        skipped: snap.skipped.clone(),
+        ..Default::default()
+    };
+    if wants(spec, PatrolCheck::Nodes) {
+        part.extend(nodes::check(&snap.nodes, &snap.pods, snap.node_usage.as_ref()));
+    }
+    if wants(spec, PatrolCheck::Workloads) {
+        part.extend(workloads::check(&snap.pods, &snap.workloads, t.restarts, window, now));
+    }
+    if wants(spec, PatrolCheck::Storage) {
+        part.extend(storage::check(&snap.pvcs, now));
+    }
+    if wants(spec, PatrolCheck::Events) {
+        part.extend(events::check(&snap.events, &t.window, window, now));
+    }
+    if wants(spec, PatrolCheck::Certificates) {
+        part.extend(tls::check(&snap.certs, t.cert_expiry_days, now));
+    }
+    part
+}
+
+/// A cluster patrol: fetch, then analyze.
+pub async fn collect(client: &Client, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
+    analyze(&fetch(client, spec).await, spec, now)
+}
+
+/// `ns/name` for subjects.
+fn qualified(ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+/// A short age, e.g. `3h`, `2d`, `45m`.
+fn age(d: chrono::Duration) -> String {
+    let m = d.num_minutes().max(0);
+    match m {
+        0..60 => format!("{m}m"),
+        60..2880 => format!("{}h", m / 60),
+        _ => format!("{}d", m / 1440),
+    }
+}
+
+/// At most `n` characters of `s`, on one line.
+fn clip(s: &str, n: usize) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= n {
+        one
+    } else {
+        one.chars().take(n).collect::<String>() + "…"
+    }
+}
