@@ -91,8 +91,7 @@ pub const MAX_LISTED_PER_CHECK: usize = 15;
 
 impl Report {
     pub fn new(scope: impl Into<String>, at: DateTime<Utc>, window: &str, mut part: Part) -> Self {
-        part.findings
-            .sort_by(|a, b| (a.severity, a.check).cmp(&(b.severity, b.check)));
+        part.findings.sort_by_key(|f| (f.severity, f.check));
         Self {
             scope: scope.into(),
             at,
@@ -208,7 +207,13 @@ mod tests {
     use super::*;
 
     fn finding(severity: Severity, check: PatrolCheck, subject: &str) -> Finding {
-        Finding::new(severity, check, subject, "broken", format!("look at {subject}"))
+        Finding::new(
+            severity,
+            check,
+            subject,
+            "broken",
+            format!("look at {subject}"),
+        )
     }
 
     #[test]
@@ -244,7 +249,13 @@ mod tests {
     #[test]
     fn many_findings_are_counted_not_listed() {
         let findings = (0..40)
-            .map(|i| finding(Severity::Warning, PatrolCheck::Workloads, &format!("pod p{i}")))
+            .map(|i| {
+                finding(
+                    Severity::Warning,
+                    PatrolCheck::Workloads,
+                    &format!("pod p{i}"),
+                )
+            })
             .collect();
         let r = Report::new(
             "cluster",
@@ -257,7 +268,10 @@ mod tests {
         );
         let text = r.render();
         assert_eq!(text.matches("[warning]").count(), MAX_LISTED_PER_CHECK);
-        assert!(text.contains("… and 25 more workloads finding(s)"), "{text}");
+        assert!(
+            text.contains("… and 25 more workloads finding(s)"),
+            "{text}"
+        );
     }
 
     #[test]

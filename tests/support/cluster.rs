@@ -29,7 +29,9 @@ pub fn node(name: &str, ready: bool, pressures: &[&str]) -> Value {
         "lastTransitionTime": ts(Duration::hours(2)),
     })];
     for p in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
-        conditions.push(json!({"type": p, "status": if pressures.contains(&p) { "True" } else { "False" }}));
+        conditions.push(
+            json!({"type": p, "status": if pressures.contains(&p) { "True" } else { "False" }}),
+        );
     }
     json!({
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
@@ -78,7 +80,15 @@ pub fn tls_secret(ns: &str, name: &str, crt: &str) -> Value {
     })
 }
 
-pub fn warning(ns: &str, name: &str, kind: &str, object: &str, reason: &str, count: i32, ago: Duration) -> Value {
+pub fn warning(
+    ns: &str,
+    name: &str,
+    kind: &str,
+    object: &str,
+    reason: &str,
+    count: i32,
+    ago: Duration,
+) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Event", "type": "Warning",
         "metadata": {"name": name, "namespace": ns},
@@ -122,7 +132,12 @@ pub fn troubled(api: &FakeApi) {
         "Pending",
         json!({"state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"ghcr.io/me/frontend:v9\""}}}),
     ));
-    let mut stuck = pod("batch", "report-x1", "Pending", json!({"state": {"waiting": {"reason": "ContainerCreating"}}}));
+    let mut stuck = pod(
+        "batch",
+        "report-x1",
+        "Pending",
+        json!({"state": {"waiting": {"reason": "ContainerCreating"}}}),
+    );
     stuck["spec"]["nodeName"] = Value::Null;
     stuck["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient memory."}]);
@@ -130,8 +145,40 @@ pub fn troubled(api: &FakeApi) {
     api.insert(&deployment("web", "api", 2, 0));
     api.insert(&pvc("data", "postgres", "Pending"));
     api.insert(&tls_secret("web", "site-tls", SITE_CRT));
-    api.insert(&warning("web", "api.1", "Pod", "api-7d9f", "BackOff", 40, Duration::minutes(5)));
-    api.insert(&warning("web", "api.2", "Pod", "api-7d9f", "BackOff", 2, Duration::hours(1)));
-    api.insert(&warning("batch", "rep.1", "Pod", "report-x1", "FailedScheduling", 7, Duration::minutes(10)));
-    api.insert(&warning("old", "old.1", "Pod", "gone", "Evicted", 3, Duration::days(2)));
+    api.insert(&warning(
+        "web",
+        "api.1",
+        "Pod",
+        "api-7d9f",
+        "BackOff",
+        40,
+        Duration::minutes(5),
+    ));
+    api.insert(&warning(
+        "web",
+        "api.2",
+        "Pod",
+        "api-7d9f",
+        "BackOff",
+        2,
+        Duration::hours(1),
+    ));
+    api.insert(&warning(
+        "batch",
+        "rep.1",
+        "Pod",
+        "report-x1",
+        "FailedScheduling",
+        7,
+        Duration::minutes(10),
+    ));
+    api.insert(&warning(
+        "old",
+        "old.1",
+        "Pod",
+        "gone",
+        "Evicted",
+        3,
+        Duration::days(2),
+    ));
 }

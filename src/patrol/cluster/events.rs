@@ -17,17 +17,28 @@ struct Group<'a> {
     latest: &'a EventFacts,
 }
 
-pub fn check(events: &[EventFacts], window_text: &str, window: Duration, now: DateTime<Utc>) -> Part {
+pub fn check(
+    events: &[EventFacts],
+    window_text: &str,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Part {
     let mut part = Part::default();
     let mut groups: HashMap<(&str, &str, &str, &str), Group> = HashMap::new();
     let mut by_reason: HashMap<&str, u32> = HashMap::new();
     let mut total = 0;
-    for e in events.iter().filter(|e| e.last.is_some_and(|t| now - t <= window)) {
+    for e in events
+        .iter()
+        .filter(|e| e.last.is_some_and(|t| now - t <= window))
+    {
         total += e.count;
         *by_reason.entry(&e.reason).or_default() += e.count;
         let g = groups
             .entry((&e.reason, &e.kind, &e.namespace, &e.name))
-            .or_insert(Group { count: 0, latest: e });
+            .or_insert(Group {
+                count: 0,
+                latest: e,
+            });
         g.count += e.count;
         if e.last > g.latest.last {
             g.latest = e;
@@ -60,7 +71,9 @@ pub fn check(events: &[EventFacts], window_text: &str, window: Duration, now: Da
             if ns.is_empty() {
                 format!("kubectl get events -A --field-selector {field}")
             } else {
-                format!("kubectl -n {ns} get events --field-selector {field} --sort-by=.lastTimestamp")
+                format!(
+                    "kubectl -n {ns} get events --field-selector {field} --sort-by=.lastTimestamp"
+                )
             },
         ));
     }

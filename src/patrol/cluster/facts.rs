@@ -112,7 +112,8 @@ impl From<Pod> for PodFacts {
                     waiting_reason: waiting.and_then(|w| w.reason.clone()),
                     waiting_message: waiting.and_then(|w| w.message.clone()),
                     last_terminated_reason: last.and_then(|t| t.reason.clone()),
-                    last_terminated_at: last.and_then(|t| t.finished_at.as_ref().map(|t| utc(&t.0))),
+                    last_terminated_at: last
+                        .and_then(|t| t.finished_at.as_ref().map(|t| utc(&t.0))),
                     restarts: c.restart_count,
                 }
             })
@@ -222,11 +223,7 @@ impl EventFacts {
             .or(e.event_time.as_ref().map(|t| utc(&t.0)))
             .or(e.first_timestamp.as_ref().map(|t| utc(&t.0)))
             .or(e.metadata.creation_timestamp.as_ref().map(|t| utc(&t.0)));
-        let count = series
-            .and_then(|s| s.count)
-            .or(e.count)
-            .unwrap_or(1)
-            .max(1) as u32;
+        let count = series.and_then(|s| s.count).or(e.count).unwrap_or(1).max(1) as u32;
         let o = e.involved_object;
         Some(Self {
             reason: e.reason.unwrap_or_default(),
@@ -256,8 +253,7 @@ pub struct CertFacts {
 
 /// A Kubernetes time as chrono's.
 pub fn utc(t: &Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_default()
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
 /// Millicores of a CPU quantity (`2`, `250m`, `123456789n`, `1.5`); 0 when unreadable.

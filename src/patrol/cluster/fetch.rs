@@ -50,8 +50,15 @@ where
     }
 }
 
-fn dynamic(client: &Client, group: &str, version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+fn dynamic(
+    client: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     Api::all_with(client.clone(), &ar)
 }
 
@@ -80,7 +87,13 @@ pub async fn node_usage(client: &Client) -> Result<HashMap<String, (u64, u64)>, 
 
 /// cert-manager Certificates: their notAfter and Ready condition.
 pub async fn certificates(client: &Client) -> Result<Vec<CertFacts>, kube::Error> {
-    let api = dynamic(client, "cert-manager.io", "v1", "Certificate", "certificates");
+    let api = dynamic(
+        client,
+        "cert-manager.io",
+        "v1",
+        "Certificate",
+        "certificates",
+    );
     list_all(api, None, |o: DynamicObject| {
         let status = o.data.get("status");
         let not_after = status
@@ -131,7 +144,8 @@ pub async fn tls_secrets(client: &Client) -> Result<Vec<CertFacts>, kube::Error>
                 return None;
             }
             let crt = s.data.as_ref().and_then(|d| d.get("tls.crt"));
-            let (not_after, problem) = match crt.map(|b| crate::patrol::certs::leaf_not_after(&b.0)) {
+            let (not_after, problem) = match crt.map(|b| crate::patrol::certs::leaf_not_after(&b.0))
+            {
                 Some(Ok(t)) => (Some(t), None),
                 Some(Err(e)) => (None, Some(format!("tls.crt unreadable: {e}"))),
                 None => (None, Some("no tls.crt".to_string())),

@@ -2,9 +2,9 @@
 //! read-only cluster view (fetch), reduced to facts, then turned into findings by pure functions
 //! per check, each with the `kubectl` command to look closer.
 
+mod events;
 pub mod facts;
 pub mod fetch;
-mod events;
 mod nodes;
 mod storage;
 mod tls;
@@ -53,66 +53,131 @@ pub async fn fetch(client: &Client, spec: &PatrolSpec) -> Snapshot {
     let (nodes, usage, pods, deploys, sets, daemons, pvcs, events, secrets, certificates) = tokio::join!(
         async {
             if want(PatrolCheck::Nodes) {
-                Some(list_all(Api::<Node>::all(client.clone()), None, |n| Some(NodeFacts::from(n))).await)
+                Some(
+                    list_all(Api::<Node>::all(client.clone()), None, |n| {
+                        Some(NodeFacts::from(n))
+                    })
+                    .await,
+                )
             } else {
                 None
             }
         },
-        async { want(PatrolCheck::Nodes).then_some(fetch::node_usage(client).await) },
+        async {
+            if want(PatrolCheck::Nodes) {
+                Some(fetch::node_usage(client).await)
+            } else {
+                None
+            }
+        },
         async {
             if need_pods {
-                Some(list_all(Api::<Pod>::all(client.clone()), None, |p| Some(PodFacts::from(p))).await)
+                Some(
+                    list_all(Api::<Pod>::all(client.clone()), None, |p| {
+                        Some(PodFacts::from(p))
+                    })
+                    .await,
+                )
             } else {
                 None
             }
         },
         async {
             if workloads {
-                Some(list_all(Api::<Deployment>::all(client.clone()), None, |d| Some(WorkloadFacts::from(d))).await)
+                Some(
+                    list_all(Api::<Deployment>::all(client.clone()), None, |d| {
+                        Some(WorkloadFacts::from(d))
+                    })
+                    .await,
+                )
             } else {
                 None
             }
         },
         async {
             if workloads {
-                Some(list_all(Api::<StatefulSet>::all(client.clone()), None, |s| Some(WorkloadFacts::from(s))).await)
+                Some(
+                    list_all(Api::<StatefulSet>::all(client.clone()), None, |s| {
+                        Some(WorkloadFacts::from(s))
+                    })
+                    .await,
+                )
             } else {
                 None
             }
         },
         async {
             if workloads {
-                Some(list_all(Api::<DaemonSet>::all(client.clone()), None, |d| Some(WorkloadFacts::from(d))).await)
+                Some(
+                    list_all(Api::<DaemonSet>::all(client.clone()), None, |d| {
+                        Some(WorkloadFacts::from(d))
+                    })
+                    .await,
+                )
             } else {
                 None
             }
         },
         async {
             if want(PatrolCheck::Storage) {
-                Some(list_all(Api::<PersistentVolumeClaim>::all(client.clone()), None, |p| Some(PvcFacts::from(p))).await)
+                Some(
+                    list_all(
+                        Api::<PersistentVolumeClaim>::all(client.clone()),
+                        None,
+                        |p| Some(PvcFacts::from(p)),
+                    )
+                    .await,
+                )
             } else {
                 None
             }
         },
         async {
             if want(PatrolCheck::Events) {
-                Some(list_all(Api::<Event>::all(client.clone()), Some("type=Warning"), EventFacts::from_warning).await)
+                Some(
+                    list_all(
+                        Api::<Event>::all(client.clone()),
+                        Some("type=Warning"),
+                        EventFacts::from_warning,
+                    )
+                    .await,
+                )
             } else {
                 None
             }
         },
-        async { want(PatrolCheck::Certificates).then_some(fetch::tls_secrets(client).await) },
-        async { want(PatrolCheck::Certificates).then_some(fetch::certificates(client).await) },
+        async {
+            if want(PatrolCheck::Certificates) {
+                Some(fetch::tls_secrets(client).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if want(PatrolCheck::Certificates) {
+                Some(fetch::certificates(client).await)
+            } else {
+                None
+            }
+        },
     );
     let mut s = Snapshot::default();
     let sk = &mut s.skipped;
     s.nodes = nodes.map(|r| take(sk, "nodes", r)).unwrap_or_default();
-    s.node_usage = usage.and_then(|r| r.ok());
+    // An empty answer is a metrics API with nothing behind it yet: no usage to speak of.
+    s.node_usage = usage.and_then(|r| r.ok()).filter(|u| !u.is_empty());
     s.pods = pods.map(|r| take(sk, "pods", r)).unwrap_or_default();
-    for (what, r) in [("deployments", deploys), ("statefulsets", sets), ("daemonsets", daemons)] {
-        s.workloads.extend(r.map(|r| take(sk, what, r)).unwrap_or_default());
+    for (what, r) in [
+        ("deployments", deploys),
+        ("statefulsets", sets),
+        ("daemonsets", daemons),
+    ] {
+        s.workloads
+            .extend(r.map(|r| take(sk, what, r)).unwrap_or_default());
     }
-    s.pvcs = pvcs.map(|r| take(sk, "persistentvolumeclaims", r)).unwrap_or_default();
+    s.pvcs = pvcs
+        .map(|r| take(sk, "persistentvolumeclaims", r))
+        .unwrap_or_default();
     s.events = events.map(|r| take(sk, "events", r)).unwrap_or_default();
     match secrets {
         Some(Err(kube::Error::Api(e))) if e.code == 403 => sk.push(
@@ -141,10 +206,20 @@ pub fn analyze(snap: &Snapshot, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
         ..Default::default()
     };
     if wants(spec, PatrolCheck::Nodes) {
-        part.extend(nodes::check(&snap.nodes, &snap.pods, snap.node_usage.as_ref()));
+        part.extend(nodes::check(
+            &snap.nodes,
+            &snap.pods,
+            snap.node_usage.as_ref(),
+        ));
     }
     if wants(spec, PatrolCheck::Workloads) {
-        part.extend(workloads::check(&snap.pods, &snap.workloads, t.restarts, window, now));
+        part.extend(workloads::check(
+            &snap.pods,
+            &snap.workloads,
+            t.restarts,
+            window,
+            now,
+        ));
     }
     if wants(spec, PatrolCheck::Storage) {
         part.extend(storage::check(&snap.pvcs, now));

@@ -40,7 +40,11 @@ pub fn check(
                 &subject,
                 format!(
                     "NotReady{}{}",
-                    if n.ready_reason.is_empty() { String::new() } else { format!(" ({})", n.ready_reason) },
+                    if n.ready_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", n.ready_reason)
+                    },
                     n.ready_since
                         .map(|t| format!(" since {}", t.format("%Y-%m-%d %H:%M UTC")))
                         .unwrap_or_default()
@@ -72,7 +76,10 @@ pub fn check(
                 Severity::Warning,
                 PatrolCheck::Nodes,
                 &subject,
-                format!("memory requests at {}% of allocatable", pct(rm, n.memory_bytes)),
+                format!(
+                    "memory requests at {}% of allocatable",
+                    pct(rm, n.memory_bytes)
+                ),
                 format!("{describe} | grep -A8 'Allocated resources'"),
             ));
         }
@@ -99,7 +106,13 @@ pub fn check(
         pct(req.1, alloc.1)
     );
     match usage {
-        Some(_) => fact += &format!("; usage CPU {}%, memory {}%", pct(used.0, alloc.0), pct(used.1, alloc.1)),
+        Some(_) => {
+            fact += &format!(
+                "; usage CPU {}%, memory {}%",
+                pct(used.0, alloc.0),
+                pct(used.1, alloc.1)
+            )
+        }
         None => fact += "; usage unknown (metrics-server not installed)",
     }
     part.facts.push(fact);

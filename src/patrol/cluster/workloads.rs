@@ -34,7 +34,11 @@ pub fn check(
         short += 1;
         let subject = format!("{} {}", w.kind, qualified(&w.namespace, &w.name));
         part.findings.push(Finding::new(
-            if w.available == 0 { Severity::Critical } else { Severity::Warning },
+            if w.available == 0 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
             PatrolCheck::Workloads,
             subject,
             format!("{} of {} available", w.available, w.desired),
@@ -69,7 +73,13 @@ fn pod_findings(
     let subject = format!("pod {}", qualified(&p.namespace, &p.name));
     let ns = &p.namespace;
     let mut push = |severity, problem: String, action: String| {
-        out.push(Finding::new(severity, PatrolCheck::Workloads, &subject, problem, action))
+        out.push(Finding::new(
+            severity,
+            PatrolCheck::Workloads,
+            &subject,
+            problem,
+            action,
+        ))
     };
     for c in &p.containers {
         let waiting = c.waiting_reason.as_deref().unwrap_or("");
@@ -134,7 +144,9 @@ fn pod_findings(
     if p.phase == "Pending"
         && let Some(created) = p.created
         && now - created > PENDING_TOO_LONG
-        && p.containers.iter().all(|c| !BROKEN.contains(&c.waiting_reason.as_deref().unwrap_or("")))
+        && p.containers
+            .iter()
+            .all(|c| !BROKEN.contains(&c.waiting_reason.as_deref().unwrap_or("")))
     {
         push(
             Severity::Warning,
@@ -146,7 +158,10 @@ fn pod_findings(
                     .map(|m| format!(": {}", clip(m, 160)))
                     .unwrap_or_default()
             ),
-            format!("kubectl -n {ns} describe pod {} (see Events at the bottom)", p.name),
+            format!(
+                "kubectl -n {ns} describe pod {} (see Events at the bottom)",
+                p.name
+            ),
         );
     }
 }
