@@ -74,25 +74,15 @@ enum Command {
     Pairing {
         #[command(subcommand)]
         action: PairingAction,
-        /// The gateway's URL.
-        #[arg(
-            long,
-            global = true,
-            env = "CLAWOPS_GATEWAY_URL",
-            default_value = "http://127.0.0.1:18789"
-        )]
-        url: String,
-        /// The gateway token (default: the standalone gateway's token file).
-        #[arg(
-            long,
-            global = true,
-            env = "CLAWOPS_GATEWAY_TOKEN",
-            hide_env_values = true
-        )]
-        token: Option<String>,
-        /// The standalone gateway's state directory, to find its token file.
-        #[arg(long, global = true, env = "CLAWOPS_STATE_DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
+    /// Run a Cron now on a running gateway (what a Cron's CronJob runs).
+    Cron {
+        #[command(subcommand)]
+        action: CronAction,
+        #[command(flatten)]
+        access: GatewayAccess,
     },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crd {
@@ -115,6 +105,56 @@ enum Command {
         /// such as CHANGE_ME are refused).
         #[arg(long)]
         check_secrets: bool,
+    },
+}
+
+/// How the CLI reaches a running gateway.
+#[derive(clap::Args)]
+struct GatewayAccess {
+    /// The gateway's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWOPS_GATEWAY_URL",
+        default_value = "http://127.0.0.1:18789"
+    )]
+    url: String,
+    /// The gateway token (default: the standalone gateway's token file).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWOPS_GATEWAY_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// The standalone gateway's state directory, to find its token file.
+    #[arg(long, global = true, env = "CLAWOPS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl GatewayAccess {
+    /// A client; the local token file is only offered to a local gateway, or when asked for.
+    fn client(self) -> Result<ApiClient, gateway::client::ClientError> {
+        let local = self.url.starts_with("http://127.0.0.1")
+            || self.url.starts_with("http://localhost")
+            || self.url.starts_with("http://[::1]");
+        let state_dir = self.state_dir.or_else(|| local.then(default_state_dir));
+        ApiClient::new(&self.url, self.token, state_dir)
+    }
+}
+
+#[derive(Subcommand)]
+enum CronAction {
+    /// Run the Cron now and wait for its result; exits 1 when the run failed.
+    Run {
+        /// The Cron's name.
+        name: String,
+        /// How long to keep trying while the gateway is not reachable or not ready (seconds).
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+        /// Print the run record as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,59 +213,73 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Pairing {
-            action,
-            url,
-            token,
-            state_dir,
+        Command::Cron {
+            action: CronAction::Run { name, wait, json },
+            access,
         } => {
-            // The local token file is only offered to a local gateway, or when asked for.
-            let local = url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost")
-                || url.starts_with("http://[::1]");
-            let state_dir = state_dir.or_else(|| local.then(default_state_dir));
+            telemetry::init(cli.log_format);
             block_on(async move {
-                let api = ApiClient::new(&url, token, state_dir)?;
-                match action {
-                    PairingAction::List { channel, json } => {
-                        let body = api.get(&format!("/api/pairing/{channel}")).await?;
-                        if json {
-                            println!("{}", serde_json::to_string_pretty(&body)?);
-                        } else {
-                            print!("{}", pairing_table(&body));
+                let api = access.client()?;
+                let run =
+                    gateway::client::run_cron(&api, &name, std::time::Duration::from_secs(wait))
+                        .await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&run)?);
+                } else {
+                    println!(
+                        "Cron {name}: {}",
+                        run["run"]["status"].as_str().unwrap_or("?")
+                    );
+                    for key in ["patrol", "summary", "nextRun"] {
+                        if let Some(v) = run["run"][key].as_str() {
+                            println!("  {key}: {v}");
                         }
-                    }
-                    PairingAction::Approve {
-                        channel,
-                        code,
-                        notify,
-                    } => {
-                        let body = api
-                            .post(
-                                &format!("/api/pairing/{channel}/approve"),
-                                &serde_json::json!({"code": code, "notify": notify}),
-                            )
-                            .await?;
-                        let who = &body["approved"];
-                        let sender = who["sender"]
-                            .as_str()
-                            .map(|s| format!(" ({s})"))
-                            .unwrap_or_default();
-                        let told = match (notify, body["notified"].as_bool()) {
-                            (true, Some(true)) => "; they were told",
-                            (true, _) => "; telling them failed (see the gateway log)",
-                            _ => "",
-                        };
-                        println!(
-                            "Approved Telegram user {}{sender} on channel {}{told}.",
-                            who["id"].as_str().unwrap_or("?"),
-                            body["channel"].as_str().unwrap_or(&channel)
-                        );
                     }
                 }
                 Ok(())
             })
         }
+        Command::Pairing { action, access } => block_on(async move {
+            let api = access.client()?;
+            match action {
+                PairingAction::List { channel, json } => {
+                    let body = api.get(&format!("/api/pairing/{channel}")).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&body)?);
+                    } else {
+                        print!("{}", pairing_table(&body));
+                    }
+                }
+                PairingAction::Approve {
+                    channel,
+                    code,
+                    notify,
+                } => {
+                    let body = api
+                        .post(
+                            &format!("/api/pairing/{channel}/approve"),
+                            &serde_json::json!({"code": code, "notify": notify}),
+                        )
+                        .await?;
+                    let who = &body["approved"];
+                    let sender = who["sender"]
+                        .as_str()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default();
+                    let told = match (notify, body["notified"].as_bool()) {
+                        (true, Some(true)) => "; they were told",
+                        (true, _) => "; telling them failed (see the gateway log)",
+                        _ => "",
+                    };
+                    println!(
+                        "Approved Telegram user {}{sender} on channel {}{told}.",
+                        who["id"].as_str().unwrap_or("?"),
+                        body["channel"].as_str().unwrap_or(&channel)
+                    );
+                }
+            }
+            Ok(())
+        }),
         Command::Gateway {
             config,
             from,

@@ -81,3 +81,29 @@ impl ApiClient {
         Err(ClientError::Refused { status, message })
     }
 }
+
+/// Runs Cron `name` on the gateway and waits for its result. While the gateway is unreachable
+/// or not ready (a CronJob pod may start while the gateway rolls), it keeps trying for `wait`.
+pub async fn run_cron(
+    api: &ApiClient,
+    name: &str,
+    wait: std::time::Duration,
+) -> Result<Value, ClientError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match api
+            .post(&format!("/api/cron/{name}/run"), &Value::Null)
+            .await
+        {
+            Err(
+                e @ (ClientError::Unreachable { .. } | ClientError::Refused { status: 503, .. }),
+            ) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::info!(error = %e, retry_in = ?delay, "gateway not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(15));
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,28 +1,63 @@
-//! Running a Cron on request (`POST /api/cron/{name}/run`, what `clawops cron run` calls):
-//! one agent turn with the Cron's message, delivered to its chat, recorded in the state
-//! directory. Patrol facts join the turn with the patrol feature.
+//! Running a Cron (`POST /api/cron/{name}/run`, what `clawops cron run` and the standalone
+//! scheduler call): collect the patrol facts, one agent turn with the Cron's message and the
+//! facts, delivery to its chat. When the model fails, the patrol report itself is delivered,
+//! marked as such: a patrol is never lost. Every run is recorded in the state directory and, in
+//! a cluster, in the Cron's status.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::Gateway;
+use super::agent::{explain, speaks_cjk};
 use crate::config::CronConfig;
+use crate::patrol::Report;
 
 /// One run, as recorded in `cron/runs/<name>.jsonl`.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
-    pub ts: chrono::DateTime<Utc>,
+    pub ts: DateTime<Utc>,
     pub cron: String,
+    /// `ok`; `fallback` (the model failed, the raw patrol report went out); `error`.
     pub status: &'static str,
     /// The first line of what was delivered, or the error.
     pub summary: String,
+    /// The patrol's findings in one line, when it patrolled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patrol: Option<String>,
     pub delivered: bool,
     pub duration_ms: u64,
+    /// The next scheduled run, in the Cron's time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+}
+
+impl RunRecord {
+    /// Whether the owner got what the run is for: an answer, or at least the patrol report.
+    pub fn succeeded(&self, delivers: bool) -> bool {
+        self.status != "error" && (self.delivered || !delivers)
+    }
+
+    /// One line for the Cron's status.
+    pub fn result_line(&self) -> String {
+        let what = match (self.status, &self.patrol) {
+            ("ok", Some(p)) => format!("ok: {p}"),
+            ("ok", None) => format!("ok: {}", self.summary),
+            ("fallback", Some(p)) => format!("model failed, raw report sent: {p}"),
+            (_, _) => format!("failed: {}", self.summary),
+        };
+        let delivery = if self.delivered {
+            ""
+        } else {
+            " (not delivered)"
+        };
+        let line = format!("{what}{delivery}");
+        line.chars().take(240).collect()
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -34,56 +69,89 @@ fn first_line(s: &str) -> String {
         .collect()
 }
 
-/// Runs `cron` now. The record says whether the model answered and the answer was delivered.
+/// The turn's text: the Cron's instruction, then the facts, fenced so the model reports them
+/// rather than treating them as instructions.
+pub fn patrol_prompt(message: &str, report: &Report) -> String {
+    format!(
+        "{message}\n\nThe gateway has just patrolled; here are its facts. Report them concisely in your \
+         language: what needs action first, each with its suggested command, then one line for the \
+         rest. If there are no findings, say it is all clear in a line or two. Do not invent facts.\n\n\
+         <patrol>\n{}</patrol>",
+        report.render()
+    )
+}
+
+/// What the chat gets when the model cannot answer a patrol: the reason, then the raw report.
+pub fn fallback_text(why: &str, report: &Report, cjk: bool) -> String {
+    let header = if cjk {
+        "以下是未经模型整理的巡检原始报告："
+    } else {
+        "The raw patrol report follows (not summarised by the model):"
+    };
+    format!("⚠️ {why}\n{header}\n\n{}", report.render())
+}
+
+/// Runs `cron` now.
 pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
     let started = Instant::now();
-    let answer = gw.agent.one_off(&cron.message).await;
-    let (status, text) = match &answer {
-        Ok(text) => ("ok", text.clone()),
-        Err(e) => (
-            "error",
-            format!(
-                "Cron {}: {}",
-                cron.name,
-                super::agent::explain(e, super::agent::speaks_cjk(&gw.agent.config))
-            ),
-        ),
+    let at = Utc::now();
+    let report = match &cron.patrol {
+        Some(spec) => Some(super::patrol::collect(gw, spec, at).await),
+        None => None,
     };
-    let mut delivered = false;
-    if let Some(d) = &cron.deliver {
-        match (
-            gw.channel(&d.channel),
-            d.to.split(':').next().and_then(|c| c.parse::<i64>().ok()),
-        ) {
-            (Ok(channel), Some(chat)) => {
-                delivered = channel.send(gw, teloxide::types::ChatId(chat), &text).await;
+    let prompt = match &report {
+        Some(r) => patrol_prompt(&cron.message, r),
+        None => cron.message.clone(),
+    };
+    let cjk = speaks_cjk(&gw.agent.config);
+    let answer = gw.agent.one_off(&prompt).await;
+    let (status, text) = match (&answer, &report) {
+        (Ok(text), _) => ("ok", text.clone()),
+        (Err(e), Some(r)) => ("fallback", fallback_text(&explain(e, cjk), r, cjk)),
+        (Err(e), None) => ("error", format!("Cron {}: {}", cron.name, explain(e, cjk))),
+    };
+    let delivered = match &cron.deliver {
+        Some(d) => match gw.deliver(&d.channel, &d.to, &text).await {
+            Ok(sent) => sent,
+            Err(why) => {
+                tracing::warn!(cron = %cron.name, %why, "run not delivered");
+                false
             }
-            (Err(why), _) => tracing::warn!(cron = %cron.name, %why, "run not delivered"),
-            (_, None) => {
-                tracing::warn!(cron = %cron.name, to = %d.to, "run not delivered: deliver.to is not a chat id")
-            }
-        }
-    }
+        },
+        None => false,
+    };
     let record = RunRecord {
-        ts: Utc::now(),
+        ts: at,
         cron: cron.name.clone(),
         status,
         summary: match &answer {
             Ok(t) => first_line(t),
             Err(e) => e.to_string(),
         },
+        patrol: report.as_ref().map(Report::summary),
         delivered,
         duration_ms: started.elapsed().as_millis() as u64,
+        next_run: super::schedule::next_after(cron, Utc::now())
+            .ok()
+            .map(|t| super::schedule::in_zone(cron, t)),
     };
-    if let Err(e) = append(gw, &record) {
+    tracing::info!(cron = %cron.name, status, delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
+    let (state, line) = (gw.state.clone(), record.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || append(&state, &line))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    {
         tracing::warn!(cron = %cron.name, error = %e, "run not recorded");
+    }
+    if let Some(status) = &gw.cron_status {
+        status.record(cron, &record, cron.deliver.is_some()).await;
     }
     record
 }
 
 /// Appends the record to `cron/runs/<name>.jsonl` (mode 0600).
-fn append(gw: &Gateway, record: &RunRecord) -> std::io::Result<()> {
-    let dir = gw.state.path().join("cron/runs");
+fn append(state: &super::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
+    let dir = state.path().join("cron/runs");
     std::fs::create_dir_all(&dir)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -95,4 +163,9 @@ fn append(gw: &Gateway, record: &RunRecord) -> std::io::Result<()> {
         "{}",
         serde_json::to_string(record).expect("record serializes")
     )
+}
+
+/// RFC 3339 in UTC, as Kubernetes writes times.
+pub fn k8s_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -93,13 +93,18 @@ async fn cron_run(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> R
         );
     };
     let record = super::cron::run(&gw, &cron).await;
-    let ok = record.status == "ok" && (record.delivered || cron.deliver.is_none());
+    let ok = record.succeeded(cron.deliver.is_some());
     let code = if ok {
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY
     };
-    (code, Json(json!({"ok": ok, "run": record}))).into_response()
+    let message = (!ok).then(|| format!("Cron {name} failed: {}", record.result_line()));
+    (
+        code,
+        Json(json!({"ok": ok, "run": record, "message": message})),
+    )
+        .into_response()
 }
 
 async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String>) -> Response {

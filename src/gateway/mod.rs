@@ -6,6 +6,7 @@ pub mod agent;
 pub mod auth;
 pub mod client;
 pub mod cron;
+pub mod cron_status;
 pub mod heartbeat;
 pub mod http;
 pub mod load;
@@ -13,6 +14,8 @@ pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod pairing;
+pub mod patrol;
+pub mod schedule;
 pub mod state;
 pub mod telegram;
 
@@ -26,6 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::config::GatewayConfig;
+use crate::crd::agent::ClusterAccess;
 use crate::secrets::{self, SecretProblem};
 use auth::TokenAuth;
 use metrics::GatewayMetrics;
@@ -76,6 +80,10 @@ pub struct Gateway {
     pub channels: Vec<Arc<TelegramChannel>>,
     pub channel_problems: Vec<(String, String)>,
     pub channels_started: AtomicBool,
+    /// The cluster, when the gateway may read it (in a pod, or standalone with a kubeconfig).
+    pub kube: Option<kube::Client>,
+    /// Where Cron runs are mirrored, in a cluster.
+    pub cron_status: Option<cron_status::CronStatusWriter>,
     /// The chat the agent last answered: where heartbeat news goes.
     last_chat: std::sync::Mutex<Option<(Arc<TelegramChannel>, teloxide::types::ChatId)>>,
 }
@@ -126,8 +134,36 @@ impl Gateway {
             channels,
             channel_problems,
             channels_started: AtomicBool::new(false),
+            kube: None,
+            cron_status: None,
             last_chat: std::sync::Mutex::default(),
         })
+    }
+
+    /// Gives the gateway its cluster: Cron status is mirrored when it runs for an Agent.
+    pub fn with_kube(mut self, client: kube::Client) -> Self {
+        if let Some(k) = &self.config.kubernetes {
+            self.cron_status = Some(cron_status::CronStatusWriter::new(
+                client.clone(),
+                &k.namespace,
+            ));
+        }
+        self.kube = Some(client);
+        self
+    }
+
+    /// Sends `text` to chat `to` (a chat id, optionally `:topic:N`) through channel `channel`.
+    /// Ok(false) when Telegram did not take it.
+    pub async fn deliver(&self, channel: &str, to: &str, text: &str) -> Result<bool, String> {
+        let channel = self.channel(channel)?;
+        let chat = to
+            .split(':')
+            .next()
+            .and_then(|c| c.parse::<i64>().ok())
+            .ok_or_else(|| format!("deliver.to `{to}` is not a Telegram chat id"))?;
+        Ok(channel
+            .send(self, teloxide::types::ChatId(chat), text)
+            .await)
     }
 
     /// Lines saying what is disabled and why, for the start-up log and `/health`.
@@ -257,12 +293,18 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.gateway.port)));
-    let gw = Arc::new(Gateway::new(
-        config,
-        auth,
-        state,
-        model::RetryPolicy::default(),
-    )?);
+    let in_cluster = config.kubernetes.is_some();
+    let wants_kube = in_cluster || config.agent.cluster_access == ClusterAccess::Read;
+    let mut gw = Gateway::new(config, auth, state, model::RetryPolicy::default())?;
+    if wants_kube {
+        match kube::Client::try_default().await {
+            Ok(client) => gw = gw.with_kube(client),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Kubernetes client: no cluster patrols, alerts or status mirroring")
+            }
+        }
+    }
+    let gw = Arc::new(gw);
     for line in gw.disabled() {
         tracing::warn!("{line}");
     }
@@ -282,14 +324,32 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
             .unwrap_or(0);
     let heartbeat =
         (every > 0).then(|| tokio::spawn(heartbeat::run(gw.clone(), Duration::from_secs(every))));
-    let mirror = match gw.config.kubernetes.clone() {
-        Some(k) => match kube::Client::try_default().await {
-            Ok(client) => Some(tokio::spawn(mirror::run(gw.clone(), client, k.namespace))),
-            Err(e) => {
-                tracing::warn!(error = %e, "no Kubernetes client: Channel status is not mirrored");
-                None
-            }
-        },
+    let mirror = match (&gw.kube, &gw.config.kubernetes) {
+        (Some(client), Some(k)) => Some(tokio::spawn(mirror::run(
+            gw.clone(),
+            client.clone(),
+            k.namespace.clone(),
+        ))),
+        _ => None,
+    };
+    // In a cluster the CronJobs fire the Crons; standalone, the gateway does.
+    let scheduler = match &gw.cron_status {
+        Some(_) => {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                if let Some(status) = &gw.cron_status {
+                    status.announce(&gw.config.crons).await;
+                }
+            });
+            None
+        }
+        // CLAWOPS_SKIP_CRON=1 turns the scheduler off, as CLAWDBOT_SKIP_CRON does upstream.
+        None if !in_cluster
+            && !gw.config.crons.is_empty()
+            && std::env::var("CLAWOPS_SKIP_CRON").as_deref() != Ok("1") =>
+        {
+            Some(tokio::spawn(schedule::run(gw.clone())))
+        }
         None => None,
     };
     tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
@@ -309,7 +369,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(signal)
     .await?;
-    for task in [heartbeat, mirror].into_iter().flatten() {
+    for task in [heartbeat, mirror, scheduler].into_iter().flatten() {
         task.abort();
     }
     // Messages in hand get the rest of a pod's 30 s grace period; whatever is unfinished then

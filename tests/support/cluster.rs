@@ -9,9 +9,19 @@ use serde_json::{Value, json};
 
 use super::fake_api::FakeApi;
 
-/// `now` of the fixture: five days before the fixture certificate expires.
+static NOW: std::sync::Mutex<Option<DateTime<Utc>>> = std::sync::Mutex::new(None);
+
+/// `now` of the fixture: five days before the fixture certificate expires, unless a test that
+/// runs against the real clock moved it with [`set_now`].
 pub fn now() -> DateTime<Utc> {
-    "2027-02-14T08:29:07Z".parse().unwrap()
+    NOW.lock()
+        .unwrap()
+        .unwrap_or_else(|| "2027-02-14T08:29:07Z".parse().unwrap())
+}
+
+/// Builds the fixture's times around `now` (for tests against the real clock).
+pub fn set_now(now: DateTime<Utc>) {
+    *NOW.lock().unwrap() = Some(now);
 }
 
 /// tests/fixtures/site-tls.crt: notAfter 2027-02-19 08:29:07 UTC.

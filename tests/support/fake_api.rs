@@ -282,6 +282,54 @@ impl FakeApi {
         Self::default()
     }
 
+    /// Serves this fake over real HTTP on 127.0.0.1 (for the gateway binary) and writes a
+    /// kubeconfig pointing at it into `dir`; returns the kubeconfig's path.
+    pub async fn serve_http(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = self.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let me = me.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let req = Request::from_parts(parts, Body::from(bytes.to_vec()));
+                let (code, body) = match me.handle(req).await {
+                    Reply::Json(code, v) => (
+                        code,
+                        axum::body::Body::from(serde_json::to_vec(&v).unwrap()),
+                    ),
+                    Reply::Watch(rx) => {
+                        let events = futures::stream::unfold(rx, |mut rx| async move {
+                            rx.recv()
+                                .await
+                                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+                        });
+                        (StatusCode::OK, axum::body::Body::from_stream(events))
+                    }
+                };
+                Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .unwrap()
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"http://{addr}\"}}}}]\n\
+                 users: [{{name: fake, user: {{}}}}]\n\
+                 contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n\
+                 current-context: fake\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// A kube client whose every request this fake answers.
     pub fn client(&self) -> kube::Client {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<ReplyBody>>();

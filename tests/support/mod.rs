@@ -92,9 +92,16 @@ pub fn start_gateway(
     ])
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
-    for v in ["TELEGRAM_BOT_TOKEN", "ZAI_API_KEY", "CLAWOPS_GATEWAY_TOKEN"] {
+    for v in [
+        "TELEGRAM_BOT_TOKEN",
+        "ZAI_API_KEY",
+        "CLAWOPS_GATEWAY_TOKEN",
+        "KUBECONFIG",
+    ] {
         cmd.env_remove(v);
     }
+    // The example's Crons would fire on their own at 08:10/20:10 Shanghai time; tests run them.
+    cmd.env("CLAWOPS_SKIP_CRON", "1");
     cmd.envs(envs.iter().copied());
     process::Reaper(cmd.spawn().unwrap())
 }

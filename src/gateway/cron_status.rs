@@ -1,0 +1,117 @@
+//! In a cluster, each Cron's run is mirrored into its status: last run, last success, a one-line
+//! result and the next run in the Cron's time zone. The operator owns the conditions; these
+//! fields are the gateway's, written with a merge patch that leaves the rest alone.
+
+use chrono::Utc;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Map, Value, json};
+
+use super::cron::{RunRecord, k8s_time};
+use super::schedule;
+use crate::config::CronConfig;
+use crate::crd::Cron;
+
+pub struct CronStatusWriter {
+    api: Api<Cron>,
+}
+
+/// The status fields of a finished run.
+pub fn run_status(record: &RunRecord, delivers: bool) -> Value {
+    let mut s = Map::new();
+    s.insert("lastRunTime".into(), json!(k8s_time(record.ts)));
+    if record.succeeded(delivers) {
+        s.insert("lastSuccessfulTime".into(), json!(k8s_time(record.ts)));
+    }
+    s.insert("lastResult".into(), json!(record.result_line()));
+    if let Some(next) = &record.next_run {
+        s.insert("nextRunTime".into(), json!(next));
+    }
+    Value::Object(s)
+}
+
+impl CronStatusWriter {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+        }
+    }
+
+    async fn patch(&self, name: &str, status: Value) {
+        if let Err(e) = self
+            .api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+        {
+            tracing::warn!(cron = %name, error = %e, "Cron status not updated");
+        }
+    }
+
+    pub async fn record(&self, cron: &CronConfig, record: &RunRecord, delivers: bool) {
+        self.patch(&cron.name, run_status(record, delivers)).await;
+    }
+
+    /// At start: every Cron's next run, so `kubectl get crons` shows it before the first run.
+    pub async fn announce(&self, crons: &[CronConfig]) {
+        for c in crons {
+            let next = if c.suspend {
+                Value::Null
+            } else {
+                match schedule::next_after(c, Utc::now()) {
+                    Ok(t) => json!(schedule::in_zone(c, t)),
+                    Err(_) => Value::Null,
+                }
+            };
+            self.patch(&c.name, json!({ "nextRunTime": next })).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: &'static str, delivered: bool) -> RunRecord {
+        RunRecord {
+            ts: "2026-11-21T00:10:00Z".parse().unwrap(),
+            cron: "morning-patrol".into(),
+            status,
+            summary: "Good morning".into(),
+            patrol: Some("1 critical, 2 warning(s) (cluster)".into()),
+            delivered,
+            duration_ms: 1200,
+            next_run: Some("2026-11-21T20:10:00+08:00".into()),
+        }
+    }
+
+    #[test]
+    fn a_successful_run_sets_last_success_and_the_next_run() {
+        let s = run_status(&record("ok", true), true);
+        assert_eq!(s["lastRunTime"], "2026-11-21T00:10:00Z");
+        assert_eq!(s["lastSuccessfulTime"], "2026-11-21T00:10:00Z");
+        assert_eq!(s["lastResult"], "ok: 1 critical, 2 warning(s) (cluster)");
+        assert_eq!(s["nextRunTime"], "2026-11-21T20:10:00+08:00");
+    }
+
+    #[test]
+    fn the_fallback_report_counts_but_says_so_and_undelivered_runs_fail() {
+        let s = run_status(&record("fallback", true), true);
+        assert_eq!(s["lastSuccessfulTime"], "2026-11-21T00:10:00Z");
+        assert_eq!(
+            s["lastResult"],
+            "model failed, raw report sent: 1 critical, 2 warning(s) (cluster)"
+        );
+        let s = run_status(&record("ok", false), true);
+        assert!(s.get("lastSuccessfulTime").is_none());
+        assert!(
+            s["lastResult"]
+                .as_str()
+                .unwrap()
+                .ends_with("(not delivered)")
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! What a Cron's patrol looks at from the gateway: the cluster through the read-only view (with
+//! `clusterAccess: read`), the host it runs on (standalone, or when asked), and its own health.
+
+use chrono::{DateTime, Utc};
+
+use super::Gateway;
+use crate::crd::agent::ClusterAccess;
+use crate::crd::cron::{PatrolCheck, PatrolSpec};
+use crate::patrol::{self, Finding, Part, Report, Severity, wants};
+
+/// The cluster checks (everything but the host and the gateway itself).
+const CLUSTER_CHECKS: &[PatrolCheck] = &[
+    PatrolCheck::Nodes,
+    PatrolCheck::Workloads,
+    PatrolCheck::Storage,
+    PatrolCheck::Events,
+    PatrolCheck::Certificates,
+];
+
+/// Collects a patrol for `spec` at `at`.
+pub async fn collect(gw: &Gateway, spec: &PatrolSpec, at: DateTime<Utc>) -> Report {
+    let mut part = Part::default();
+    let mut scope = Vec::new();
+    let wants_cluster = CLUSTER_CHECKS.iter().any(|c| wants(spec, *c));
+    match (&gw.kube, gw.config.agent.cluster_access) {
+        (Some(client), ClusterAccess::Read) if wants_cluster => {
+            scope.push("cluster".to_string());
+            part.extend(patrol::cluster::collect(client, spec, at).await);
+        }
+        (None, ClusterAccess::Read) if wants_cluster => part.skipped.push(
+            "cluster: no Kubernetes client (no in-cluster service account or kubeconfig)".into(),
+        ),
+        (_, ClusterAccess::None) if wants_cluster && gw.config.kubernetes.is_some() => {
+            part.skipped.push(
+                "cluster: the Agent has clusterAccess: none; set clusterAccess: read to patrol the cluster"
+                    .into(),
+            )
+        }
+        _ => {}
+    }
+    // The host is the point of a standalone patrol; in a pod it is only checked when asked for.
+    let host = spec.checks.contains(&PatrolCheck::Host)
+        || (spec.checks.is_empty() && gw.config.kubernetes.is_none());
+    if host {
+        scope.push(format!("host {}", patrol::host::hostname()));
+        part.extend(patrol::host::collect(&spec.thresholds).await);
+    }
+    if wants(spec, PatrolCheck::Gateway) {
+        part.extend(gateway_part(gw).await);
+    }
+    let scope = if scope.is_empty() {
+        "gateway".to_string()
+    } else {
+        scope.join(" and ")
+    };
+    Report::new(scope, at, &spec.thresholds.window, part)
+}
+
+/// The gateway's own health: the model and each channel.
+pub async fn gateway_part(gw: &Gateway) -> Part {
+    let mut part = Part::default();
+    let logs = match &gw.config.kubernetes {
+        Some(k) => format!("kubectl -n {} logs deploy/{}-gateway", k.namespace, k.agent),
+        None => "the gateway's log".to_string(),
+    };
+    let model = &gw.config.agent.model.primary;
+    if let Some(p) = &gw.model_problem {
+        part.findings.push(Finding::new(
+            Severity::Critical,
+            PatrolCheck::Gateway,
+            format!("model {model}"),
+            p.clone(),
+            "set the API key in the Agent's model Secret; the gateway restarts with it",
+        ));
+    }
+    let failed = gw.metrics.llm_failures.get();
+    let limited = gw.metrics.llm_rate_limited.get();
+    if failed > 0 {
+        part.findings.push(Finding::new(
+            Severity::Warning,
+            PatrolCheck::Gateway,
+            format!("model {model}"),
+            format!(
+                "{failed} model call(s) failed since the gateway started ({limited} rate-limited)"
+            ),
+            format!("{logs} | grep -i model; check the plan's quota and concurrency"),
+        ));
+    }
+    let mut reachable = Vec::new();
+    for c in &gw.channels {
+        let probe = c.probe.lock().await.clone();
+        match (&probe.username, &probe.error) {
+            (Some(u), _) => reachable.push(format!("{} @{u}", c.name)),
+            (None, why) => part.findings.push(Finding::new(
+                Severity::Critical,
+                PatrolCheck::Gateway,
+                format!("channel {}", c.name),
+                format!(
+                    "Telegram not reachable: {}",
+                    why.as_deref().unwrap_or("not probed yet")
+                ),
+                format!("{logs}; check the bot token and egress to api.telegram.org"),
+            )),
+        }
+    }
+    for (name, why) in &gw.channel_problems {
+        part.findings.push(Finding::new(
+            Severity::Critical,
+            PatrolCheck::Gateway,
+            format!("channel {name}"),
+            format!("disabled: {why}"),
+            "set the bot token in the Channel's Secret",
+        ));
+    }
+    part.facts.push(format!(
+        "gateway: up {}h, model {model} ({} answered turns, {failed} failed), channels reachable: {}",
+        gw.started.elapsed().as_secs() / 3600,
+        gw.metrics.messages_out.get(),
+        if reachable.is_empty() {
+            "none".to_string()
+        } else {
+            reachable.join(", ")
+        }
+    ));
+    part
+}
