@@ -33,6 +33,7 @@ fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> Agen
         user_timezone: "Asia/Shanghai".into(),
         time_format: TimeFormat::H24,
         cluster_access: ClusterAccess::None,
+        alerts: None,
     }
 }
 

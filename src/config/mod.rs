@@ -46,6 +46,17 @@ pub struct AgentConfig {
     pub user_timezone: String,
     pub time_format: TimeFormat,
     pub cluster_access: ClusterAccess,
+    /// Immediate alerts, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsConfig>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub deliver: DeliverConfig,
+    /// `30m`, `1h`.
+    pub cool_down: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

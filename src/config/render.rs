@@ -53,6 +53,17 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
             user_timezone: spec.user_timezone.clone(),
             time_format: spec.time_format,
             cluster_access: spec.cluster_access,
+            alerts: spec
+                .alerts
+                .as_ref()
+                .filter(|a| a.enabled)
+                .map(|a| AlertsConfig {
+                    deliver: DeliverConfig {
+                        channel: a.deliver.channel_ref.clone(),
+                        to: a.deliver.to.clone(),
+                    },
+                    cool_down: a.cool_down.clone(),
+                }),
         },
         gateway: ServerConfig {
             port: if spec.gateway.port == 0 {

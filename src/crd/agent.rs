@@ -25,6 +25,7 @@ pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-
     namespaced,
     status = "AgentStatus",
     shortname = "ag",
+    validation = Rule::new("!has(self.spec.alerts) || !self.spec.alerts.enabled || self.spec.clusterAccess == 'read'").message("spec.alerts.enabled needs spec.clusterAccess: read: alerts watch the cluster's pods and nodes"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the gateway Service and labels"),
     category = "claw",
     doc = "An AI assistant reconciled into a gateway Deployment that answers on its Channels.",
@@ -67,9 +68,34 @@ pub struct AgentSpec {
     /// questions); `none` limits it to its own resources.
     #[serde(default)]
     pub cluster_access: ClusterAccess,
+    /// Immediate alerts between patrols: crash loops, OOM kills, nodes NotReady or under
+    /// pressure, each told once per cool-down, and told again when it clears. Off by default;
+    /// needs `clusterAccess: read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsSpec>,
     /// The gateway workload: image, port, token, storage, resources and exposure.
     #[serde(default)]
     pub gateway: GatewaySpec,
+}
+
+/// Immediate alerts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsSpec {
+    /// Send alerts.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where alerts go: a Channel of this Agent and a chat id.
+    pub deliver: crate::crd::cron::Deliver,
+    /// Quiet time per object and reason after an alert, e.g. `30m`; a condition that clears and
+    /// comes back within it is not told twice.
+    #[serde(default = "default_cool_down")]
+    #[schemars(regex(pattern = r"^[0-9]+(m|h)$"))]
+    pub cool_down: String,
+}
+
+fn default_cool_down() -> String {
+    "30m".into()
 }
 
 fn default_max_concurrent() -> u32 {

@@ -235,6 +235,7 @@ mod tests {
             user_timezone: "Asia/Shanghai".into(),
             time_format: TimeFormat::H24,
             cluster_access: ClusterAccess::None,
+            alerts: None,
         }
     }
 

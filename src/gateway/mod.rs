@@ -3,6 +3,7 @@
 //! the model, and serves health, metrics and the token-protected API on one port.
 
 pub mod agent;
+pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod cron;
@@ -332,6 +333,16 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         ))),
         _ => None,
     };
+    let alerts = match (&gw.kube, &gw.config.agent.alerts) {
+        (Some(client), Some(_)) if gw.config.agent.cluster_access == ClusterAccess::Read => {
+            Some(tokio::spawn(alerts::run(gw.clone(), client.clone())))
+        }
+        (None, Some(_)) => {
+            tracing::warn!("alerts are on but there is no Kubernetes client: no alerts");
+            None
+        }
+        _ => None,
+    };
     // In a cluster the CronJobs fire the Crons; standalone, the gateway does.
     let scheduler = match &gw.cron_status {
         Some(_) => {
@@ -369,7 +380,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(signal)
     .await?;
-    for task in [heartbeat, mirror, scheduler].into_iter().flatten() {
+    for task in [heartbeat, mirror, scheduler, alerts].into_iter().flatten() {
         task.abort();
     }
     // Messages in hand get the rest of a pod's 30 s grace period; whatever is unfinished then

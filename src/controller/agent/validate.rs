@@ -138,6 +138,20 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
             ),
         );
     }
+    if let Some(a) = spec.alerts.as_ref().filter(|a| a.enabled)
+        && !channels
+            .iter()
+            .any(|c| c.name_any() == a.deliver.channel_ref)
+    {
+        spec_problem(
+            "spec.alerts.deliver.channelRef",
+            format!(
+                "Channel {} does not exist or does not belong to Agent {}",
+                a.deliver.channel_ref,
+                agent.name_any()
+            ),
+        );
+    }
     let has_base_url = spec.model.base_url.is_some();
     for (i, model) in std::iter::once(&spec.model.primary)
         .chain(&spec.model.fallbacks)

@@ -1,0 +1,84 @@
+//! Alerts through real kube watches against the fake API: a crash loop and a NotReady node are
+//! told at once, updates of a still-broken pod are not told again, and clearing is told.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::json;
+use support::cluster as fixture;
+use support::fake_api::FakeApi;
+use tokio::sync::mpsc;
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a notice in time")
+        .unwrap()
+}
+
+async fn quiet(rx: &mut mpsc::UnboundedReceiver<String>) {
+    if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+        panic!("unexpected notice: {m}");
+    }
+}
+
+fn crashing(restarts: i32) -> serde_json::Value {
+    fixture::pod(
+        "web",
+        "api-7d9f",
+        "Running",
+        json!({"restartCount": restarts, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}),
+    )
+}
+
+#[tokio::test]
+async fn alerts_once_per_cool_down_and_on_recovery() {
+    fixture::set_now(chrono::Utc::now());
+    let api = FakeApi::new();
+    fixture::healthy(&api);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(clawops::gateway::alerts::watch(
+        api.client(),
+        TimeDelta::minutes(30),
+        false,
+        None,
+        move |text| {
+            let tx = tx.clone();
+            async move {
+                tx.send(text).unwrap();
+            }
+        },
+    ));
+    // A healthy cluster says nothing.
+    quiet(&mut rx).await;
+
+    api.insert(&crashing(3));
+    let alert = next(&mut rx).await;
+    assert_eq!(
+        alert,
+        "🚨 pod web/api-7d9f: CrashLoopBackOff — container main keeps crashing (3 restarts)\n-> kubectl -n web logs api-7d9f -c main --previous"
+    );
+    // More restarts of the same crash loop: no second alert within the cool-down.
+    api.insert(&crashing(4));
+    api.insert(&crashing(5));
+    quiet(&mut rx).await;
+
+    api.insert(&fixture::node("n2", false, &[]));
+    assert!(next(&mut rx).await.starts_with("🚨 node n2: NotReady"));
+
+    api.insert(&fixture::pod(
+        "web",
+        "api-7d9f",
+        "Running",
+        json!({"restartCount": 5}),
+    ));
+    assert_eq!(
+        next(&mut rx).await,
+        "✅ pod web/api-7d9f: CrashLoopBackOff cleared"
+    );
+    api.insert(&fixture::node("n2", true, &[]));
+    assert_eq!(next(&mut rx).await, "✅ node n2: NotReady cleared");
+    quiet(&mut rx).await;
+}
