@@ -34,8 +34,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The example rendered as the operator would (in-cluster mode), written to `dir/gateway.json`.
-fn gateway_json(yaml: &Path) -> std::path::PathBuf {
+/// The example rendered as the operator would (in-cluster mode), written to `dir/gateway.json`;
+/// alerts as in the example, or off.
+pub fn gateway_json(yaml: &Path, alerts: bool) -> std::path::PathBuf {
     let mut config =
         clawops::gateway::load::from_manifests(&[yaml.to_str().unwrap().to_string()], None)
             .unwrap();
@@ -43,6 +44,9 @@ fn gateway_json(yaml: &Path) -> std::path::PathBuf {
         namespace: "default".into(),
         agent: config.agent.id.clone(),
     });
+    if !alerts {
+        config.agent.alerts = None;
+    }
     let path = yaml.with_file_name("gateway.json");
     std::fs::write(&path, config.to_json()).unwrap();
     path
@@ -100,7 +104,7 @@ async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
     // The CronJob's pod may start before the gateway is ready: `cron run` waits for it.
     let early = tokio::spawn(cron_run(port, "morning-patrol", &["--wait", "60"]));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut gw = start(&gateway_json(&yaml), &kubeconfig, port);
+    let mut gw = start(&gateway_json(&yaml, false), &kubeconfig, port);
     let out = early.await.unwrap();
     assert!(
         out.status.success(),
@@ -191,6 +195,53 @@ async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
     assert!(gw.terminate(Duration::from_secs(15)).success());
     let log = gw.stderr();
     assert!(!log.contains(BOT_TOKEN) && !log.contains(support::ZAI_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_the_owner_from_the_running_gateway() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_with(
+        "alerts",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+        ],
+    );
+    let api = FakeApi::new();
+    support::cluster::set_now(chrono::Utc::now());
+    support::cluster::healthy(&api);
+    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
+    let port = free_port();
+    let mut gw = start(&gateway_json(&yaml, true), &kubeconfig, port);
+    tokio::task::spawn_blocking(move || wait_for_http(port, "/readyz"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        tg.sent_to(OWNER).is_empty(),
+        "a healthy cluster: {:?}",
+        tg.sent()
+    );
+
+    // Something breaks between patrols: the owner hears of it at once, in the persona's language.
+    api.insert(&support::cluster::pod(
+        "web",
+        "api-7d9f",
+        "Running",
+        serde_json::json!({"restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tg.sent_to(OWNER).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        tg.sent_to(OWNER),
+        [
+            "🚨 告警 pod web/api-7d9f：CrashLoopBackOff — container main keeps crashing (3 restarts)\n-> kubectl -n web logs api-7d9f -c main --previous"
+        ]
+    );
+    assert!(llm.seen().is_empty(), "alerts take no model turn");
+    assert!(gw.terminate(Duration::from_secs(15)).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
