@@ -81,13 +81,7 @@ fn cron_status(api: &FakeApi) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_with(
-        "cron-cluster",
-        &[
-            support::model_at(&llm.base_url()),
-            support::telegram_at(&tg.api_url()),
-        ],
-    );
+    let yaml = support::example_at_fakes("cron-cluster", &llm, &tg);
     let api = FakeApi::new();
     support::cluster::set_now(chrono::Utc::now());
     support::cluster::troubled(&api);
@@ -200,13 +194,7 @@ async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_the_owner_from_the_running_gateway() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_with(
-        "alerts",
-        &[
-            support::model_at(&llm.base_url()),
-            support::telegram_at(&tg.api_url()),
-        ],
-    );
+    let yaml = support::example_at_fakes("alerts", &llm, &tg);
     let api = FakeApi::new();
     support::cluster::set_now(chrono::Utc::now());
     support::cluster::healthy(&api);

@@ -277,3 +277,26 @@ async fn cert_manager_certificates_are_checked_and_their_secrets_not_twice() {
         "Issuing certificate as Secret does not exist",
     );
 }
+
+#[tokio::test]
+async fn node_usage_comes_from_metrics_server_when_installed() {
+    let api = FakeApi::new();
+    fixture::healthy(&api);
+    for (node, memory) in [("n1", "7900Mi"), ("n2", "1Gi")] {
+        api.insert(&serde_json::json!({
+            "apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics",
+            "metadata": {"name": node}, "timestamp": "2027-02-14T08:29:00Z", "window": "30s",
+            "usage": {"cpu": "2000000000n", "memory": memory},
+        }));
+    }
+    let r = patrol(&api, &PatrolSpec::default()).await;
+    // 2 + 2 of 8 cores; (7900 + 1024) MiB of 16 GiB.
+    assert!(
+        r.render().contains("usage CPU 50%, memory 54%"),
+        "{}",
+        r.render()
+    );
+    let tight = find(&r, "node n1", "memory use at 96% of allocatable");
+    assert_eq!(tight.action, "kubectl top pods -A --sort-by=memory");
+    assert!(!r.part.findings.iter().any(|f| f.subject == "node n2"));
+}

@@ -16,13 +16,7 @@ const ALICE: i64 = 555_000_111;
 
 /// The example, with the model and the Bot API pointed at the fakes.
 fn config(name: &str, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
-    support::example_with(
-        name,
-        &[
-            support::model_at(&llm.base_url()),
-            support::telegram_at(&tg.api_url()),
-        ],
-    )
+    support::example_at_fakes(name, llm, tg)
 }
 
 fn start(yaml: &Path, state: &Path, port: u16) -> Reaper {

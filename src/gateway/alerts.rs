@@ -282,6 +282,33 @@ enum Seen {
     Node(Box<Node>, bool),
 }
 
+/// A watch of `api` as [`Seen`] values (`wrap(object, deleted)`); errors are logged and the
+/// watch resumes with backoff.
+fn events<K>(
+    api: Api<K>,
+    what: &'static str,
+    wrap: fn(Box<K>, bool) -> Seen,
+) -> impl futures::Stream<Item = Seen>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |e| async move {
+            match e {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    Some(wrap(Box::new(o), false))
+                }
+                Ok(watcher::Event::Delete(o)) => Some(wrap(Box::new(o), true)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts: {what} watch failed; retrying");
+                    None
+                }
+            }
+        })
+}
+
 /// How often conditions held back by a cool-down are looked at again.
 const TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -301,36 +328,8 @@ pub async fn watch<F, Fut>(
         .and_then(|s| s.read::<BTreeMap<String, Entry>>(STATE_FILE).ok().flatten())
         .unwrap_or_default();
     let mut tracker = Tracker::load(cool_down, saved);
-    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .filter_map(|e| async move {
-            match e {
-                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
-                    Some(Seen::Pod(Box::new(p), false))
-                }
-                Ok(watcher::Event::Delete(p)) => Some(Seen::Pod(Box::new(p), true)),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "alerts: pod watch failed; retrying");
-                    None
-                }
-            }
-        });
-    let nodes = watcher(Api::<Node>::all(client), watcher::Config::default())
-        .default_backoff()
-        .filter_map(|e| async move {
-            match e {
-                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
-                    Some(Seen::Node(Box::new(n), false))
-                }
-                Ok(watcher::Event::Delete(n)) => Some(Seen::Node(Box::new(n), true)),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "alerts: node watch failed; retrying");
-                    None
-                }
-            }
-        });
+    let pods = events(Api::<Pod>::all(client.clone()), "pod", Seen::Pod);
+    let nodes = events(Api::<Node>::all(client), "node", Seen::Node);
     let mut seen = std::pin::pin!(futures::stream::select(pods, nodes));
     let mut tick = tokio::time::interval(TICK);
     loop {

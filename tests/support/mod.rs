@@ -57,6 +57,18 @@ pub fn example_with(name: &str, edits: &[(&str, String)]) -> std::path::PathBuf 
     path
 }
 
+/// The example with the model and the Bot API pointed at the fakes.
+pub fn example_at_fakes(
+    name: &str,
+    llm: &fake_llm::FakeLlm,
+    tg: &fake_telegram::FakeTelegram,
+) -> std::path::PathBuf {
+    example_with(
+        name,
+        &[model_at(&llm.base_url()), telegram_at(&tg.api_url())],
+    )
+}
+
 /// The edit that points the model at `base_url`.
 pub fn model_at(base_url: &str) -> (&'static str, String) {
     (

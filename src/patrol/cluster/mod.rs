@@ -44,122 +44,66 @@ fn take<T>(skipped: &mut Vec<String>, what: &str, r: Result<Vec<T>, kube::Error>
     })
 }
 
+/// Awaits `f` only when `on`.
+async fn when<T>(on: bool, f: impl Future<Output = T>) -> Option<T> {
+    if on { Some(f.await) } else { None }
+}
+
 /// Reads what the wanted checks need, concurrently.
 pub async fn fetch(client: &Client, spec: &PatrolSpec) -> Snapshot {
     use fetch::list_all;
     let want = |c| wants(spec, c);
     let need_pods = want(PatrolCheck::Nodes) || want(PatrolCheck::Workloads);
     let workloads = want(PatrolCheck::Workloads);
+    let all = |c: &Client| c.clone();
     let (nodes, usage, pods, deploys, sets, daemons, pvcs, events, secrets, certificates) = tokio::join!(
-        async {
-            if want(PatrolCheck::Nodes) {
-                Some(
-                    list_all(Api::<Node>::all(client.clone()), None, |n| {
-                        Some(NodeFacts::from(n))
-                    })
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if want(PatrolCheck::Nodes) {
-                Some(fetch::node_usage(client).await)
-            } else {
-                None
-            }
-        },
-        async {
-            if need_pods {
-                Some(
-                    list_all(Api::<Pod>::all(client.clone()), None, |p| {
-                        Some(PodFacts::from(p))
-                    })
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if workloads {
-                Some(
-                    list_all(Api::<Deployment>::all(client.clone()), None, |d| {
-                        Some(WorkloadFacts::from(d))
-                    })
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if workloads {
-                Some(
-                    list_all(Api::<StatefulSet>::all(client.clone()), None, |s| {
-                        Some(WorkloadFacts::from(s))
-                    })
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if workloads {
-                Some(
-                    list_all(Api::<DaemonSet>::all(client.clone()), None, |d| {
-                        Some(WorkloadFacts::from(d))
-                    })
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if want(PatrolCheck::Storage) {
-                Some(
-                    list_all(
-                        Api::<PersistentVolumeClaim>::all(client.clone()),
-                        None,
-                        |p| Some(PvcFacts::from(p)),
-                    )
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if want(PatrolCheck::Events) {
-                Some(
-                    list_all(
-                        Api::<Event>::all(client.clone()),
-                        Some("type=Warning"),
-                        EventFacts::from_warning,
-                    )
-                    .await,
-                )
-            } else {
-                None
-            }
-        },
-        async {
-            if want(PatrolCheck::Certificates) {
-                Some(fetch::tls_secrets(client).await)
-            } else {
-                None
-            }
-        },
-        async {
-            if want(PatrolCheck::Certificates) {
-                Some(fetch::certificates(client).await)
-            } else {
-                None
-            }
-        },
+        when(
+            want(PatrolCheck::Nodes),
+            list_all(Api::<Node>::all(all(client)), None, |n| Some(
+                NodeFacts::from(n)
+            ))
+        ),
+        when(want(PatrolCheck::Nodes), fetch::node_usage(client)),
+        when(
+            need_pods,
+            list_all(Api::<Pod>::all(all(client)), None, |p| Some(
+                PodFacts::from(p)
+            ))
+        ),
+        when(
+            workloads,
+            list_all(Api::<Deployment>::all(all(client)), None, |d| Some(
+                WorkloadFacts::from(d)
+            ))
+        ),
+        when(
+            workloads,
+            list_all(Api::<StatefulSet>::all(all(client)), None, |s| Some(
+                WorkloadFacts::from(s)
+            ))
+        ),
+        when(
+            workloads,
+            list_all(Api::<DaemonSet>::all(all(client)), None, |d| Some(
+                WorkloadFacts::from(d)
+            ))
+        ),
+        when(
+            want(PatrolCheck::Storage),
+            list_all(Api::<PersistentVolumeClaim>::all(all(client)), None, |p| {
+                Some(PvcFacts::from(p))
+            })
+        ),
+        when(
+            want(PatrolCheck::Events),
+            list_all(
+                Api::<Event>::all(all(client)),
+                Some("type=Warning"),
+                EventFacts::from_warning
+            )
+        ),
+        when(want(PatrolCheck::Certificates), fetch::tls_secrets(client)),
+        when(want(PatrolCheck::Certificates), fetch::certificates(client)),
     );
     let mut s = Snapshot::default();
     let sk = &mut s.skipped;
