@@ -30,10 +30,12 @@ crds:
 e2e:
 	$(CARGO) test --test e2e -- --ignored --test-threads=1
 
-## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead.
+## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead;
+## cluster patrol time and peak memory over 10,000 pods.
 bench:
 	$(CARGO) bench --bench build
 	$(CARGO) bench --bench gateway
+	$(CARGO) bench --bench patrol
 
 ## Run the operator against the cluster in KUBECONFIG.
 run-operator:
