@@ -7,6 +7,7 @@ pub mod consts;
 pub mod controller;
 pub mod crd;
 pub mod gateway;
+pub mod generate;
 pub mod manifests;
 pub mod operator;
 pub mod patrol;

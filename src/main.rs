@@ -90,6 +90,14 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Write the generated files (crds/, the chart's CRD and ClusterRole templates) under a
+    /// repository root (`make generate`).
+    #[command(hide = true)]
+    Generate {
+        /// The repository root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     /// Print, offline, every object the operator would create from CR (and Secret) YAML.
     Render {
         /// CR and Secret YAML files.
@@ -187,6 +195,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd { out_dir } => crd(out_dir),
+        Command::Generate { root } => {
+            for (path, content) in clawops::generate::files() {
+                let path = root.join(path);
+                if let Err(e) = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|_| std::fs::write(&path, content))
+                {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
         Command::Render {
             files,
             namespace,

@@ -22,6 +22,19 @@ fn schema(kind: &str) -> Value {
 }
 
 #[test]
+fn generated_files_match_the_code() {
+    for (path, content) in clawops::generate::files() {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&path);
+        let on_disk = std::fs::read_to_string(&full).unwrap_or_default();
+        assert!(
+            on_disk == content,
+            "{} is out of date: run `make generate` and commit",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn crds_directory_matches_the_code() {
     let dir = format!("{}/crds", env!("CARGO_MANIFEST_DIR"));
     for c in clawops::crd::all() {

@@ -160,3 +160,118 @@ async fn operator_reacts_to_watch_events_and_stops_cleanly() {
         .expect("controllers stop on the signal")
         .unwrap();
 }
+
+/// Runs the whole operator over both examples (Ingress in `default`, Tailscale sidecar in `ts`),
+/// a NodePairing, a pruned Cron and a deleted Agent, and returns every access it made.
+async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access> {
+    let fake = FakeApi::new();
+    for (file, ns) in [("shrimp.yaml", "default"), ("shrimp-tailscale.yaml", "ts")] {
+        let m = example_in(file, ns);
+        m.secrets.iter().for_each(|o| fake.insert(o));
+        m.agents.iter().for_each(|o| fake.insert(o));
+        m.channels.iter().for_each(|o| fake.insert(o));
+        m.crons.iter().for_each(|o| fake.insert(o));
+    }
+    fake.insert(&json!({
+        "apiVersion": "clawops.dev/v1alpha1", "kind": "NodePairing",
+        "metadata": {"name": "laptop", "namespace": "default"},
+        "spec": {"agentRef": "shrimp", "nodeId": "0".repeat(64), "publicKey": "A".repeat(43), "approved": true},
+    }));
+    let client = fake.client();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        "ghcr.io/clawops/clawops:test".into(),
+        Arc::new(Metrics::new()),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    }
+    .shared();
+    let operator = tokio::spawn(async move { run_controllers(client, &None, ctx, stop).await });
+    eventually("both gateways", || {
+        fake.get(DEPLOYMENT).is_some()
+            && fake
+                .get("/apis/apps/v1/namespaces/ts/deployments/shrimp-gateway")
+                .is_some()
+    })
+    .await;
+    eventually("NodePairing status", || {
+        fake.get("/apis/clawops.dev/v1alpha1/namespaces/default/nodepairings/laptop")
+            .is_some_and(|o| !o["status"].is_null())
+    })
+    .await;
+    fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
+    eventually("evening CronJob pruned", || {
+        fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
+            .is_none()
+    })
+    .await;
+    // The owner drops both exposures and one NetworkPolicy (the test's own requests are left out
+    // of the tally).
+    let mut mine = fake.take_log();
+    for ns in ["default", "ts"] {
+        kube::Api::<clawops::crd::Agent>::namespaced(fake.client(), ns)
+            .patch(
+                "shrimp",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"gateway": {
+                    "expose": null,
+                    "networkPolicy": {"enabled": ns == "default"},
+                }}})),
+            )
+            .await
+            .unwrap();
+    }
+    let _ = fake.take_log();
+    eventually("Ingress, Tailscale state and NetworkPolicy pruned", || {
+        fake.get(INGRESS).is_none()
+            && fake
+                .get("/apis/networking.k8s.io/v1/namespaces/ts/networkpolicies/shrimp-gateway")
+                .is_none()
+            && fake
+                .get("/api/v1/namespaces/ts/secrets/shrimp-tailscale-state")
+                .is_none()
+    })
+    .await;
+    // The owner deletes the Agent.
+    mine.extend(fake.take_log());
+    kube::Api::<clawops::crd::Agent>::namespaced(fake.client(), "default")
+        .delete("shrimp", &Default::default())
+        .await
+        .unwrap();
+    let _ = fake.take_log();
+    eventually("the Agent gone after cleanup", || fake.get(AGENT).is_none()).await;
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), operator)
+        .await
+        .expect("controllers stop")
+        .unwrap();
+    mine.iter()
+        .chain(fake.take_log().iter())
+        .map(support::rbac::access)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_cluster_role_is_exactly_what_it_does_and_grants() {
+    let used = operator_accesses().await;
+    let role = clawops::operator::rbac::rules();
+    let allowed = support::rbac::allowed(&role);
+    let missing: Vec<_> = used.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "the operator made requests its ClusterRole does not allow: {missing:#?}"
+    );
+    // Whatever it holds without using, it holds only to grant: Kubernetes lets it create a Role
+    // or binding only with every permission in it.
+    let granted = support::rbac::allowed(&clawops::operator::rbac::granted_rules());
+    let unused: Vec<_> = allowed
+        .difference(&used)
+        .filter(|a| !granted.contains(*a))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole allows what the operator neither does nor grants: {unused:#?}"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod rbac;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

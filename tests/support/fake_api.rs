@@ -564,7 +564,8 @@ impl FakeApi {
                         .is_some_and(|f| !f.is_empty())
                     {
                         o["metadata"]["deletionTimestamp"] = json!("2026-11-21T01:00:00Z");
-                        s.objects.insert(key, o.clone());
+                        // Watchers see the deletion begin, as with a real API server.
+                        s.put(&key, Some(o.clone()));
                         (StatusCode::OK, o)
                     } else {
                         (

@@ -1,0 +1,257 @@
+//! The operator's own ClusterRole: what it does, each rule with its reason, plus what it holds
+//! only so that it may grant it (Kubernetes lets a subject create a Role or binding only with
+//! every permission in it). The chart's `templates/clusterrole.yaml` is generated from this
+//! (`make generate`), and a test holds it to the requests the operator makes.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+use crate::build::rbac;
+
+/// One rule of the operator's own and why it is needed.
+pub struct Need {
+    pub groups: &'static [&'static str],
+    pub resources: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    pub why: &'static str,
+}
+
+/// What the operator does itself.
+pub const NEEDS: &[Need] = &[
+    Need {
+        groups: &["clawops.dev"],
+        resources: &["agents", "channels", "crons", "nodepairings"],
+        verbs: &["get", "list", "watch"],
+        why: "reconciles Agents and resolves and watches each Agent's Channels, Crons and NodePairings",
+    },
+    Need {
+        groups: &["clawops.dev"],
+        resources: &["agents"],
+        verbs: &["patch"],
+        why: "adds and removes its finalizer, which deletes the Agent's ClusterRoleBinding",
+    },
+    Need {
+        groups: &["clawops.dev"],
+        resources: &[
+            "agents/status",
+            "channels/status",
+            "crons/status",
+            "nodepairings/status",
+        ],
+        verbs: &["patch"],
+        why: "writes conditions, the URL and observed state",
+    },
+    Need {
+        groups: &[""],
+        resources: &["secrets"],
+        verbs: &["get", "list", "watch", "create", "delete"],
+        why: "checks the Secrets an Agent references (get) and watches those labelled \
+              app.kubernetes.io/part-of=clawops; creates the gateway token and Tailscale state \
+              Secrets once; prunes the state Secret when Tailscale is dropped",
+    },
+    Need {
+        groups: &[""],
+        resources: &["configmaps"],
+        verbs: &["get", "list", "watch", "patch", "delete"],
+        why: "applies gateway.json (server-side apply), watches it, prunes what the spec dropped",
+    },
+    Need {
+        groups: &[""],
+        resources: &["services"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "applies and watches the gateway Service",
+    },
+    Need {
+        groups: &[""],
+        resources: &["serviceaccounts"],
+        verbs: &["get", "patch"],
+        why: "applies the gateway's ServiceAccount",
+    },
+    Need {
+        groups: &[""],
+        resources: &["persistentvolumeclaims"],
+        verbs: &["get", "create"],
+        why: "creates the gateway's state volume claim once (never rewritten, never deleted)",
+    },
+    Need {
+        groups: &["apps"],
+        resources: &["deployments"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "applies the gateway Deployment and watches its rollout",
+    },
+    Need {
+        groups: &["batch"],
+        resources: &["cronjobs"],
+        verbs: &["get", "list", "watch", "patch", "delete"],
+        why: "applies one CronJob per Cron, watches them, prunes those of removed Crons",
+    },
+    Need {
+        groups: &["networking.k8s.io"],
+        resources: &["ingresses"],
+        verbs: &["get", "list", "watch", "patch", "delete"],
+        why: "applies the Ingress exposure, watches its load balancer status, prunes it when dropped",
+    },
+    Need {
+        groups: &["networking.k8s.io"],
+        resources: &["networkpolicies"],
+        verbs: &["get", "list", "patch", "delete"],
+        why: "applies the gateway's NetworkPolicy, prunes it when dropped",
+    },
+    Need {
+        groups: &["rbac.authorization.k8s.io"],
+        resources: &["roles", "rolebindings"],
+        verbs: &["get", "patch"],
+        why: "applies the gateway's Role and RoleBinding",
+    },
+    Need {
+        groups: &["rbac.authorization.k8s.io"],
+        resources: &["clusterroles"],
+        verbs: &["get", "patch"],
+        why: "applies the read-only clawops-cluster-reader ClusterRole",
+    },
+    Need {
+        groups: &["rbac.authorization.k8s.io"],
+        resources: &["clusterrolebindings"],
+        verbs: &["get", "patch", "delete"],
+        why: "binds a gateway with clusterAccess: read to it, and unbinds it",
+    },
+    Need {
+        groups: &["events.k8s.io"],
+        resources: &["events"],
+        verbs: &["create", "patch"],
+        why: "records what it applied or refused on the Agent",
+    },
+];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let owned = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(owned(groups)),
+        resources: Some(owned(resources)),
+        verbs: owned(verbs),
+        ..Default::default()
+    }
+}
+
+/// The rules the operator grants: the gateway's Role (with the Tailscale sidecar, its largest
+/// form; names dropped, as the operator must hold them for every Agent) and the cluster reader.
+pub fn granted_rules() -> Vec<PolicyRule> {
+    let agent: crate::crd::Agent = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clawops.dev/v1alpha1", "kind": "Agent",
+        "metadata": {"name": "any", "namespace": "any"},
+        "spec": {
+            "identity": {"name": "any"},
+            "model": {"primary": "zai/glm-4.7"},
+            "gateway": {"expose": {"tailscale": {"hostname": "any", "mode": "sidecar",
+                "authKeySecretRef": {"name": "any", "key": "any"}}}},
+        },
+    }))
+    .expect("a minimal Agent deserializes");
+    let mut out: Vec<PolicyRule> = rbac::role(&agent).rules.unwrap_or_default();
+    out.extend(rbac::cluster_reader_role().rules.unwrap_or_default());
+    for r in &mut out {
+        r.resource_names = None;
+    }
+    out
+}
+
+/// The whole ClusterRole's rules: the operator's needs, then what it holds to grant.
+pub fn rules() -> Vec<PolicyRule> {
+    NEEDS
+        .iter()
+        .map(|n| rule(n.groups, n.resources, n.verbs))
+        .chain(granted_rules())
+        .collect()
+}
+
+fn list(xs: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let quoted: Vec<String> = xs
+        .into_iter()
+        .map(|x| format!("\"{}\"", x.as_ref()))
+        .collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn write_rule(out: &mut String, r: &PolicyRule) {
+    let _ = writeln!(
+        out,
+        "  - apiGroups: {}\n    resources: {}\n    verbs: {}",
+        list(r.api_groups.iter().flatten()),
+        list(r.resources.iter().flatten()),
+        list(&r.verbs)
+    );
+}
+
+/// The chart's `templates/clusterrole.yaml`: the rules with their reasons as comments.
+pub fn helm_template() -> String {
+    let mut out = String::from(
+        "# Generated by `make generate` from src/operator/rbac.rs; do not edit.\n\
+         # The operator's ClusterRole: every rule says why it is needed.\n\
+         {{- if .Values.rbac.create }}\n\
+         apiVersion: rbac.authorization.k8s.io/v1\n\
+         kind: ClusterRole\n\
+         metadata:\n  name: {{ include \"clawops.fullname\" . }}\n  labels:\n    {{- include \"clawops.labels\" . | nindent 4 }}\n\
+         rules:\n",
+    );
+    for n in NEEDS {
+        let _ = writeln!(out, "  # {}", n.why);
+        write_rule(&mut out, &rule(n.groups, n.resources, n.verbs));
+    }
+    out.push_str(
+        "  # Held only to grant them: Kubernetes lets the operator create the gateway's Role and\n  \
+         # bind clawops-cluster-reader only if it holds every permission in them. The gateway's\n  \
+         # Role (clawops.dev reads and status, NodePairing create, Events, the Tailscale state\n  \
+         # Secret):\n",
+    );
+    let granted = granted_rules();
+    let gateway_rules = granted.len() - rbac::cluster_reader_role().rules.map_or(0, |r| r.len());
+    for (i, r) in granted.iter().enumerate() {
+        if i == gateway_rules {
+            out.push_str("  # The read-only cluster view of clusterAccess: read (no Secrets):\n");
+        }
+        write_rule(&mut out, r);
+    }
+    out.push_str("{{- end }}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_holds_everything_it_grants_and_no_write_on_the_cluster_view() {
+        let role = rules();
+        for g in granted_rules() {
+            assert!(role.contains(&g), "missing {g:?}");
+        }
+        for r in rbac::cluster_reader_role().rules.unwrap() {
+            assert!(
+                r.verbs
+                    .iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str()))
+            );
+        }
+        // Never a wildcard, never escalate/bind/impersonate.
+        for r in &role {
+            for v in &r.verbs {
+                assert!(
+                    !["*", "escalate", "bind", "impersonate"].contains(&v.as_str()),
+                    "{r:?}"
+                );
+            }
+            assert!(!r.resources.iter().flatten().any(|x| x == "*"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn the_template_has_a_reason_per_rule() {
+        let t = helm_template();
+        assert_eq!(t.matches("  - apiGroups:").count(), rules().len());
+        for n in NEEDS {
+            assert!(t.contains(&format!("  # {}\n", n.why)));
+        }
+        assert!(t.starts_with("# Generated by `make generate`"));
+    }
+}
