@@ -1,9 +1,11 @@
 # clawops — common tasks. `make test` is what CI runs.
 
 CARGO ?= cargo
-IMAGE ?= ghcr.io/clawops/clawops:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DOCKER ?= docker
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IMAGE ?= ghcr.io/clawops/clawops:$(VERSION)
 
-.PHONY: all build test lint fmt crds e2e bench run-operator render-example
+.PHONY: all build test lint fmt generate crds e2e bench run-operator render-example image image-push
 
 all: build
 
@@ -23,9 +25,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Regenerate crds/ from the Rust types (a test fails when they drift).
-crds:
-	$(CARGO) run --quiet -- crd --out-dir crds
+## Regenerate crds/ and the chart's CRD and ClusterRole templates from the code (a test fails
+## when they drift).
+generate:
+	$(CARGO) run --quiet -- generate
+
+crds: generate
 
 ## End-to-end tests against the cluster in KUBECONFIG (needs the CRDs applied and the operator running).
 e2e:
@@ -60,3 +65,11 @@ manifests: tools
 ## invariants, the examples validated against the CRDs, the generated manifests up to date.
 chart-check: tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" .tools/venv/bin/python scripts/chart-check.py
+
+## The container image (operator, gateway and cron runner in one binary); needs Docker with BuildKit.
+image:
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+## Push the image (log in to the registry first).
+image-push: image
+	$(DOCKER) push $(IMAGE)

@@ -577,18 +577,7 @@ def check_render_invariants(label: str, docs: list[dict], values: dict) -> None:
                 or isinstance(min_av, str) or isinstance(max_un, str)
             R.check(evictable, f"{label}: {obj_name(pdb)} lets a node drain evict a pod (replicas {reps}, "
                     f"minAvailable {min_av}, maxUnavailable {max_un})", "this PDB blocks every eviction")
-            # With leader election only the leader is Ready (/readyz is false on a standby), and a
-            # PDB counts Ready pods: 1 healthy against its desired count.
-            if reps > 1 and isinstance(min_av, int):
-                desired = min_av
-            elif reps > 1 and isinstance(max_un, int):
-                desired = reps - max_un
-            else:
-                desired = None
-            if desired is not None and 1 - desired <= 0:
-                R.warn(f"{label}: {obj_name(pdb)}: with leader election only the leader pod is Ready (a standby's "
-                       f"/readyz is 503), so the PDB sees 1 healthy pod against {desired} desired and allows 0 "
-                       "disruptions: `kubectl drain` can never evict the leader")
+            # A standby's /readyz is ready too (src/operator/http.rs), so the PDB counts every replica.
         for sm in by_kind.get("ServiceMonitor", []):
             msel = get_path(sm, "spec", "selector", "matchLabels", default={}) or {}
             svcs = [s for s in by_kind.get("Service", [])

@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoints: `/metrics`, `/healthz` (alive) and `/readyz` (controllers
-//! running; a standby replica waiting for the leader Lease is alive but not ready).
+//! running, or a standby replica waiting for the leader Lease: both are ready, so that a
+//! PodDisruptionBudget counts the standby and a drain can move the leader).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,8 @@ use super::metrics::Metrics;
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
+    /// Waiting for the leader Lease (ready, but not reconciling).
+    pub standby: AtomicBool,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -28,6 +31,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
 async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     if s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
+    } else if s.standby.load(Ordering::Relaxed) {
+        (StatusCode::OK, "standby\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     }
@@ -68,14 +73,23 @@ mod tests {
         let state = Arc::new(HttpState {
             metrics: Arc::new(Metrics::new()),
             ready: false.into(),
+            standby: false.into(),
         });
         assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
         assert_eq!(
             get(&state, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
+        state.standby.store(true, Ordering::Relaxed);
+        assert_eq!(
+            get(&state, "/readyz").await,
+            (StatusCode::OK, "standby\n".into())
+        );
         state.ready.store(true, Ordering::Relaxed);
-        assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&state, "/readyz").await,
+            (StatusCode::OK, "ready\n".into())
+        );
         state
             .metrics
             .observe("Agent", std::time::Instant::now(), false);

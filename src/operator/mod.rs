@@ -79,6 +79,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
     let state = Arc::new(HttpState {
         metrics: metrics.clone(),
         ready: false.into(),
+        standby: false.into(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
@@ -114,6 +115,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
                 .build()
                 .await?;
         let (mut leader, _task) = manager.watch().await;
+        state.standby.store(true, Ordering::Relaxed);
         tracing::info!(lease = "clawops-operator", namespace = %opts.lease_namespace, "waiting for leadership");
         tokio::select! {
             r = leader.wait_for(|l| *l) => { r?; }
