@@ -395,3 +395,43 @@ async fn a_chats_messages_are_answered_in_order_each_seeing_the_last() {
     );
     assert!(gw.terminate(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_delivers_into_a_forum_topic() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_with(
+        "cron-topic",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "to: \"123456789\" # your Telegram user id (the pairing reply shows it)",
+                "to: \"-1001234567890:topic:42\"".to_string(),
+            ),
+        ],
+    );
+    let state = yaml.with_file_name("state");
+    let port = free_port();
+    let mut gw = start(&yaml, &state, port);
+    ready(port).await;
+    let ok = tokio::task::spawn_blocking(move || {
+        request(
+            port,
+            "POST",
+            "/api/cron/morning-patrol/run",
+            &[&format!("Authorization: Bearer {GATEWAY_TOKEN}")],
+            "",
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    let sent = tg.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].chat_id, sent[0].thread),
+        (-1001234567890, Some(42))
+    );
+    assert!(gw.terminate(Duration::from_secs(15)).success());
+}

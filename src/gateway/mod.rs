@@ -153,18 +153,12 @@ impl Gateway {
         self
     }
 
-    /// Sends `text` to chat `to` (a chat id, optionally `:topic:N`) through channel `channel`.
-    /// Ok(false) when Telegram did not take it.
+    /// Sends `text` to `to` (a chat id, or `<group>:topic:<id>` for a forum topic) through
+    /// channel `channel`. Ok(false) when Telegram did not take it.
     pub async fn deliver(&self, channel: &str, to: &str, text: &str) -> Result<bool, String> {
         let channel = self.channel(channel)?;
-        let chat = to
-            .split(':')
-            .next()
-            .and_then(|c| c.parse::<i64>().ok())
-            .ok_or_else(|| format!("deliver.to `{to}` is not a Telegram chat id"))?;
-        Ok(channel
-            .send(self, teloxide::types::ChatId(chat), text)
-            .await)
+        let target = telegram::Target::parse(to)?;
+        Ok(channel.send(self, target, text).await)
     }
 
     /// Lines saying what is disabled and why, for the start-up log and `/health`.

@@ -19,6 +19,8 @@ pub const BOT_ID: i64 = 7012345678;
 #[derive(Clone, Debug)]
 pub struct Sent {
     pub chat_id: i64,
+    /// The forum topic (`message_thread_id`), if any.
+    pub thread: Option<i64>,
     pub text: String,
     pub at: std::time::Instant,
 }
@@ -206,7 +208,8 @@ async fn call(
             }
             let chat_id = body["chat_id"].as_i64().unwrap_or_default();
             let text = body["text"].as_str().unwrap_or_default().to_string();
-            i.sent.push(Sent { chat_id, text: text.clone(), at: std::time::Instant::now() });
+            let thread = body["message_thread_id"].as_i64();
+            i.sent.push(Sent { chat_id, thread, text: text.clone(), at: std::time::Instant::now() });
             let id = i.next_message;
             i.next_message += 1;
             ok(json!({"message_id": id, "date": 1_763_700_001, "chat": {"id": chat_id, "type": "private", "first_name": "x"}, "text": text,

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use teloxide::payloads::GetUpdatesSetters;
+use teloxide::payloads::{SendChatActionSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{AllowedUpdate, ChatAction, ChatId, Message, Update, UpdateKind};
+use teloxide::types::{
+    AllowedUpdate, ChatAction, ChatId, Message, MessageId, ThreadId, Update, UpdateKind,
+};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{Mutex, watch};
 
@@ -26,6 +29,39 @@ use policy::{Incoming, Verdict};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_targets_name_chats_and_forum_topics() {
+        assert_eq!(
+            Target::parse("123456789").unwrap(),
+            Target::from(ChatId(123456789))
+        );
+        let topic = Target::parse("-1001234567890:topic:42").unwrap();
+        assert_eq!(topic.chat, ChatId(-1001234567890));
+        assert_eq!(topic.thread, Some(ThreadId(MessageId(42))));
+        for bad in ["@owner", "-100:topic:x", "12:topic:", ""] {
+            assert!(Target::parse(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replies_stay_in_their_forum_topic() {
+        let message = |topic: bool| -> Message {
+            serde_json::from_value(serde_json::json!({
+                "message_id": 9, "date": 1_763_700_000, "text": "hi",
+                "chat": {"id": -1001234567890_i64, "type": "supergroup", "title": "home", "is_forum": true},
+                "from": {"id": 1, "is_bot": false, "first_name": "a"},
+                "message_thread_id": 42, "is_topic_message": topic,
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            Target::reply_to(&message(true)).thread,
+            Some(ThreadId(MessageId(42)))
+        );
+        // A reply chain in an ordinary group also has a thread id; answering into it would fail.
+        assert_eq!(Target::reply_to(&message(false)).thread, None);
+    }
 
     #[test]
     fn the_offset_covers_only_the_handled_prefix() {
@@ -51,6 +87,51 @@ mod tests {
 pub const POLL_TIMEOUT: u32 = 25;
 
 /// The result of the last getMe, for `/health`.
+/// Where a message goes: a chat, and in a forum supergroup the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub chat: ChatId,
+    pub thread: Option<ThreadId>,
+}
+
+impl From<ChatId> for Target {
+    fn from(chat: ChatId) -> Self {
+        Self { chat, thread: None }
+    }
+}
+
+impl Target {
+    /// A Cron's or alert's `deliver.to`: a chat id, or `<group id>:topic:<topic id>`.
+    pub fn parse(to: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "deliver.to `{to}` is not a Telegram chat id (e.g. 123456789, -1001234567890 or -1001234567890:topic:42)"
+            )
+        };
+        let (chat, topic) = match to.split_once(":topic:") {
+            Some((chat, topic)) => (chat, Some(topic)),
+            None => (to, None),
+        };
+        let chat = chat.parse::<i64>().map_err(|_| bad())?;
+        let thread = match topic {
+            Some(t) => Some(ThreadId(MessageId(t.parse::<i32>().map_err(|_| bad())?))),
+            None => None,
+        };
+        Ok(Self {
+            chat: ChatId(chat),
+            thread,
+        })
+    }
+
+    /// Where to answer `msg`: its chat, and its topic in a forum.
+    pub fn reply_to(msg: &Message) -> Self {
+        Self {
+            chat: msg.chat.id,
+            thread: msg.thread_id.filter(|_| msg.is_topic_message),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Probe {
     pub username: Option<String>,
@@ -273,7 +354,7 @@ impl TelegramChannel {
                         tracing::info!(channel = %self.name, sender, "pairing requested; approve with: clawops pairing approve {} {code}", self.name);
                         self.send(
                             &gw,
-                            msg.chat.id,
+                            Target::reply_to(&msg),
                             &pairing::pairing_reply(&sender, &code, &self.name),
                         )
                         .await;
@@ -285,7 +366,7 @@ impl TelegramChannel {
                 }
             }
             Verdict::Answer => {
-                let typing = self.typing(msg.chat.id);
+                let typing = self.typing(Target::reply_to(&msg));
                 let answer = gw
                     .agent
                     .reply(&format!("telegram-{}-{}", self.name, msg.chat.id.0), text)
@@ -295,17 +376,21 @@ impl TelegramChannel {
                     super::agent::explain(&e, super::agent::speaks_cjk(&gw.agent.config))
                 });
                 gw.note_chat(&self, msg.chat.id);
-                self.send(&gw, msg.chat.id, &reply).await;
+                self.send(&gw, Target::reply_to(&msg), &reply).await;
             }
         }
     }
 
     /// Shows "typing…" until aborted (Telegram clears it after 5 s).
-    fn typing(&self, chat: ChatId) -> tokio::task::JoinHandle<()> {
+    fn typing(&self, to: Target) -> tokio::task::JoinHandle<()> {
         let bot = self.bot.clone();
         tokio::spawn(async move {
             loop {
-                let _ = bot.send_chat_action(chat, ChatAction::Typing).await;
+                let mut request = bot.send_chat_action(to.chat, ChatAction::Typing);
+                if let Some(thread) = to.thread {
+                    request = request.message_thread_id(thread);
+                }
+                let _ = request.await;
                 tokio::time::sleep(Duration::from_secs(4)).await;
             }
         })
@@ -313,13 +398,18 @@ impl TelegramChannel {
 
     /// Sends `text` in chunks that fit. A 429 is waited out; network trouble and Telegram
     /// server errors are retried with backoff. Returns whether every chunk was delivered.
-    pub async fn send(&self, gw: &Gateway, chat: ChatId, text: &str) -> bool {
+    pub async fn send(&self, gw: &Gateway, to: impl Into<Target>, text: &str) -> bool {
+        let Target { chat, thread } = to.into();
         for chunk in text::split(text, text::LIMIT) {
             let mut tries = 0;
             loop {
                 self.pacer.turn(chat.0).await;
                 tries += 1;
-                let wait = match self.bot.send_message(chat, chunk.clone()).await {
+                let mut request = self.bot.send_message(chat, chunk.clone());
+                if let Some(thread) = thread {
+                    request = request.message_thread_id(thread);
+                }
+                let wait = match request.await {
                     Ok(_) => {
                         gw.metrics.messages_out.inc();
                         break;
