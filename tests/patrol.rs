@@ -300,3 +300,60 @@ async fn node_usage_comes_from_metrics_server_when_installed() {
     assert_eq!(tight.action, "kubectl top pods -A --sort-by=memory");
     assert!(!r.part.findings.iter().any(|f| f.subject == "node n2"));
 }
+
+#[tokio::test]
+async fn restarts_count_since_an_earlier_patrol_within_the_window() {
+    use clawops::patrol::cluster::restarts::Counts;
+    let api = FakeApi::new();
+    fixture::healthy(&api);
+    // 7 restarts in all, the last an hour ago.
+    api.insert(&fixture::pod(
+        "media",
+        "sonarr-0",
+        "Running",
+        serde_json::json!({"restartCount": 7, "lastState": {"terminated": {"reason": "Error", "finishedAt": fixture::ts(chrono::Duration::hours(1))}}}),
+    ));
+    let spec = PatrolSpec::default();
+    let mut snap = cluster::fetch(&api.client(), &spec).await;
+    let at = |h| now() - chrono::Duration::hours(h);
+    let analyze = |snap: &cluster::Snapshot| {
+        Report::new(
+            "cluster",
+            now(),
+            "12h",
+            cluster::analyze(snap, &spec, now()),
+        )
+    };
+    // Without an earlier patrol: the total and the last exit.
+    find(
+        &analyze(&snap),
+        "pod media/sonarr-0",
+        "restarted 7 times, the last 1h ago",
+    );
+
+    // Six hours ago it had restarted 3 times: 4 since then.
+    snap.baseline = Some(Counts {
+        at: at(6),
+        counts: [("media/sonarr-0/main".to_string(), 3)].into(),
+    });
+    find(
+        &analyze(&snap),
+        "pod media/sonarr-0",
+        "restarted 4 times in the last 6h (7 in total)",
+    );
+
+    // It had already restarted 6 times: 1 since then is under the limit of 3.
+    snap.baseline = Some(Counts {
+        at: at(6),
+        counts: [("media/sonarr-0/main".to_string(), 6)].into(),
+    });
+    let r = analyze(&snap);
+    assert!(
+        !r.part
+            .findings
+            .iter()
+            .any(|f| f.subject == "pod media/sonarr-0"),
+        "{}",
+        r.render()
+    );
+}

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::Gateway;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::cron::{PatrolCheck, PatrolSpec};
+use crate::patrol::cluster::restarts::{Counts, History};
 use crate::patrol::{self, Finding, Part, Report, Severity, wants};
 
 /// The cluster checks (everything but the host and the gateway itself).
@@ -25,7 +26,7 @@ pub async fn collect(gw: &Gateway, spec: &PatrolSpec, at: DateTime<Utc>) -> Repo
     match (&gw.kube, gw.config.agent.cluster_access) {
         (Some(client), ClusterAccess::Read) if wants_cluster => {
             scope.push("cluster".to_string());
-            part.extend(patrol::cluster::collect(client, spec, at).await);
+            part.extend(cluster_part(gw, client, spec, at).await);
         }
         (None, ClusterAccess::Read) if wants_cluster => part.skipped.push(
             "cluster: no Kubernetes client (no in-cluster service account or kubeconfig)".into(),
@@ -54,6 +55,39 @@ pub async fn collect(gw: &Gateway, spec: &PatrolSpec, at: DateTime<Utc>) -> Repo
         scope.join(" and ")
     };
     Report::new(scope, at, &spec.thresholds.window, part)
+}
+
+/// Earlier patrols' restart counts, so restarts are counted within the window.
+pub const RESTARTS_FILE: &str = "patrol/restarts.json";
+
+/// The cluster patrol, with restarts counted since the oldest kept patrol within the window.
+async fn cluster_part(
+    gw: &Gateway,
+    client: &kube::Client,
+    spec: &PatrolSpec,
+    at: DateTime<Utc>,
+) -> Part {
+    let mut history: History = gw
+        .state
+        .read(RESTARTS_FILE)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut snap = patrol::cluster::fetch(client, spec).await;
+    let window = chrono::Duration::seconds(patrol::window_secs(&spec.thresholds));
+    snap.baseline = history.baseline(at, window).cloned();
+    let part = patrol::cluster::analyze(&snap, spec, at);
+    let pods_read =
+        wants(spec, PatrolCheck::Workloads) && !snap.skipped.iter().any(|s| s.starts_with("pods:"));
+    if pods_read {
+        history.record(Counts::of(&snap.pods, at));
+        let state = gw.state.clone();
+        let saved = tokio::task::spawn_blocking(move || state.write(RESTARTS_FILE, &history)).await;
+        if let Ok(Err(e)) = saved {
+            tracing::warn!(error = %e, "restart counts not saved; the next patrol counts totals");
+        }
+    }
+    part
 }
 
 /// The gateway's own health: the model and each channel.

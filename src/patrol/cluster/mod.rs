@@ -6,6 +6,7 @@ mod events;
 pub mod facts;
 pub mod fetch;
 mod nodes;
+pub mod restarts;
 mod storage;
 mod tls;
 mod workloads;
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub certs: Vec<CertFacts>,
     /// Reads that gave nothing, and why.
     pub skipped: Vec<String>,
+    /// Restart counts of an earlier patrol within the window, when the caller kept one.
+    pub baseline: Option<restarts::Counts>,
 }
 
 /// Keeps a read's rows, or notes why there are none.
@@ -160,8 +163,11 @@ pub fn analyze(snap: &Snapshot, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
         part.extend(workloads::check(
             &snap.pods,
             &snap.workloads,
-            t.restarts,
-            window,
+            workloads::Limits {
+                restarts: t.restarts,
+                window,
+                baseline: snap.baseline.as_ref(),
+            },
             now,
         ));
     }

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::facts::{PodFacts, WorkloadFacts};
+use super::facts::{ContainerFacts, PodFacts, WorkloadFacts};
+use super::restarts::{Counts, key};
 use super::{age, clip, qualified};
 use crate::crd::cron::PatrolCheck;
 use crate::patrol::{Finding, Part, Severity};
@@ -21,11 +22,20 @@ const BROKEN: &[&str] = &[
     "CreateContainerError",
 ];
 
+/// What makes a pod's restarts a finding.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    pub restarts: u32,
+    pub window: Duration,
+    /// An earlier patrol's counts within the window: restarts are counted since then. Without
+    /// one, a container counts when its total reaches the limit and its last exit is recent.
+    pub baseline: Option<&'a Counts>,
+}
+
 pub fn check(
     pods: &[PodFacts],
     workloads: &[WorkloadFacts],
-    restarts: u32,
-    window: Duration,
+    limits: Limits,
     now: DateTime<Utc>,
 ) -> Part {
     let mut part = Part::default();
@@ -52,7 +62,7 @@ pub fn check(
             "Pending" => pending += 1,
             _ => {}
         }
-        pod_findings(p, restarts, window, now, &mut part.findings);
+        pod_findings(p, limits, now, &mut part.findings);
     }
     part.facts.push(format!(
         "pods: {} ({running} Running, {pending} Pending); workloads: {} of {} at full strength",
@@ -63,13 +73,7 @@ pub fn check(
     part
 }
 
-fn pod_findings(
-    p: &PodFacts,
-    restarts: u32,
-    window: Duration,
-    now: DateTime<Utc>,
-    out: &mut Vec<Finding>,
-) {
+fn pod_findings(p: &PodFacts, limits: Limits, now: DateTime<Utc>, out: &mut Vec<Finding>) {
     let subject = format!("pod {}", qualified(&p.namespace, &p.name));
     let ns = &p.namespace;
     let mut push = |severity, problem: String, action: String| {
@@ -83,7 +87,9 @@ fn pod_findings(
     };
     for c in &p.containers {
         let waiting = c.waiting_reason.as_deref().unwrap_or("");
-        let recent = c.last_terminated_at.is_some_and(|t| now - t <= window);
+        let recent = c
+            .last_terminated_at
+            .is_some_and(|t| now - t <= limits.window);
         if waiting == "CrashLoopBackOff" {
             push(
                 Severity::Critical,
@@ -114,15 +120,10 @@ fn pod_findings(
                     p.name
                 ),
             );
-        } else if recent && c.restarts >= restarts as i32 {
+        } else if let Some(problem) = restarted(p, c, limits, now) {
             push(
                 Severity::Warning,
-                format!(
-                    "container {} restarted {} times, the last {} ago",
-                    c.name,
-                    c.restarts,
-                    age(now - c.last_terminated_at.unwrap_or(now))
-                ),
+                problem,
                 format!("kubectl -n {ns} logs {} -c {} --previous", p.name, c.name),
             );
         }
@@ -163,5 +164,39 @@ fn pod_findings(
                 p.name
             ),
         );
+    }
+}
+
+/// How a container restarted too often within the window, if it did.
+fn restarted(
+    p: &PodFacts,
+    c: &ContainerFacts,
+    limits: Limits,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let limit = limits.restarts as i32;
+    match limits.baseline {
+        Some(b) => {
+            let n = b.since(&key(&p.namespace, &p.name, &c.name), c.restarts);
+            (n >= limit).then(|| {
+                format!(
+                    "container {} restarted {n} times in the last {} ({} in total)",
+                    c.name,
+                    age(now - b.at),
+                    c.restarts
+                )
+            })
+        }
+        None => {
+            let last = c.last_terminated_at?;
+            (now - last <= limits.window && c.restarts >= limit).then(|| {
+                format!(
+                    "container {} restarted {} times, the last {} ago",
+                    c.name,
+                    c.restarts,
+                    age(now - last)
+                )
+            })
+        }
     }
 }
