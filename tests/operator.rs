@@ -249,7 +249,7 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         .unwrap();
     mine.iter()
         .chain(fake.take_log().iter())
-        .map(support::rbac::access)
+        .flat_map(support::rbac::accesses)
         .collect()
 }
 

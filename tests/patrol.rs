@@ -357,3 +357,22 @@ async fn restarts_count_since_an_earlier_patrol_within_the_window() {
         r.render()
     );
 }
+
+#[tokio::test]
+async fn a_job_pod_killed_for_memory_is_reported() {
+    let api = FakeApi::new();
+    fixture::healthy(&api);
+    // restartPolicy Never: the kill stays in `state`, not `lastState`.
+    api.insert(&fixture::pod(
+        "backup",
+        "nightly-29000000-x7k2p",
+        "Failed",
+        serde_json::json!({"state": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": fixture::ts(chrono::Duration::hours(2))}}}),
+    ));
+    let r = patrol(&api, &PatrolSpec::default()).await;
+    find(
+        &r,
+        "pod backup/nightly-29000000-x7k2p",
+        "container main was OOMKilled 2h ago",
+    );
+}

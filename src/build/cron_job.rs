@@ -66,7 +66,9 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
             job_template: JobTemplateSpec {
                 metadata: None,
                 spec: Some(JobSpec {
-                    backoff_limit: Some(1),
+                    // No second pod: `clawops cron run` already waits for the gateway, and a rerun
+                    // would deliver a second report or error notice.
+                    backoff_limit: Some(0),
                     active_deadline_seconds: Some(900),
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta {

@@ -90,7 +90,7 @@ pub struct AlertsSpec {
     /// Quiet time per object and reason after an alert, e.g. `30m`; a condition that clears and
     /// comes back within it is not told twice.
     #[serde(default = "default_cool_down")]
-    #[schemars(regex(pattern = r"^[0-9]+(m|h)$"))]
+    #[schemars(regex(pattern = r"^[0-9]{1,4}(m|h)$"))]
     pub cool_down: String,
 }
 

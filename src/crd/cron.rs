@@ -107,7 +107,7 @@ pub struct PatrolThresholds {
     pub cert_expiry_days: u32,
     /// How far back restarts and events count, e.g. `12h`.
     #[serde(default = "default_window")]
-    #[schemars(regex(pattern = r"^[0-9]+(m|h|d)$"))]
+    #[schemars(regex(pattern = r"^[0-9]{1,4}(m|h|d)$"))]
     pub window: String,
     /// Disk usage percentage that makes a finding (host patrol).
     #[serde(default = "default_disk_percent")]

@@ -2,7 +2,7 @@
 //! once about a crash loop, an OOM kill, a node NotReady or under pressure — once per object and
 //! reason per cool-down — and again when the condition clears.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,6 +26,8 @@ pub struct Active {
     pub action: String,
     /// Whether clearing is news: a crash loop ending is, an OOM kill aging out is not.
     pub recovers: bool,
+    /// For events (an OOM kill): when it happened, so that the next one is news of its own.
+    pub episode: Option<DateTime<Utc>>,
 }
 
 /// What is wrong with a pod right now. An OOM kill counts while it is within `recent`.
@@ -44,6 +46,7 @@ pub fn pod_conditions(p: &PodFacts, now: DateTime<Utc>, recent: TimeDelta) -> Ve
                     p.namespace, p.name, c.name
                 ),
                 recovers: true,
+                episode: None,
             });
         }
         if c.last_terminated_reason.as_deref() == Some("OOMKilled")
@@ -57,6 +60,7 @@ pub fn pod_conditions(p: &PodFacts, now: DateTime<Utc>, recent: TimeDelta) -> Ve
                     p.namespace, p.name
                 ),
                 recovers: false,
+                episode: c.last_terminated_at,
             });
         }
     }
@@ -76,6 +80,7 @@ pub fn node_conditions(n: &NodeFacts) -> Vec<Active> {
             },
             action: format!("kubectl describe node {}", n.name),
             recovers: true,
+            episode: None,
         });
     }
     for p in &n.pressures {
@@ -84,6 +89,7 @@ pub fn node_conditions(n: &NodeFacts) -> Vec<Active> {
             detail: "the kubelet may start evicting pods".into(),
             action: format!("kubectl describe node {}", n.name),
             recovers: true,
+            episode: None,
         });
     }
     out
@@ -105,8 +111,35 @@ struct Entry {
     active: bool,
     /// Whether the owner was told of the current episode (so clearing is told too).
     announced: bool,
+    /// Since when a told condition has been false: its clearing is told once it stays false for
+    /// `clear_after` (a crash-looping container is briefly running between its crashes).
+    absent_since: Option<DateTime<Utc>>,
+    /// The current episode of an event-like condition.
+    episode: Option<DateTime<Utc>>,
     #[serde(skip)]
     last: Option<Active>,
+}
+
+/// The alert clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Quiet time per object and reason after an alert.
+    pub cool_down: TimeDelta,
+    /// How long a told condition must stay false before its clearing is told: longer than a
+    /// crash loop's longest back-off (5 min).
+    pub clear_after: TimeDelta,
+    /// How often clearings and held-back alerts are looked at.
+    pub tick: std::time::Duration,
+}
+
+impl Timing {
+    pub fn new(cool_down: TimeDelta) -> Self {
+        Self {
+            cool_down,
+            clear_after: TimeDelta::minutes(10),
+            tick: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// A message to send.
@@ -161,9 +194,8 @@ impl Notice {
 }
 
 /// Decides what to tell, per object and reason, with a cool-down. Pure: the caller passes time.
-#[derive(Default)]
 pub struct Tracker {
-    cool_down: TimeDelta,
+    timing: Timing,
     entries: BTreeMap<String, Entry>,
 }
 
@@ -172,15 +204,16 @@ fn key(object: &str, reason: &str) -> String {
 }
 
 impl Tracker {
-    pub fn new(cool_down: TimeDelta) -> Self {
+    pub fn new(timing: Timing) -> Self {
         Self {
-            cool_down,
+            timing,
             entries: BTreeMap::new(),
         }
     }
 
     fn cooled(&self, e: &Entry, now: DateTime<Utc>) -> bool {
-        e.alerted_at.is_none_or(|t| now - t >= self.cool_down)
+        e.alerted_at
+            .is_none_or(|t| now - t >= self.timing.cool_down)
     }
 
     /// `object` now has exactly the conditions `active` (none when it was deleted: `gone`).
@@ -194,43 +227,52 @@ impl Tracker {
         let mut out = Vec::new();
         let prefix = format!("{object}|");
         let current: Vec<String> = active.iter().map(|a| key(object, &a.reason)).collect();
-        // What cleared.
         let keys: Vec<String> = self
             .entries
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in keys {
-            if current.contains(&k) {
-                continue;
-            }
+        // What is no longer true.
+        for k in keys.into_iter().filter(|k| !current.contains(k)) {
             let e = self.entries.get_mut(&k).expect("listed");
-            if e.active {
-                e.active = false;
-                let recovers = e.last.as_ref().is_none_or(|a| a.recovers);
-                if e.announced && recovers {
+            let told = e.announced && e.last.as_ref().is_none_or(|a| a.recovers);
+            if gone {
+                if told && (e.active || e.absent_since.is_some()) {
                     out.push(Notice::Cleared {
                         object: object.to_string(),
                         reason: k[prefix.len()..].to_string(),
-                        gone,
+                        gone: true,
                     });
                 }
-                e.announced = false;
-            }
-            if gone || (!e.active && self.cooled_entry(&k, now)) {
-                // Nothing left to remember once the cool-down is over.
                 self.entries.remove(&k);
+            } else if e.active {
+                e.active = false;
+                if told {
+                    e.absent_since = Some(now);
+                } else {
+                    e.announced = false;
+                }
             }
         }
         // What is true now.
         for (a, k) in active.into_iter().zip(current) {
             let cooled = self.entries.get(&k).is_none_or(|e| self.cooled(e, now));
             let e = self.entries.entry(k).or_default();
-            let fresh = !e.active;
+            if e.absent_since.take().is_some() {
+                // Back before its clearing was told: the same episode goes on.
+                e.active = true;
+                e.last = Some(a);
+                continue;
+            }
+            let new_episode = a.episode.is_some() && a.episode != e.episode;
+            if !e.active || new_episode {
+                e.announced = false;
+            }
             e.active = true;
+            e.episode = a.episode;
             e.last = Some(a.clone());
-            if (fresh || !e.announced) && cooled {
+            if !e.announced && cooled {
                 e.alerted_at = Some(now);
                 e.announced = true;
                 out.push(Notice::Alert {
@@ -242,15 +284,26 @@ impl Tracker {
         out
     }
 
-    fn cooled_entry(&self, k: &str, now: DateTime<Utc>) -> bool {
-        self.entries.get(k).is_some_and(|e| self.cooled(e, now))
-    }
-
-    /// Conditions still true whose alert was held back by the cool-down, now due.
+    /// Clearings that held for `clear_after`, alerts held back by the cool-down that are now
+    /// due, and forgetting what cleared and cooled down.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Notice> {
-        let cool_down = self.cool_down;
+        let Timing {
+            cool_down,
+            clear_after,
+            ..
+        } = self.timing;
         let mut out = Vec::new();
         for (k, e) in &mut self.entries {
+            let (object, reason) = k.split_once('|').unwrap_or((k, ""));
+            if e.absent_since.is_some_and(|t| now - t >= clear_after) {
+                e.absent_since = None;
+                e.announced = false;
+                out.push(Notice::Cleared {
+                    object: object.to_string(),
+                    reason: reason.to_string(),
+                    gone: false,
+                });
+            }
             if e.active
                 && !e.announced
                 && e.alerted_at.is_none_or(|t| now - t >= cool_down)
@@ -259,20 +312,34 @@ impl Tracker {
                 e.alerted_at = Some(now);
                 e.announced = true;
                 out.push(Notice::Alert {
-                    object: k.split('|').next().unwrap_or_default().to_string(),
+                    object: object.to_string(),
                     active: a.clone(),
                 });
             }
         }
+        self.entries.retain(|_, e| {
+            e.active
+                || e.absent_since.is_some()
+                || e.alerted_at.is_some_and(|t| now - t < cool_down)
+        });
         out
+    }
+
+    /// Objects of a kind (`pod `, `node `) this tracker remembers.
+    pub fn objects(&self, kind: &str) -> BTreeSet<String> {
+        self.entries
+            .keys()
+            .filter(|k| k.starts_with(kind))
+            .filter_map(|k| k.split_once('|').map(|(o, _)| o.to_string()))
+            .collect()
     }
 
     fn save(&self) -> BTreeMap<String, Entry> {
         self.entries.clone()
     }
 
-    fn load(cool_down: TimeDelta, entries: BTreeMap<String, Entry>) -> Self {
-        Self { cool_down, entries }
+    fn load(timing: Timing, entries: BTreeMap<String, Entry>) -> Self {
+        Self { timing, entries }
     }
 }
 
@@ -280,6 +347,9 @@ impl Tracker {
 enum Seen {
     Pod(Box<Pod>, bool),
     Node(Box<Node>, bool),
+    /// A (re)list of a kind (`pod `, `node `) begins (false) or ends (true): what it did not
+    /// list was deleted while the watch was down.
+    Relist(&'static str, bool),
 }
 
 /// A watch of `api` as [`Seen`] values (`wrap(object, deleted)`); errors are logged and the
@@ -287,6 +357,7 @@ enum Seen {
 fn events<K>(
     api: Api<K>,
     what: &'static str,
+    kind: &'static str,
     wrap: fn(Box<K>, bool) -> Seen,
 ) -> impl futures::Stream<Item = Seen>
 where
@@ -300,7 +371,8 @@ where
                     Some(wrap(Box::new(o), false))
                 }
                 Ok(watcher::Event::Delete(o)) => Some(wrap(Box::new(o), true)),
-                Ok(_) => None,
+                Ok(watcher::Event::Init) => Some(Seen::Relist(kind, false)),
+                Ok(watcher::Event::InitDone) => Some(Seen::Relist(kind, true)),
                 Err(e) => {
                     tracing::warn!(error = %e, "alerts: {what} watch failed; retrying");
                     None
@@ -309,13 +381,10 @@ where
         })
 }
 
-/// How often conditions held back by a cool-down are looked at again.
-const TICK: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Watches pods and nodes and hands each notice's text to `send`.
 pub async fn watch<F, Fut>(
     client: Client,
-    cool_down: TimeDelta,
+    timing: Timing,
     cjk: bool,
     state: Option<super::state::StateDir>,
     send: F,
@@ -327,46 +396,83 @@ pub async fn watch<F, Fut>(
         .as_ref()
         .and_then(|s| s.read::<BTreeMap<String, Entry>>(STATE_FILE).ok().flatten())
         .unwrap_or_default();
-    let mut tracker = Tracker::load(cool_down, saved);
-    let pods = events(Api::<Pod>::all(client.clone()), "pod", Seen::Pod);
-    let nodes = events(Api::<Node>::all(client), "node", Seen::Node);
+    let mut tracker = Tracker::load(timing, saved);
+    let pods = events(Api::<Pod>::all(client.clone()), "pod", POD, Seen::Pod);
+    let nodes = events(Api::<Node>::all(client), "node", NODE, Seen::Node);
     let mut seen = std::pin::pin!(futures::stream::select(pods, nodes));
-    let mut tick = tokio::time::interval(TICK);
+    let mut tick = tokio::time::interval(timing.tick);
+    let mut relisted: std::collections::HashMap<&'static str, BTreeSet<String>> =
+        Default::default();
     loop {
         let notices = tokio::select! {
             Some(s) = seen.next() => {
                 let now = Utc::now();
-                match s {
+                let (object, active, gone) = match s {
                     Seen::Pod(p, gone) => {
                         let f = PodFacts::from(*p);
-                        let object = format!("pod {}/{}", f.namespace, f.name);
-                        let active = if gone { Vec::new() } else { pod_conditions(&f, now, cool_down) };
-                        tracker.observe(&object, active, gone, now)
+                        let active = if gone { Vec::new() } else { pod_conditions(&f, now, timing.cool_down) };
+                        (format!("{POD}{}/{}", f.namespace, f.name), active, gone)
                     }
                     Seen::Node(n, gone) => {
                         let f = NodeFacts::from(*n);
-                        let object = format!("node {}", f.name);
                         let active = if gone { Vec::new() } else { node_conditions(&f) };
-                        tracker.observe(&object, active, gone, now)
+                        (format!("{NODE}{}", f.name), active, gone)
+                    }
+                    Seen::Relist(kind, false) => {
+                        relisted.insert(kind, BTreeSet::new());
+                        continue;
+                    }
+                    Seen::Relist(kind, true) => {
+                        let listed = relisted.remove(kind).unwrap_or_default();
+                        let vanished: Vec<String> = tracker.objects(kind).difference(&listed).cloned().collect();
+                        let mut notices = Vec::new();
+                        for object in vanished {
+                            notices.extend(tracker.observe(&object, Vec::new(), true, now));
+                        }
+                        send_all(&tracker, &state, &send, cjk, notices).await;
+                        continue;
+                    }
+                };
+                for (kind, listed) in relisted.iter_mut() {
+                    if object.starts_with(kind) {
+                        listed.insert(object.clone());
                     }
                 }
+                tracker.observe(&object, active, gone, now)
             }
             _ = tick.tick() => tracker.tick(Utc::now()),
         };
-        if notices.is_empty() {
-            continue;
-        }
-        if let Some(s) = &state
-            && let Err(e) = s.write(STATE_FILE, &tracker.save())
-        {
-            tracing::warn!(error = %e, "alert state not saved");
-        }
-        for n in notices {
-            tracing::info!(notice = ?n, "alert");
-            send(n.text(cjk)).await;
-        }
+        send_all(&tracker, &state, &send, cjk, notices).await;
     }
 }
+
+/// Saves the tracker (so cool-downs survive a restart) and sends the notices.
+async fn send_all<F, Fut>(
+    tracker: &Tracker,
+    state: &Option<super::state::StateDir>,
+    send: &F,
+    cjk: bool,
+    notices: Vec<Notice>,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if notices.is_empty() {
+        return;
+    }
+    if let Some(s) = state
+        && let Err(e) = s.write(STATE_FILE, &tracker.save())
+    {
+        tracing::warn!(error = %e, "alert state not saved");
+    }
+    for n in notices {
+        tracing::info!(notice = ?n, "alert");
+        send(n.text(cjk)).await;
+    }
+}
+
+const POD: &str = "pod ";
+const NODE: &str = "node ";
 
 /// The gateway's alert loop: notices go to the configured chat.
 pub async fn run(gw: Arc<Gateway>, client: Client) {
@@ -374,13 +480,13 @@ pub async fn run(gw: Arc<Gateway>, client: Client) {
         return;
     };
     let cool_down = crate::controller::agent::validate::parse_duration(&cfg.cool_down)
-        .map(|s| TimeDelta::seconds(s as i64))
+        .and_then(|s| TimeDelta::try_seconds(i64::try_from(s).ok()?))
         .unwrap_or(TimeDelta::minutes(30));
     let cjk = super::agent::speaks_cjk(&gw.agent.config);
     tracing::info!(channel = %cfg.deliver.channel, cool_down = %cfg.cool_down, "alerts on");
     let state = Some(gw.state.clone());
     let gw2 = gw.clone();
-    watch(client, cool_down, cjk, state, move |text| {
+    watch(client, Timing::new(cool_down), cjk, state, move |text| {
         let (gw, cfg) = (gw2.clone(), cfg.clone());
         async move {
             match gw
@@ -410,6 +516,7 @@ mod tests {
             detail: "container main keeps crashing (5 restarts)".into(),
             action: "kubectl -n web logs api -c main --previous".into(),
             recovers: true,
+            episode: None,
         }
     }
 
@@ -424,9 +531,13 @@ mod tests {
             .collect()
     }
 
+    fn tracker() -> Tracker {
+        Tracker::new(Timing::new(TimeDelta::minutes(30)))
+    }
+
     #[test]
-    fn one_alert_per_cool_down_then_recovery() {
-        let mut tr = Tracker::new(TimeDelta::minutes(30));
+    fn one_alert_per_cool_down_then_recovery_once_it_holds() {
+        let mut tr = tracker();
         assert_eq!(
             kinds(&tr.observe(POD, vec![crash()], false, t(0))),
             ["alert"]
@@ -436,8 +547,10 @@ mod tests {
             assert!(tr.observe(POD, vec![crash()], false, t(m)).is_empty());
             assert!(tr.tick(t(m)).is_empty());
         }
-        // It clears: the owner is told.
-        let n = tr.observe(POD, vec![], false, t(12));
+        // It clears; the owner is told once it has stayed clear for 10 minutes.
+        assert!(tr.observe(POD, vec![], false, t(12)).is_empty());
+        assert!(tr.tick(t(20)).is_empty());
+        let n = tr.tick(t(22));
         assert_eq!(
             n,
             [Notice::Cleared {
@@ -447,36 +560,49 @@ mod tests {
             }]
         );
         assert_eq!(n[0].text(false), "✅ pod web/api: CrashLoopBackOff cleared");
+        assert!(tr.tick(t(40)).is_empty());
     }
 
     #[test]
-    fn flapping_within_the_cool_down_is_told_once_then_after_it() {
-        let mut tr = Tracker::new(TimeDelta::minutes(30));
+    fn a_crash_loop_running_between_crashes_is_not_cleared() {
+        let mut tr = tracker();
         assert_eq!(
             kinds(&tr.observe(POD, vec![crash()], false, t(0))),
             ["alert"]
         );
-        assert_eq!(kinds(&tr.observe(POD, vec![], false, t(5))), ["cleared"]);
-        // Back within the cool-down: held back, and its clearing is not told either.
-        assert!(tr.observe(POD, vec![crash()], false, t(10)).is_empty());
-        assert!(tr.tick(t(20)).is_empty());
-        // Still true when the cool-down ends: told then.
+        for m in (1..60).step_by(5) {
+            // Running for a few minutes, then back in back-off.
+            assert!(tr.observe(POD, vec![], false, t(m)).is_empty());
+            assert!(tr.tick(t(m + 2)).is_empty());
+            assert!(tr.observe(POD, vec![crash()], false, t(m + 4)).is_empty());
+            assert!(
+                tr.tick(t(m + 4)).is_empty(),
+                "no second alert, no false clearing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_flap_after_clearing_within_the_cool_down_is_held_back() {
+        let mut tr = tracker();
+        assert_eq!(
+            kinds(&tr.observe(POD, vec![crash()], false, t(0))),
+            ["alert"]
+        );
+        assert!(tr.observe(POD, vec![], false, t(5)).is_empty());
+        assert_eq!(kinds(&tr.tick(t(16))), ["cleared"]);
+        // Back within 30 minutes of the alert: held back until the cool-down ends.
+        assert!(tr.observe(POD, vec![crash()], false, t(20)).is_empty());
+        assert!(tr.tick(t(25)).is_empty());
         let n = tr.tick(t(31));
         assert_eq!(kinds(&n), ["alert"]);
         assert!(
             n[0].text(true)
                 .starts_with("🚨 告警 pod web/api：CrashLoopBackOff")
         );
-        // Back after the cool-down: told at once.
-        assert_eq!(kinds(&tr.observe(POD, vec![], false, t(40))), ["cleared"]);
-        assert!(
-            tr.observe(POD, vec![crash()], false, t(50)).is_empty(),
-            "within 30m of t(31)"
-        );
-        assert_eq!(
-            kinds(&tr.observe(POD, vec![], false, t(55))),
-            Vec::<&str>::new()
-        );
+        // Cleared and back after the cool-down: told at once.
+        assert!(tr.observe(POD, vec![], false, t(40)).is_empty());
+        assert_eq!(kinds(&tr.tick(t(51))), ["cleared"]);
         assert_eq!(
             kinds(&tr.observe(POD, vec![crash()], false, t(70))),
             ["alert"]
@@ -484,28 +610,49 @@ mod tests {
     }
 
     #[test]
-    fn reasons_and_objects_are_separate_and_oom_does_not_recover() {
-        let mut tr = Tracker::new(TimeDelta::minutes(30));
-        let oom = Active {
+    fn every_oom_kill_is_news_and_none_recovers() {
+        let mut tr = tracker();
+        let oom = |at: i64| Active {
             reason: "OOMKilled".into(),
             detail: "x".into(),
             action: "y".into(),
             recovers: false,
+            episode: Some(t(at)),
         };
-        let n = tr.observe(POD, vec![crash(), oom.clone()], false, t(0));
+        let n = tr.observe(POD, vec![crash(), oom(0)], false, t(0));
         assert_eq!(kinds(&n), ["alert", "alert"]);
         assert_eq!(
             kinds(&tr.observe("pod web/other", vec![crash()], false, t(1))),
             ["alert"]
         );
-        // The OOM ages out: no "cleared" for it; the crash loop still runs.
+        // The same kill seen again is not news; it ages out without a "cleared".
+        assert!(
+            tr.observe(POD, vec![crash(), oom(0)], false, t(10))
+                .is_empty()
+        );
         assert!(tr.observe(POD, vec![crash()], false, t(40)).is_empty());
-        // The pod is deleted: its crash loop is over.
-        let n = tr.observe(POD, vec![], true, t(41));
+        assert!(tr.tick(t(60)).is_empty());
+        // A new kill days later is.
+        assert_eq!(
+            kinds(&tr.observe(POD, vec![crash(), oom(3000)], false, t(3000))),
+            ["alert"]
+        );
+        // A pod that stayed quiet since its kill, killed again after the cool-down: told too.
+        assert!(
+            tr.observe(POD, vec![crash(), oom(3000)], false, t(3010))
+                .is_empty()
+        );
+        assert_eq!(
+            kinds(&tr.observe(POD, vec![crash(), oom(3100)], false, t(3100))),
+            ["alert"]
+        );
+        // The pod is deleted: its crash loop is over at once.
+        let n = tr.observe(POD, vec![], true, t(3101));
         assert_eq!(
             n[0].text(false),
             "✅ pod web/api: CrashLoopBackOff cleared (the object is gone)"
         );
+        assert_eq!(tr.objects("pod "), ["pod web/other".to_string()].into());
     }
 
     #[test]

@@ -42,15 +42,15 @@ impl RunRecord {
         self.status != "error" && (self.delivered || !delivers)
     }
 
-    /// One line for the Cron's status.
-    pub fn result_line(&self) -> String {
+    /// One line for the Cron's status; `delivers` says whether the Cron has a chat to deliver to.
+    pub fn result_line(&self, delivers: bool) -> String {
         let what = match (self.status, &self.patrol) {
             ("ok", Some(p)) => format!("ok: {p}"),
             ("ok", None) => format!("ok: {}", self.summary),
             ("fallback", Some(p)) => format!("model failed, raw report sent: {p}"),
             (_, _) => format!("failed: {}", self.summary),
         };
-        let delivery = if self.delivered {
+        let delivery = if self.delivered || !delivers {
             ""
         } else {
             " (not delivered)"

@@ -23,7 +23,7 @@ pub fn run_status(record: &RunRecord, delivers: bool) -> Value {
     if record.succeeded(delivers) {
         s.insert("lastSuccessfulTime".into(), json!(k8s_time(record.ts)));
     }
-    s.insert("lastResult".into(), json!(record.result_line()));
+    s.insert("lastResult".into(), json!(record.result_line(delivers)));
     if let Some(next) = &record.next_run {
         s.insert("nextRunTime".into(), json!(next));
     }

@@ -99,7 +99,12 @@ async fn cron_run(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> R
     } else {
         StatusCode::BAD_GATEWAY
     };
-    let message = (!ok).then(|| format!("Cron {name} failed: {}", record.result_line()));
+    let message = (!ok).then(|| {
+        format!(
+            "Cron {name} failed: {}",
+            record.result_line(cron.deliver.is_some())
+        )
+    });
     (
         code,
         Json(json!({"ok": ok, "run": record, "message": message})),

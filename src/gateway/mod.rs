@@ -83,6 +83,8 @@ pub struct Gateway {
     pub channels_started: AtomicBool,
     /// The cluster, when the gateway may read it (in a pod, or standalone with a kubeconfig).
     pub kube: Option<kube::Client>,
+    /// Model failures and 429s counted at the last patrol's gateway check.
+    pub patrol_marks: std::sync::Mutex<(u64, u64)>,
     /// Where Cron runs are mirrored, in a cluster.
     pub cron_status: Option<cron_status::CronStatusWriter>,
     /// The chat the agent last answered: where heartbeat news goes.
@@ -136,6 +138,7 @@ impl Gateway {
             channel_problems,
             channels_started: AtomicBool::new(false),
             kube: None,
+            patrol_marks: std::sync::Mutex::default(),
             cron_status: None,
             last_chat: std::sync::Mutex::default(),
         })
@@ -214,7 +217,7 @@ impl Gateway {
             let probe = c.probe.lock().await.clone();
             channels.push(json!({
                 "name": c.name, "kind": "telegram", "configured": true,
-                "ok": probe.username.is_some(), "bot": probe.username.map(|u| format!("@{u}")), "problem": probe.error,
+                "ok": probe.username.is_some() && probe.error.is_none(), "bot": probe.username.map(|u| format!("@{u}")), "problem": probe.error,
                 "approvedSenders": c.pairing.allowed_count().await,
             }));
         }

@@ -107,16 +107,23 @@ pub async fn gateway_part(gw: &Gateway) -> Part {
             "set the API key in the Agent's model Secret; the gateway restarts with it",
         ));
     }
-    let failed = gw.metrics.llm_failures.get();
-    let limited = gw.metrics.llm_rate_limited.get();
+    // Counted since the previous patrol, so one bad hour is not reported forever.
+    let (failed, limited) = {
+        let now = (
+            gw.metrics.llm_failures.get(),
+            gw.metrics.llm_rate_limited.get(),
+        );
+        let mut seen = gw.patrol_marks.lock().expect("patrol marks lock");
+        let since = (now.0 - seen.0.min(now.0), now.1 - seen.1.min(now.1));
+        *seen = now;
+        since
+    };
     if failed > 0 {
         part.findings.push(Finding::new(
             Severity::Warning,
             PatrolCheck::Gateway,
             format!("model {model}"),
-            format!(
-                "{failed} model call(s) failed since the gateway started ({limited} rate-limited)"
-            ),
+            format!("{failed} model call(s) failed since the last patrol ({limited} rate-limited)"),
             format!("{logs} | grep -i model; check the plan's quota and concurrency"),
         ));
     }
@@ -124,8 +131,8 @@ pub async fn gateway_part(gw: &Gateway) -> Part {
     for c in &gw.channels {
         let probe = c.probe.lock().await.clone();
         match (&probe.username, &probe.error) {
-            (Some(u), _) => reachable.push(format!("{} @{u}", c.name)),
-            (None, why) => part.findings.push(Finding::new(
+            (Some(u), None) => reachable.push(format!("{} @{u}", c.name)),
+            (_, why) => part.findings.push(Finding::new(
                 Severity::Critical,
                 PatrolCheck::Gateway,
                 format!("channel {}", c.name),
@@ -147,7 +154,7 @@ pub async fn gateway_part(gw: &Gateway) -> Part {
         ));
     }
     part.facts.push(format!(
-        "gateway: up {}h, model {model} ({} answered turns, {failed} failed), channels reachable: {}",
+        "gateway: up {}h, model {model} ({} messages sent, {failed} failed calls since the last patrol), channels reachable: {}",
         gw.started.elapsed().as_secs() / 3600,
         gw.metrics.messages_out.get(),
         if reachable.is_empty() {

@@ -114,6 +114,17 @@ impl Scheduler {
     }
 }
 
+/// Marks a Cron as running until dropped.
+struct Running(Arc<Mutex<HashSet<String>>>, String);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
 /// Longest sleep between checks, so a changed wall clock is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -150,8 +161,9 @@ pub async fn run(gw: Arc<Gateway>) {
             tracing::info!(cron = %name, occurrence = %at, "cron due");
             let (gw, running) = (gw.clone(), running.clone());
             tokio::spawn(async move {
+                // Removed even if the run panics, so the Cron is not skipped forever.
+                let _guard = Running(running, cron.name.clone());
                 super::cron::run(&gw, &cron).await;
-                running.lock().expect("running lock").remove(&cron.name);
             });
         }
         let wait = scheduler

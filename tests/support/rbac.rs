@@ -9,7 +9,18 @@ use super::fake_api::Recorded;
 
 pub type Access = (String, String, String);
 
-/// The RBAC view of one request.
+/// The RBAC view of one request: a server-side apply is authorized as `patch`, and as `create`
+/// too, since it creates the object when it does not exist.
+pub fn accesses(r: &Recorded) -> Vec<Access> {
+    let a = access(r);
+    if r.method == "PATCH" && r.content_type.starts_with("application/apply-patch") {
+        vec![(a.0.clone(), a.1.clone(), "create".into()), a]
+    } else {
+        vec![a]
+    }
+}
+
+/// The RBAC view of one request, as its verb alone.
 pub fn access(r: &Recorded) -> Access {
     let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
     let (group, rest) = if segs[0] == "api" {

@@ -218,12 +218,21 @@ impl TelegramChannel {
             match updates {
                 Ok(updates) => {
                     backoff = Duration::from_secs(1);
+                    // A poll that works clears an earlier failure, for /health and patrols.
+                    let mut probe = self.probe.lock().await;
+                    if probe.error.is_some() {
+                        probe.error = None;
+                    }
+                    drop(probe);
                     if let Some(next) = self.clone().handle_batch(&gw, updates).await {
                         offset = next;
                     }
                 }
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     tracing::error!(channel = %self.name, "another process polls this bot token (409 Conflict); only one gateway may run per bot");
+                    self.probe.lock().await.error = Some(
+                        "another process polls this bot token (409 Conflict): only one gateway may run per bot".into(),
+                    );
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
                 Err(e) => {

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    ContainerStateTerminated, Event, Node, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -106,7 +108,16 @@ impl From<Pod> for PodFacts {
             .chain(status.container_statuses.into_iter().flatten())
             .map(|c| {
                 let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
-                let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                // A container that is not restarted (a Job's, restartPolicy Never) keeps its
+                // exit in `state`; one that is, in `lastState`. The latest counts.
+                let finished = |t: &&ContainerStateTerminated| t.finished_at.as_ref().map(|f| f.0);
+                let last = [
+                    c.state.as_ref().and_then(|s| s.terminated.as_ref()),
+                    c.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
+                ]
+                .into_iter()
+                .flatten()
+                .max_by_key(finished);
                 ContainerFacts {
                     name: c.name.clone(),
                     waiting_reason: waiting.and_then(|w| w.reason.clone()),
