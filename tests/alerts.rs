@@ -88,3 +88,37 @@ async fn alerts_once_per_cool_down_and_on_recovery() {
     assert_eq!(next(&mut rx).await, "✅ node n2: NotReady cleared");
     quiet(&mut rx).await;
 }
+
+#[tokio::test]
+async fn what_vanished_while_the_watch_was_away_is_cleared_at_the_relist() {
+    fixture::set_now(chrono::Utc::now());
+    let api = FakeApi::new();
+    fixture::healthy(&api);
+    api.insert(&crashing(3));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(clawops::gateway::alerts::watch(
+        api.client(),
+        Timing::new(TimeDelta::minutes(30)),
+        false,
+        None,
+        move |text| {
+            let tx = tx.clone();
+            async move {
+                tx.send(text).unwrap();
+            }
+        },
+    ));
+    assert!(
+        next(&mut rx)
+            .await
+            .starts_with("🚨 pod web/api-7d9f: CrashLoopBackOff")
+    );
+    // The pod goes while nobody watches; the API server then expires the watch.
+    api.remove_unseen("/api/v1/namespaces/web/pods/api-7d9f");
+    api.expire_watches();
+    assert_eq!(
+        next(&mut rx).await,
+        "✅ pod web/api-7d9f: CrashLoopBackOff cleared (the object is gone)"
+    );
+    quiet(&mut rx).await;
+}

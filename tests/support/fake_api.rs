@@ -635,6 +635,25 @@ impl FakeApi {
         self.state.lock().unwrap().put(path, None);
     }
 
+    /// Removes an object without telling the watchers, as if it went while they were away.
+    pub fn remove_unseen(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
+    }
+
+    /// Ends every watch with 410 Gone ("too old resource version"), as an API server does after
+    /// compaction: watchers must list again.
+    pub fn expire_watches(&self) {
+        let mut s = self.state.lock().unwrap();
+        let gone = Bytes::from(format!(
+            "{}\n",
+            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "too old resource version", "reason": "Expired", "code": 410}})
+        ));
+        for w in s.watchers.drain(..) {
+            let _ = w.tx.send(gone.clone());
+        }
+    }
+
     /// Answers every `method` request on `path` with `code` and `message` from now on.
     pub fn reject(&self, method: &str, path: &str, code: u16, message: &str) {
         self.state.lock().unwrap().rejections.push((
