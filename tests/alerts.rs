@@ -25,6 +25,24 @@ async fn quiet(rx: &mut mpsc::UnboundedReceiver<String>) {
     }
 }
 
+/// The alert watch over `api`, its notices arriving on the returned channel.
+fn watch(api: &FakeApi, timing: Timing) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(clawops::gateway::alerts::watch(
+        api.client(),
+        timing,
+        false,
+        None,
+        move |text| {
+            let tx = tx.clone();
+            async move {
+                tx.send(text).unwrap();
+            }
+        },
+    ));
+    rx
+}
+
 fn crashing(restarts: i32) -> serde_json::Value {
     fixture::pod(
         "web",
@@ -39,24 +57,15 @@ async fn alerts_once_per_cool_down_and_on_recovery() {
     fixture::set_now(chrono::Utc::now());
     let api = FakeApi::new();
     fixture::healthy(&api);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(clawops::gateway::alerts::watch(
-        api.client(),
+    let mut rx = watch(
+        &api,
         Timing {
             cool_down: TimeDelta::minutes(30),
             // Clearings are told once they held this long (10 minutes in the gateway).
             clear_after: TimeDelta::milliseconds(300),
             tick: Duration::from_millis(100),
         },
-        false,
-        None,
-        move |text| {
-            let tx = tx.clone();
-            async move {
-                tx.send(text).unwrap();
-            }
-        },
-    ));
+    );
     // A healthy cluster says nothing.
     quiet(&mut rx).await;
 
@@ -95,19 +104,7 @@ async fn what_vanished_while_the_watch_was_away_is_cleared_at_the_relist() {
     let api = FakeApi::new();
     fixture::healthy(&api);
     api.insert(&crashing(3));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(clawops::gateway::alerts::watch(
-        api.client(),
-        Timing::new(TimeDelta::minutes(30)),
-        false,
-        None,
-        move |text| {
-            let tx = tx.clone();
-            async move {
-                tx.send(text).unwrap();
-            }
-        },
-    ));
+    let mut rx = watch(&api, Timing::new(TimeDelta::minutes(30)));
     assert!(
         next(&mut rx)
             .await

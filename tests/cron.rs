@@ -78,13 +78,41 @@ fn cron_status(api: &FakeApi) -> Value {
         .clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
+/// The fakes around a gateway in cluster mode: model, Bot API, and a Kubernetes API (over HTTP,
+/// with a kubeconfig) holding `cluster`'s fixture built around the real clock.
+struct Fakes {
+    llm: FakeLlm,
+    tg: FakeTelegram,
+    yaml: std::path::PathBuf,
+    api: FakeApi,
+    kubeconfig: std::path::PathBuf,
+}
+
+async fn fakes(name: &str, cluster: fn(&FakeApi)) -> Fakes {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_at_fakes("cron-cluster", &llm, &tg);
+    let yaml = support::example_at_fakes(name, &llm, &tg);
     let api = FakeApi::new();
     support::cluster::set_now(chrono::Utc::now());
-    support::cluster::troubled(&api);
+    cluster(&api);
+    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
+    Fakes {
+        llm,
+        tg,
+        yaml,
+        api,
+        kubeconfig,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
+    let Fakes {
+        llm,
+        tg,
+        yaml,
+        api,
+        kubeconfig,
+    } = fakes("cron-cluster", support::cluster::troubled).await;
     let example = support::example("shrimp.yaml");
     for c in &example.crons {
         api.insert(c);
@@ -92,7 +120,6 @@ async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
     for c in &example.channels {
         api.insert(c);
     }
-    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
     let port = free_port();
 
     // The CronJob's pod may start before the gateway is ready: `cron run` waits for it.
@@ -193,12 +220,13 @@ async fn a_cluster_patrol_is_reported_in_chat_and_in_the_cron_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_the_owner_from_the_running_gateway() {
-    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_at_fakes("alerts", &llm, &tg);
-    let api = FakeApi::new();
-    support::cluster::set_now(chrono::Utc::now());
-    support::cluster::healthy(&api);
-    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
+    let Fakes {
+        llm,
+        tg,
+        yaml,
+        api,
+        kubeconfig,
+    } = fakes("alerts", support::cluster::healthy).await;
     let port = free_port();
     let mut gw = start(&gateway_json(&yaml, true), &kubeconfig, port);
     tokio::task::spawn_blocking(move || wait_for_http(port, "/readyz"))

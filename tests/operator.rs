@@ -45,30 +45,65 @@ fn condition(fake: &FakeApi, path: &str, type_: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-#[tokio::test]
-async fn operator_reacts_to_watch_events_and_stops_cleanly() {
-    let fake = FakeApi::new();
-    let m = example("shrimp.yaml");
+/// Puts an example's Secrets, Agents, Channels and Crons into the fake, in namespace `ns`.
+fn load(fake: &FakeApi, file: &str, ns: &str) {
+    let m = example_in(file, ns);
     m.secrets.iter().for_each(|o| fake.insert(o));
     m.agents.iter().for_each(|o| fake.insert(o));
     m.channels.iter().for_each(|o| fake.insert(o));
     m.crons.iter().for_each(|o| fake.insert(o));
+}
+
+/// The controllers running against the fake until [`Running::stop`].
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(fake: &FakeApi, namespace: Option<&str>, metrics: Arc<Metrics>) -> Running {
     let client = fake.client();
-    let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context::new(
         client.clone(),
         "ghcr.io/clawops/clawops:test".into(),
-        metrics.clone(),
+        metrics,
     ));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async move {
         let _ = stop_rx.await;
     }
     .shared();
-    let operator =
-        tokio::spawn(
-            async move { run_controllers(client, &Some("default".into()), ctx, stop).await },
-        );
+    let namespace = namespace.map(String::from);
+    let task = tokio::spawn(async move { run_controllers(client, &namespace, ctx, stopped).await });
+    Running { stop, task }
+}
+
+impl Running {
+    /// Graceful shutdown: every controller stops.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("controllers stop on the signal")
+            .unwrap();
+    }
+}
+
+/// Removes the evening Cron and waits for its CronJob to be pruned.
+async fn prune_evening_cron(fake: &FakeApi) {
+    fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
+    eventually("evening CronJob pruned", || {
+        fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
+            .is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operator_reacts_to_watch_events_and_stops_cleanly() {
+    let fake = FakeApi::new();
+    load(&fake, "shrimp.yaml", "default");
+    let metrics = Arc::new(Metrics::new());
+    let operator = start(&fake, Some("default"), metrics.clone());
 
     // The Agent is rolled out and its members report Ready.
     eventually("the gateway Deployment", || fake.get(DEPLOYMENT).is_some()).await;
@@ -136,12 +171,7 @@ async fn operator_reacts_to_watch_events_and_stops_cleanly() {
     .await;
 
     // A Cron removed: its CronJob goes.
-    fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
-    eventually("evening CronJob pruned", || {
-        fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
-            .is_none()
-    })
-    .await;
+    prune_evening_cron(&fake).await;
 
     let text = metrics.render();
     assert!(
@@ -153,42 +183,21 @@ async fn operator_reacts_to_watch_events_and_stops_cleanly() {
         "{text}"
     );
 
-    // Graceful shutdown: every controller stops.
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), operator)
-        .await
-        .expect("controllers stop on the signal")
-        .unwrap();
+    operator.stop().await;
 }
 
 /// Runs the whole operator over both examples (Ingress in `default`, Tailscale sidecar in `ts`),
 /// a NodePairing, a pruned Cron and a deleted Agent, and returns every access it made.
 async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access> {
     let fake = FakeApi::new();
-    for (file, ns) in [("shrimp.yaml", "default"), ("shrimp-tailscale.yaml", "ts")] {
-        let m = example_in(file, ns);
-        m.secrets.iter().for_each(|o| fake.insert(o));
-        m.agents.iter().for_each(|o| fake.insert(o));
-        m.channels.iter().for_each(|o| fake.insert(o));
-        m.crons.iter().for_each(|o| fake.insert(o));
-    }
+    load(&fake, "shrimp.yaml", "default");
+    load(&fake, "shrimp-tailscale.yaml", "ts");
     fake.insert(&json!({
         "apiVersion": "clawops.dev/v1alpha1", "kind": "NodePairing",
         "metadata": {"name": "laptop", "namespace": "default"},
         "spec": {"agentRef": "shrimp", "nodeId": "0".repeat(64), "publicKey": "A".repeat(43), "approved": true},
     }));
-    let client = fake.client();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        "ghcr.io/clawops/clawops:test".into(),
-        Arc::new(Metrics::new()),
-    ));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
-    }
-    .shared();
-    let operator = tokio::spawn(async move { run_controllers(client, &None, ctx, stop).await });
+    let operator = start(&fake, None, Arc::new(Metrics::new()));
     eventually("both gateways", || {
         fake.get(DEPLOYMENT).is_some()
             && fake
@@ -201,12 +210,7 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
             .is_some_and(|o| !o["status"].is_null())
     })
     .await;
-    fake.remove("/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol");
-    eventually("evening CronJob pruned", || {
-        fake.get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
-            .is_none()
-    })
-    .await;
+    prune_evening_cron(&fake).await;
     // The owner drops both exposures and one NetworkPolicy (the test's own requests are left out
     // of the tally).
     let mut mine = fake.take_log();
@@ -242,11 +246,7 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         .unwrap();
     let _ = fake.take_log();
     eventually("the Agent gone after cleanup", || fake.get(AGENT).is_none()).await;
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), operator)
-        .await
-        .expect("controllers stop")
-        .unwrap();
+    operator.stop().await;
     mine.iter()
         .chain(fake.take_log().iter())
         .flat_map(support::rbac::accesses)

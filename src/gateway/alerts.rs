@@ -34,33 +34,25 @@ pub struct Active {
 pub fn pod_conditions(p: &PodFacts, now: DateTime<Utc>, recent: TimeDelta) -> Vec<Active> {
     let mut out = Vec::new();
     for c in &p.containers {
-        if c.waiting_reason.as_deref() == Some("CrashLoopBackOff") {
+        if c.crash_looping() {
             out.push(Active {
                 reason: "CrashLoopBackOff".into(),
                 detail: format!(
                     "container {} keeps crashing ({} restarts)",
                     c.name, c.restarts
                 ),
-                action: format!(
-                    "kubectl -n {} logs {} -c {} --previous",
-                    p.namespace, p.name, c.name
-                ),
+                action: p.previous_logs(c),
                 recovers: true,
                 episode: None,
             });
         }
-        if c.last_terminated_reason.as_deref() == Some("OOMKilled")
-            && c.last_terminated_at.is_some_and(|t| now - t <= recent)
-        {
+        if let Some(killed) = c.oom_killed_within(now, recent) {
             out.push(Active {
                 reason: "OOMKilled".into(),
                 detail: format!("container {} ran out of memory and was killed", c.name),
-                action: format!(
-                    "kubectl -n {} describe pod {}; raise resources.limits.memory",
-                    p.namespace, p.name
-                ),
+                action: p.raise_memory(c),
                 recovers: false,
-                episode: c.last_terminated_at,
+                episode: Some(killed),
             });
         }
     }

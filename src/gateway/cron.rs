@@ -131,9 +131,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
         patrol: report.as_ref().map(Report::summary),
         delivered,
         duration_ms: started.elapsed().as_millis() as u64,
-        next_run: super::schedule::next_after(cron, Utc::now())
-            .ok()
-            .map(|t| super::schedule::in_zone(cron, t)),
+        next_run: super::schedule::next_run(cron, Utc::now()),
     };
     tracing::info!(cron = %cron.name, status, delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
     let (state, line) = (gw.state.clone(), record.clone());

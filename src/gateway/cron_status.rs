@@ -58,14 +58,7 @@ impl CronStatusWriter {
     /// At start: every Cron's next run, so `kubectl get crons` shows it before the first run.
     pub async fn announce(&self, crons: &[CronConfig]) {
         for c in crons {
-            let next = if c.suspend {
-                Value::Null
-            } else {
-                match schedule::next_after(c, Utc::now()) {
-                    Ok(t) => json!(schedule::in_zone(c, t)),
-                    Err(_) => Value::Null,
-                }
-            };
+            let next = schedule::next_run(c, Utc::now());
             self.patch(&c.name, json!({ "nextRunTime": next })).await;
         }
     }

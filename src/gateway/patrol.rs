@@ -67,19 +67,21 @@ async fn cluster_part(
     spec: &PatrolSpec,
     at: DateTime<Utc>,
 ) -> Part {
-    let mut history: History = gw
-        .state
-        .read(RESTARTS_FILE)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let state = gw.state.clone();
+    let mut history: History =
+        match tokio::task::spawn_blocking(move || state.read(RESTARTS_FILE)).await {
+            Ok(Ok(h)) => h.unwrap_or_default(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "restart counts unreadable; this patrol counts totals");
+                History::default()
+            }
+            Err(_) => History::default(),
+        };
     let mut snap = patrol::cluster::fetch(client, spec).await;
     let window = chrono::Duration::seconds(patrol::window_secs(&spec.thresholds));
     snap.baseline = history.baseline(at, window).cloned();
     let part = patrol::cluster::analyze(&snap, spec, at);
-    let pods_read =
-        wants(spec, PatrolCheck::Workloads) && !snap.skipped.iter().any(|s| s.starts_with("pods:"));
-    if pods_read {
+    if snap.pods_read {
         history.record(Counts::of(&snap.pods, at));
         let state = gw.state.clone();
         let saved = tokio::task::spawn_blocking(move || state.write(RESTARTS_FILE, &history)).await;

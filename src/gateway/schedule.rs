@@ -43,6 +43,15 @@ pub fn next_after(cron: &CronConfig, after: DateTime<Utc>) -> Result<DateTime<Ut
     next(&pattern, tz, after).ok_or_else(|| format!("Cron {} never fires again", cron.name))
 }
 
+/// The next scheduled run after `now`, in the Cron's own time zone, for status; none while the
+/// Cron is suspended or when it never fires again.
+pub fn next_run(cron: &CronConfig, now: DateTime<Utc>) -> Option<String> {
+    if cron.suspend {
+        return None;
+    }
+    next_after(cron, now).ok().map(|t| in_zone(cron, t))
+}
+
 /// `next` rendered in the Cron's own time zone (RFC 3339 with its offset), for status.
 pub fn in_zone(cron: &CronConfig, at: DateTime<Utc>) -> String {
     match cron.time_zone.parse::<Tz>() {

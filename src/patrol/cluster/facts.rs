@@ -60,6 +60,23 @@ pub struct ContainerFacts {
     pub restarts: i32,
 }
 
+impl ContainerFacts {
+    pub fn crash_looping(&self) -> bool {
+        self.waiting_reason.as_deref() == Some("CrashLoopBackOff")
+    }
+
+    /// When it was last OOM-killed, if that was within `window` before `now`.
+    pub fn oom_killed_within(
+        &self,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        self.last_terminated_at.filter(|t| {
+            self.last_terminated_reason.as_deref() == Some("OOMKilled") && now - *t <= window
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodFacts {
     pub namespace: String,
@@ -75,6 +92,22 @@ pub struct PodFacts {
 }
 
 impl PodFacts {
+    /// The command to read a container's crashed run.
+    pub fn previous_logs(&self, c: &ContainerFacts) -> String {
+        format!(
+            "kubectl -n {} logs {} -c {} --previous",
+            self.namespace, self.name, c.name
+        )
+    }
+
+    /// What to do about a container killed for memory.
+    pub fn raise_memory(&self, c: &ContainerFacts) -> String {
+        format!(
+            "kubectl -n {} describe pod {} and raise resources.limits.memory of container {}",
+            self.namespace, self.name, c.name
+        )
+    }
+
     /// Whether it still holds its node's resources.
     pub fn is_active(&self) -> bool {
         !matches!(self.phase.as_str(), "Succeeded" | "Failed")

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub certs: Vec<CertFacts>,
     /// Reads that gave nothing, and why.
     pub skipped: Vec<String>,
+    /// Whether the pods were listed (so their restart counts can be kept for the next patrol).
+    pub pods_read: bool,
     /// Restart counts of an earlier patrol within the window, when the caller kept one.
     pub baseline: Option<restarts::Counts>,
 }
@@ -113,6 +115,7 @@ pub async fn fetch(client: &Client, spec: &PatrolSpec) -> Snapshot {
     s.nodes = nodes.map(|r| take(sk, "nodes", r)).unwrap_or_default();
     // An empty answer is a metrics API with nothing behind it yet: no usage to speak of.
     s.node_usage = usage.and_then(|r| r.ok()).filter(|u| !u.is_empty());
+    s.pods_read = matches!(pods, Some(Ok(_)));
     s.pods = pods.map(|r| take(sk, "pods", r)).unwrap_or_default();
     for (what, r) in [
         ("deployments", deploys),

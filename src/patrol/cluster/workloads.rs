@@ -87,10 +87,7 @@ fn pod_findings(p: &PodFacts, limits: Limits, now: DateTime<Utc>, out: &mut Vec<
     };
     for c in &p.containers {
         let waiting = c.waiting_reason.as_deref().unwrap_or("");
-        let recent = c
-            .last_terminated_at
-            .is_some_and(|t| now - t <= limits.window);
-        if waiting == "CrashLoopBackOff" {
+        if c.crash_looping() {
             push(
                 Severity::Critical,
                 format!(
@@ -102,7 +99,7 @@ fn pod_findings(p: &PodFacts, limits: Limits, now: DateTime<Utc>, out: &mut Vec<
                         .map(|r| format!(", last exit {r}"))
                         .unwrap_or_default()
                 ),
-                format!("kubectl -n {ns} logs {} -c {} --previous", p.name, c.name),
+                p.previous_logs(c),
             );
         } else if BROKEN.contains(&waiting) {
             push(
@@ -121,24 +118,17 @@ fn pod_findings(p: &PodFacts, limits: Limits, now: DateTime<Utc>, out: &mut Vec<
                 ),
             );
         } else if let Some(problem) = restarted(p, c, limits, now) {
-            push(
-                Severity::Warning,
-                problem,
-                format!("kubectl -n {ns} logs {} -c {} --previous", p.name, c.name),
-            );
+            push(Severity::Warning, problem, p.previous_logs(c));
         }
-        if recent && c.last_terminated_reason.as_deref() == Some("OOMKilled") {
+        if let Some(killed) = c.oom_killed_within(now, limits.window) {
             push(
                 Severity::Warning,
                 format!(
                     "container {} was OOMKilled {} ago: it needs more memory than its limit",
                     c.name,
-                    age(now - c.last_terminated_at.unwrap_or(now))
+                    age(now - killed)
                 ),
-                format!(
-                    "kubectl -n {ns} describe pod {} and raise resources.limits.memory of container {}",
-                    p.name, c.name
-                ),
+                p.raise_memory(c),
             );
         }
     }
