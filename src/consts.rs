@@ -47,8 +47,18 @@ pub const ENV_GATEWAY_URL: &str = "CLAWOPS_GATEWAY_URL";
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 pub const ENV_AGENT: &str = "CLAWOPS_AGENT";
 
-/// The ClusterRole bound to gateways with `clusterAccess: read`.
+/// The ClusterRole bound to gateways with `clusterAccess: read`. The chart installs it (so
+/// `helm uninstall` removes it); the operator only checks it exists and binds to it.
 pub const CLUSTER_READER_ROLE: &str = "clawops-cluster-reader";
+
+/// Containers of the gateway pod, named in status messages.
+pub const CONTAINER_GATEWAY: &str = "gateway";
+pub const CONTAINER_TAILSCALE: &str = "tailscale";
+/// The Tailscale sidecar's default image: a released version, not the moving `stable` tag, which
+/// a node that already has it never pulls again (`IfNotPresent`) and two nodes may resolve to
+/// two versions. v1.98.9 is the newest stable release we know of (1.98 line; several
+/// vulnerability fixes); override per Agent with `spec.gateway.expose.tailscale.image`.
+pub const TAILSCALE_IMAGE: &str = "ghcr.io/tailscale/tailscale:v1.98.9";
 
 /// Runs as this non-root user in every container of ours.
 pub const RUN_AS_USER: i64 = 65532;

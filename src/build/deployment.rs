@@ -35,6 +35,10 @@ pub fn secret_env(agent: &Agent, channels: &[Channel]) -> Vec<(String, SecretKey
     env
 }
 
+/// A container that exits with an error and wrote no termination message gets the tail of its
+/// log as one, so the Agent's status can quote why it crashed.
+pub const TERMINATION_FROM_LOGS: &str = "FallbackToLogsOnError";
+
 fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
@@ -78,7 +82,7 @@ pub fn deployment(
     env.push(env::value(ENV_AGENT, &agent.name_any()));
     env.push(env::field(ENV_POD_NAMESPACE, "metadata.namespace"));
     let gateway = Container {
-        name: "gateway".into(),
+        name: CONTAINER_GATEWAY.into(),
         image: Some(gw.image.clone().unwrap_or_else(|| image.to_string())),
         args: Some(
             [
@@ -122,6 +126,7 @@ pub fn deployment(
         startup_probe: Some(http_probe("/healthz", 2, 30)),
         resources: Some(gw.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(container_security_context(RUN_AS_USER)),
+        termination_message_policy: Some(TERMINATION_FROM_LOGS.into()),
         ..Default::default()
     };
     let mut containers = vec![gateway];

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::security::container_security_context;
 use super::{env, meta};
+use crate::consts::CONTAINER_TAILSCALE;
 use crate::crd::Agent;
 use crate::crd::agent::TailscaleExpose;
 
@@ -57,7 +58,7 @@ pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
             .map(|key| env::secret("TS_AUTHKEY", key)),
     );
     Container {
-        name: "tailscale".into(),
+        name: CONTAINER_TAILSCALE.into(),
         image: Some(ts.image.clone()),
         env: Some(envs),
         volume_mounts: Some(vec![
@@ -74,6 +75,7 @@ pub fn sidecar(agent: &Agent, ts: &TailscaleExpose) -> Container {
             },
         ]),
         security_context: Some(container_security_context(TAILSCALE_USER)),
+        termination_message_policy: Some(super::deployment::TERMINATION_FROM_LOGS.into()),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".into(), Quantity("10m".into())),

@@ -375,7 +375,8 @@ pub struct TailscaleExpose {
     /// Also publish on the public internet with Tailscale Funnel.
     #[serde(default)]
     pub funnel: bool,
-    /// Image of the Tailscale sidecar.
+    /// Image of the Tailscale sidecar; defaults to a pinned release (see the README), so a pod
+    /// runs the version it was tested with. Set a newer tag here to upgrade.
     #[serde(default = "default_tailscale_image")]
     pub image: String,
 }
@@ -390,7 +391,7 @@ pub enum TailscaleMode {
 }
 
 fn default_tailscale_image() -> String {
-    "ghcr.io/tailscale/tailscale:stable".into()
+    crate::consts::TAILSCALE_IMAGE.into()
 }
 
 /// Observed state of an Agent.

@@ -1,5 +1,6 @@
 //! The Agent controller: resolve → validate → build → apply → status, for one Agent.
 
+pub mod pods;
 pub mod resolve;
 pub mod status;
 pub mod validate;
@@ -11,11 +12,11 @@ use std::time::Duration;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -27,7 +28,9 @@ use super::context::Context;
 use crate::build::{self, BuildInputs, GatewayObjects, meta, rbac};
 use crate::conditions;
 use crate::consts::*;
+use crate::crd::agent::ClusterAccess;
 use crate::crd::{Agent, AgentStatus, CommonStatus};
+use pods::PodFacts;
 use resolve::{ResolveError, Resolved};
 use status::Observed;
 use validate::Problem;
@@ -73,6 +76,8 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
     let resolved = resolve::resolve(&ctx.client, agent.clone()).await?;
+    let reader_missing = agent.spec.cluster_access == ClusterAccess::Read
+        && !cluster_reader_exists(&ctx.client).await?;
     let (problems, applied) = match validate::validate(&resolved) {
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
@@ -86,7 +91,11 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
                 image: &ctx.image,
                 secret_digest: &valid.secret_digest,
             });
-            (Vec::new(), apply_all(ctx, &resolved, &objects).await)
+            let bind_reader = !reader_missing;
+            (
+                Vec::new(),
+                apply_all(ctx, &resolved, &objects, bind_reader).await,
+            )
         }
     };
     // A failed apply is reported in status, then retried through the error policy.
@@ -94,7 +103,8 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Ok(changes) => (changes, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let observed = observe(ctx, &agent).await?;
+    let mut observed = observe(ctx, &agent).await?;
+    observed.cluster_reader_missing = reader_missing;
     let failure = apply_error.as_ref().map(ToString::to_string);
     let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
     let status_changed = write_status(ctx, &agent, &decision).await?;
@@ -136,6 +146,18 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         tracing::warn!(agent = %status::key(&*agent), %note, "refused: {what}");
         ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
             .await;
+    }
+    if reader_missing && status_changed {
+        let ready = &decision.conditions[0];
+        tracing::warn!(agent = %status::key(&*agent), note = %ready.message, "cluster reader missing");
+        ctx.event(
+            &*agent,
+            EventType::Warning,
+            "ClusterReaderMissing",
+            "Bind",
+            ready.message.clone(),
+        )
+        .await;
     }
     let ready = decision.conditions.first().is_some_and(|c| c.status);
     Ok(Action::requeue(if !problems.is_empty() {
@@ -187,11 +209,28 @@ impl Writer<'_> {
     }
 }
 
-/// Applies every object, creates the once-only ones, and prunes what the spec dropped.
+/// Whether the ClusterRole that `clusterAccess: read` binds to exists. The chart owns it (so
+/// uninstalling removes it); binding to a missing role would be refused by the API server.
+async fn cluster_reader_exists(client: &Client) -> Result<bool, Error> {
+    let found = Api::<ClusterRole>::all(client.clone())
+        .get_metadata_opt(CLUSTER_READER_ROLE)
+        .await
+        .map_err(|source| ApplyError {
+            action: "reading",
+            kind: "ClusterRole".into(),
+            name: CLUSTER_READER_ROLE.into(),
+            source,
+        })?;
+    Ok(found.is_some())
+}
+
+/// Applies every object, creates the once-only ones, and prunes what the spec dropped. Without
+/// `bind_reader` a wanted ClusterRoleBinding is left as it is (its role is missing).
 async fn apply_all(
     ctx: &Context,
     resolved: &Resolved,
     o: &GatewayObjects,
+    bind_reader: bool,
 ) -> Result<Vec<Change>, Error> {
     let agent = &*resolved.agent;
     let ns = agent.namespace().unwrap_or_default();
@@ -210,12 +249,8 @@ async fn apply_all(
     w.apply(&o.role_binding).await?;
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
     match &o.cluster_role_binding {
-        Some(crb) => {
-            let roles = Api::<ClusterRole>::all(ctx.client.clone());
-            w.changes
-                .extend(apply::apply(&roles, rbac::cluster_reader_role()).await?);
-            w.changes.extend(apply::apply(&crbs, crb.clone()).await?);
-        }
+        Some(crb) if bind_reader => w.changes.extend(apply::apply(&crbs, crb.clone()).await?),
+        Some(_) => {}
         None => w
             .changes
             .extend(apply::delete_if_present(&crbs, &meta::cluster_binding_name(agent)).await?),
@@ -300,10 +335,34 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
     } else {
         None
     };
+    // Pods only while the gateway is not rolled out: a healthy Agent costs no list.
+    let pods = match &deployment {
+        Some(d) if !status::rolled_out(d) => {
+            let selector = meta::selector_labels(agent, COMPONENT_GATEWAY)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let pods = Api::<Pod>::namespaced(c.clone(), &ns)
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(read("Pod", format!("of {gw}")))?
+                .items;
+            let claim_name = meta::state_pvc_name(agent);
+            let claim = Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns)
+                .get_opt(&claim_name)
+                .await
+                .map_err(read("PersistentVolumeClaim", claim_name))?;
+            Some(PodFacts { pods, claim })
+        }
+        _ => None,
+    };
     Ok(Observed {
         deployment,
         ingress,
         tailscale_state,
+        pods,
+        cluster_reader_missing: false,
     })
 }
 

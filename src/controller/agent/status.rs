@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 
+use super::pods::{self, Diagnosis, PodFacts};
 use super::validate::Problem;
 use crate::build::{meta, network, rbac};
 use crate::conditions::Cond;
@@ -18,6 +19,10 @@ pub struct Observed {
     pub deployment: Option<Deployment>,
     pub ingress: Option<Ingress>,
     pub tailscale_state: Option<Secret>,
+    /// The gateway's pods and claim, read only while its Deployment is not rolled out.
+    pub pods: Option<PodFacts>,
+    /// `clusterAccess: read` asks for a ClusterRole that is not there (the chart installs it).
+    pub cluster_reader_missing: bool,
 }
 
 /// The decided status, before timestamps.
@@ -62,8 +67,21 @@ pub fn decide(
             ),
         )
     };
-    let available = gateway_available(agent, observed.deployment.as_ref());
-    let (exposed, url) = exposure(agent, observed);
+    let diagnosis = observed.pods.as_ref().map(pods::diagnose);
+    let available = gateway_available(agent, observed.deployment.as_ref(), diagnosis.as_ref());
+    let (exposed, url) = exposure(agent, observed, diagnosis.as_ref());
+    let reader = observed.cluster_reader_missing.then(|| {
+        Cond::is_false(
+            CONDITION_READY,
+            "ClusterReaderMissing",
+            format!(
+                "clusterAccess: read needs the ClusterRole {CLUSTER_READER_ROLE}, which does not \
+                 exist; the clawops chart installs it (rbac.create: true), so upgrade or reinstall \
+                 the chart or apply manifests/install.yaml again, or set clusterAccess: none; the \
+                 gateway runs without its cluster view until then"
+            ),
+        )
+    });
     let ready = if !spec.is_empty() {
         Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
     } else if let Some(failure) = failure {
@@ -72,9 +90,15 @@ pub fn decide(
             "ApplyFailed",
             format!("{failure}; the operator retries"),
         )
-    } else if let Some(not) = [&secrets_cond, &available, &exposed]
-        .into_iter()
-        .find(|c| !c.status)
+    } else if let Some(not) = [
+        Some(&secrets_cond),
+        reader.as_ref(),
+        Some(&available),
+        Some(&exposed),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|c| !c.status)
     {
         Cond::is_false(CONDITION_READY, not.reason.clone(), not.message.clone())
     } else {
@@ -94,7 +118,22 @@ pub fn decide(
     }
 }
 
-fn gateway_available(agent: &Agent, deployment: Option<&Deployment>) -> Cond {
+/// The Deployment has a pod of its current template ready: nothing more to look at. Until then
+/// the gateway's pods are read to say why not.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let status = d.status.clone().unwrap_or_default();
+    let current =
+        d.metadata.generation.is_some() && status.observed_generation >= d.metadata.generation;
+    status.available_replicas.unwrap_or(0) >= 1
+        && current
+        && status.updated_replicas.unwrap_or(0) >= 1
+}
+
+fn gateway_available(
+    agent: &Agent,
+    deployment: Option<&Deployment>,
+    diagnosis: Option<&Diagnosis>,
+) -> Cond {
     let name = meta::gateway_name(agent);
     let Some(d) = deployment else {
         return Cond::is_false(
@@ -103,23 +142,37 @@ fn gateway_available(agent: &Agent, deployment: Option<&Deployment>) -> Cond {
             format!("Deployment {name} does not exist yet"),
         );
     };
-    let status = d.status.clone().unwrap_or_default();
-    let current =
-        d.metadata.generation.is_some() && status.observed_generation >= d.metadata.generation;
-    let updated = status.updated_replicas.unwrap_or(0) >= 1;
-    if status.available_replicas.unwrap_or(0) >= 1 && current && updated {
+    if rolled_out(d) {
         return Cond::is_true(
             CONDITION_GATEWAY_AVAILABLE,
             "MinimumReplicasAvailable",
             format!("Deployment {name} has its pod ready"),
         );
     }
-    let why = status
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.status == "False")
-        .and_then(|c| c.message)
+    if let Some(dx) = diagnosis.filter(|dx| !dx.troubles.is_empty()) {
+        let what: Vec<&str> = dx.troubles.iter().map(|t| t.message.as_str()).collect();
+        let pod = dx
+            .pod
+            .as_ref()
+            .map_or(format!("deployment {name}"), |p| format!("pod {p}"));
+        return Cond::is_false(
+            CONDITION_GATEWAY_AVAILABLE,
+            dx.troubles[0].reason,
+            format!("{}; see kubectl describe {pod}", what.join("; ")),
+        );
+    }
+    // No pod to blame: the ReplicaSet may not be able to create one (quota, admission), which
+    // the Deployment reports as ReplicaFailure=True; otherwise its first False condition.
+    let conditions = d
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let why = conditions
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        .or_else(|| conditions.iter().find(|c| c.status == "False"))
+        .and_then(|c| c.message.clone())
         .unwrap_or_else(|| "the gateway pod is not ready yet".into());
     Cond::is_false(
         CONDITION_GATEWAY_AVAILABLE,
@@ -140,7 +193,11 @@ fn ingress_address(ingress: Option<&Ingress>) -> Option<String> {
         .find_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
 }
 
-fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
+fn exposure(
+    agent: &Agent,
+    observed: &Observed,
+    diagnosis: Option<&Diagnosis>,
+) -> (Cond, Option<String>) {
     let expose = agent.spec.gateway.expose.as_ref();
     if let Some(ing) = expose.and_then(|e| e.ingress.as_ref()) {
         let url = network::configured_url(agent);
@@ -191,22 +248,17 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
                 ),
                 Some(format!("https://{fqdn}")),
             ),
+            None if rbac::uses_tailscale_sidecar(agent) => {
+                (sidecar_pending(agent, &ts.hostname, diagnosis), None)
+            }
             None => (
                 Cond::is_false(
                     CONDITION_EXPOSED,
                     "TailscalePending",
-                    if rbac::uses_tailscale_sidecar(agent) {
-                        format!(
-                            "waiting for the Tailscale sidecar to join the tailnet as {}; check the auth key and kubectl logs deploy/{} -c tailscale",
-                            ts.hostname,
-                            meta::gateway_name(agent)
-                        )
-                    } else {
-                        format!(
-                            "waiting for the Tailscale operator to expose {} (is it installed?)",
-                            ts.hostname
-                        )
-                    },
+                    format!(
+                        "waiting for the Tailscale operator to expose {} (is it installed?)",
+                        ts.hostname
+                    ),
                 ),
                 None,
             ),
@@ -222,7 +274,50 @@ fn exposure(agent: &Agent, observed: &Observed) -> (Cond, Option<String>) {
     )
 }
 
+/// The sidecar has not joined the tailnet. Only once it runs can the auth key be the reason
+/// (and only then are there logs to read); before that, whatever stops it from running is.
+fn sidecar_pending(agent: &Agent, hostname: &str, diagnosis: Option<&Diagnosis>) -> Cond {
+    let blocking: Vec<&pods::Trouble> = diagnosis
+        .into_iter()
+        .flat_map(|dx| dx.blocking(CONTAINER_TAILSCALE))
+        .collect();
+    if let Some(first) = blocking.first() {
+        let what: Vec<&str> = blocking.iter().map(|t| t.message.as_str()).collect();
+        return Cond::is_false(
+            CONDITION_EXPOSED,
+            first.reason,
+            format!(
+                "the Tailscale sidecar cannot join the tailnet as {hostname} because it is not \
+                 running: {}",
+                what.join("; ")
+            ),
+        );
+    }
+    // Pods unread means the Deployment is rolled out, so the sidecar runs.
+    if diagnosis.is_some_and(|dx| !dx.has_started(CONTAINER_TAILSCALE)) {
+        return Cond::is_false(
+            CONDITION_EXPOSED,
+            "TailscaleStarting",
+            format!(
+                "waiting for the Tailscale sidecar to start, then to join the tailnet as {hostname}"
+            ),
+        );
+    }
+    Cond::is_false(
+        CONDITION_EXPOSED,
+        "TailscalePending",
+        format!(
+            "the Tailscale sidecar runs but has not joined the tailnet as {hostname}; check the \
+             auth key and kubectl logs deploy/{} -c {CONTAINER_TAILSCALE}",
+            meta::gateway_name(agent)
+        ),
+    )
+}
+
 /// For messages: `namespace/name` of any object.
 pub fn key(obj: &impl ResourceExt) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
+
+#[cfg(test)]
+mod tests;
