@@ -52,6 +52,10 @@ pub fn files() -> Vec<(PathBuf, String)> {
         PathBuf::from(CHART_DIR).join("templates/clusterrole.yaml"),
         crate::operator::rbac::helm_template(),
     ));
+    out.push((
+        PathBuf::from(CHART_DIR).join("templates/cluster-reader.yaml"),
+        crate::operator::rbac::cluster_reader_template(),
+    ));
     out
 }
 

@@ -47,6 +47,7 @@ fn condition(fake: &FakeApi, path: &str, type_: &str) -> Value {
 
 /// Puts an example's Secrets, Agents, Channels and Crons into the fake, in namespace `ns`.
 fn load(fake: &FakeApi, file: &str, ns: &str) {
+    install_chart_objects(fake);
     let m = example_in(file, ns);
     m.secrets.iter().for_each(|o| fake.insert(o));
     m.agents.iter().for_each(|o| fake.insert(o));

@@ -31,6 +31,7 @@ struct Harness {
 impl Harness {
     fn new(file: &str) -> Self {
         let fake = FakeApi::new();
+        install_chart_objects(&fake);
         let m = example(file);
         m.secrets.iter().for_each(|o| fake.insert(o));
         m.agents.iter().for_each(|o| fake.insert(o));
@@ -136,7 +137,6 @@ async fn first_reconcile_adds_finalizer_then_applies_everything() {
             .to_string(),
         "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/shrimp-gateway"
             .to_string(),
-        "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-cluster-reader".to_string(),
         format!("PATCH {CRB}"),
         "PATCH /api/v1/namespaces/default/configmaps/shrimp-gateway-config".to_string(),
         "POST /api/v1/namespaces/default/persistentvolumeclaims".to_string(),
@@ -213,6 +213,11 @@ async fn ready_agent_then_steady_state_makes_no_write_request() {
             "steady state must not write"
         );
         assert!(!log.is_empty(), "it still reads");
+        assert!(
+            !log.iter().any(|r| r.path.ends_with("/pods")),
+            "a rolled-out gateway's pods are not listed: {:#?}",
+            log.iter().map(Recorded::describe).collect::<Vec<_>>()
+        );
         assert_eq!(action, Action::requeue(agent::REQUEUE_READY));
     }
     assert_eq!(h.condition("Ready")["lastTransitionTime"], ready_since);
@@ -455,7 +460,8 @@ async fn tailscale_sidecar_gets_state_secret_serve_config_and_reports_the_tailne
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[1]["name"], "tailscale");
     assert!(h.fake.get(INGRESS).is_none());
-    assert_eq!(h.condition("Exposed")["reason"], "TailscalePending");
+    // No pod yet: neither the auth key nor the sidecar's logs can be the reason.
+    assert_eq!(h.condition("Exposed")["reason"], "TailscaleStarting");
     assert!(h.fake.get(AGENT).unwrap()["status"].get("url").is_none());
 
     // containerboot writes the device FQDN into its state Secret.
@@ -688,4 +694,131 @@ async fn a_rejected_apply_is_reported_in_status_and_retried() {
         !writes(&log).iter().any(|w| w.contains("deployments")),
         "applied once, then quiet"
     );
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const READER: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-cluster-reader";
+
+/// The gateway's pod as the ReplicaSet and kubelet would leave it: labelled with the gateway's
+/// selector, its containers' images from the Deployment, and these container statuses.
+fn gateway_pod(h: &Harness, name: &str, statuses: Value) -> Value {
+    let dep = h.fake.get(DEPLOYMENT).unwrap();
+    let template = &dep["spec"]["template"];
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+        "status": {"phase": "Pending", "containerStatuses": statuses},
+    })
+}
+
+#[tokio::test]
+async fn a_sidecar_image_that_cannot_be_pulled_is_named_in_status_not_blamed_on_the_auth_key() {
+    let h = Harness::new("shrimp-tailscale.yaml");
+    h.reconcile().await;
+    h.reconcile().await;
+    let image = "ghcr.io/tailscale/tailscale:v1.98.9";
+    let dep = h.fake.get(DEPLOYMENT).unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][1]["image"], image,
+        "the sidecar runs the pinned release by default"
+    );
+    let kubelet = format!(
+        "Back-off pulling image \"{image}\": ErrImagePull: failed to resolve reference \"{image}\": dial tcp: lookup ghcr.io: no such host"
+    );
+    h.fake.insert(&gateway_pod(
+        &h,
+        "shrimp-gateway-5c7d8-x2x4q",
+        json!([
+            {"name": "gateway", "image": "ghcr.io/clawops/clawops:test", "imageID": "", "ready": false,
+             "restartCount": 0, "started": true, "state": {"running": {"startedAt": "2026-11-21T00:00:05Z"}}},
+            {"name": "tailscale", "image": image, "imageID": "", "ready": false, "restartCount": 0,
+             "state": {"waiting": {"reason": "ImagePullBackOff", "message": kubelet}}},
+        ]),
+    ));
+    let (_, log) = h.reconcile().await;
+    let listed = log
+        .iter()
+        .find(|r| r.method == "GET" && r.path == PODS)
+        .expect("the gateway's pods are listed while it is not available");
+    assert!(
+        listed.query.contains("labelSelector=") && listed.query.contains("shrimp"),
+        "{}",
+        listed.query
+    );
+
+    let exposed = h.condition("Exposed");
+    assert_eq!(exposed["reason"], "ImagePullFailed", "{exposed}");
+    let msg = exposed["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("container tailscale cannot pull image {image}"))
+            && msg.contains("no such host"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("auth key") && !msg.contains("kubectl logs"),
+        "{msg}"
+    );
+    let available = h.condition("GatewayAvailable");
+    assert_eq!(available["reason"], "ImagePullFailed");
+    assert!(
+        available["message"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl describe pod shrimp-gateway-5c7d8-x2x4q"),
+        "{available}"
+    );
+    assert!(
+        !all_bodies(&log).contains(TS_KEY),
+        "the auth key never reaches status or events"
+    );
+}
+
+#[tokio::test]
+async fn the_cluster_reader_is_the_charts_the_operator_only_checks_it_and_says_when_it_is_missing()
+{
+    let h = Harness::new("shrimp.yaml");
+    h.fake.remove(READER);
+    h.reconcile().await;
+    let (_, log) = h.reconcile().await;
+    let w = writes(&log);
+    assert!(
+        !w.iter().any(|w| w.contains("/clusterroles/")),
+        "the operator never writes the ClusterRole: {w:#?}"
+    );
+    assert!(
+        !w.contains(&format!("PATCH {CRB}")),
+        "no binding to a role that does not exist (the API server would refuse it): {w:#?}"
+    );
+    assert!(
+        w.contains(&format!("PATCH {DEPLOYMENT}")),
+        "the gateway still runs: {w:#?}"
+    );
+    assert!(h.fake.get(READER).is_none());
+    let ready = h.condition("Ready");
+    assert_eq!(ready["reason"], "ClusterReaderMissing", "{ready}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("clawops-cluster-reader"),
+        "{ready}"
+    );
+    let event = log
+        .iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .filter_map(|r| r.body.clone())
+        .find(|b| b["reason"] == "ClusterReaderMissing")
+        .expect("a Warning event names it");
+    assert_eq!(event["type"], "Warning");
+
+    // The chart is upgraded and brings it back: the next reconcile binds.
+    install_chart_objects(&h.fake);
+    let (_, log) = h.reconcile().await;
+    assert!(
+        writes(&log).contains(&format!("PATCH {CRB}")),
+        "{:#?}",
+        writes(&log)
+    );
+    assert_ne!(h.condition("Ready")["reason"], "ClusterReaderMissing");
 }

@@ -43,6 +43,12 @@ pub fn example_in(file: &str, ns: &str) -> Manifests {
     m
 }
 
+/// What the chart installs besides the operator that the operator relies on: the read-only
+/// ClusterRole that gateways with `clusterAccess: read` are bound to.
+pub fn install_chart_objects(fake: &fake_api::FakeApi) {
+    fake.insert(&clawops::build::rbac::cluster_reader_role());
+}
+
 /// The example YAML with text edits (e.g. the model and Bot API pointed at fakes), written into
 /// a fresh directory `name` under the temp dir; returns the file.
 pub fn example_with(name: &str, edits: &[(&str, String)]) -> std::path::PathBuf {
