@@ -93,7 +93,7 @@ fn render_of_the_tailscale_example_matches_golden() {
     golden("shrimp-tailscale.yaml", &normalize(&out));
     assert!(
         out.contains("name: TS_KUBE_SECRET")
-            && out.contains("image: ghcr.io/tailscale/tailscale:stable")
+            && out.contains("image: ghcr.io/tailscale/tailscale:v1.98.9")
     );
     assert!(!out.contains("kind: Ingress"));
 }
