@@ -811,6 +811,11 @@ async fn the_cluster_reader_is_the_charts_the_operator_only_checks_it_and_says_w
         .find(|b| b["reason"] == "ClusterReaderMissing")
         .expect("a Warning event names it");
     assert_eq!(event["type"], "Warning");
+    let (_, log) = h.reconcile().await;
+    assert!(
+        !log.iter().any(|r| r.path.ends_with("/events")),
+        "told once, not at every reconcile"
+    );
 
     // The chart is upgraded and brings it back: the next reconcile binds.
     install_chart_objects(&h.fake);

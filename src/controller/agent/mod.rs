@@ -32,7 +32,7 @@ use crate::crd::agent::ClusterAccess;
 use crate::crd::{Agent, AgentStatus, CommonStatus};
 use pods::PodFacts;
 use resolve::{ResolveError, Resolved};
-use status::Observed;
+use status::{Observed, READY_READER_MISSING};
 use validate::Problem;
 
 /// Requeue while secrets or spec are refused: unlabeled Secrets are not watched.
@@ -147,15 +147,21 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
             .await;
     }
-    if reader_missing && status_changed {
-        let ready = &decision.conditions[0];
-        tracing::warn!(agent = %status::key(&*agent), note = %ready.message, "cluster reader missing");
+    // Once when Ready turns to it, not at every other status change while it lasts.
+    let now = &decision.conditions[0];
+    let was = agent
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY))
+        .map(|c| c.reason.as_str());
+    if now.reason == READY_READER_MISSING && was != Some(READY_READER_MISSING) {
+        tracing::warn!(agent = %status::key(&*agent), note = %now.message, "cluster reader missing");
         ctx.event(
             &*agent,
             EventType::Warning,
-            "ClusterReaderMissing",
+            READY_READER_MISSING,
             "Bind",
-            ready.message.clone(),
+            now.message.clone(),
         )
         .await;
     }

@@ -13,6 +13,9 @@ use crate::conditions::Cond;
 use crate::consts::*;
 use crate::crd::Agent;
 
+/// Ready's reason while `clusterAccess: read` cannot be bound.
+pub const READY_READER_MISSING: &str = "ClusterReaderMissing";
+
 /// Live objects that tell whether the gateway runs and is reachable.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
@@ -73,7 +76,7 @@ pub fn decide(
     let reader = observed.cluster_reader_missing.then(|| {
         Cond::is_false(
             CONDITION_READY,
-            "ClusterReaderMissing",
+            READY_READER_MISSING,
             format!(
                 "clusterAccess: read needs the ClusterRole {CLUSTER_READER_ROLE}, which does not \
                  exist; the clawops chart installs it (rbac.create: true), so upgrade or reinstall \
