@@ -260,3 +260,82 @@ fn names_that_would_break_generated_objects_are_rejected() {
             && !dns_label.is_match("my.agent")
     );
 }
+
+/// Formats the API server recognises (k8s.io/apiextensions-apiserver validation/formats.go, as
+/// of Kubernetes 1.34, names without `-`) for strings, and the OpenAPI integer formats; any other
+/// makes `kubectl apply` warn `unrecognized format`.
+const STRING_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "k8sshortname",
+    "k8slongname",
+];
+
+/// Every `format` below `node` that the API server would not recognise, with its path.
+fn unknown_formats(node: &Value, path: &str, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(format) = map.get("format").and_then(Value::as_str) {
+                let ok = match map.get("type").and_then(Value::as_str) {
+                    Some("integer") => ["int32", "int64"].contains(&format),
+                    Some("number") => ["float", "double"].contains(&format),
+                    Some("string") => STRING_FORMATS.contains(&format.replace('-', "").as_str()),
+                    _ => false,
+                };
+                if !ok {
+                    out.push(format!("{path}: {format}"));
+                }
+            }
+            for (k, v) in map {
+                unknown_formats(v, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unknown_formats(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_carry_only_formats_the_api_server_knows() {
+    let mut unknown = Vec::new();
+    for kind in ["Agent", "Channel", "Cron", "NodePairing"] {
+        unknown_formats(&schema(kind), kind, &mut unknown);
+    }
+    assert!(unknown.is_empty(), "unrecognized formats: {unknown:#?}");
+    // The walk finds formats at all: the Agent's port is an int32.
+    let port = &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["port"];
+    assert_eq!(port["format"], "int32", "{port}");
+    let mut planted = Vec::new();
+    unknown_formats(
+        &serde_json::json!({"properties": {"n": {"type": "integer", "format": "uint16"}}}),
+        "x",
+        &mut planted,
+    );
+    assert_eq!(planted, ["x.properties.n: uint16"]);
+}

@@ -40,6 +40,7 @@ pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|mi
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct CronSpec {
     /// Name of the Agent (same namespace) that runs this Cron.
     #[schemars(length(min = 1, max = 63))]
@@ -154,6 +155,7 @@ pub struct Deliver {
 /// Observed state of a Cron.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct CronStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
