@@ -165,10 +165,47 @@ fn pattern(node: &Value) -> Regex {
 fn patterns_enums_and_ranges_reject_bad_values() {
     let cron = &schema("Cron")["properties"]["spec"]["properties"];
     let schedule = pattern(&cron["schedule"]);
-    for ok in ["10 8 * * *", "*/15 0-6 1,15 * MON-FRI", "@daily"] {
+    for ok in [
+        "10 8 * * *",
+        "*/15 0-6 1,15 * MON-FRI",
+        "@daily",
+        "59 23 31 12 6",
+        "0 0 1 jan,Jul sun",
+        "0 9 ? * 1-5/2",
+        "00 08 01 01 00",
+        "0,30 8-18/2 * * *",
+    ] {
         assert!(schedule.is_match(ok), "{ok}");
+        assert_eq!(
+            clawops::controller::agent::validate::check_schedule(ok),
+            Ok(()),
+            "the schema and the operator agree on {ok}"
+        );
     }
-    for bad in ["10 8 * *", "10 8 * * * *", "every day", "@sometimes", ""] {
+    for bad in [
+        "10 8 * *",
+        "10 8 * * * *",
+        "every day",
+        "@sometimes",
+        "",
+        // Impossible values, field by field.
+        "61 8 * * *",
+        "0 24 * * *",
+        "0 8 0 * *",
+        "0 8 32 * *",
+        "0 8 * 13 *",
+        "0 8 * 0 *",
+        "0 8 * * 7",
+        "0 8 * FOO *",
+        "0 8 * * MOND",
+        // Steps of zero, steps after a single value, Quartz extensions, `?` outside the day fields.
+        "*/0 * * * *",
+        "5/15 * * * *",
+        "0 0 L * *",
+        "0 0 * * 5#2",
+        "? 8 * * *",
+        "0 8 * * 1,",
+    ] {
         assert!(!schedule.is_match(bad), "{bad}");
     }
     let tz = pattern(&cron["timeZone"]);
@@ -329,7 +366,8 @@ fn schemas_carry_only_formats_the_api_server_knows() {
     }
     assert!(unknown.is_empty(), "unrecognized formats: {unknown:#?}");
     // The walk finds formats at all: the Agent's port is an int32.
-    let port = &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["port"];
+    let port =
+        &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["port"];
     assert_eq!(port["format"], "int32", "{port}");
     let mut planted = Vec::new();
     unknown_formats(

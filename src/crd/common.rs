@@ -87,9 +87,7 @@ pub fn k8s_int_formats(schema: &mut schemars::Schema) {
                 None | Some("int32" | "int64") => None,
                 Some("int8" | "int16" | "uint8" | "uint16") => Some("int32"),
                 // Unsigned 32-bit values need 64 bits; wider ones are never this large here.
-                Some("uint32" | "uint64" | "uint" | "int" | "uint128" | "int128") => {
-                    Some("int64")
-                }
+                Some("uint32" | "uint64" | "uint" | "int" | "uint128" | "int128") => Some("int64"),
                 Some(_) => None,
             };
             if let Some(f) = known {
