@@ -163,6 +163,17 @@ enum CronAction {
         /// Print the run record as JSON.
         #[arg(long)]
         json: bool,
+        /// Record the outcome on the Cron (failure time, reason, failures in a row, a Warning
+        /// Event) through the Kubernetes API, as the Cron's CronJob does.
+        #[arg(long)]
+        record: bool,
+        /// The Cron's namespace for --record (default: the client's, in a pod its own).
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: Option<String>,
+        /// Where to write a failure's reason for `kubectl describe pod` (in a pod:
+        /// /dev/termination-log).
+        #[arg(long, hide = true, env = "CLAWOPS_TERMINATION_LOG")]
+        termination_log: Option<PathBuf>,
     },
 }
 
@@ -237,15 +248,36 @@ fn main() -> ExitCode {
             }
         }
         Command::Cron {
-            action: CronAction::Run { name, wait, json },
+            action:
+                CronAction::Run {
+                    name,
+                    wait,
+                    json,
+                    record,
+                    namespace,
+                    termination_log,
+                },
             access,
         } => {
             telemetry::init(cli.log_format);
             block_on(async move {
-                let api = access.client()?;
-                let run =
-                    gateway::client::run_cron(&api, &name, std::time::Duration::from_secs(wait))
-                        .await?;
+                let wait = std::time::Duration::from_secs(wait);
+                let result = match access.client() {
+                    Ok(api) => gateway::client::run_cron(&api, &name, wait).await,
+                    Err(e) => Err(e),
+                };
+                let failure = result.as_ref().err().map(ToString::to_string);
+                if record {
+                    record_run(&name, namespace, failure.as_deref()).await;
+                }
+                let termination_log = termination_log.or_else(|| {
+                    gateway::client::in_pod()
+                        .then(|| PathBuf::from(gateway::cron_outcome::TERMINATION_LOG))
+                });
+                if let (Some(reason), Some(path)) = (&failure, termination_log) {
+                    gateway::cron_outcome::write_termination_message(&path, reason);
+                }
+                let run = result?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&run)?);
                 } else {
@@ -341,6 +373,19 @@ fn main() -> ExitCode {
                 image: gateway_image.unwrap_or_else(clawops::default_image),
             };
             block_on(operator::run(opts))
+        }
+    }
+}
+
+/// Records a run's outcome on its Cron; a client that cannot be built is logged, never fatal.
+async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>) {
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            gateway::cron_outcome::record(client, &ns, name, failure).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes client: this run is not recorded on the Cron")
         }
     }
 }

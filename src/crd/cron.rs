@@ -81,6 +81,11 @@ pub const SCHEDULE_PATTERN: &str = concat!(
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
     printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunTime"),
     printcolumn(
+        name = "Failures",
+        type_ = "integer",
+        json_path = ".status.consecutiveFailures"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -221,4 +226,14 @@ pub struct CronStatus {
     /// Next scheduled run, in the Cron's time zone (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_time: Option<String>,
+    /// When the last failed run ended (recorded by the run itself, also when it could not reach
+    /// the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Why the last failed run failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Failed runs in a row; a successful run resets it to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
 }
