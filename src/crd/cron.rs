@@ -86,6 +86,12 @@ pub const SCHEDULE_PATTERN: &str = concat!(
         json_path = ".status.consecutiveFailures"
     ),
     printcolumn(
+        name = "Last Failure",
+        type_ = "string",
+        json_path = ".status.lastFailure",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
