@@ -377,16 +377,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Records a run's outcome on its Cron; a client that cannot be built is logged, never fatal.
+/// Records a run's outcome on its Cron; a client that cannot be built, or an API server that
+/// does not answer within a minute, is logged, never fatal.
 async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>) {
-    match kube::Client::try_default().await {
-        Ok(client) => {
-            let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-            gateway::cron_outcome::record(client, &ns, name, failure).await;
-        }
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
         Err(e) => {
-            tracing::warn!(error = %e, "no Kubernetes client: this run is not recorded on the Cron")
+            tracing::warn!(error = %e, "no Kubernetes client: this run is not recorded on the Cron");
+            return;
         }
+    };
+    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    let recording = gateway::cron_outcome::record(client, &ns, name, failure);
+    if tokio::time::timeout(std::time::Duration::from_secs(60), recording)
+        .await
+        .is_err()
+    {
+        tracing::warn!(cron = %name, "the Kubernetes API did not answer in time: this run is not recorded on the Cron");
     }
 }
 

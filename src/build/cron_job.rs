@@ -22,6 +22,7 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
         COMPONENT_CRON,
     );
     metadata.labels = Some(labels.clone());
+    let token = secrets::token_ref(agent);
     let container = Container {
         name: "cron".into(),
         image: Some(
@@ -40,11 +41,8 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
         ]),
         env: Some(vec![
             env::value(ENV_GATEWAY_URL, &network::service_url(agent)),
-            env::secret(ENV_GATEWAY_TOKEN, &secrets::token_ref(agent)),
-            env::value(
-                ENV_GATEWAY_TOKEN_FROM,
-                &secrets::token_ref(agent).to_string(),
-            ),
+            env::secret(ENV_GATEWAY_TOKEN, &token),
+            env::value(ENV_GATEWAY_TOKEN_FROM, &token.to_string()),
             env::value(ENV_AGENT, &agent.name_any()),
             env::field(ENV_POD_NAMESPACE, "metadata.namespace"),
         ]),
