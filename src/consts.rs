@@ -44,6 +44,9 @@ pub const TOKEN_KEY: &str = "token";
 
 pub const ENV_GATEWAY_TOKEN: &str = "CLAWOPS_GATEWAY_TOKEN";
 pub const ENV_GATEWAY_URL: &str = "CLAWOPS_GATEWAY_URL";
+/// Set on a Cron's pod: which Secret key its gateway token comes from, for a refused token's
+/// message (never the token itself).
+pub const ENV_GATEWAY_TOKEN_FROM: &str = "CLAWOPS_GATEWAY_TOKEN_FROM";
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 pub const ENV_AGENT: &str = "CLAWOPS_AGENT";
 

@@ -163,6 +163,17 @@ enum CronAction {
         /// Print the run record as JSON.
         #[arg(long)]
         json: bool,
+        /// Record the outcome on the Cron (failure time, reason, failures in a row, a Warning
+        /// Event) through the Kubernetes API, as the Cron's CronJob does.
+        #[arg(long)]
+        record: bool,
+        /// The Cron's namespace for --record (default: the client's, in a pod its own).
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: Option<String>,
+        /// Where to write a failure's reason for `kubectl describe pod` (in a pod:
+        /// /dev/termination-log).
+        #[arg(long, hide = true, env = "CLAWOPS_TERMINATION_LOG")]
+        termination_log: Option<PathBuf>,
     },
 }
 
@@ -237,15 +248,36 @@ fn main() -> ExitCode {
             }
         }
         Command::Cron {
-            action: CronAction::Run { name, wait, json },
+            action:
+                CronAction::Run {
+                    name,
+                    wait,
+                    json,
+                    record,
+                    namespace,
+                    termination_log,
+                },
             access,
         } => {
             telemetry::init(cli.log_format);
             block_on(async move {
-                let api = access.client()?;
-                let run =
-                    gateway::client::run_cron(&api, &name, std::time::Duration::from_secs(wait))
-                        .await?;
+                let wait = std::time::Duration::from_secs(wait);
+                let result = match access.client() {
+                    Ok(api) => gateway::client::run_cron(&api, &name, wait).await,
+                    Err(e) => Err(e),
+                };
+                let failure = result.as_ref().err().map(ToString::to_string);
+                if record {
+                    record_run(&name, namespace, failure.as_deref()).await;
+                }
+                let termination_log = termination_log.or_else(|| {
+                    gateway::client::in_pod()
+                        .then(|| PathBuf::from(gateway::cron_outcome::TERMINATION_LOG))
+                });
+                if let (Some(reason), Some(path)) = (&failure, termination_log) {
+                    gateway::cron_outcome::write_termination_message(&path, reason);
+                }
+                let run = result?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&run)?);
                 } else {
@@ -342,6 +374,26 @@ fn main() -> ExitCode {
             };
             block_on(operator::run(opts))
         }
+    }
+}
+
+/// Records a run's outcome on its Cron; a client that cannot be built, or an API server that
+/// does not answer within a minute, is logged, never fatal.
+async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>) {
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes client: this run is not recorded on the Cron");
+            return;
+        }
+    };
+    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    let recording = gateway::cron_outcome::record(client, &ns, name, failure);
+    if tokio::time::timeout(std::time::Duration::from_secs(60), recording)
+        .await
+        .is_err()
+    {
+        tracing::warn!(cron = %name, "the Kubernetes API did not answer in time: this run is not recorded on the Cron");
     }
 }
 

@@ -165,10 +165,47 @@ fn pattern(node: &Value) -> Regex {
 fn patterns_enums_and_ranges_reject_bad_values() {
     let cron = &schema("Cron")["properties"]["spec"]["properties"];
     let schedule = pattern(&cron["schedule"]);
-    for ok in ["10 8 * * *", "*/15 0-6 1,15 * MON-FRI", "@daily"] {
+    for ok in [
+        "10 8 * * *",
+        "*/15 0-6 1,15 * MON-FRI",
+        "@daily",
+        "59 23 31 12 6",
+        "0 0 1 jan,Jul sun",
+        "0 9 ? * 1-5/2",
+        "00 08 01 01 00",
+        "0,30 8-18/2 * * *",
+    ] {
         assert!(schedule.is_match(ok), "{ok}");
+        assert_eq!(
+            clawops::controller::agent::validate::check_schedule(ok),
+            Ok(()),
+            "the schema and the operator agree on {ok}"
+        );
     }
-    for bad in ["10 8 * *", "10 8 * * * *", "every day", "@sometimes", ""] {
+    for bad in [
+        "10 8 * *",
+        "10 8 * * * *",
+        "every day",
+        "@sometimes",
+        "",
+        // Impossible values, field by field.
+        "61 8 * * *",
+        "0 24 * * *",
+        "0 8 0 * *",
+        "0 8 32 * *",
+        "0 8 * 13 *",
+        "0 8 * 0 *",
+        "0 8 * * 7",
+        "0 8 * FOO *",
+        "0 8 * * MOND",
+        // Steps of zero, steps after a single value, Quartz extensions, `?` outside the day fields.
+        "*/0 * * * *",
+        "5/15 * * * *",
+        "0 0 L * *",
+        "0 0 * * 5#2",
+        "? 8 * * *",
+        "0 8 * * 1,",
+    ] {
         assert!(!schedule.is_match(bad), "{bad}");
     }
     let tz = pattern(&cron["timeZone"]);
@@ -259,4 +296,84 @@ fn names_that_would_break_generated_objects_are_rejected() {
             && !dns_label.is_match("1shrimp")
             && !dns_label.is_match("my.agent")
     );
+}
+
+/// Formats the API server recognises (k8s.io/apiextensions-apiserver validation/formats.go, as
+/// of Kubernetes 1.34, names without `-`) for strings, and the OpenAPI integer formats; any other
+/// makes `kubectl apply` warn `unrecognized format`.
+const STRING_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "k8sshortname",
+    "k8slongname",
+];
+
+/// Every `format` below `node` that the API server would not recognise, with its path.
+fn unknown_formats(node: &Value, path: &str, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(format) = map.get("format").and_then(Value::as_str) {
+                let ok = match map.get("type").and_then(Value::as_str) {
+                    Some("integer") => ["int32", "int64"].contains(&format),
+                    Some("number") => ["float", "double"].contains(&format),
+                    Some("string") => STRING_FORMATS.contains(&format.replace('-', "").as_str()),
+                    _ => false,
+                };
+                if !ok {
+                    out.push(format!("{path}: {format}"));
+                }
+            }
+            for (k, v) in map {
+                unknown_formats(v, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unknown_formats(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_carry_only_formats_the_api_server_knows() {
+    let mut unknown = Vec::new();
+    for kind in ["Agent", "Channel", "Cron", "NodePairing"] {
+        unknown_formats(&schema(kind), kind, &mut unknown);
+    }
+    assert!(unknown.is_empty(), "unrecognized formats: {unknown:#?}");
+    // The walk finds formats at all: the Agent's port is an int32.
+    let port =
+        &schema("Agent")["properties"]["spec"]["properties"]["gateway"]["properties"]["port"];
+    assert_eq!(port["format"], "int32", "{port}");
+    let mut planted = Vec::new();
+    unknown_formats(
+        &serde_json::json!({"properties": {"n": {"type": "integer", "format": "uint16"}}}),
+        "x",
+        &mut planted,
+    );
+    assert_eq!(planted, ["x.properties.n: uint16"]);
 }

@@ -270,3 +270,221 @@ async fn cron_run_fails_when_nothing_answers() {
         text(&out.stderr)
     );
 }
+
+/// `clawops cron run <name> --record` as the CronJob runs it, against the gateway at `url`, with
+/// the Kubernetes API of `kubeconfig`; `in_pod` sets what a pod's environment has.
+async fn recorded_run(url: &str, kubeconfig: &Path, in_pod: bool, extra: &[&str]) -> Output {
+    recorded_run_with_token(url, kubeconfig, in_pod, extra, GATEWAY_TOKEN).await
+}
+
+async fn recorded_run_with_token(
+    url: &str,
+    kubeconfig: &Path,
+    in_pod: bool,
+    extra: &[&str],
+    token: &str,
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawops"));
+    // One attempt unless the caller waits longer.
+    let wait = if extra.contains(&"--wait") {
+        &[][..]
+    } else {
+        &["--wait", "1"][..]
+    };
+    cmd.args(["cron", "run", "morning-patrol", "--record"])
+        .args(wait)
+        .args(extra)
+        .env("CLAWOPS_GATEWAY_URL", url)
+        .env("CLAWOPS_GATEWAY_TOKEN", token)
+        .env(
+            "CLAWOPS_GATEWAY_TOKEN_FROM",
+            "Secret shrimp-gateway-token key token",
+        )
+        .env("CLAWOPS_AGENT", "shrimp")
+        .env("POD_NAMESPACE", "default")
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    if in_pod {
+        // In a pod the reason goes to /dev/termination-log; never write there on this machine.
+        assert!(extra.contains(&"--termination-log"));
+        cmd.env("KUBERNETES_SERVICE_HOST", "10.43.0.1");
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_are_recorded_on_the_cron_and_a_success_resets_the_count() {
+    let Fakes {
+        llm: _llm,
+        tg: _tg,
+        yaml,
+        api,
+        kubeconfig,
+    } = fakes("cron-failures", support::cluster::healthy).await;
+    let example = support::example("shrimp.yaml");
+    example.crons.iter().for_each(|c| api.insert(c));
+    example.channels.iter().for_each(|c| api.insert(c));
+    let termination_log = yaml.with_file_name("termination-log");
+    let tlog = termination_log.to_str().unwrap();
+    api.take_log();
+
+    // In a pod, the gateway's Service name does not resolve: the cause and in-cluster advice.
+    let dns_url = "http://shrimp-gateway.nonexistent.invalid:18789";
+    let out = recorded_run(dns_url, &kubeconfig, true, &["--termination-log", tlog]).await;
+    assert_eq!(out.status.code(), Some(1), "a failed run exits 1");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("DNS cannot resolve shrimp-gateway.nonexistent.invalid")
+            && stderr.contains("kubectl -n nonexistent get service shrimp-gateway")
+            && !stderr.contains("port-forward"),
+        "{stderr}"
+    );
+    let status = cron_status(&api);
+    assert_eq!(status["consecutiveFailures"], 1, "{status}");
+    assert!(
+        status["lastFailure"]
+            .as_str()
+            .unwrap()
+            .contains("DNS cannot resolve shrimp-gateway.nonexistent.invalid"),
+        "{status}"
+    );
+    assert!(
+        status["lastFailureTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{status}"
+    );
+    // `kubectl describe pod` shows the same line as the container's termination message.
+    let message = std::fs::read_to_string(&termination_log).unwrap();
+    assert_eq!(Some(message.as_str()), status["lastFailure"].as_str());
+    assert!(!message.contains('\n'));
+    // A Warning event on the Cron says so too.
+    let events: Vec<Value> = api
+        .paths("/apis/events.k8s.io/v1/namespaces/default/events/")
+        .iter()
+        .filter_map(|p| api.get(p))
+        .collect();
+    let warning = events
+        .iter()
+        .find(|e| e["reason"] == "RunFailed")
+        .unwrap_or_else(|| panic!("no RunFailed event in {events:?}"));
+    assert_eq!(warning["type"], "Warning");
+    assert_eq!(warning["regarding"]["kind"], "Cron");
+    assert_eq!(warning["regarding"]["name"], "morning-patrol");
+    assert_eq!(Some(&warning["note"]), status.get("lastFailure"));
+
+    // Nothing listens on the gateway port, from a workstation: refused, and the second failure
+    // in a row.
+    let refused_url = format!("http://127.0.0.1:{}", free_port());
+    let out = recorded_run(
+        &refused_url,
+        &kubeconfig,
+        false,
+        &["--termination-log", tlog],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kubectl port-forward"),
+        "{}",
+        text(&out.stderr)
+    );
+    let status = cron_status(&api);
+    assert_eq!(status["consecutiveFailures"], 2, "{status}");
+    assert!(
+        status["lastFailure"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{status}"
+    );
+
+    // The runner stayed within its Role: its Agent's Crons' status by name, and Events.
+    let agent = &example.agents[0];
+    let role = clawops::build::rbac::cron_role(agent, &example.crons);
+    let rules = role.rules.clone().unwrap();
+    let allowed = support::rbac::allowed(&rules);
+    for r in api.take_log() {
+        let access = support::rbac::access(&r);
+        assert!(allowed.contains(&access), "{access:?} not in {rules:?}");
+        if access.1 == "crons/status" {
+            assert!(
+                r.path.ends_with("/crons/morning-patrol/status"),
+                "{}",
+                r.path
+            );
+        }
+    }
+
+    // The gateway comes up, but this run's token is not the gateway's: the message says which
+    // Secret the runner's token came from, and the failure counts.
+    let port = free_port();
+    let mut gw = start(&gateway_json(&yaml, false), &kubeconfig, port);
+    let gateway_url = format!("http://127.0.0.1:{port}");
+    let out = recorded_run_with_token(
+        &gateway_url,
+        &kubeconfig,
+        true,
+        &["--wait", "60", "--termination-log", tlog],
+        "an-old-token-0123456789abcdef0123",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the gateway refused the token (HTTP 401)")
+            && stderr.contains(
+                "this client's token came from CLAWOPS_GATEWAY_TOKEN (Secret shrimp-gateway-token key token)"
+            )
+            && !stderr.contains("an-old-token"),
+        "{stderr}"
+    );
+    assert_eq!(cron_status(&api)["consecutiveFailures"], 3);
+
+    // A successful run resets the count and keeps the last failure.
+    let out = recorded_run(&gateway_url, &kubeconfig, false, &["--wait", "60"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = cron_status(&api);
+    assert_eq!(status["consecutiveFailures"], 0, "{status}");
+    assert!(status["lastSuccessfulTime"].is_string(), "{status}");
+    assert!(
+        status["lastFailure"].is_string(),
+        "the last failure stays: {status}"
+    );
+    assert!(gw.terminate(Duration::from_secs(15)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_record_still_fails_only_because_of_the_run() {
+    // No Kubernetes API at all: the run's own failure decides the exit code, and the log says
+    // the run was not recorded.
+    let dir = std::env::temp_dir().join(format!("clawops-norecord-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: gone, cluster: {{server: \"http://127.0.0.1:{}\"}}}}]\n\
+             users: [{{name: gone, user: {{}}}}]\ncontexts: [{{name: gone, context: {{cluster: gone, user: gone}}}}]\n\
+             current-context: gone\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = recorded_run(
+        &format!("http://127.0.0.1:{}", free_port()),
+        &kubeconfig,
+        false,
+        &["--termination-log", dir.join("tlog").to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the Cron to record this run")
+            && stderr.contains("error: cannot reach the gateway"),
+        "{stderr}"
+    );
+}

@@ -827,3 +827,44 @@ async fn the_cluster_reader_is_the_charts_the_operator_only_checks_it_and_says_w
     );
     assert_ne!(h.condition("Ready")["reason"], "ClusterReaderMissing");
 }
+
+#[tokio::test]
+async fn a_schedule_that_passes_the_schema_but_never_runs_is_refused_before_any_cron_job() {
+    let h = Harness::new("shrimp.yaml");
+    let cron = "/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol";
+    let never = "10 20 30 2 *";
+    // Every field is in range, so the CRD's pattern admits it; 30 February never comes.
+    assert!(
+        regex::Regex::new(clawops::crd::cron::SCHEDULE_PATTERN)
+            .unwrap()
+            .is_match(never)
+    );
+    h.fake.set(cron, "/spec", "schedule", json!(never));
+    h.ready().await;
+    assert!(
+        h.fake
+            .get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-evening-patrol")
+            .is_none(),
+        "no CronJob for a schedule that never runs"
+    );
+    assert!(
+        h.fake
+            .get("/apis/batch/v1/namespaces/default/cronjobs/shrimp-morning-patrol")
+            .is_some(),
+        "the valid Cron is still applied"
+    );
+    let status = member::<Cron>(&h, cron).await;
+    let ready = &status["conditions"][0];
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("InvalidCron")),
+        "{status}"
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.schedule: `10 20 30 2 *` never runs"),
+        "{ready}"
+    );
+}

@@ -22,6 +22,7 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
         COMPONENT_CRON,
     );
     metadata.labels = Some(labels.clone());
+    let token = secrets::token_ref(agent);
     let container = Container {
         name: "cron".into(),
         image: Some(
@@ -32,10 +33,18 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
                 .clone()
                 .unwrap_or_else(|| image.to_string()),
         ),
-        args: Some(vec!["cron".into(), "run".into(), cron.name_any()]),
+        args: Some(vec![
+            "cron".into(),
+            "run".into(),
+            cron.name_any(),
+            "--record".into(),
+        ]),
         env: Some(vec![
             env::value(ENV_GATEWAY_URL, &network::service_url(agent)),
-            env::secret(ENV_GATEWAY_TOKEN, &secrets::token_ref(agent)),
+            env::secret(ENV_GATEWAY_TOKEN, &token),
+            env::value(ENV_GATEWAY_TOKEN_FROM, &token.to_string()),
+            env::value(ENV_AGENT, &agent.name_any()),
+            env::field(ENV_POD_NAMESPACE, "metadata.namespace"),
         ]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
@@ -77,8 +86,10 @@ pub fn cron_job(agent: &Agent, cron: &Cron, image: &str) -> CronJob {
                         }),
                         spec: Some(PodSpec {
                             restart_policy: Some("Never".into()),
-                            // The runner only talks to the gateway; it needs no Kubernetes API token.
-                            automount_service_account_token: Some(false),
+                            // Its own narrow identity: it records a failed run on its Cron
+                            // (see rbac::cron_role).
+                            service_account_name: Some(meta::cron_runner_name(agent)),
+                            automount_service_account_token: Some(true),
                             security_context: Some(pod_security_context()),
                             containers: vec![container],
                             ..Default::default()

@@ -49,6 +49,10 @@ pub fn tailscale_state_name(agent: &Agent) -> String {
 pub fn tailscale_serve_name(agent: &Agent) -> String {
     child_name(&agent.name_any(), "tailscale-serve", 63)
 }
+/// The ServiceAccount, Role and RoleBinding of the Agent's Cron runs.
+pub fn cron_runner_name(agent: &Agent) -> String {
+    child_name(&agent.name_any(), "cron", 63)
+}
 pub fn cron_job_name(agent: &Agent, cron: &str) -> String {
     child_name(&agent.name_any(), cron, 52)
 }

@@ -47,6 +47,10 @@ pub struct GatewayObjects {
     pub role: Role,
     pub role_binding: RoleBinding,
     pub cluster_role_binding: Option<ClusterRoleBinding>,
+    /// The Cron runs' own identity, to record their failures on their Crons.
+    pub cron_service_account: ServiceAccount,
+    pub cron_role: Role,
+    pub cron_role_binding: RoleBinding,
     pub config_map: ConfigMap,
     pub tailscale_serve: Option<ConfigMap>,
     /// Created once, never rewritten: containerboot owns its content.
@@ -111,6 +115,9 @@ pub fn build_all(inputs: &BuildInputs<'_>) -> GatewayObjects {
         role: rbac::role(agent),
         role_binding: rbac::role_binding(agent),
         cluster_role_binding: rbac::cluster_role_binding(agent),
+        cron_service_account: rbac::cron_service_account(agent),
+        cron_role: rbac::cron_role(agent, inputs.crons),
+        cron_role_binding: rbac::cron_role_binding(agent),
         config_map: config_map::gateway_config_map(agent, &config_json),
         tailscale_serve,
         tailscale_state: ts.map(|_| secrets::tailscale_state_secret(agent)),
@@ -139,6 +146,9 @@ impl GatewayObjects {
             v(&self.role_binding),
         ];
         out.extend(self.cluster_role_binding.iter().map(v));
+        out.push(v(&self.cron_service_account));
+        out.push(v(&self.cron_role));
+        out.push(v(&self.cron_role_binding));
         out.push(v(&self.config_map));
         out.extend(self.tailscale_serve.iter().map(v));
         out.extend(self.tailscale_state.iter().map(v));

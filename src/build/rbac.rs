@@ -1,4 +1,5 @@
-//! The gateway's ServiceAccount, Role and RoleBinding, and the read-only cluster view.
+//! The gateway's ServiceAccount, Role and RoleBinding, the Cron runner's, and the read-only
+//! cluster view.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{
@@ -9,8 +10,8 @@ use kube::ResourceExt;
 
 use super::meta;
 use crate::consts::*;
-use crate::crd::Agent;
 use crate::crd::agent::{ClusterAccess, TailscaleMode};
+use crate::crd::{Agent, Cron};
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let v = |xs: &[&str]| Some(xs.iter().map(|s| s.to_string()).collect());
@@ -62,24 +63,66 @@ pub fn role(agent: &Agent) -> Role {
 }
 
 pub fn role_binding(agent: &Agent) -> RoleBinding {
+    binding(agent, meta::gateway_name(agent), COMPONENT_GATEWAY)
+}
+
+/// Binds the Role of `name` to the ServiceAccount of the same name.
+fn binding(agent: &Agent, name: String, component: &str) -> RoleBinding {
     RoleBinding {
-        metadata: meta::object_meta(agent, meta::gateway_name(agent), COMPONENT_GATEWAY),
+        metadata: meta::object_meta(agent, name.clone(), component),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: meta::gateway_name(agent),
+            name: name.clone(),
         },
-        subjects: Some(vec![gateway_subject(agent)]),
+        subjects: Some(vec![subject(agent, name)]),
+    }
+}
+
+fn subject(agent: &Agent, service_account: String) -> Subject {
+    Subject {
+        kind: "ServiceAccount".into(),
+        name: service_account,
+        namespace: agent.namespace(),
+        api_group: None,
     }
 }
 
 fn gateway_subject(agent: &Agent) -> Subject {
-    Subject {
-        kind: "ServiceAccount".into(),
-        name: meta::gateway_name(agent),
-        namespace: agent.namespace(),
-        api_group: None,
+    subject(agent, meta::gateway_name(agent))
+}
+
+/// The identity of the Agent's Cron runs. `clawops cron run` records a failed run on its Cron
+/// itself: a failed run often means the gateway is unreachable, so the gateway cannot.
+pub fn cron_service_account(agent: &Agent) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta::object_meta(agent, meta::cron_runner_name(agent), COMPONENT_CRON),
+        automount_service_account_token: Some(true),
+        ..Default::default()
     }
+}
+
+/// Exactly what a Cron run does: read and patch the status of this Agent's Crons, by name, and
+/// create a Warning Event on a failure. Without Crons there is no status rule at all: an empty
+/// `resourceNames` would allow every Cron.
+pub fn cron_role(agent: &Agent, crons: &[Cron]) -> Role {
+    let mut rules = Vec::new();
+    if !crons.is_empty() {
+        let mut status = rule(&["clawops.dev"], &["crons/status"], &["get", "patch"]);
+        let mut names: Vec<String> = crons.iter().map(ResourceExt::name_any).collect();
+        names.sort();
+        status.resource_names = Some(names);
+        rules.push(status);
+    }
+    rules.push(rule(&["events.k8s.io"], &["events"], &["create"]));
+    Role {
+        metadata: meta::object_meta(agent, meta::cron_runner_name(agent), COMPONENT_CRON),
+        rules: Some(rules),
+    }
+}
+
+pub fn cron_role_binding(agent: &Agent) -> RoleBinding {
+    binding(agent, meta::cron_runner_name(agent), COMPONENT_CRON)
 }
 
 /// The read-only view of the cluster that patrols need: nodes and their metrics, workloads,

@@ -419,7 +419,12 @@ fn cron_jobs_run_the_cron_against_the_gateway() {
     let c = &pod.containers[0];
     assert_eq!(
         c.args,
-        Some(vec!["cron".into(), "run".into(), "evening-patrol".into()])
+        Some(vec![
+            "cron".into(),
+            "run".into(),
+            "evening-patrol".into(),
+            "--record".into()
+        ])
     );
     assert_eq!(
         env(c, "CLAWOPS_GATEWAY_URL").value.as_deref(),
@@ -436,8 +441,57 @@ fn cron_jobs_run_the_cron_against_the_gateway() {
             .name,
         "shrimp-gateway-token"
     );
+    assert_eq!(
+        env(c, "CLAWOPS_GATEWAY_TOKEN_FROM").value.as_deref(),
+        Some("Secret shrimp-gateway-token key token")
+    );
+    assert_eq!(
+        env(c, "POD_NAMESPACE")
+            .value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.as_str()),
+        Some("metadata.namespace")
+    );
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
-    assert_eq!(pod.automount_service_account_token, Some(false));
+    // Its own identity, to record failed runs on its Cron; not the gateway's.
+    assert_eq!(pod.service_account_name.as_deref(), Some("shrimp-cron"));
+    assert_eq!(pod.automount_service_account_token, Some(true));
+}
+
+#[test]
+fn the_cron_runner_may_only_touch_its_agents_crons_status_and_create_events() {
+    let m = example("shrimp.yaml");
+    let o = build_from(&m, "d");
+    let role = o.cron_role.rules.clone().unwrap();
+    assert_eq!(role.len(), 2, "{role:?}");
+    assert_eq!(role[0].api_groups, Some(vec!["clawops.dev".to_string()]));
+    assert_eq!(role[0].resources, Some(vec!["crons/status".to_string()]));
+    assert_eq!(role[0].verbs, ["get", "patch"]);
+    assert_eq!(
+        role[0].resource_names,
+        Some(vec![
+            "evening-patrol".to_string(),
+            "morning-patrol".to_string()
+        ])
+    );
+    assert_eq!(role[1].resources, Some(vec!["events".to_string()]));
+    assert_eq!(role[1].verbs, ["create"]);
+    let binding = &o.cron_role_binding;
+    assert_eq!(binding.role_ref.name, "shrimp-cron");
+    let subject = &binding.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        ("shrimp-cron", Some("claw"))
+    );
+    assert_eq!(o.cron_service_account.name_any(), "shrimp-cron");
+    // Without Crons no status rule at all: an empty resourceNames would mean every Cron.
+    let none = rbac::cron_role(&m.agents[0], &[]).rules.unwrap();
+    assert!(
+        none.iter()
+            .all(|r| r.resources != Some(vec!["crons/status".to_string()])),
+        "{none:?}"
+    );
 }
 
 #[test]

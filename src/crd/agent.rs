@@ -43,6 +43,7 @@ pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct AgentSpec {
     /// Who the assistant is: its name, emoji and persona.
     pub identity: Identity,
@@ -397,6 +398,7 @@ fn default_tailscale_image() -> String {
 /// Observed state of an Agent.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct AgentStatus {
     #[serde(flatten)]
     pub common: CommonStatus,

@@ -42,6 +42,7 @@ pub const ALLOW_FROM_PATTERN: &str = r"^(\*|-?[0-9]{1,20}|@[A-Za-z0-9_]{4,32})$"
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct ChannelSpec {
     /// Name of the Agent (same namespace) that answers on this channel.
     #[schemars(length(min = 1, max = 63))]
@@ -121,6 +122,7 @@ fn default_true() -> bool {
 /// Observed state of a Channel, partly mirrored from the gateway.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct ChannelStatus {
     #[serde(flatten)]
     pub common: CommonStatus,

@@ -1,7 +1,9 @@
-//! Types shared by several custom resources: secret references and status conditions.
+//! Types shared by several custom resources: secret references, status conditions, and the
+//! schema transform that keeps integer formats to those Kubernetes knows.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
+use schemars::transform::{Transform, transform_subschemas};
 use serde::{Deserialize, Serialize};
 
 /// A reference to one key of a Secret in the same namespace as the resource.
@@ -70,6 +72,31 @@ pub struct CommonStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Rewrites schemars' Rust integer formats (`uint16`, `uint32`, …) to the two the API server
+/// recognises, in a schema and all its (inlined) subschemas. Unknown formats make every
+/// `kubectl apply` of the CRDs warn `unrecognized format`. Put it on each CRD's spec and status
+/// struct: `#[schemars(transform = k8s_int_formats)]`.
+pub fn k8s_int_formats(schema: &mut schemars::Schema) {
+    struct Rewrite;
+    impl Transform for Rewrite {
+        fn transform(&mut self, schema: &mut schemars::Schema) {
+            let known = match schema.get("format").and_then(|f| f.as_str()) {
+                // Kept as they are, or not integers at all.
+                None | Some("int32" | "int64") => None,
+                Some("int8" | "int16" | "uint8" | "uint16") => Some("int32"),
+                // Unsigned 32-bit values need 64 bits; wider ones are never this large here.
+                Some("uint32" | "uint64" | "uint" | "int" | "uint128" | "int128") => Some("int64"),
+                Some(_) => None,
+            };
+            if let Some(f) = known {
+                schema.insert("format".into(), f.into());
+            }
+            transform_subschemas(self, schema);
+        }
+    }
+    Rewrite.transform(schema);
 }
 
 #[cfg(test)]

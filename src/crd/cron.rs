@@ -8,9 +8,56 @@ use serde::{Deserialize, Serialize};
 use super::agent::TIME_ZONE_PATTERN;
 use super::common::CommonStatus;
 
-/// Pattern of a 5-field cron expression (minute hour day-of-month month day-of-week) or a
-/// macro such as `@daily`; the operator parses it fully as well.
-pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*/,?#-]+( +[0-9A-Za-z*/,?#-]+){4})$";
+/// One field of a cron expression: a comma-separated list of `*` (or `?` in the day fields), a
+/// value or a range, each with an optional `/step` (a step after a single value is refused: the gateway's parser
+/// rejects `5/15`, and the CronJob's would read it as `5-59/15`).
+macro_rules! cron_field {
+    ($any:literal, $value:literal) => {
+        concat!(
+            cron_item!($any, $value),
+            "(,",
+            cron_item!($any, $value),
+            ")*"
+        )
+    };
+}
+macro_rules! cron_item {
+    ($any:literal, $value:literal) => {
+        concat!(
+            "(",
+            $any,
+            "(/0*[1-9][0-9]*)?|(",
+            $value,
+            ")(-(",
+            $value,
+            ")(/0*[1-9][0-9]*)?)?)"
+        )
+    };
+}
+
+/// Pattern of a 5-field cron expression (minute hour day-of-month month day-of-week) with every
+/// number in its field's range — what Kubernetes CronJobs accept (day-of-week 0–6, names in any
+/// case) — or a macro such as `@daily`. What a pattern cannot see (a range that runs backwards,
+/// 30 February) the operator reports as Ready=False on the Cron.
+pub const SCHEDULE_PATTERN: &str = concat!(
+    "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|",
+    cron_field!(r"\*", "[0-5]?[0-9]"),
+    " +",
+    cron_field!(r"\*", "[01]?[0-9]|2[0-3]"),
+    " +",
+    cron_field!(r"[*?]", "0?[1-9]|[12][0-9]|3[01]"),
+    " +",
+    cron_field!(
+        r"\*",
+        "0?[1-9]|1[0-2]|[Jj][Aa][Nn]|[Ff][Ee][Bb]|[Mm][Aa][Rr]|[Aa][Pp][Rr]|[Mm][Aa][Yy]|[Jj][Uu][Nn]|[Jj][Uu][Ll]|[Aa][Uu][Gg]|[Ss][Ee][Pp]|[Oo][Cc][Tt]|[Nn][Oo][Vv]|[Dd][Ee][Cc]"
+    ),
+    " +",
+    cron_field!(
+        r"[*?]",
+        "0?[0-6]|[Ss][Uu][Nn]|[Mm][Oo][Nn]|[Tt][Uu][Ee]|[Ww][Ee][Dd]|[Tt][Hh][Uu]|[Ff][Rr][Ii]|[Ss][Aa][Tt]"
+    ),
+    ")$"
+);
 
 /// A scheduled agent turn.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -34,12 +81,24 @@ pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|mi
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
     printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunTime"),
     printcolumn(
+        name = "Failures",
+        type_ = "integer",
+        json_path = ".status.consecutiveFailures"
+    ),
+    printcolumn(
+        name = "Last Failure",
+        type_ = "string",
+        json_path = ".status.lastFailure",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct CronSpec {
     /// Name of the Agent (same namespace) that runs this Cron.
     #[schemars(length(min = 1, max = 63))]
@@ -154,6 +213,7 @@ pub struct Deliver {
 /// Observed state of a Cron.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct CronStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
@@ -172,4 +232,14 @@ pub struct CronStatus {
     /// Next scheduled run, in the Cron's time zone (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_time: Option<String>,
+    /// When the last failed run ended (recorded by the run itself, also when it could not reach
+    /// the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Why the last failed run failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Failed runs in a row; a successful run resets it to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
 }

@@ -33,6 +33,7 @@ use super::common::CommonStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct NodePairingSpec {
     /// Name of the Agent (same namespace) whose gateway the node connects to.
     #[schemars(length(min = 1, max = 63))]
@@ -93,6 +94,7 @@ pub enum ExecAsk {
 /// Observed state of a NodePairing.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::common::k8s_int_formats)]
 pub struct NodePairingStatus {
     #[serde(flatten)]
     pub common: CommonStatus,

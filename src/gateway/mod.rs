@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod cron;
+pub mod cron_outcome;
 pub mod cron_status;
 pub mod heartbeat;
 pub mod http;

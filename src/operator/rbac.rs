@@ -141,8 +141,21 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// The rules the operator grants: the gateway's Role (with the Tailscale sidecar, its largest
-/// form; names dropped, as the operator must hold them for every Agent) and the cluster reader.
+/// form), the Cron runner's Role (with a Cron) — names dropped, as the operator must hold them
+/// for every Agent — and the cluster reader, in that order.
 pub fn granted_rules() -> Vec<PolicyRule> {
+    let (gateway, cron_runner) = granted_roles();
+    let mut out = gateway;
+    out.extend(cron_runner);
+    out.extend(rbac::cluster_reader_role().rules.unwrap_or_default());
+    for r in &mut out {
+        r.resource_names = None;
+    }
+    out
+}
+
+/// The rules of the gateway's and the Cron runner's Roles in their largest forms.
+fn granted_roles() -> (Vec<PolicyRule>, Vec<PolicyRule>) {
     let agent: crate::crd::Agent = serde_json::from_value(serde_json::json!({
         "apiVersion": "clawops.dev/v1alpha1", "kind": "Agent",
         "metadata": {"name": "any", "namespace": "any"},
@@ -154,12 +167,16 @@ pub fn granted_rules() -> Vec<PolicyRule> {
         },
     }))
     .expect("a minimal Agent deserializes");
-    let mut out: Vec<PolicyRule> = rbac::role(&agent).rules.unwrap_or_default();
-    out.extend(rbac::cluster_reader_role().rules.unwrap_or_default());
-    for r in &mut out {
-        r.resource_names = None;
-    }
-    out
+    let cron: crate::crd::Cron = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clawops.dev/v1alpha1", "kind": "Cron",
+        "metadata": {"name": "any", "namespace": "any"},
+        "spec": {"agentRef": "any", "schedule": "@daily", "message": "any"},
+    }))
+    .expect("a minimal Cron deserializes");
+    (
+        rbac::role(&agent).rules.unwrap_or_default(),
+        rbac::cron_role(&agent, &[cron]).rules.unwrap_or_default(),
+    )
 }
 
 /// The whole ClusterRole's rules: the operator's needs, then what it holds to grant.
@@ -229,15 +246,22 @@ pub fn helm_template() -> String {
         write_rule(&mut out, &rule(n.groups, n.resources, n.verbs));
     }
     out.push_str(
-        "  # Held only to grant them: Kubernetes lets the operator create the gateway's Role and\n  \
-         # bind clawops-cluster-reader only if it holds every permission in them. The gateway's\n  \
-         # Role (clawops.dev reads and status, NodePairing create, Events, the Tailscale state\n  \
-         # Secret):\n",
+        "  # Held only to grant them: Kubernetes lets the operator create the gateway's and the Cron\n  \
+         # runner's Roles and bind clawops-cluster-reader only if it holds every permission in\n  \
+         # them. The gateway's Role (clawops.dev reads and status, NodePairing create, Events, the\n  \
+         # Tailscale state Secret):\n",
     );
+    let (gateway, cron_runner) = granted_roles();
     let granted = granted_rules();
-    let gateway_rules = granted.len() - rbac::cluster_reader_role().rules.map_or(0, |r| r.len());
+    let cron_start = gateway.len();
+    let reader_start = cron_start + cron_runner.len();
     for (i, r) in granted.iter().enumerate() {
-        if i == gateway_rules {
+        if i == cron_start {
+            out.push_str(
+                "  # The Cron runner's Role (its Agent's Crons' status, by name, and Events):\n",
+            );
+        }
+        if i == reader_start {
             out.push_str("  # The read-only cluster view of clusterAccess: read (no Secrets):\n");
         }
         write_rule(&mut out, r);

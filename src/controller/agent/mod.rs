@@ -261,6 +261,9 @@ async fn apply_all(
             .changes
             .extend(apply::delete_if_present(&crbs, &meta::cluster_binding_name(agent)).await?),
     }
+    w.apply(&o.cron_service_account).await?;
+    w.apply(&o.cron_role).await?;
+    w.apply(&o.cron_role_binding).await?;
     w.apply(&o.config_map).await?;
     if let Some(cm) = &o.tailscale_serve {
         w.apply(cm).await?;

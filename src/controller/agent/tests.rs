@@ -53,6 +53,9 @@ fn schedules_kubernetes_accepts() {
         "0 9 * * MON-FRI",
         "@daily",
         "0 0 1 JAN *",
+        "0 8 * * mon-fri",
+        "0 0 29 2 *",
+        "*/7 * * * 0",
     ] {
         assert_eq!(check_schedule(ok), Ok(()), "{ok}");
     }
@@ -65,10 +68,25 @@ fn schedules_kubernetes_accepts() {
         "0 0 L * *",
         "0 0 * * 5#2",
         "0 25 * * *",
+        "30-10 * * * *",
+        "0 0 30 2 *",
+        "0 8 * * 7",
+        "0 8 * * 1-7",
+        "*/0 * * * *",
     ] {
         assert!(check_schedule(bad).is_err(), "{bad} should be refused");
     }
     assert!(check_schedule("10 8 * *").unwrap_err().contains("4 fields"));
+    assert!(
+        check_schedule("0 0 31 2 *")
+            .unwrap_err()
+            .contains("never runs")
+    );
+    assert!(
+        check_schedule("0 8 * * 7")
+            .unwrap_err()
+            .contains("0 or SUN")
+    );
 }
 
 #[test]
@@ -182,7 +200,7 @@ fn invalid_crons_are_left_out_with_the_reason() {
     let mut m = example();
     real_secrets(&mut m);
     m.crons[0].spec.deliver.as_mut().unwrap().channel_ref = "whatsapp".into();
-    m.crons[1].spec.schedule = "0 0 L * *".into();
+    m.crons[1].spec.schedule = "0 0 31 4 *".into();
     let v = validate(&resolved(&m)).unwrap();
     assert!(v.crons.is_empty());
     let reasons: Vec<String> = v

@@ -274,9 +274,30 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
             ));
         }
     }
-    s.parse::<croner::Cron>()
+    let cron = s
+        .parse::<croner::Cron>()
+        .map_err(|e| format!("`{s}` is not a valid cron expression: {e}"))?;
+    if !s.starts_with('@') && day_of_week_seven(s) {
+        return Err(format!(
+            "`{s}` uses day-of-week 7, which Kubernetes CronJobs refuse; write Sunday as 0 or SUN"
+        ));
+    }
+    // Dates that never come (30 February): croner's search gives up. From a fixed instant, so
+    // the answer does not depend on the day it is asked; 29 February is found within its search.
+    let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
+        .expect("2026-01-01 is a valid instant");
+    cron.find_next_occurrence(&start, false)
         .map(|_| ())
-        .map_err(|e| format!("`{s}` is not a valid cron expression: {e}"))
+        .map_err(|_| format!("`{s}` never runs: no date matches its day-of-month and month"))
+}
+
+/// Whether the day-of-week field names 7 as a value (not as a step).
+fn day_of_week_seven(s: &str) -> bool {
+    s.split_whitespace().nth(4).is_some_and(|dow| {
+        dow.split(',')
+            .flat_map(|item| item.split('/').next().unwrap_or_default().split('-'))
+            .any(|v| v.parse::<u32>().is_ok_and(|n| n > 6))
+    })
 }
 
 pub fn check_time_zone(tz: &str) -> Result<(), String> {
