@@ -64,6 +64,37 @@ mod tests {
     }
 
     #[test]
+    fn the_client_outlasts_the_poll_it_asks_for() {
+        for polling in [Polling::default(), Polling::new(2), Polling::new(50)] {
+            assert!(
+                polling.client_timeout() >= polling.hold + Duration::from_secs(10),
+                "{polling:?}"
+            );
+        }
+        assert_eq!(Polling::default().hold, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn an_older_servers_get_me_still_names_the_bot() {
+        let server = "http://tba.internal:8081/";
+        let old = r#"{"ok":true,"result":{"id":7,"is_bot":true,"first_name":"Shrimp","username":"shrimp_bot","can_join_groups":true,"can_read_all_group_messages":false,"supports_inline_queries":false}}"#;
+        let (username, missing) = lenient_username(old, server).unwrap();
+        assert_eq!(username, "shrimp_bot");
+        assert!(missing.contains("has_main_web_app"), "{missing}");
+
+        let nameless = r#"{"ok":true,"result":{"id":7,"is_bot":true,"first_name":"Shrimp"}}"#;
+        let e = lenient_username(nameless, server).unwrap_err();
+        assert!(
+            e.contains(server) && e.contains("result.username") && e.contains("missing field"),
+            "{e}"
+        );
+        let e = lenient_username("<html>502 Bad Gateway</html>", server).unwrap_err();
+        assert!(e.contains(server) && e.contains("not JSON"), "{e}");
+        let e = lenient_username(r#"{"ok":false,"description":"Not Found"}"#, server).unwrap_err();
+        assert!(e.contains("refused getMe: Not Found"), "{e}");
+    }
+
+    #[test]
     fn the_offset_covers_only_the_handled_prefix() {
         let mut p = Progress {
             pending: [5, 6, 7].into_iter().collect(),
@@ -83,8 +114,88 @@ mod tests {
     }
 }
 
-/// Seconds a getUpdates call waits for news.
+/// Seconds a getUpdates call asks Telegram to hold it while there is no news.
 pub const POLL_TIMEOUT: u32 = 25;
+
+/// How long the HTTP client waits beyond a poll's hold before it gives up on the request:
+/// room for a slow network, so a quiet poll ends with Telegram's empty answer, never with the
+/// client cutting it off (teloxide's default 17 s client did, under a 25 s hold).
+const CLIENT_MARGIN: Duration = Duration::from_secs(15);
+
+/// How the channel long-polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Polling {
+    /// What getUpdates asks Telegram to hold the request for.
+    pub hold: Duration,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Self::new(POLL_TIMEOUT)
+    }
+}
+
+impl Polling {
+    pub fn new(hold_seconds: u32) -> Self {
+        Self {
+            hold: Duration::from_secs(hold_seconds.into()),
+        }
+    }
+
+    /// The timeout of the HTTP client every Bot API call goes through.
+    pub fn client_timeout(&self) -> Duration {
+        self.hold + CLIENT_MARGIN
+    }
+
+    /// The HTTP client for the Bot API: teloxide's settings, with a timeout above the hold.
+    pub fn client(&self) -> reqwest::Client {
+        teloxide::net::default_reqwest_settings()
+            .timeout(self.client_timeout())
+            // As teloxide's own Bot::new: this only fails when the TLS backend cannot start.
+            .build()
+            .expect("HTTP client for the Bot API")
+    }
+}
+
+/// `work`, unless `stop` turns true first (then None, at once).
+async fn unless_stopped<T>(
+    stop: &mut watch::Receiver<bool>,
+    work: impl std::future::IntoFuture<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        // An error means the sender is gone: nobody can ask to keep going either.
+        _ = stop.wait_for(|stopping| *stopping) => None,
+        out = work.into_future() => Some(out),
+    }
+}
+
+/// The bot's username from a getMe answer teloxide refused. Older self-hosted Bot API servers
+/// omit fields newer ones send (can_connect_to_business, has_main_web_app) and teloxide's `Me`
+/// requires them; only the username matters here. Errors name the server and what was wrong.
+fn lenient_username(raw: &str, server: &str) -> Result<(String, String), String> {
+    let answer: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+        format!(
+            "the Bot API server at {server} answered getMe with something that is not JSON; is apiUrl the server's base URL (e.g. https://api.telegram.org)?"
+        )
+    })?;
+    if answer["ok"] != true {
+        let description = answer["description"].as_str().unwrap_or("no description");
+        return Err(format!(
+            "the Bot API server at {server} refused getMe: {description}"
+        ));
+    }
+    let strict = match serde_json::from_value::<teloxide::types::Me>(answer["result"].clone()) {
+        Ok(_) => "an answer teloxide could not read".to_string(),
+        Err(e) => e.to_string(),
+    };
+    match answer["result"]["username"].as_str() {
+        Some(username) if !username.is_empty() => Ok((username.to_string(), strict)),
+        _ => Err(format!(
+            "the Bot API server at {server} answered getMe without result.username ({strict})"
+        )),
+    }
+}
 
 /// The result of the last getMe, for `/health`.
 /// Where a message goes: a chat, and in a forum supergroup the topic.
@@ -159,6 +270,7 @@ pub struct TelegramChannel {
     pub name: String,
     pub config: ChannelConfig,
     bot: Bot,
+    polling: Polling,
     pacer: pace::Pacer,
     pub pairing: PairingStore,
     state: StateDir,
@@ -170,8 +282,15 @@ fn offset_file(name: &str) -> String {
 }
 
 impl TelegramChannel {
-    pub fn new(config: ChannelConfig, token: &str, state: StateDir) -> Result<Self, StateError> {
-        let mut bot = Bot::new(token);
+    /// `client` comes from [`Polling::client`]: its timeout must exceed `polling`'s hold.
+    pub fn new(
+        config: ChannelConfig,
+        token: &str,
+        state: StateDir,
+        polling: Polling,
+        client: reqwest::Client,
+    ) -> Result<Self, StateError> {
+        let mut bot = Bot::with_client(token, client);
         if let Some(url) = config
             .telegram
             .api_url
@@ -184,6 +303,7 @@ impl TelegramChannel {
             name: config.name.clone(),
             pairing: PairingStore::open(state.clone(), &config.name)?,
             bot,
+            polling,
             pacer: pace::Pacer::default(),
             config,
             state,
@@ -191,7 +311,8 @@ impl TelegramChannel {
         })
     }
 
-    /// Polls until `stop` turns true.
+    /// Polls until `stop` turns true. A poll that ends empty is a success; every wait (a poll's
+    /// hold, getMe, a backoff) ends at once when `stop` turns true.
     pub async fn run(self: Arc<Self>, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
         let mut offset: i32 = self
             .state
@@ -201,21 +322,23 @@ impl TelegramChannel {
             .unwrap_or(0);
         let mut backoff = Duration::from_secs(1);
         let mut known = false;
-        while !*stop.borrow() {
+        loop {
             if !known {
-                known = self.identify().await;
+                let Some(identified) = unless_stopped(&mut stop, self.identify()).await else {
+                    break;
+                };
+                known = identified;
             }
             let poll = self
                 .bot
                 .get_updates()
                 .offset(offset)
-                .timeout(POLL_TIMEOUT)
+                .timeout(self.polling.hold.as_secs() as u32)
                 .allowed_updates(vec![AllowedUpdate::Message]);
-            let updates = tokio::select! {
-                _ = stop.changed() => break,
-                r = poll => r,
+            let Some(updates) = unless_stopped(&mut stop, poll).await else {
+                break;
             };
-            match updates {
+            let pause = match updates {
                 Ok(updates) => {
                     backoff = Duration::from_secs(1);
                     // A poll that works clears an earlier failure, for /health and patrols.
@@ -227,20 +350,32 @@ impl TelegramChannel {
                     if let Some(next) = self.clone().handle_batch(&gw, updates).await {
                         offset = next;
                     }
+                    continue;
                 }
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     tracing::error!(channel = %self.name, "another process polls this bot token (409 Conflict); only one gateway may run per bot");
                     self.probe.lock().await.error = Some(
                         "another process polls this bot token (409 Conflict): only one gateway may run per bot".into(),
                     );
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Duration::from_secs(5)
                 }
                 Err(e) => {
-                    tracing::warn!(channel = %self.name, error = %e, retry_in = ?backoff, "getUpdates failed");
+                    // Telegram's own flood wait, when it names one, is the least to wait.
+                    let wait = match &e {
+                        RequestError::RetryAfter(s) => s.duration().max(backoff),
+                        _ => backoff,
+                    };
+                    tracing::warn!(channel = %self.name, error = %e, retry_in = ?wait, "getUpdates failed");
                     self.probe.lock().await.error = Some(e.to_string());
-                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
+                    wait
                 }
+            };
+            if unless_stopped(&mut stop, tokio::time::sleep(pause))
+                .await
+                .is_none()
+            {
+                break;
             }
         }
     }
@@ -301,9 +436,20 @@ impl TelegramChannel {
 
     /// getMe: the bot's username, for `/health` and mentions.
     async fn identify(&self) -> bool {
-        match self.bot.get_me().await {
-            Ok(me) => {
-                let username = me.username().to_string();
+        let server = self.bot.api_url().to_string();
+        let username = match self.bot.get_me().await {
+            Ok(me) => me.user.username.clone().ok_or_else(|| {
+                format!("the Bot API server at {server} answered getMe without a username")
+            }),
+            Err(RequestError::InvalidJson { raw, .. }) => lenient_username(&raw, &server)
+                .map(|(username, missing)| {
+                    tracing::info!(channel = %self.name, %server, detail = %missing, "the Bot API server answers getMe like an older version; reading the username alone");
+                    username
+                }),
+            Err(e) => Err(e.to_string()),
+        };
+        match username {
+            Ok(username) => {
                 tracing::info!(channel = %self.name, bot = %format!("@{username}"), "telegram connected");
                 *self.probe.lock().await = Probe {
                     username: Some(username),
@@ -315,7 +461,7 @@ impl TelegramChannel {
                 tracing::warn!(channel = %self.name, error = %e, "getMe failed");
                 *self.probe.lock().await = Probe {
                     username: None,
-                    error: Some(e.to_string()),
+                    error: Some(e),
                 };
                 false
             }
