@@ -364,6 +364,12 @@ async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
     .unwrap();
     assert!(health.contains("\"ok\":false"), "{health}");
     assert!(
+        health.contains(&format!(
+            "cannot reach the Bot API server at http://127.0.0.1:{closed}/"
+        )) && health.contains("Connection refused"),
+        "the problem names the server and the cause: {health}"
+    );
+    assert!(
         !health.contains(BOT_TOKEN) && !health.contains("AAHk2x9d"),
         "the token leaked into /health: {health}"
     );
@@ -550,9 +556,10 @@ async fn sigterm_during_a_backoff_exits_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let problem = health(port).await["channels"][0]["problem"].clone();
     assert!(
-        problem
-            .as_str()
-            .is_some_and(|p| p.contains("Invalid bot token")),
+        problem.as_str().is_some_and(|p| p.contains(&format!(
+            "the Bot API server at {} refused the bot token in TELEGRAM_BOT_TOKEN",
+            tg.api_url()
+        ))),
         "the failure shows in /health: {problem}"
     );
     let asked = std::time::Instant::now();

@@ -197,6 +197,30 @@ fn lenient_username(raw: &str, server: &str) -> Result<(String, String), String>
     }
 }
 
+/// A Bot API failure for the log and `/health`: which server, and the cause under teloxide's
+/// wording (its network errors alone say only "error sending request"; the URL, which holds the
+/// token, is already stripped).
+fn explain(e: &RequestError, server: &str, token_env: &str) -> String {
+    match e {
+        RequestError::Api(ApiError::InvalidToken) => format!(
+            "the Bot API server at {server} refused the bot token in {token_env}: check it with @BotFather"
+        ),
+        RequestError::Network(net) => {
+            let mut why = vec![net.to_string()];
+            let mut cause = std::error::Error::source(net.as_ref());
+            while let Some(c) = cause {
+                why.push(c.to_string());
+                cause = c.source();
+            }
+            format!(
+                "cannot reach the Bot API server at {server}: {}",
+                why.join(": ")
+            )
+        }
+        other => format!("{other} (Bot API server {server})"),
+    }
+}
+
 /// The result of the last getMe, for `/health`.
 /// Where a message goes: a chat, and in a forum supergroup the topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,8 +389,13 @@ impl TelegramChannel {
                         RequestError::RetryAfter(s) => s.duration().max(backoff),
                         _ => backoff,
                     };
+                    let e = explain(
+                        &e,
+                        self.bot.api_url().as_str(),
+                        &self.config.telegram.bot_token_env,
+                    );
                     tracing::warn!(channel = %self.name, error = %e, retry_in = ?wait, "getUpdates failed");
-                    self.probe.lock().await.error = Some(e.to_string());
+                    self.probe.lock().await.error = Some(e);
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     wait
                 }
@@ -446,7 +475,7 @@ impl TelegramChannel {
                     tracing::info!(channel = %self.name, %server, detail = %missing, "the Bot API server answers getMe like an older version; reading the username alone");
                     username
                 }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(explain(&e, &server, &self.config.telegram.bot_token_env)),
         };
         match username {
             Ok(username) => {
