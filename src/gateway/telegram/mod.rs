@@ -2,9 +2,13 @@
 //! handled (a restart neither loses nor repeats a message), access policy and pairing, a
 //! typing indicator while the model works, and paced sends retried on 429.
 
+pub mod bot_api;
 pub mod pace;
 pub mod policy;
 pub mod text;
+
+use bot_api::{BotApiError, lenient_username};
+pub use bot_api::{POLL_TIMEOUT, Polling};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -64,37 +68,6 @@ mod tests {
     }
 
     #[test]
-    fn the_client_outlasts_the_poll_it_asks_for() {
-        for polling in [Polling::default(), Polling::new(2), Polling::new(50)] {
-            assert!(
-                polling.client_timeout() >= polling.hold + Duration::from_secs(10),
-                "{polling:?}"
-            );
-        }
-        assert_eq!(Polling::default().hold, Duration::from_secs(25));
-    }
-
-    #[test]
-    fn an_older_servers_get_me_still_names_the_bot() {
-        let server = "http://tba.internal:8081/";
-        let old = r#"{"ok":true,"result":{"id":7,"is_bot":true,"first_name":"Shrimp","username":"shrimp_bot","can_join_groups":true,"can_read_all_group_messages":false,"supports_inline_queries":false}}"#;
-        let (username, missing) = lenient_username(old, server).unwrap();
-        assert_eq!(username, "shrimp_bot");
-        assert!(missing.contains("has_main_web_app"), "{missing}");
-
-        let nameless = r#"{"ok":true,"result":{"id":7,"is_bot":true,"first_name":"Shrimp"}}"#;
-        let e = lenient_username(nameless, server).unwrap_err();
-        assert!(
-            e.contains(server) && e.contains("result.username") && e.contains("missing field"),
-            "{e}"
-        );
-        let e = lenient_username("<html>502 Bad Gateway</html>", server).unwrap_err();
-        assert!(e.contains(server) && e.contains("not JSON"), "{e}");
-        let e = lenient_username(r#"{"ok":false,"description":"Not Found"}"#, server).unwrap_err();
-        assert!(e.contains("refused getMe: Not Found"), "{e}");
-    }
-
-    #[test]
     fn the_offset_covers_only_the_handled_prefix() {
         let mut p = Progress {
             pending: [5, 6, 7].into_iter().collect(),
@@ -114,49 +87,6 @@ mod tests {
     }
 }
 
-/// Seconds a getUpdates call asks Telegram to hold it while there is no news.
-pub const POLL_TIMEOUT: u32 = 25;
-
-/// How long the HTTP client waits beyond a poll's hold before it gives up on the request:
-/// room for a slow network, so a quiet poll ends with Telegram's empty answer, never with the
-/// client cutting it off (teloxide's default 17 s client did, under a 25 s hold).
-const CLIENT_MARGIN: Duration = Duration::from_secs(15);
-
-/// How the channel long-polls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Polling {
-    /// What getUpdates asks Telegram to hold the request for.
-    pub hold: Duration,
-}
-
-impl Default for Polling {
-    fn default() -> Self {
-        Self::new(POLL_TIMEOUT)
-    }
-}
-
-impl Polling {
-    pub fn new(hold_seconds: u32) -> Self {
-        Self {
-            hold: Duration::from_secs(hold_seconds.into()),
-        }
-    }
-
-    /// The timeout of the HTTP client every Bot API call goes through.
-    pub fn client_timeout(&self) -> Duration {
-        self.hold + CLIENT_MARGIN
-    }
-
-    /// The HTTP client for the Bot API: teloxide's settings, with a timeout above the hold.
-    pub fn client(&self) -> reqwest::Client {
-        teloxide::net::default_reqwest_settings()
-            .timeout(self.client_timeout())
-            // As teloxide's own Bot::new: this only fails when the TLS backend cannot start.
-            .build()
-            .expect("HTTP client for the Bot API")
-    }
-}
-
 /// `work`, unless `stop` turns true first (then None, at once).
 async fn unless_stopped<T>(
     stop: &mut watch::Receiver<bool>,
@@ -170,58 +100,6 @@ async fn unless_stopped<T>(
     }
 }
 
-/// The bot's username from a getMe answer teloxide refused. Older self-hosted Bot API servers
-/// omit fields newer ones send (can_connect_to_business, has_main_web_app) and teloxide's `Me`
-/// requires them; only the username matters here. Errors name the server and what was wrong.
-fn lenient_username(raw: &str, server: &str) -> Result<(String, String), String> {
-    let answer: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
-        format!(
-            "the Bot API server at {server} answered getMe with something that is not JSON; is apiUrl the server's base URL (e.g. https://api.telegram.org)?"
-        )
-    })?;
-    if answer["ok"] != true {
-        let description = answer["description"].as_str().unwrap_or("no description");
-        return Err(format!(
-            "the Bot API server at {server} refused getMe: {description}"
-        ));
-    }
-    let strict = match serde_json::from_value::<teloxide::types::Me>(answer["result"].clone()) {
-        Ok(_) => "an answer teloxide could not read".to_string(),
-        Err(e) => e.to_string(),
-    };
-    match answer["result"]["username"].as_str() {
-        Some(username) if !username.is_empty() => Ok((username.to_string(), strict)),
-        _ => Err(format!(
-            "the Bot API server at {server} answered getMe without result.username ({strict})"
-        )),
-    }
-}
-
-/// A Bot API failure for the log and `/health`: which server, and the cause under teloxide's
-/// wording (its network errors alone say only "error sending request"; the URL, which holds the
-/// token, is already stripped).
-fn explain(e: &RequestError, server: &str, token_env: &str) -> String {
-    match e {
-        RequestError::Api(ApiError::InvalidToken) => format!(
-            "the Bot API server at {server} refused the bot token in {token_env}: check it with @BotFather"
-        ),
-        RequestError::Network(net) => {
-            let mut why = vec![net.to_string()];
-            let mut cause = std::error::Error::source(net.as_ref());
-            while let Some(c) = cause {
-                why.push(c.to_string());
-                cause = c.source();
-            }
-            format!(
-                "cannot reach the Bot API server at {server}: {}",
-                why.join(": ")
-            )
-        }
-        other => format!("{other} (Bot API server {server})"),
-    }
-}
-
-/// The result of the last getMe, for `/health`.
 /// Where a message goes: a chat, and in a forum supergroup the topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -267,6 +145,7 @@ impl Target {
     }
 }
 
+/// The result of the last getMe, for `/health`.
 #[derive(Clone, Debug, Default)]
 pub struct Probe {
     pub username: Option<String>,
@@ -389,13 +268,13 @@ impl TelegramChannel {
                         RequestError::RetryAfter(s) => s.duration().max(backoff),
                         _ => backoff,
                     };
-                    let e = explain(
+                    let e = BotApiError::from_request(
                         &e,
                         self.bot.api_url().as_str(),
                         &self.config.telegram.bot_token_env,
                     );
                     tracing::warn!(channel = %self.name, error = %e, retry_in = ?wait, "getUpdates failed");
-                    self.probe.lock().await.error = Some(e);
+                    self.probe.lock().await.error = Some(e.to_string());
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     wait
                 }
@@ -467,15 +346,20 @@ impl TelegramChannel {
     async fn identify(&self) -> bool {
         let server = self.bot.api_url().to_string();
         let username = match self.bot.get_me().await {
-            Ok(me) => me.user.username.clone().ok_or_else(|| {
-                format!("the Bot API server at {server} answered getMe without a username")
+            Ok(me) => me.user.username.clone().ok_or(BotApiError::NoUsername {
+                server: server.clone(),
+                detail: "Telegram bots always have one".into(),
             }),
             Err(RequestError::InvalidJson { raw, .. }) => lenient_username(&raw, &server)
                 .map(|(username, missing)| {
                     tracing::info!(channel = %self.name, %server, detail = %missing, "the Bot API server answers getMe like an older version; reading the username alone");
                     username
                 }),
-            Err(e) => Err(explain(&e, &server, &self.config.telegram.bot_token_env)),
+            Err(e) => Err(BotApiError::from_request(
+                &e,
+                &server,
+                &self.config.telegram.bot_token_env,
+            )),
         };
         match username {
             Ok(username) => {
@@ -490,7 +374,7 @@ impl TelegramChannel {
                 tracing::warn!(channel = %self.name, error = %e, "getMe failed");
                 *self.probe.lock().await = Probe {
                     username: None,
-                    error: Some(e),
+                    error: Some(e.to_string()),
                 };
                 false
             }
