@@ -357,6 +357,7 @@ fn cron_run_logs_carry_no_colour_codes_when_not_a_terminal() {
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("gateway not ready; retrying"), "{err}");
+    // It logged while retrying (the wording is the retry loop's business).
+    assert!(err.contains(" INFO ") || err.contains(" WARN "), "{err}");
     assert!(!err.contains('\x1b'), "colour codes in the log: {err:?}");
 }

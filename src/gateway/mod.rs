@@ -119,7 +119,6 @@ impl Gateway {
         let agent = agent::Agent::new(config.agent.clone(), client, state.clone());
         let mut channels = Vec::new();
         let mut channel_problems = Vec::new();
-        let bot_api = polling.client();
         for c in &config.channels {
             match env_secret(&c.telegram.bot_token_env) {
                 Ok(token) => channels.push(Arc::new(TelegramChannel::new(
@@ -127,7 +126,6 @@ impl Gateway {
                     token.expose_secret(),
                     state.clone(),
                     polling,
-                    bot_api.clone(),
                 )?)),
                 Err(why) => channel_problems.push((c.name.clone(), why)),
             }

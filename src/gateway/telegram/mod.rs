@@ -185,15 +185,13 @@ fn offset_file(name: &str) -> String {
 }
 
 impl TelegramChannel {
-    /// `client` comes from [`Polling::client`]: its timeout must exceed `polling`'s hold.
     pub fn new(
         config: ChannelConfig,
         token: &str,
         state: StateDir,
         polling: Polling,
-        client: reqwest::Client,
     ) -> Result<Self, StateError> {
-        let mut bot = Bot::with_client(token, client);
+        let mut bot = Bot::with_client(token, polling.client());
         if let Some(url) = config
             .telegram
             .api_url
