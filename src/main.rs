@@ -66,9 +66,20 @@ enum Command {
         /// State directory (approved senders, history, offsets); `~/.clawops` standalone.
         #[arg(long, env = "CLAWOPS_STATE_DIR")]
         state_dir: Option<PathBuf>,
-        /// Listen address; all interfaces on the config's port (18789) by default.
+        /// Listen address. Default: 127.0.0.1 on the config's port (18789) standalone, all
+        /// interfaces in a pod (KUBERNETES_SERVICE_HOST set, or a gateway.json rendered for a
+        /// cluster).
         #[arg(long, env = "CLAWOPS_GATEWAY_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Seconds each Telegram getUpdates long poll is held while there is no news (lower it
+        /// if a proxy on the way cuts idle requests sooner).
+        #[arg(
+            long,
+            env = "CLAWOPS_TELEGRAM_POLL_TIMEOUT",
+            default_value_t = gateway::telegram::POLL_TIMEOUT,
+            value_parser = clap::value_parser!(u32).range(1..=50)
+        )]
+        telegram_poll_timeout: u32,
     },
     /// List or approve DM pairing requests on a running gateway.
     Pairing {
@@ -341,6 +352,7 @@ fn main() -> ExitCode {
             agent,
             state_dir,
             listen,
+            telegram_poll_timeout,
         } => {
             telemetry::init(cli.log_format);
             let source = match config {
@@ -355,6 +367,7 @@ fn main() -> ExitCode {
                 source,
                 state_dir,
                 listen,
+                polling: gateway::telegram::Polling::new(telegram_poll_timeout),
             }))
         }
         Command::Operator {

@@ -31,7 +31,14 @@ fn gateway(args: &[&str], envs: &[(&str, &str)]) -> Reaper {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for v in ["TELEGRAM_BOT_TOKEN", "ZAI_API_KEY", "CLAWOPS_GATEWAY_TOKEN"] {
+    for v in [
+        "TELEGRAM_BOT_TOKEN",
+        "ZAI_API_KEY",
+        "CLAWOPS_GATEWAY_TOKEN",
+        // What would make the listen default all interfaces, or override it.
+        "KUBERNETES_SERVICE_HOST",
+        "CLAWOPS_GATEWAY_LISTEN",
+    ] {
         cmd.env_remove(v);
     }
     cmd.envs(envs.iter().copied());
@@ -302,4 +309,55 @@ fn failed_attempts_are_limited_per_client_behind_trusted_proxies_only() {
     }
     assert_eq!(hit(port, "203.0.113.99"), 429);
     assert!(gw.terminate(Duration::from_secs(10)).success());
+}
+
+/// Standalone without `--listen`: loopback only, and the log says how to listen wider. (All
+/// interfaces in a pod and `--listen` winning are unit tests of `gateway::listen`: a test here
+/// must not bind beyond 127.0.0.1.)
+#[test]
+fn standalone_listens_on_loopback_by_default_and_says_how_to_widen() {
+    let port = free_port();
+    let yaml = support::example_with(
+        "loopback",
+        &[("  gateway:\n", format!("  gateway:\n    port: {port}\n"))],
+    );
+    let mut gw = gateway(
+        &[
+            "--from",
+            yaml.to_str().unwrap(),
+            "--state-dir",
+            yaml.with_file_name("state").to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "info"), ("CLAWOPS_SKIP_CRON", "1")],
+    );
+    assert_eq!(wait_for_http(port, "/healthz").code, 200);
+    let status = gw.terminate(Duration::from_secs(10));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains(&format!("addr=127.0.0.1:{port}"))
+            && logs.contains("listening on 127.0.0.1 only")
+            && logs.contains(&format!("--listen 0.0.0.0:{port}")),
+        "{logs}"
+    );
+    assert!(!logs.contains('\x1b'), "colour codes in the log: {logs:?}");
+}
+
+/// `cron run` (a CronJob's pod: logs are not a terminal) writes no colour codes.
+#[test]
+fn cron_run_logs_carry_no_colour_codes_when_not_a_terminal() {
+    let closed = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args(["cron", "run", "morning-patrol", "--wait", "2"])
+        .args(["--url", &format!("http://127.0.0.1:{closed}")])
+        .args(["--token", "test-gateway-token-0123456789"])
+        .env("RUST_LOG", "info")
+        .env_remove("CLAWOPS_LOG_FORMAT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{err}");
+    // It logged while retrying (the wording is the retry loop's business).
+    assert!(err.contains(" INFO ") || err.contains(" WARN "), "{err}");
+    assert!(!err.contains('\x1b'), "colour codes in the log: {err:?}");
 }

@@ -20,20 +20,45 @@ fn config(name: &str, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
 }
 
 fn start(yaml: &Path, state: &Path, port: u16) -> Reaper {
-    support::start_gateway(
-        yaml,
-        state,
-        port,
+    start_with(yaml, state, port, &[])
+}
+
+/// [`start`] with more environment variables.
+fn start_with(yaml: &Path, state: &Path, port: u16, extra: &[(&str, &str)]) -> Reaper {
+    let mut envs = vec![
+        ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        (
+            "ZAI_API_KEY",
+            "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
+        ),
+        ("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN),
+        ("RUST_LOG", "info"),
+    ];
+    envs.extend_from_slice(extra);
+    support::start_gateway(yaml, state, port, &envs)
+}
+
+/// The example at the fakes, open to every DM (no pairing in the way).
+fn open_config(name: &str, llm: &FakeLlm, tg: &FakeTelegram) -> PathBuf {
+    support::example_with(
+        name,
         &[
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
             (
-                "ZAI_API_KEY",
-                "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
+                "    dmPolicy: pairing\n",
+                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
             ),
-            ("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN),
-            ("RUST_LOG", "info"),
         ],
     )
+}
+
+/// The gateway's /health as JSON.
+async fn health(port: u16) -> serde_json::Value {
+    let body = tokio::task::spawn_blocking(move || get(port, "/health").unwrap().body)
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
 }
 
 async fn eventually(what: &str, f: impl Fn() -> bool) {
@@ -339,6 +364,12 @@ async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
     .unwrap();
     assert!(health.contains("\"ok\":false"), "{health}");
     assert!(
+        health.contains(&format!(
+            "cannot reach the Bot API server at http://127.0.0.1:{closed}/"
+        )) && health.contains("Connection refused"),
+        "the problem names the server and the cause: {health}"
+    );
+    assert!(
         !health.contains(BOT_TOKEN) && !health.contains("AAHk2x9d"),
         "the token leaked into /health: {health}"
     );
@@ -355,17 +386,7 @@ async fn an_unreachable_bot_api_is_reported_without_the_bot_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chats_messages_are_answered_in_order_each_seeing_the_last() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_with(
-        "order",
-        &[
-            support::model_at(&llm.base_url()),
-            support::telegram_at(&tg.api_url()),
-            (
-                "    dmPolicy: pairing\n",
-                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
-            ),
-        ],
-    );
+    let yaml = open_config("order", &llm, &tg);
     let port = free_port();
     let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
     ready(port).await;
@@ -434,4 +455,144 @@ async fn a_cron_delivers_into_a_forum_topic() {
         (-1001234567890, Some(42))
     );
     assert!(gw.terminate(Duration::from_secs(15)).success());
+}
+
+/// The fake is as strict as Telegram: a poll is held for the timeout the client asks, and a
+/// client that gives up earlier is counted (what the quiet-gateway test relies on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_holds_polls_for_the_asked_timeout_and_counts_cut_offs() {
+    let tg = FakeTelegram::start().await;
+    let url = format!("{}bot{BOT_TOKEN}/getUpdates", tg.api_url());
+    let poll = |client_timeout: u64, hold: u64| {
+        let url = url.clone();
+        async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(client_timeout))
+                .build()
+                .unwrap();
+            let started = std::time::Instant::now();
+            let answer = client
+                .post(&url)
+                .json(&serde_json::json!({"offset": 0, "timeout": hold}))
+                .send()
+                .await;
+            (answer.is_ok(), started.elapsed())
+        }
+    };
+    let (answered, took) = poll(10, 2).await;
+    assert!(answered && took >= Duration::from_secs(2), "{took:?}");
+    assert_eq!(tg.aborted_polls(), 0);
+    let (answered, _) = poll(1, 3).await;
+    assert!(!answered, "the client gave up first");
+    eventually("the cut-off poll counted", || tg.aborted_polls() == 1).await;
+    // An update ends the hold at once.
+    let early = tokio::spawn(poll(10, 20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tg.dm(ALICE, "alice", "hi");
+    let (answered, took) = early.await.unwrap();
+    assert!(answered && took < Duration::from_secs(2), "{took:?}");
+}
+
+/// Quiet for several polls, then a DM: answered at once, and no poll in between failed or was
+/// cut off by the client (a quiet gateway is always listening).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_gateway_keeps_listening_and_answers_at_once() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = open_config("quiet", &llm, &tg);
+    let port = free_port();
+    let hold = 2;
+    let mut gw = start_with(
+        &yaml,
+        &yaml.with_file_name("state"),
+        port,
+        &[("CLAWOPS_TELEGRAM_POLL_TIMEOUT", &hold.to_string())],
+    );
+    ready(port).await;
+    let before = tg.get_updates_calls();
+    tokio::time::sleep(Duration::from_secs(3 * hold + 1)).await;
+    let quiet_polls = tg.get_updates_calls() - before;
+    assert!(
+        (2..=5).contains(&quiet_polls),
+        "{quiet_polls} polls in {}s of quiet: each should be held {hold}s",
+        3 * hold + 1
+    );
+    let asked = std::time::Instant::now();
+    tg.dm(ALICE, "alice", "醒着吗？");
+    eventually("the answer", || tg.sent_to(ALICE).len() == 1).await;
+    let took = tg.sent()[0].at - asked;
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    assert_eq!(tg.aborted_polls(), 0, "a poll was cut off by the client");
+    let channel = health(port).await["channels"][0].clone();
+    assert_eq!(
+        (&channel["ok"], &channel["problem"]),
+        (&serde_json::json!(true), &serde_json::Value::Null),
+        "{channel}"
+    );
+    let status = gw.terminate(Duration::from_secs(5));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains("getUpdates failed"), "{logs}");
+    assert!(
+        logs.contains("telegram connected") && !logs.contains('\x1b'),
+        "colour codes in a log that is not a terminal:\n{logs:?}"
+    );
+}
+
+/// SIGTERM while the poller backs off after failures ends the process at once, not when the
+/// backoff (8 s by the fourth failure) runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_backoff_exits_at_once() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    tg.fail_polls(10, 401, "Unauthorized");
+    let yaml = config("backoff", &llm, &tg);
+    let port = free_port();
+    let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
+    // Failures at about 0, 1, 3 and 7 s; then an 8 s backoff.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tg.get_updates_calls() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the poller stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let problem = health(port).await["channels"][0]["problem"].clone();
+    assert!(
+        problem.as_str().is_some_and(|p| p.contains(&format!(
+            "the Bot API server at {} refused the bot token in TELEGRAM_BOT_TOKEN",
+            tg.api_url()
+        ))),
+        "the failure shows in /health: {problem}"
+    );
+    let asked = std::time::Instant::now();
+    let status = gw.terminate(Duration::from_secs(3));
+    let took = asked.elapsed();
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains("retry_in=8s"),
+        "not in the 8 s backoff:\n{logs}"
+    );
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    assert_eq!(tg.get_updates_calls(), 4, "no poll after SIGTERM");
+}
+
+/// An older self-hosted Bot API server answers getMe without the fields newer ones send
+/// (has_main_web_app…): the gateway still learns the bot's @username.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_bot_api_server_still_names_the_bot() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    tg.answer_get_me_like_an_old_server();
+    let yaml = config("old-server", &llm, &tg);
+    let port = free_port();
+    let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
+    ready(port).await;
+    let channel = health(port).await["channels"][0].clone();
+    assert_eq!(channel["bot"], "@shrimp_bot", "{channel}");
+    assert_eq!(channel["ok"], true, "{channel}");
+    let status = gw.terminate(Duration::from_secs(5));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains("answers getMe like an older version") && logs.contains("has_main_web_app"),
+        "{logs}"
+    );
 }

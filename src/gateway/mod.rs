@@ -11,6 +11,7 @@ pub mod cron_outcome;
 pub mod cron_status;
 pub mod heartbeat;
 pub mod http;
+pub mod listen;
 pub mod load;
 pub mod metrics;
 pub mod mirror;
@@ -52,8 +53,9 @@ pub enum ConfigSource {
 pub struct GatewayOptions {
     pub source: ConfigSource,
     pub state_dir: PathBuf,
-    /// Address to listen on; all interfaces on the config's port by default.
+    /// Address to listen on; by default see [`listen::choose`].
     pub listen: Option<SocketAddr>,
+    pub polling: telegram::Polling,
 }
 
 /// A secret read from the environment, or why it cannot be used (never the value).
@@ -106,6 +108,7 @@ impl Gateway {
         auth: TokenAuth,
         state: StateDir,
         retry: model::RetryPolicy,
+        polling: telegram::Polling,
     ) -> Result<Self, StateError> {
         let metrics = Arc::new(GatewayMetrics::default());
         // One limit for chats, crons and heartbeat together (the GLM 429 lesson).
@@ -123,6 +126,7 @@ impl Gateway {
                     c.clone(),
                     token.expose_secret(),
                     state.clone(),
+                    polling,
                 )?)),
                 Err(why) => channel_problems.push((c.name.clone(), why)),
             }
@@ -289,12 +293,20 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     };
     let state = StateDir::open(&opts.state_dir)?;
     let auth = gateway_token(&config, &state, standalone)?;
-    let listen = opts
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.gateway.port)));
     let in_cluster = config.kubernetes.is_some();
+    let pod = listen::in_pod(
+        in_cluster,
+        std::env::var_os(listen::POD_ENV).is_some_and(|v| !v.is_empty()),
+    );
+    let listen = listen::choose(opts.listen, config.gateway.port, pod);
     let wants_kube = in_cluster || config.agent.cluster_access == ClusterAccess::Read;
-    let mut gw = Gateway::new(config, auth, state, model::RetryPolicy::default())?;
+    let mut gw = Gateway::new(
+        config,
+        auth,
+        state,
+        model::RetryPolicy::default(),
+        opts.polling,
+    )?;
     if wants_kube {
         match kube::Client::try_default().await {
             Ok(client) => gw = gw.with_kube(client),
@@ -307,9 +319,9 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     for line in gw.disabled() {
         tracing::warn!("{line}");
     }
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = tokio::net::TcpListener::bind(listen.addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", listen.addr))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let pollers: Vec<_> = gw
@@ -361,7 +373,8 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
-    tracing::info!(addr = %listen, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
+    tracing::info!(addr = %listen.addr, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
+    tracing::info!("{}", listen.why);
 
     // On SIGTERM the pollers stop fetching at once, while the HTTP side drains.
     let signal = futures::FutureExt::shared(crate::operator::shutdown_signal());

@@ -1,6 +1,8 @@
-//! A fake Telegram Bot API server: `/bot<token>/<method>` with getMe, getUpdates (long poll,
-//! offsets confirm), sendMessage (optionally 429 with retry_after) and sendChatAction. Tests
-//! push user messages and read what the bot sent.
+//! A fake Telegram Bot API server: `/bot<token>/<method>` with getMe (optionally shaped like an
+//! older self-hosted server's), getUpdates (a long poll held for the `timeout` the client asks,
+//! as Telegram does, ending early when an update arrives; offsets confirm; optionally failing),
+//! sendMessage (optionally 429 with retry_after) and sendChatAction. Tests push user messages,
+//! read what the bot sent, and count polls the client cut off before the hold ended.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,13 @@ struct Inner {
     /// The next sendMessage calls answered with 429 and this retry_after.
     throttle: Vec<u64>,
     get_updates_calls: u64,
+    /// getUpdates calls the client gave up on (connection closed) before the answer.
+    aborted_polls: u64,
+    /// The next getUpdates calls fail with this Bot API error (HTTP status, description).
+    poll_failures: Vec<(u16, String)>,
+    /// getMe answers like a Bot API server from before 7.2 (no can_connect_to_business,
+    /// has_main_web_app), as an older self-hosted `telegram-bot-api` does.
+    old_get_me: bool,
     /// When each message text was first handed to the bot by getUpdates.
     delivered: std::collections::HashMap<String, std::time::Instant>,
 }
@@ -148,6 +157,50 @@ impl FakeTelegram {
     pub fn get_updates_calls(&self) -> u64 {
         self.inner.lock().unwrap().get_updates_calls
     }
+
+    /// getUpdates calls the client cut off before the server answered (e.g. its HTTP timeout
+    /// was shorter than the poll's hold).
+    pub fn aborted_polls(&self) -> u64 {
+        self.inner.lock().unwrap().aborted_polls
+    }
+
+    /// The next `n` getUpdates calls fail with Bot API error `status` (e.g. 401 Unauthorized
+    /// when the token was revoked).
+    pub fn fail_polls(&self, n: usize, status: u16, description: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .poll_failures
+            .extend(std::iter::repeat_n((status, description.to_string()), n));
+    }
+
+    /// Answer getMe as an older self-hosted Bot API server does.
+    pub fn answer_get_me_like_an_old_server(&self) {
+        self.inner.lock().unwrap().old_get_me = true;
+    }
+}
+
+/// Counts a getUpdates call as aborted unless it was answered: axum drops the handler when the
+/// client closes the connection mid-hold.
+struct PollGuard {
+    inner: Arc<Mutex<Inner>>,
+    answered: bool,
+}
+
+impl Drop for PollGuard {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.inner.lock().unwrap().aborted_polls += 1;
+        }
+    }
+}
+
+fn error(status: u16, description: &str) -> Response {
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        Json(json!({"ok": false, "error_code": status, "description": description})),
+    )
+        .into_response()
 }
 
 fn ok(result: Value) -> Response {
@@ -160,33 +213,48 @@ async fn call(
     body: Option<Json<Value>>,
 ) -> Response {
     if bot != format!("bot{BOT_TOKEN}") {
-        return (
-            axum::http::StatusCode::UNAUTHORIZED,
-            Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
-        )
-            .into_response();
+        return error(401, "Unauthorized");
     }
     let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
     match method.to_ascii_lowercase().as_str() {
-        "getme" => ok(json!({
-            "id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot",
-            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
-            "can_connect_to_business": false, "has_main_web_app": false
-        })),
+        "getme" => {
+            let mut me = json!({
+                "id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot",
+                "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+                "can_connect_to_business": false, "has_main_web_app": false
+            });
+            if fake.inner.lock().unwrap().old_get_me {
+                for newer in ["can_connect_to_business", "has_main_web_app"] {
+                    me.as_object_mut().unwrap().remove(newer);
+                }
+            }
+            ok(me)
+        }
         "getupdates" => {
             let offset = body["offset"].as_i64().unwrap_or(0);
-            let timeout = body["timeout"].as_u64().unwrap_or(0).min(2);
+            // Telegram holds the request for as long as the client asks: no shortcut here.
+            let timeout = body["timeout"].as_u64().unwrap_or(0);
             let notified = fake.notify.notified();
-            let ready = {
+            let (ready, failure) = {
                 let mut i = fake.inner.lock().unwrap();
                 i.get_updates_calls += 1;
+                let failure = (!i.poll_failures.is_empty()).then(|| i.poll_failures.remove(0));
                 // An offset confirms every update below it.
                 i.updates.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
-                !i.updates.is_empty()
+                (!i.updates.is_empty(), failure)
+            };
+            if let Some((status, description)) = failure {
+                return error(status, &description);
+            }
+            let mut guard = PollGuard {
+                inner: fake.inner.clone(),
+                answered: false,
             };
             if !ready {
                 let _ = tokio::time::timeout(Duration::from_secs(timeout), notified).await;
             }
+            guard.answered = true;
+            drop(guard);
             let mut i = fake.inner.lock().unwrap();
             let batch: Vec<Value> = i.updates.iter().filter(|u| u["update_id"].as_i64().unwrap() >= offset).cloned().collect();
             let now = std::time::Instant::now();

@@ -2,9 +2,13 @@
 //! handled (a restart neither loses nor repeats a message), access policy and pairing, a
 //! typing indicator while the model works, and paced sends retried on 429.
 
+pub mod bot_api;
 pub mod pace;
 pub mod policy;
 pub mod text;
+
+use bot_api::{BotApiError, lenient_username};
+pub use bot_api::{POLL_TIMEOUT, Polling};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -83,10 +87,19 @@ mod tests {
     }
 }
 
-/// Seconds a getUpdates call waits for news.
-pub const POLL_TIMEOUT: u32 = 25;
+/// `work`, unless `stop` turns true first (then None, at once).
+async fn unless_stopped<T>(
+    stop: &mut watch::Receiver<bool>,
+    work: impl std::future::IntoFuture<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        // An error means the sender is gone: nobody can ask to keep going either.
+        _ = stop.wait_for(|stopping| *stopping) => None,
+        out = work.into_future() => Some(out),
+    }
+}
 
-/// The result of the last getMe, for `/health`.
 /// Where a message goes: a chat, and in a forum supergroup the topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -132,6 +145,7 @@ impl Target {
     }
 }
 
+/// The result of the last getMe, for `/health`.
 #[derive(Clone, Debug, Default)]
 pub struct Probe {
     pub username: Option<String>,
@@ -159,6 +173,7 @@ pub struct TelegramChannel {
     pub name: String,
     pub config: ChannelConfig,
     bot: Bot,
+    polling: Polling,
     pacer: pace::Pacer,
     pub pairing: PairingStore,
     state: StateDir,
@@ -170,8 +185,13 @@ fn offset_file(name: &str) -> String {
 }
 
 impl TelegramChannel {
-    pub fn new(config: ChannelConfig, token: &str, state: StateDir) -> Result<Self, StateError> {
-        let mut bot = Bot::new(token);
+    pub fn new(
+        config: ChannelConfig,
+        token: &str,
+        state: StateDir,
+        polling: Polling,
+    ) -> Result<Self, StateError> {
+        let mut bot = Bot::with_client(token, polling.client());
         if let Some(url) = config
             .telegram
             .api_url
@@ -184,6 +204,7 @@ impl TelegramChannel {
             name: config.name.clone(),
             pairing: PairingStore::open(state.clone(), &config.name)?,
             bot,
+            polling,
             pacer: pace::Pacer::default(),
             config,
             state,
@@ -191,7 +212,8 @@ impl TelegramChannel {
         })
     }
 
-    /// Polls until `stop` turns true.
+    /// Polls until `stop` turns true. A poll that ends empty is a success; every wait (a poll's
+    /// hold, getMe, a backoff) ends at once when `stop` turns true.
     pub async fn run(self: Arc<Self>, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
         let mut offset: i32 = self
             .state
@@ -201,21 +223,23 @@ impl TelegramChannel {
             .unwrap_or(0);
         let mut backoff = Duration::from_secs(1);
         let mut known = false;
-        while !*stop.borrow() {
+        loop {
             if !known {
-                known = self.identify().await;
+                let Some(identified) = unless_stopped(&mut stop, self.identify()).await else {
+                    break;
+                };
+                known = identified;
             }
             let poll = self
                 .bot
                 .get_updates()
                 .offset(offset)
-                .timeout(POLL_TIMEOUT)
+                .timeout(self.polling.hold.as_secs() as u32)
                 .allowed_updates(vec![AllowedUpdate::Message]);
-            let updates = tokio::select! {
-                _ = stop.changed() => break,
-                r = poll => r,
+            let Some(updates) = unless_stopped(&mut stop, poll).await else {
+                break;
             };
-            match updates {
+            let pause = match updates {
                 Ok(updates) => {
                     backoff = Duration::from_secs(1);
                     // A poll that works clears an earlier failure, for /health and patrols.
@@ -227,20 +251,37 @@ impl TelegramChannel {
                     if let Some(next) = self.clone().handle_batch(&gw, updates).await {
                         offset = next;
                     }
+                    continue;
                 }
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     tracing::error!(channel = %self.name, "another process polls this bot token (409 Conflict); only one gateway may run per bot");
                     self.probe.lock().await.error = Some(
                         "another process polls this bot token (409 Conflict): only one gateway may run per bot".into(),
                     );
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Duration::from_secs(5)
                 }
                 Err(e) => {
-                    tracing::warn!(channel = %self.name, error = %e, retry_in = ?backoff, "getUpdates failed");
+                    // Telegram's own flood wait, when it names one, is the least to wait.
+                    let wait = match &e {
+                        RequestError::RetryAfter(s) => s.duration().max(backoff),
+                        _ => backoff,
+                    };
+                    let e = BotApiError::from_request(
+                        &e,
+                        self.bot.api_url().as_str(),
+                        &self.config.telegram.bot_token_env,
+                    );
+                    tracing::warn!(channel = %self.name, error = %e, retry_in = ?wait, "getUpdates failed");
                     self.probe.lock().await.error = Some(e.to_string());
-                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
+                    wait
                 }
+            };
+            if unless_stopped(&mut stop, tokio::time::sleep(pause))
+                .await
+                .is_none()
+            {
+                break;
             }
         }
     }
@@ -301,9 +342,25 @@ impl TelegramChannel {
 
     /// getMe: the bot's username, for `/health` and mentions.
     async fn identify(&self) -> bool {
-        match self.bot.get_me().await {
-            Ok(me) => {
-                let username = me.username().to_string();
+        let server = self.bot.api_url().to_string();
+        let username = match self.bot.get_me().await {
+            Ok(me) => me.user.username.clone().ok_or(BotApiError::NoUsername {
+                server: server.clone(),
+                detail: "Telegram bots always have one".into(),
+            }),
+            Err(RequestError::InvalidJson { raw, .. }) => lenient_username(&raw, &server)
+                .map(|(username, missing)| {
+                    tracing::info!(channel = %self.name, %server, detail = %missing, "the Bot API server answers getMe like an older version; reading the username alone");
+                    username
+                }),
+            Err(e) => Err(BotApiError::from_request(
+                &e,
+                &server,
+                &self.config.telegram.bot_token_env,
+            )),
+        };
+        match username {
+            Ok(username) => {
                 tracing::info!(channel = %self.name, bot = %format!("@{username}"), "telegram connected");
                 *self.probe.lock().await = Probe {
                     username: Some(username),
