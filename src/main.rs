@@ -50,6 +50,9 @@ enum Command {
         /// Default gateway image.
         #[arg(long, env = "CLAWOPS_GATEWAY_IMAGE")]
         gateway_image: Option<String>,
+        /// Reconciles of each kind (Agent, Channel, Cron, NodePairing) in flight at once.
+        #[arg(long, env = "CLAWOPS_CONCURRENCY", default_value_t = operator::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
     },
     /// Run the gateway: from `gateway.json` (in the pod) or from the CR YAML (standalone).
     Gateway {
@@ -331,9 +334,11 @@ fn main() -> ExitCode {
             leader_election,
             lease_namespace,
             gateway_image,
+            concurrency,
         } => {
             telemetry::init(cli.log_format);
             let opts = OperatorOptions {
+                concurrency,
                 namespace,
                 listen,
                 leader_election,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use clawops::controller::context::Context;
 use clawops::operator::metrics::Metrics;
+use clawops::operator::health::Health;
 use clawops::operator::run_controllers;
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -73,7 +74,10 @@ fn start(fake: &FakeApi, namespace: Option<&str>, metrics: Arc<Metrics>) -> Runn
     }
     .shared();
     let namespace = namespace.map(String::from);
-    let task = tokio::spawn(async move { run_controllers(client, &namespace, ctx, stopped).await });
+    let health = Arc::new(Health::new("http://fake"));
+    let task = tokio::spawn(async move {
+        run_controllers(client, &namespace, ctx, health, 2, stopped).await
+    });
     Running { stop, task }
 }
 
@@ -198,11 +202,20 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         "spec": {"agentRef": "shrimp", "nodeId": "0".repeat(64), "publicKey": "A".repeat(43), "approved": true},
     }));
     let operator = start(&fake, None, Arc::new(Metrics::new()));
-    eventually("both gateways", || {
-        fake.get(DEPLOYMENT).is_some()
-            && fake
-                .get("/apis/apps/v1/namespaces/ts/deployments/shrimp-gateway")
-                .is_some()
+    // The last objects each rollout applies: after them the operator is idle, and the log
+    // taken below holds only the owner's own requests.
+    eventually("both gateways rolled out", || {
+        ["default", "ts"].iter().all(|ns| {
+            fake.get(&format!(
+                "/apis/batch/v1/namespaces/{ns}/cronjobs/shrimp-evening-patrol"
+            ))
+            .is_some()
+                && fake
+                    .get(&format!(
+                        "/apis/clawops.dev/v1alpha1/namespaces/{ns}/agents/shrimp"
+                    ))
+                    .is_some_and(|a| !a["status"]["conditions"].is_null())
+        })
     })
     .await;
     eventually("NodePairing status", || {

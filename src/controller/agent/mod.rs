@@ -94,7 +94,13 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Ok(changes) => (changes, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let observed = observe(ctx, &agent).await?;
+    let mut observed = observe(ctx, &agent).await?;
+    if resolved.channels.is_empty() {
+        observed.held = Some(format!(
+            "no Channel names this Agent in spec.agentRef yet; the gateway {} starts with the first one",
+            meta::gateway_name(&agent)
+        ));
+    }
     let failure = apply_error.as_ref().map(ToString::to_string);
     let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
     let status_changed = write_status(ctx, &agent, &decision).await?;
@@ -230,7 +236,13 @@ async fn apply_all(
     // A claim's class and size cannot be changed in place (local-path cannot even grow one),
     // so it is created once; resize or replace it by hand.
     w.create_once(&o.pvc).await?;
-    w.apply(&o.deployment).await?;
+    if resolved.channels.is_empty() {
+        // A Channel created just after its Agent would roll a new gateway a second time.
+        w.changes
+            .extend(apply::apply_existing(&w.api(), o.deployment.clone()).await?);
+    } else {
+        w.apply(&o.deployment).await?;
+    }
     w.apply(&o.service).await?;
     if let Some(i) = &o.ingress {
         w.apply(i).await?;
@@ -304,6 +316,7 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         deployment,
         ingress,
         tailscale_state,
+        held: None,
     })
 }
 

@@ -18,6 +18,8 @@ pub struct Observed {
     pub deployment: Option<Deployment>,
     pub ingress: Option<Ingress>,
     pub tailscale_state: Option<Secret>,
+    /// Why the first rollout waits, when it does.
+    pub held: Option<String>,
 }
 
 /// The decided status, before timestamps.
@@ -62,7 +64,14 @@ pub fn decide(
             ),
         )
     };
-    let available = gateway_available(agent, observed.deployment.as_ref());
+    let available = match (&observed.deployment, &observed.held) {
+        (None, Some(why)) => Cond::is_false(
+            CONDITION_GATEWAY_AVAILABLE,
+            "WaitingForChannel",
+            why.clone(),
+        ),
+        (deployment, _) => gateway_available(agent, deployment.as_ref()),
+    };
     let (exposed, url) = exposure(agent, observed);
     let ready = if !spec.is_empty() {
         Cond::is_false(CONDITION_READY, "InvalidSpec", spec.join("; "))
