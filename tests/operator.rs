@@ -288,3 +288,60 @@ async fn the_operator_cluster_role_is_exactly_what_it_does_and_grants() {
         "the ClusterRole allows what the operator neither does nor grants: {unused:#?}"
     );
 }
+
+/// How many times the gateway Deployment was written since the log was last taken.
+fn deployment_writes(fake: &FakeApi) -> usize {
+    fake.take_log()
+        .iter()
+        .filter(|r| r.is_write() && r.path == DEPLOYMENT)
+        .count()
+}
+
+#[tokio::test]
+async fn the_gateway_rolls_out_once_when_its_channel_comes_after_the_agent() {
+    let fake = FakeApi::new();
+    let m = example_in("shrimp.yaml", "default");
+    m.secrets.iter().for_each(|o| fake.insert(o));
+    m.agents.iter().for_each(|o| fake.insert(o));
+    let operator = start(&fake, Some("default"), Arc::new(Metrics::new()));
+
+    // An Agent with no Channel yet: everything but the gateway, and a status that says why.
+    eventually("the Agent waiting for its Channel", || {
+        condition(&fake, AGENT, "GatewayAvailable")["reason"] == "WaitingForChannel"
+    })
+    .await;
+    assert!(fake.get(DEPLOYMENT).is_none(), "no gateway without a channel");
+    assert!(
+        condition(&fake, AGENT, "GatewayAvailable")["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.agentRef"),
+    );
+
+    // `kubectl apply` goes on with the Channel and the Crons: one rollout with all of them.
+    m.channels.iter().for_each(|o| fake.insert(o));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.crons.iter().for_each(|o| fake.insert(o));
+    eventually("the Cron scheduled", || {
+        condition(&fake, CRON, "Ready")["reason"] == "Scheduled"
+    })
+    .await;
+    // Longer than the debounce, so a second rollout would have happened by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deployment_writes(&fake), 1, "one rollout at creation");
+    let config = fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"]
+        ["clawops.dev/config-hash"]
+        .clone();
+
+    // A later member change rolls it once more.
+    fake.set(CHANNEL, "/spec/telegram", "allowFrom", json!(["123456789"]));
+    eventually("the new config rolled out", || {
+        fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["clawops.dev/config-hash"]
+            != config
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deployment_writes(&fake), 1, "one rollout per member change");
+    operator.stop().await;
+}
