@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use clawops::controller::context::Context;
-use clawops::operator::metrics::Metrics;
 use clawops::operator::health::Health;
+use clawops::operator::metrics::Metrics;
 use clawops::operator::run_controllers;
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -75,9 +75,10 @@ fn start(fake: &FakeApi, namespace: Option<&str>, metrics: Arc<Metrics>) -> Runn
     .shared();
     let namespace = namespace.map(String::from);
     let health = Arc::new(Health::new("http://fake"));
-    let task = tokio::spawn(async move {
-        run_controllers(client, &namespace, ctx, health, 2, stopped).await
-    });
+    let task =
+        tokio::spawn(
+            async move { run_controllers(client, &namespace, ctx, health, 2, stopped).await },
+        );
     Running { stop, task }
 }
 
@@ -310,7 +311,10 @@ async fn the_gateway_rolls_out_once_when_its_channel_comes_after_the_agent() {
         condition(&fake, AGENT, "GatewayAvailable")["reason"] == "WaitingForChannel"
     })
     .await;
-    assert!(fake.get(DEPLOYMENT).is_none(), "no gateway without a channel");
+    assert!(
+        fake.get(DEPLOYMENT).is_none(),
+        "no gateway without a channel"
+    );
     assert!(
         condition(&fake, AGENT, "GatewayAvailable")["message"]
             .as_str()

@@ -51,7 +51,13 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(ready.code, 503, "{}", ready.body);
-    assert!(ready.body.contains(&format!("Agent from {api}: connection refused")), "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .contains(&format!("Agent from {api}: connection refused")),
+        "{}",
+        ready.body
+    );
     let metrics = get(port, "/metrics").unwrap();
     assert_eq!(metrics.code, 200);
     assert!(
@@ -76,9 +82,13 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{logs}");
     // The operator's own log line says where it tried to connect and what failed.
     assert!(
-        lines.iter().any(|l| l["message"] == "watch failed; retrying"
-            && l["api"] == api.as_str()
-            && l["cause"].as_str().is_some_and(|c| c.starts_with("connection refused"))),
+        lines
+            .iter()
+            .any(|l| l["message"] == "watch failed; retrying"
+                && l["api"] == api.as_str()
+                && l["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("connection refused"))),
         "{logs}"
     );
 }

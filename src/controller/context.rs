@@ -14,6 +14,9 @@ pub struct Context {
     /// Default gateway image (the operator's own).
     pub image: String,
     pub metrics: Arc<Metrics>,
+    /// Taken while applying an object every Agent shares, so that concurrent reconciles write
+    /// it once and the others find it applied.
+    pub shared_objects: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -27,6 +30,7 @@ impl Context {
             client,
             image,
             metrics,
+            shared_objects: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -74,6 +74,11 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
             name: obj.name_any(),
             source,
         })?;
+    // Until the Agent has been reconciled at its generation its members' status would only
+    // say so, to be rewritten moments later; its status change brings them back here.
+    if agent.as_ref().is_some_and(|a| !observed(a)) {
+        return Ok(Action::await_change());
+    }
     let (ready, extra) = match &agent {
         None => (
             Cond::is_false(
@@ -118,9 +123,18 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
     Ok(requeue(&ready))
 }
 
+/// Whether the Agent's status reflects its current spec.
+fn observed(agent: &Agent) -> bool {
+    agent.status.as_ref().is_some_and(|s| {
+        s.common.observed_generation == agent.metadata.generation && !s.common.conditions.is_empty()
+    })
+}
+
 fn requeue(ready: &Cond) -> Action {
+    // A ready member is re-checked when its Agent, itself or (for Channels) its labelled
+    // Secret changes; the periodic pass only catches what no watch sees.
     Action::requeue(if ready.status {
-        Duration::from_secs(600)
+        Duration::from_secs(3600)
     } else {
         Duration::from_secs(30)
     })

@@ -63,7 +63,11 @@ impl Health {
 
     /// Records one item of a watch stream, logging errors with their cause.
     pub fn observe<K>(&self, kind: &'static str, item: &Result<watcher::Event<K>, watcher::Error>) {
-        self.record(kind, item.as_ref().map(|e| matches!(e, watcher::Event::InitDone)), Instant::now());
+        self.record(
+            kind,
+            item.as_ref().map(|e| matches!(e, watcher::Event::InitDone)),
+            Instant::now(),
+        );
     }
 
     /// `Ok(true)` for a completed list, `Ok(false)` for any other event, or the error.
@@ -105,7 +109,10 @@ impl Health {
             .map(|(k, w)| why(k, w))
             .collect();
         if !unsynced.is_empty() {
-            return Err(format!("waiting for the first list of {}", unsynced.join(", ")));
+            return Err(format!(
+                "waiting for the first list of {}",
+                unsynced.join(", ")
+            ));
         }
         let broken: Vec<String> = watches
             .iter()
@@ -169,8 +176,7 @@ pub fn describe(err: &(dyn StdError + 'static)) -> String {
         || text.contains("name or service not known")
     {
         "DNS lookup of the API server's host name failed"
-    } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake")
-    {
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
         "TLS handshake with the API server failed (check its CA in the kubeconfig or service account)"
     } else if io == Some(std::io::ErrorKind::TimedOut) || text.contains("timed out") {
         "timed out: no answer from the API server (no route, or a firewall drops the packets)"
@@ -214,11 +220,17 @@ mod tests {
         h.expect("Channel");
         h.record("Agent", Err(&refused()), t0);
         let why = h.readiness(t0).unwrap_err();
-        assert!(why.contains("Agent from https://10.0.0.1:443: connection refused"), "{why}");
+        assert!(
+            why.contains("Agent from https://10.0.0.1:443: connection refused"),
+            "{why}"
+        );
         assert!(why.contains("Channel"), "{why}");
         h.record("Agent", Ok(true), t0);
         h.record("Channel", Ok(false), t0);
-        assert!(h.readiness(t0).unwrap_err().contains("Channel"), "an event is not a list");
+        assert!(
+            h.readiness(t0).unwrap_err().contains("Channel"),
+            "an event is not a list"
+        );
         h.record("Channel", Ok(true), t0);
         assert_eq!(h.readiness(t0), Ok(()));
 
@@ -226,7 +238,11 @@ mod tests {
         for s in [0, 30, 60] {
             h.record("Channel", Err(&refused()), t0 + Duration::from_secs(s));
         }
-        assert_eq!(h.readiness(t0 + Duration::from_secs(59)), Ok(()), "a short outage");
+        assert_eq!(
+            h.readiness(t0 + Duration::from_secs(59)),
+            Ok(()),
+            "a short outage"
+        );
         let why = h.readiness(t0 + Duration::from_secs(61)).unwrap_err();
         assert!(why.contains("Channel from https://10.0.0.1:443"), "{why}");
         // Quiet since: the resumed watch works.
@@ -239,15 +255,27 @@ mod tests {
 
     #[test]
     fn causes_are_named() {
-        assert!(describe(&refused()).starts_with("connection refused"), "{}", describe(&refused()));
+        assert!(
+            describe(&refused()).starts_with("connection refused"),
+            "{}",
+            describe(&refused())
+        );
         let dns = kube::Error::Service(Box::new(std::io::Error::other(
             "dns error: failed to lookup address information: Name or service not known",
         )));
-        assert!(describe(&dns).starts_with("DNS lookup"), "{}", describe(&dns));
+        assert!(
+            describe(&dns).starts_with("DNS lookup"),
+            "{}",
+            describe(&dns)
+        );
         let tls = kube::Error::Service(Box::new(std::io::Error::other(
             "invalid peer certificate: UnknownIssuer",
         )));
-        assert!(describe(&tls).starts_with("TLS handshake"), "{}", describe(&tls));
+        assert!(
+            describe(&tls).starts_with("TLS handshake"),
+            "{}",
+            describe(&tls)
+        );
         let forbidden = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(
             kube::core::Status::failure(
                 r#"agents.clawops.dev is forbidden: User "system:serviceaccount:clawops:clawops" cannot list resource "agents" in API group "clawops.dev" at the cluster scope"#,

@@ -35,7 +35,10 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     if s.leading.load(Ordering::Relaxed) {
         match s.health.readiness(std::time::Instant::now()) {
             Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
         }
     } else if s.standby.load(Ordering::Relaxed) {
         (StatusCode::OK, "standby\n".into())
@@ -97,8 +100,13 @@ mod tests {
         state.health.expect("Agent");
         let (code, text) = get(&state, "/readyz").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(text.contains("waiting for the first list of Agent"), "{text}");
-        state.health.observe::<()>("Agent", &Ok(kube::runtime::watcher::Event::InitDone));
+        assert!(
+            text.contains("waiting for the first list of Agent"),
+            "{text}"
+        );
+        state
+            .health
+            .observe::<()>("Agent", &Ok(kube::runtime::watcher::Event::InitDone));
         assert_eq!(
             get(&state, "/readyz").await,
             (StatusCode::OK, "ready\n".into())

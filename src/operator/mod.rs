@@ -223,7 +223,13 @@ where
         + Sync
         + 'static,
 {
-    watch(health, kind, api::<PartialObjectMeta<K>>(client, ns), config).touched_objects()
+    watch(
+        health,
+        kind,
+        api::<PartialObjectMeta<K>>(client, ns),
+        config,
+    )
+    .touched_objects()
 }
 
 /// A kind cached once and fed to several controllers.
@@ -256,11 +262,16 @@ where
         .map(|_| writer.subscribe().expect("a shared store has subscribers"))
         .collect();
     let kind: &'static str = Box::leak(K::kind(&()).into_owned().into_boxed_str());
-    let root = watch(health, kind, api::<K>(client, ns), watcher::Config::default())
-        .reflect_shared(writer)
-        .take_until(stop)
-        .for_each(|_| async {})
-        .boxed();
+    let root = watch(
+        health,
+        kind,
+        api::<K>(client, ns),
+        watcher::Config::default(),
+    )
+    .reflect_shared(writer)
+    .take_until(stop)
+    .for_each(|_| async {})
+    .boxed();
     SharedKind {
         store,
         subscribers,
@@ -311,7 +322,11 @@ pub async fn run_controllers<F>(
         }
     };
     let agent_controller = Controller::for_shared_stream(
-        agents.subscribers.pop().expect("subscriber"),
+        agents
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status()),
         agents.store.clone(),
     )
     .with_config(config.clone().debounce(AGENT_DEBOUNCE))
@@ -386,6 +401,20 @@ pub async fn run_controllers<F>(
             stop.clone()
         ),
     );
+}
+
+/// Lets an Agent through when more than its status changed: its own status writes would
+/// otherwise reconcile every Agent a second time for nothing.
+fn changed_beyond_status() -> impl FnMut(&Arc<Agent>) -> std::future::Ready<bool> + Send {
+    let mut seen = std::collections::HashMap::new();
+    move |a| {
+        let now = (
+            a.metadata.generation,
+            a.metadata.deletion_timestamp.is_some(),
+            a.finalizers().to_vec(),
+        );
+        std::future::ready(seen.insert(ObjectRef::from_obj(&**a), now.clone()) != Some(now))
+    }
 }
 
 fn agent_of<K: Resource>(member: &K, agent_ref: &str) -> Option<ObjectRef<Agent>> {

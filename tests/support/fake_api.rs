@@ -63,6 +63,11 @@ struct State {
     watchers: Vec<Watcher>,
     /// Requests answered with an error: (method, path, code, message).
     rejections: Vec<(String, String, u16, String)>,
+    /// Added to every write, as a real API server's etcd round trip would.
+    write_latency: std::time::Duration,
+    /// Stand in for the Deployment and Ingress controllers: a written Deployment reports its
+    /// pod available, an Ingress its load balancer address.
+    controllers: bool,
 }
 
 impl State {
@@ -406,6 +411,13 @@ impl FakeApi {
                 obj["status"] = e["status"].clone();
             }
         }
+        if state.controllers && obj["kind"] == "Deployment" {
+            let generation = obj["metadata"]["generation"].clone();
+            obj["status"] = json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+        }
+        if state.controllers && obj["kind"] == "Ingress" {
+            obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}});
+        }
         // Like the API server, fold stringData into data.
         if obj["kind"] == "Secret"
             && let Some(sd) = obj.as_object_mut().unwrap().remove("stringData")
@@ -417,8 +429,25 @@ impl FakeApi {
         }
     }
 
+    /// Makes every write take `latency` before it is answered.
+    pub fn set_write_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().write_latency = latency;
+    }
+
+    /// Makes Deployments report their pod available and Ingresses their address as soon as
+    /// they are written, as if their controllers were instant.
+    pub fn set_controllers(&self, on: bool) {
+        self.state.lock().unwrap().controllers = on;
+    }
+
     async fn handle(&self, req: Request<Body>) -> Reply {
         let method = req.method().to_string();
+        if method != "GET" {
+            let latency = self.state.lock().unwrap().write_latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+        }
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let content_type = req

@@ -36,8 +36,11 @@ use validate::Problem;
 pub const REQUEUE_REFUSED: Duration = Duration::from_secs(10);
 /// Requeue while the gateway is not ready yet.
 pub const REQUEUE_PENDING: Duration = Duration::from_secs(30);
-/// Periodic resync of a ready Agent.
-pub const REQUEUE_READY: Duration = Duration::from_secs(300);
+/// Periodic resync of a ready Agent. Changes to it, its members, its labelled Secrets and the
+/// objects the operator watches reconcile it at once; this pass only repairs drift no watch
+/// sees (RBAC objects, the claim), so it is rare: at 1,000 Agents each pass costs a few
+/// thousand reads.
+pub const REQUEUE_READY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -218,8 +221,10 @@ async fn apply_all(
     match &o.cluster_role_binding {
         Some(crb) => {
             let roles = Api::<ClusterRole>::all(ctx.client.clone());
+            let _shared = ctx.shared_objects.lock().await;
             w.changes
                 .extend(apply::apply(&roles, rbac::cluster_reader_role()).await?);
+            drop(_shared);
             w.changes.extend(apply::apply(&crbs, crb.clone()).await?);
         }
         None => w
