@@ -455,7 +455,6 @@ async fn member_controller<M: members::Member, F>(
     ctx: Arc<Context>,
     stop: Shared<F>,
 ) where
-    M: Resource<DynamicType = ()>,
     F: Future<Output = ()> + Send + 'static,
 {
     let api_url = health.api_url().to_string();
