@@ -47,6 +47,8 @@ pub enum MemberError {
 /// A resource that names its Agent in `spec.agentRef`.
 pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     const KIND: &'static str;
+    /// Whether the status follows the Agent's own, so is not worth writing before it exists.
+    const FOLLOWS_AGENT: bool = true;
     fn agent_ref(&self) -> &str;
     /// The conditions and generation the last status recorded.
     fn common_status(&self) -> Option<&CommonStatus>;
@@ -76,7 +78,7 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
         })?;
     // Until the Agent has been reconciled at its generation its members' status would only
     // say so, to be rewritten moments later; its status change brings them back here.
-    if agent.as_ref().is_some_and(|a| !observed(a)) {
+    if M::FOLLOWS_AGENT && agent.as_ref().is_some_and(|a| !observed(a)) {
         return Ok(Action::await_change());
     }
     let (ready, extra) = match &agent {
@@ -302,6 +304,7 @@ pub fn cron_ready(
 
 impl Member for NodePairing {
     const KIND: &'static str = "NodePairing";
+    const FOLLOWS_AGENT: bool = false;
     fn agent_ref(&self) -> &str {
         &self.spec.agent_ref
     }
