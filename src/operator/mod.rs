@@ -204,6 +204,9 @@ where
     watcher(api, config)
         .default_backoff()
         .inspect(move |item| health.observe(kind, item))
+        // Nothing reads them, and on a real API server they are often the largest part of an
+        // object's metadata.
+        .modify(|o| o.managed_fields_mut().clear())
 }
 
 /// Metadata-only watch: owner references and names are all a trigger needs.
