@@ -345,7 +345,7 @@ fn main() -> ExitCode {
                 lease_namespace,
                 image: gateway_image.unwrap_or_else(clawops::default_image),
             };
-            block_on(operator::run(opts))
+            block_on_one_thread(operator::run(opts))
         }
     }
 }
@@ -384,10 +384,21 @@ fn pairing_table(body: &serde_json::Value) -> String {
 
 /// Runs a long-lived command on a multi-threaded runtime; errors end it with exit code 1.
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    run_on(tokio::runtime::Builder::new_multi_thread(), fut)
+}
+
+/// Runs the operator on one thread: its work is waiting on the API server, and one thread
+/// keeps one malloc arena, where each worker thread's own arena held on to freed memory
+/// (RSS at 1,000 Agents 48 MiB on the multi-threaded runtime).
+fn block_on_one_thread(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    run_on(tokio::runtime::Builder::new_current_thread(), fut)
+}
+
+fn run_on(
+    mut builder: tokio::runtime::Builder,
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let rt = builder.enable_all().build().expect("tokio runtime");
     match rt.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -45,6 +45,8 @@ pub struct Figures {
     pub startup_lists: Tally,
     pub rss_peak_kib: u64,
     pub rss_steady_kib: u64,
+    /// CPU time the operator used until convergence (user + system).
+    pub cpu_converge: Duration,
 }
 
 const BOT_TOKEN: &str = "7012345678:AAHk2x9dRealLookingBotTokenValue0123456";
@@ -138,6 +140,19 @@ fn count(fake: &FakeApi) -> Counts {
         }
     }
     c
+}
+
+/// User + system CPU time of a process.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// VmHWM and VmRSS of a process, in KiB.
@@ -235,6 +250,7 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converged_after = start.elapsed();
+    let cpu_converge = cpu(pid);
     let startup = count(&fake);
 
     let mut objects = Tally::new();
@@ -295,6 +311,7 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         startup_lists: startup.lists,
         rss_peak_kib: peak,
         rss_steady_kib: now,
+        cpu_converge,
     })
 }
 
@@ -342,6 +359,10 @@ impl Figures {
             } else {
                 "OVER"
             }
+        );
+        println!(
+            "operator CPU until converged: {:.2} s",
+            self.cpu_converge.as_secs_f64()
         );
         println!("writes until converged: {}", tally(&self.writes));
         println!("lists until converged: {}", tally(&self.startup_lists));

@@ -227,16 +227,22 @@ impl Member for Cron {
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let ns = self.namespace().unwrap_or_default();
-        let channels = Api::<Channel>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| MemberError::Read {
-                what: "Channels".into(),
-                kind: Self::KIND,
-                name: self.name_any(),
-                source,
-            })?;
-        let channels = resolve::members_of(agent, channels.items, |c| &c.spec.agent_ref);
+        let channels = match ctx.members.get() {
+            Some(cache) => cache.channels(&ns),
+            None => {
+                Api::<Channel>::namespaced(ctx.client.clone(), &ns)
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|source| MemberError::Read {
+                        what: "Channels".into(),
+                        kind: Self::KIND,
+                        name: self.name_any(),
+                        source,
+                    })?
+                    .items
+            }
+        };
+        let channels = resolve::members_of(agent, channels, |c| &c.spec.agent_ref);
         let job_name = meta::cron_job_name(agent, &self.name_any());
         let exists = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&job_name)

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::consts::*;
-use crate::controller::context::Context;
+use crate::controller::context::{Context, MemberCache};
 use crate::controller::{agent, members};
 use crate::crd::{Agent, Channel, Cron, NodePairing};
 use health::{Health, describe};
@@ -308,6 +308,10 @@ pub async fn run_controllers<F>(
         ns,
         watcher::Config::default().labels(WATCHED_SECRET_SELECTOR),
     );
+    let _ = ctx.members.set(MemberCache {
+        channels: channels.store.clone(),
+        crons: crons.store.clone(),
+    });
     let secret_targets = {
         let (agents, channels) = (agents.store.clone(), channels.store.clone());
         move |s: PartialObjectMeta<Secret>| agents_using_secret(&s, &agents, &channels)

@@ -33,7 +33,19 @@ impl From<(StatusCode, Value)> for Reply {
 struct Watcher {
     collection: String,
     selector: String,
+    /// Asked for `PartialObjectMetadata`: events carry metadata only.
+    metadata_only: bool,
     tx: mpsc::UnboundedSender<Bytes>,
+}
+
+/// Whether a request asks, like `Api<PartialObjectMeta<K>>`, for metadata only.
+fn wants_metadata(accept: &str) -> bool {
+    accept.contains("as=PartialObjectMetadata")
+}
+
+/// An object as the API server returns it to a metadata-only request.
+fn metadata_of(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"].clone()})
 }
 
 /// One request the client made.
@@ -88,10 +100,15 @@ impl State {
             },
         };
         let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
+        let meta_line = Bytes::from(format!(
+            "{}\n",
+            json!({"type": event, "object": metadata_of(&obj)})
+        ));
         self.watchers.retain(|w| {
             if !in_collection(key, &w.collection) || !matches_selector(&obj, &w.selector) {
                 return true;
             }
+            let line = if w.metadata_only { &meta_line } else { &line };
             w.tx.send(line.clone()).is_ok()
         });
     }
@@ -455,6 +472,10 @@ impl FakeApi {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let metadata_only = req
+            .headers()
+            .get("accept")
+            .is_some_and(|v| wants_metadata(v.to_str().unwrap_or_default()));
         let bytes = req.into_body().collect_bytes().await.unwrap();
         let body: Option<Value> =
             (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
@@ -485,6 +506,7 @@ impl FakeApi {
             s.watchers.push(Watcher {
                 collection: coll,
                 selector,
+                metadata_only,
                 tx,
             });
             return Reply::Watch(rx);
@@ -500,11 +522,24 @@ impl FakeApi {
             },
             ("GET", None) => {
                 let selector = query_param(&query, "labelSelector").unwrap_or_default();
+                // A namespaced collection's objects sit together under its path.
+                let start = if coll.contains("/namespaces/") {
+                    format!("{coll}/")
+                } else {
+                    String::new()
+                };
                 let items: Vec<Value> = s
                     .objects
-                    .iter()
+                    .range(start.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&start))
                     .filter(|(k, o)| in_collection(k, &coll) && matches_selector(o, &selector))
-                    .map(|(_, o)| o.clone())
+                    .map(|(_, o)| {
+                        if metadata_only {
+                            metadata_of(o)
+                        } else {
+                            o.clone()
+                        }
+                    })
                     .collect();
                 (
                     StatusCode::OK,

@@ -75,7 +75,7 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
-    let resolved = resolve::resolve(&ctx.client, agent.clone()).await?;
+    let resolved = resolve::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?;
     let (problems, applied) = match validate::validate(&resolved) {
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
