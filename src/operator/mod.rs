@@ -245,6 +245,7 @@ struct SharedKind<K: Resource<DynamicType = ()> + Clone + 'static> {
 
 fn shared_kind<K, F>(
     health: &Arc<Health>,
+    kind: &'static str,
     client: &Client,
     ns: &Option<String>,
     subscribers: usize,
@@ -264,7 +265,6 @@ where
     let subscribers = (0..subscribers)
         .map(|_| writer.subscribe().expect("a shared store has subscribers"))
         .collect();
-    let kind: &'static str = Box::leak(K::kind(&()).into_owned().into_boxed_str());
     let root = watch(
         health,
         kind,
@@ -297,10 +297,11 @@ pub async fn run_controllers<F>(
 {
     let config = controller::Config::default().concurrency(concurrency);
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
-    let mut agents = shared_kind::<Agent, F>(&health, &client, ns, 4, stop.clone());
-    let mut channels = shared_kind::<Channel, F>(&health, &client, ns, 2, stop.clone());
-    let mut crons = shared_kind::<Cron, F>(&health, &client, ns, 2, stop.clone());
-    let mut pairings = shared_kind::<NodePairing, F>(&health, &client, ns, 1, stop.clone());
+    let mut agents = shared_kind::<Agent, F>(&health, "Agent", &client, ns, 4, stop.clone());
+    let mut channels = shared_kind::<Channel, F>(&health, "Channel", &client, ns, 2, stop.clone());
+    let mut crons = shared_kind::<Cron, F>(&health, "Cron", &client, ns, 2, stop.clone());
+    let mut pairings =
+        shared_kind::<NodePairing, F>(&health, "NodePairing", &client, ns, 1, stop.clone());
     let secrets = watch_metadata::<Secret>(
         &health,
         "Secret",
