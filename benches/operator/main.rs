@@ -1,7 +1,8 @@
 //! `cargo bench --bench operator [-- --agents 250,500,1000 --latency-ms 5 --concurrency 4
 //! --steady-secs 60 --per-namespace 100 --binary PATH]`: the operator at scale against a fake API
 //! server; prints convergence, writes, steady-state requests and RSS for each size, and RSS
-//! growth per Agent between the smallest and largest.
+//! growth per Agent between the smallest and largest. Under `cargo test` (no `--bench`) it runs
+//! 20 Agents with a 3 s window as a smoke test.
 
 #[path = "../../tests/support/fake_api.rs"]
 #[allow(dead_code)]
@@ -25,8 +26,9 @@ fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
     let sizes: Vec<usize> = arg("--agents")
-        .unwrap_or_else(|| "250,500,1000".into())
+        .unwrap_or_else(|| if full { "250,500,1000" } else { "20" }.into())
         .split(',')
         .map(|s| s.parse().expect("--agents: numbers separated by commas"))
         .collect();
@@ -41,7 +43,7 @@ fn main() {
             per_namespace: num("--per-namespace", 100),
             write_latency: Duration::from_millis(num("--latency-ms", 5)),
             concurrency: num("--concurrency", clawops::operator::DEFAULT_CONCURRENCY),
-            steady: Duration::from_secs(num("--steady-secs", 60)),
+            steady: Duration::from_secs(num("--steady-secs", if full { 60 } else { 3 })),
             binary: arg("--binary").unwrap_or_else(|| env!("CARGO_BIN_EXE_clawops").into()),
             timeout: Duration::from_secs(num("--timeout-secs", 900)),
         };
