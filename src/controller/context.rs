@@ -22,6 +22,8 @@ pub struct Context {
     /// The operator's caches of Channels and Crons, once its watches run; without them (a
     /// single reconcile in a test) members are listed from the API server.
     pub members: std::sync::OnceLock<MemberCache>,
+    /// Per Agent (by uid), the names of pruned kinds kept at its last successful prune.
+    pub pruned: std::sync::Mutex<std::collections::HashMap<String, [Vec<String>; 5]>>,
 }
 
 /// Channels and Crons as the operator's watches see them.
@@ -63,6 +65,7 @@ impl Context {
             metrics,
             shared_objects: tokio::sync::Mutex::new(()),
             members: std::sync::OnceLock::new(),
+            pruned: std::sync::Mutex::default(),
         }
     }
 

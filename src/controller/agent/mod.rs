@@ -259,22 +259,36 @@ async fn apply_all(
         w.apply(cj).await?;
     }
 
-    // Prune the kinds whose objects come and go with the spec.
-    let sel = meta::instance_selector(&agent.name_any());
-    w.prune::<CronJob>(&sel, o.cron_jobs.iter().map(ResourceExt::name_any))
-        .await?;
-    w.prune::<Ingress>(&sel, o.ingress.iter().map(ResourceExt::name_any))
-        .await?;
-    w.prune::<NetworkPolicy>(&sel, o.network_policy.iter().map(ResourceExt::name_any))
-        .await?;
-    let config_maps = std::iter::once(&o.config_map).chain(&o.tailscale_serve);
-    w.prune::<ConfigMap>(&sel, config_maps.map(ResourceExt::name_any))
-        .await?;
+    // Prune the kinds whose objects come and go with the spec: only when what is kept differs
+    // from the last successful prune (or the operator has not pruned this Agent yet), since a
+    // prune lists five kinds and only the spec makes objects of ours go.
     // The generated token survives every spec change; the Tailscale state goes with the sidecar.
-    let secrets = o.tailscale_state.iter().map(ResourceExt::name_any);
-    w.prune::<Secret>(&sel, secrets.chain([meta::token_secret_name(agent)]))
-        .await?;
+    let mut secrets = names(&o.tailscale_state);
+    secrets.push(meta::token_secret_name(agent));
+    let keep = [
+        names(&o.cron_jobs),
+        names(&o.ingress),
+        names(&o.network_policy),
+        names(std::iter::once(&o.config_map).chain(&o.tailscale_serve)),
+        secrets,
+    ];
+    let key = agent.uid().unwrap_or_else(|| status::key(agent));
+    if ctx.pruned.lock().expect("prune lock").get(&key) == Some(&keep) {
+        return Ok(w.changes);
+    }
+    let sel = meta::instance_selector(&agent.name_any());
+    let [cron_jobs, ingresses, policies, config_maps, secrets] = keep.clone();
+    w.prune::<CronJob>(&sel, cron_jobs).await?;
+    w.prune::<Ingress>(&sel, ingresses).await?;
+    w.prune::<NetworkPolicy>(&sel, policies).await?;
+    w.prune::<ConfigMap>(&sel, config_maps).await?;
+    w.prune::<Secret>(&sel, secrets).await?;
+    ctx.pruned.lock().expect("prune lock").insert(key, keep);
     Ok(w.changes)
+}
+
+fn names<'a, K: Resource + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Vec<String> {
+    objects.into_iter().map(ResourceExt::name_any).collect()
 }
 
 /// Reads the live objects that status is decided from.
