@@ -42,6 +42,7 @@ bench:
 	$(CARGO) bench --bench build
 	$(CARGO) bench --bench gateway
 	$(CARGO) bench --bench patrol
+	$(CARGO) bench --bench operator -- --steady-secs 60
 
 ## Run the operator against the cluster in KUBECONFIG.
 run-operator:

@@ -50,6 +50,9 @@ enum Command {
         /// Default gateway image.
         #[arg(long, env = "CLAWOPS_GATEWAY_IMAGE")]
         gateway_image: Option<String>,
+        /// Reconciles of each kind (Agent, Channel, Cron, NodePairing) in flight at once.
+        #[arg(long, env = "CLAWOPS_CONCURRENCY", default_value_t = operator::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
     },
     /// Run the gateway: from `gateway.json` (in the pod) or from the CR YAML (standalone).
     Gateway {
@@ -376,16 +379,18 @@ fn main() -> ExitCode {
             leader_election,
             lease_namespace,
             gateway_image,
+            concurrency,
         } => {
             telemetry::init(cli.log_format);
             let opts = OperatorOptions {
+                concurrency,
                 namespace,
                 listen,
                 leader_election,
                 lease_namespace,
                 image: gateway_image.unwrap_or_else(clawops::default_image),
             };
-            block_on(operator::run(opts))
+            block_on_one_thread(operator::run(opts))
         }
     }
 }
@@ -444,10 +449,21 @@ fn pairing_table(body: &serde_json::Value) -> String {
 
 /// Runs a long-lived command on a multi-threaded runtime; errors end it with exit code 1.
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    run_on(tokio::runtime::Builder::new_multi_thread(), fut)
+}
+
+/// Runs the operator on one thread: its work is waiting on the API server, and one thread
+/// keeps one malloc arena, where each worker thread's own arena held on to freed memory
+/// (RSS at 1,000 Agents 48 MiB on the multi-threaded runtime).
+fn block_on_one_thread(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    run_on(tokio::runtime::Builder::new_current_thread(), fut)
+}
+
+fn run_on(
+    mut builder: tokio::runtime::Builder,
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let rt = builder.enable_all().build().expect("tokio runtime");
     match rt.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use clawops::controller::context::Context;
+use clawops::operator::health::Health;
 use clawops::operator::metrics::Metrics;
 use clawops::operator::run_controllers;
 use futures::FutureExt;
@@ -74,7 +75,11 @@ fn start(fake: &FakeApi, namespace: Option<&str>, metrics: Arc<Metrics>) -> Runn
     }
     .shared();
     let namespace = namespace.map(String::from);
-    let task = tokio::spawn(async move { run_controllers(client, &namespace, ctx, stopped).await });
+    let health = Arc::new(Health::new("http://fake"));
+    let task =
+        tokio::spawn(
+            async move { run_controllers(client, &namespace, ctx, health, 2, stopped).await },
+        );
     Running { stop, task }
 }
 
@@ -199,11 +204,20 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         "spec": {"agentRef": "shrimp", "nodeId": "0".repeat(64), "publicKey": "A".repeat(43), "approved": true},
     }));
     let operator = start(&fake, None, Arc::new(Metrics::new()));
-    eventually("both gateways", || {
-        fake.get(DEPLOYMENT).is_some()
-            && fake
-                .get("/apis/apps/v1/namespaces/ts/deployments/shrimp-gateway")
-                .is_some()
+    // The last objects each rollout applies: after them the operator is idle, and the log
+    // taken below holds only the owner's own requests.
+    eventually("both gateways rolled out", || {
+        ["default", "ts"].iter().all(|ns| {
+            fake.get(&format!(
+                "/apis/batch/v1/namespaces/{ns}/cronjobs/shrimp-evening-patrol"
+            ))
+            .is_some()
+                && fake
+                    .get(&format!(
+                        "/apis/clawops.dev/v1alpha1/namespaces/{ns}/agents/shrimp"
+                    ))
+                    .is_some_and(|a| !a["status"]["conditions"].is_null())
+        })
     })
     .await;
     eventually("NodePairing status", || {
@@ -275,4 +289,64 @@ async fn the_operator_cluster_role_is_exactly_what_it_does_and_grants() {
         unused.is_empty(),
         "the ClusterRole allows what the operator neither does nor grants: {unused:#?}"
     );
+}
+
+/// How many times the gateway Deployment was written since the log was last taken.
+fn deployment_writes(fake: &FakeApi) -> usize {
+    fake.take_log()
+        .iter()
+        .filter(|r| r.is_write() && r.path == DEPLOYMENT)
+        .count()
+}
+
+#[tokio::test]
+async fn the_gateway_rolls_out_once_when_its_channel_comes_after_the_agent() {
+    let fake = FakeApi::new();
+    let m = example_in("shrimp.yaml", "default");
+    m.secrets.iter().for_each(|o| fake.insert(o));
+    m.agents.iter().for_each(|o| fake.insert(o));
+    let operator = start(&fake, Some("default"), Arc::new(Metrics::new()));
+
+    // An Agent with no Channel yet: everything but the gateway, and a status that says why.
+    eventually("the Agent waiting for its Channel", || {
+        condition(&fake, AGENT, "GatewayAvailable")["reason"] == "WaitingForChannel"
+    })
+    .await;
+    assert!(
+        fake.get(DEPLOYMENT).is_none(),
+        "no gateway without a channel"
+    );
+    assert!(
+        condition(&fake, AGENT, "GatewayAvailable")["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.agentRef"),
+    );
+
+    // `kubectl apply` goes on with the Channel and the Crons: one rollout with all of them.
+    m.channels.iter().for_each(|o| fake.insert(o));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.crons.iter().for_each(|o| fake.insert(o));
+    eventually("the Cron scheduled", || {
+        condition(&fake, CRON, "Ready")["reason"] == "Scheduled"
+    })
+    .await;
+    // Longer than the debounce, so a second rollout would have happened by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deployment_writes(&fake), 1, "one rollout at creation");
+    let config = fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"]
+        ["clawops.dev/config-hash"]
+        .clone();
+
+    // A later member change rolls it once more.
+    fake.set(CHANNEL, "/spec/telegram", "allowFrom", json!(["123456789"]));
+    eventually("the new config rolled out", || {
+        fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["clawops.dev/config-hash"]
+            != config
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deployment_writes(&fake), 1, "one rollout per member change");
+    operator.stop().await;
 }

@@ -1,5 +1,5 @@
 //! `clawops operator` as a process: it serves its health and metrics endpoints even while the
-//! API server is unreachable, and exits cleanly on SIGTERM.
+//! API server is unreachable (but is not ready, and says why), and exits cleanly on SIGTERM.
 
 mod support;
 
@@ -40,7 +40,24 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
             .unwrap(),
     );
     assert_eq!(wait_for_http(port, "/healthz").code, 200);
-    assert_eq!(get(port, "/readyz").unwrap().code, 200);
+    // Not ready: no watch has listed anything; the reason names the API server and the cause.
+    let api = format!("http://127.0.0.1:{api_port}/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let r = get(port, "/readyz").unwrap();
+        if r.body.contains("connection refused") || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ready.code, 503, "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .contains(&format!("Agent from {api}: connection refused")),
+        "{}",
+        ready.body
+    );
     let metrics = get(port, "/metrics").unwrap();
     assert_eq!(metrics.code, 200);
     assert!(
@@ -63,4 +80,15 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
         "{logs}"
     );
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{logs}");
+    // The operator's own log line says where it tried to connect and what failed.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "watch failed; retrying"
+                && l["api"] == api.as_str()
+                && l["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("connection refused"))),
+        "{logs}"
+    );
 }

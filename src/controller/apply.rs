@@ -80,7 +80,21 @@ pub fn applied_hash<K: Serialize>(obj: &K) -> String {
 }
 
 /// Applies `obj` unless the live object carries the same applied hash. Returns the change made.
-pub async fn apply<K: Object>(api: &Api<K>, mut obj: K) -> Result<Option<Change>, ApplyError> {
+pub async fn apply<K: Object>(api: &Api<K>, obj: K) -> Result<Option<Change>, ApplyError> {
+    apply_with(api, obj, true).await
+}
+
+/// Like [`apply`], but only over an existing object: a change to something already running,
+/// never a first creation.
+pub async fn apply_existing<K: Object>(api: &Api<K>, obj: K) -> Result<Option<Change>, ApplyError> {
+    apply_with(api, obj, false).await
+}
+
+async fn apply_with<K: Object>(
+    api: &Api<K>,
+    mut obj: K,
+    create: bool,
+) -> Result<Option<Change>, ApplyError> {
     let hash = applied_hash(&obj);
     let name = obj.name_any();
     obj.annotations_mut()
@@ -93,6 +107,7 @@ pub async fn apply<K: Object>(api: &Api<K>, mut obj: K) -> Result<Option<Change>
         .as_ref()
         .and_then(|l| l.annotations().get(ANNOTATION_APPLIED_HASH))
         == Some(&hash)
+        || (live.is_none() && !create)
     {
         return Ok(None);
     }

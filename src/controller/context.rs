@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
 
 use crate::consts::CONTROLLER_NAME;
+use crate::crd::{Channel, Cron};
 use crate::operator::metrics::Metrics;
 
 pub struct Context {
@@ -14,6 +16,37 @@ pub struct Context {
     /// Default gateway image (the operator's own).
     pub image: String,
     pub metrics: Arc<Metrics>,
+    /// The operator's caches of Channels and Crons, once its watches run; without them (a
+    /// single reconcile in a test) members are listed from the API server.
+    pub members: std::sync::OnceLock<MemberCache>,
+    /// Per Agent (by uid), the names of pruned kinds kept at its last successful prune.
+    pub pruned: std::sync::Mutex<std::collections::HashMap<String, [Vec<String>; 5]>>,
+}
+
+/// Channels and Crons as the operator's watches see them.
+pub struct MemberCache {
+    pub channels: Store<Channel>,
+    pub crons: Store<Cron>,
+}
+
+impl MemberCache {
+    /// The Channels of a namespace.
+    pub fn channels(&self, ns: &str) -> Vec<Channel> {
+        in_namespace(&self.channels, ns)
+    }
+    /// The Crons of a namespace.
+    pub fn crons(&self, ns: &str) -> Vec<Cron> {
+        in_namespace(&self.crons, ns)
+    }
+}
+
+fn in_namespace<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, ns: &str) -> Vec<K> {
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .map(|o| (**o).clone())
+        .collect()
 }
 
 impl Context {
@@ -27,6 +60,8 @@ impl Context {
             client,
             image,
             metrics,
+            members: std::sync::OnceLock::new(),
+            pruned: std::sync::Mutex::default(),
         }
     }
 

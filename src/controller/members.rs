@@ -47,6 +47,8 @@ pub enum MemberError {
 /// A resource that names its Agent in `spec.agentRef`.
 pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     const KIND: &'static str;
+    /// Whether the status follows the Agent's own, so is not worth writing before it exists.
+    const FOLLOWS_AGENT: bool = true;
     fn agent_ref(&self) -> &str;
     /// The conditions and generation the last status recorded.
     fn common_status(&self) -> Option<&CommonStatus>;
@@ -74,6 +76,11 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
             name: obj.name_any(),
             source,
         })?;
+    // Until the Agent has been reconciled at its generation its members' status would only
+    // say so, to be rewritten moments later; its status change brings them back here.
+    if M::FOLLOWS_AGENT && agent.as_ref().is_some_and(|a| !observed(a)) {
+        return Ok(Action::await_change());
+    }
     let (ready, extra) = match &agent {
         None => (
             Cond::is_false(
@@ -118,9 +125,18 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
     Ok(requeue(&ready))
 }
 
+/// Whether the Agent's status reflects its current spec.
+fn observed(agent: &Agent) -> bool {
+    agent.status.as_ref().is_some_and(|s| {
+        s.common.observed_generation == agent.metadata.generation && !s.common.conditions.is_empty()
+    })
+}
+
 fn requeue(ready: &Cond) -> Action {
+    // A ready member is re-checked when its Agent, itself or (for Channels) its labelled
+    // Secret changes; the periodic pass only catches what no watch sees.
     Action::requeue(if ready.status {
-        Duration::from_secs(600)
+        Duration::from_secs(3600)
     } else {
         Duration::from_secs(30)
     })
@@ -211,16 +227,22 @@ impl Member for Cron {
     }
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let ns = self.namespace().unwrap_or_default();
-        let channels = Api::<Channel>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| MemberError::Read {
-                what: "Channels".into(),
-                kind: Self::KIND,
-                name: self.name_any(),
-                source,
-            })?;
-        let channels = resolve::members_of(agent, channels.items, |c| &c.spec.agent_ref);
+        let channels = match ctx.members.get() {
+            Some(cache) => cache.channels(&ns),
+            None => {
+                Api::<Channel>::namespaced(ctx.client.clone(), &ns)
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|source| MemberError::Read {
+                        what: "Channels".into(),
+                        kind: Self::KIND,
+                        name: self.name_any(),
+                        source,
+                    })?
+                    .items
+            }
+        };
+        let channels = resolve::members_of(agent, channels, |c| &c.spec.agent_ref);
         let job_name = meta::cron_job_name(agent, &self.name_any());
         let exists = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&job_name)
@@ -288,6 +310,7 @@ pub fn cron_ready(
 
 impl Member for NodePairing {
     const KIND: &'static str = "NodePairing";
+    const FOLLOWS_AGENT: bool = false;
     fn agent_ref(&self) -> &str {
         &self.spec.agent_ref
     }

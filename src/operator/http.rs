@@ -1,6 +1,6 @@
-//! The operator's HTTP endpoints: `/metrics`, `/healthz` (alive) and `/readyz` (controllers
-//! running, or a standby replica waiting for the leader Lease: both are ready, so that a
-//! PodDisruptionBudget counts the standby and a drain can move the leader).
+//! The operator's HTTP endpoints: `/metrics`, `/healthz` (alive) and `/readyz` (every watch has
+//! listed its kind and none keeps failing; or a standby replica waiting for the leader Lease,
+//! ready so that a PodDisruptionBudget counts the standby and a drain can move the leader).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,11 +11,14 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use super::health::Health;
 use super::metrics::Metrics;
 
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
-    pub ready: AtomicBool,
+    /// Running the controllers (the leader, or the only replica).
+    pub leading: AtomicBool,
+    pub health: Arc<Health>,
     /// Waiting for the leader Lease (ready, but not reconciling).
     pub standby: AtomicBool,
 }
@@ -29,12 +32,18 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n")
+    if s.leading.load(Ordering::Relaxed) {
+        match s.health.readiness(std::time::Instant::now()) {
+            Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        }
     } else if s.standby.load(Ordering::Relaxed) {
-        (StatusCode::OK, "standby\n")
+        (StatusCode::OK, "standby\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
     }
 }
 
@@ -72,8 +81,9 @@ mod tests {
     async fn health_readiness_and_metrics() {
         let state = Arc::new(HttpState {
             metrics: Arc::new(Metrics::new()),
-            ready: false.into(),
+            leading: false.into(),
             standby: false.into(),
+            health: Arc::new(Health::new("https://api.test")),
         });
         assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
         assert_eq!(
@@ -85,7 +95,18 @@ mod tests {
             get(&state, "/readyz").await,
             (StatusCode::OK, "standby\n".into())
         );
-        state.ready.store(true, Ordering::Relaxed);
+        // Leading, but the watches have not listed yet.
+        state.leading.store(true, Ordering::Relaxed);
+        state.health.expect("Agent");
+        let (code, text) = get(&state, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            text.contains("waiting for the first list of Agent"),
+            "{text}"
+        );
+        state
+            .health
+            .observe::<()>("Agent", &Ok(kube::runtime::watcher::Event::InitDone));
         assert_eq!(
             get(&state, "/readyz").await,
             (StatusCode::OK, "ready\n".into())

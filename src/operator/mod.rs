@@ -1,6 +1,7 @@
 //! `clawops operator`: runs the controllers (after winning leader election), serves health and
 //! metrics, and shuts down cleanly on SIGTERM.
 
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod rbac;
@@ -13,21 +14,24 @@ use std::time::Instant;
 use std::future::Future;
 
 use futures::future::Shared;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::consts::*;
-use crate::controller::context::Context;
+use crate::controller::context::{Context, MemberCache};
 use crate::controller::{agent, members};
 use crate::crd::{Agent, Channel, Cron, NodePairing};
+use health::{Health, describe};
 use http::HttpState;
 use metrics::Metrics;
 
@@ -43,6 +47,8 @@ pub struct OperatorOptions {
     /// Namespace of the Lease used for leader election.
     pub lease_namespace: String,
     pub image: String,
+    /// Reconciles of each kind at most in flight at once.
+    pub concurrency: u16,
 }
 
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
@@ -72,14 +78,20 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
-    let client = Client::try_default().await.map_err(|e| {
+    let config = kube::Config::infer().await.map_err(|e| {
         anyhow::anyhow!("no Kubernetes client config (in-cluster or KUBECONFIG): {e}")
     })?;
+    let api_url = config.cluster_url.to_string();
+    let client = Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("cannot build a client for the API server {api_url}: {e}"))?;
+    tracing::info!(api = %api_url, concurrency = opts.concurrency, "starting");
     let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(api_url));
     let state = Arc::new(HttpState {
         metrics: metrics.clone(),
-        ready: false.into(),
+        leading: false.into(),
         standby: false.into(),
+        health: health.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
@@ -132,8 +144,15 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         opts.image.clone(),
         metrics.clone(),
     ));
-    state.ready.store(true, Ordering::Relaxed);
-    let controllers = run_controllers(client, &opts.namespace, ctx, stopped.clone());
+    state.leading.store(true, Ordering::Relaxed);
+    let controllers = run_controllers(
+        client,
+        &opts.namespace,
+        ctx,
+        health,
+        opts.concurrency,
+        stopped.clone(),
+    );
     // Controllers finish their running reconciles on shutdown, but one that never reached the
     // API server waits forever for its first list; give them a bounded grace period.
     let grace = {
@@ -159,100 +178,304 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the Agent controller and the three member controllers until `stop` resolves.
+/// How many reconciles of each kind run at once when not told otherwise: the work is waiting on
+/// the API server, and more in flight mostly adds memory and API load.
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+/// Events closer together than this cause one Agent reconcile: `kubectl apply` of an Agent with
+/// its Channel and Crons arrives as a burst, and should roll the gateway once.
+pub const AGENT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Room for watch events a slow controller has not taken yet, per subscriber.
+const SHARED_BUFFER: usize = 1024;
+/// How long a failed reconcile waits before it is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// One watch per kind, its errors and first list reported to `health`.
+fn watch<K>(
+    health: &Arc<Health>,
+    kind: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    health.expect(kind);
+    let health = health.clone();
+    watcher(api, config)
+        .default_backoff()
+        .inspect(move |item| health.observe(kind, item))
+        // Nothing reads them, and on a real API server they are often the largest part of an
+        // object's metadata.
+        .modify(|o| o.managed_fields_mut().clear())
+}
+
+/// Metadata-only watch: owner references and names are all a trigger needs.
+fn watch_metadata<K>(
+    health: &Arc<Health>,
+    kind: &'static str,
+    client: &Client,
+    ns: &Option<String>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watch(
+        health,
+        kind,
+        api::<PartialObjectMeta<K>>(client, ns),
+        config,
+    )
+    .touched_objects()
+}
+
+/// A kind cached once and fed to several controllers.
+struct SharedKind<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    subscribers: Vec<ReflectHandle<K>>,
+    /// Drives the watch; must be polled for the subscribers to receive anything.
+    root: futures::future::BoxFuture<'static, ()>,
+}
+
+fn shared_kind<K, F>(
+    health: &Arc<Health>,
+    kind: &'static str,
+    client: &Client,
+    ns: &Option<String>,
+    subscribers: usize,
+    stop: Shared<F>,
+) -> SharedKind<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (store, writer) = reflector::store_shared(SHARED_BUFFER);
+    let subscribers = (0..subscribers)
+        .map(|_| writer.subscribe().expect("a shared store has subscribers"))
+        .collect();
+    let root = watch(
+        health,
+        kind,
+        api::<K>(client, ns),
+        watcher::Config::default(),
+    )
+    .reflect_shared(writer)
+    .take_until(stop)
+    .for_each(|_| async {})
+    .boxed();
+    SharedKind {
+        store,
+        subscribers,
+        root,
+    }
+}
+
+/// Runs the Agent controller and the three member controllers until `stop` resolves. Each kind
+/// is watched once: Agents, Channels and Crons are cached once and shared, generated objects
+/// and Secrets are watched by their metadata only.
 pub async fn run_controllers<F>(
     client: Client,
     ns: &Option<String>,
     ctx: Arc<Context>,
+    health: Arc<Health>,
+    concurrency: u16,
     stop: Shared<F>,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
+    let config = controller::Config::default().concurrency(concurrency);
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
-    let agents = Controller::new(api::<Agent>(&client, ns), watcher::Config::default());
-    let store = agents.store();
-    let secret_store = store.clone();
-    let agents = agents
-        .owns(api::<Deployment>(&client, ns), owned.clone())
-        .owns(api::<ConfigMap>(&client, ns), owned.clone())
-        .owns(api::<Service>(&client, ns), owned.clone())
-        .owns(api::<Ingress>(&client, ns), owned.clone())
-        .owns(api::<CronJob>(&client, ns), owned.clone())
-        .watches(
-            api::<Channel>(&client, ns),
-            watcher::Config::default(),
-            |c: Channel| agent_of(&c, &c.spec.agent_ref),
-        )
-        .watches(
-            api::<Cron>(&client, ns),
-            watcher::Config::default(),
-            |c: Cron| agent_of(&c, &c.spec.agent_ref),
-        )
-        // Only labelled Secrets are watched; others are re-read on every requeue.
-        .watches(
-            api::<Secret>(&client, ns),
-            watcher::Config::default().labels(WATCHED_SECRET_SELECTOR),
-            move |s: Secret| {
-                let ns = s.namespace();
-                secret_store
-                    .state()
-                    .into_iter()
-                    .filter(|a| a.namespace() == ns)
-                    .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop.clone())
-        .run(
-            |obj, ctx: Arc<Context>| async move {
+    let mut agents = shared_kind::<Agent, F>(&health, "Agent", &client, ns, 4, stop.clone());
+    let mut channels = shared_kind::<Channel, F>(&health, "Channel", &client, ns, 2, stop.clone());
+    let mut crons = shared_kind::<Cron, F>(&health, "Cron", &client, ns, 2, stop.clone());
+    let mut pairings =
+        shared_kind::<NodePairing, F>(&health, "NodePairing", &client, ns, 1, stop.clone());
+    let secrets = watch_metadata::<Secret>(
+        &health,
+        "Secret",
+        &client,
+        ns,
+        watcher::Config::default().labels(WATCHED_SECRET_SELECTOR),
+    );
+    let _ = ctx.members.set(MemberCache {
+        channels: channels.store.clone(),
+        crons: crons.store.clone(),
+    });
+    let secret_targets = {
+        let (agents, channels) = (agents.store.clone(), channels.store.clone());
+        move |s: PartialObjectMeta<Secret>| agents_using_secret(&s, &agents, &channels)
+    };
+    let members_ready = {
+        let (channels, crons) = (channels.store.clone(), crons.store.clone());
+        move || {
+            let (channels, crons) = (channels.clone(), crons.clone());
+            async move {
+                // Reconciling an Agent before its members are known would roll its gateway
+                // once without them and again with them.
+                let _ = channels.wait_until_ready().await;
+                let _ = crons.wait_until_ready().await;
+            }
+        }
+    };
+    let agent_controller = Controller::for_shared_stream(
+        agents
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status()),
+        agents.store.clone(),
+    )
+    .with_config(config.clone().debounce(AGENT_DEBOUNCE))
+    .owns_stream(watch_metadata::<Deployment>(&health, "Deployment", &client, ns, owned.clone()))
+    .owns_stream(watch_metadata::<ConfigMap>(&health, "ConfigMap", &client, ns, owned.clone()))
+    .owns_stream(watch_metadata::<Service>(&health, "Service", &client, ns, owned.clone()))
+    .owns_stream(watch_metadata::<Ingress>(&health, "Ingress", &client, ns, owned.clone()))
+    .owns_stream(watch_metadata::<CronJob>(&health, "CronJob", &client, ns, owned))
+    .watches_shared_stream(
+        channels.subscribers.pop().expect("subscriber"),
+        |c: Arc<Channel>| agent_of(&*c, &c.spec.agent_ref),
+    )
+    .watches_shared_stream(
+        crons.subscribers.pop().expect("subscriber"),
+        |c: Arc<Cron>| agent_of(&*c, &c.spec.agent_ref),
+    )
+    .watches_stream(secrets, secret_targets)
+    .graceful_shutdown_on(stop.clone())
+    .run(
+        move |obj, ctx: Arc<Context>| {
+            let members_ready = members_ready();
+            async move {
+                members_ready.await;
                 let start = Instant::now();
                 let r = agent::reconcile(obj, ctx.clone()).await;
                 ctx.metrics.observe("Agent", start, r.is_err());
                 r
-            },
-            |agent: Arc<Agent>, err: &agent::Error, _| {
+            }
+        },
+        {
+            let health = health.clone();
+            move |agent: Arc<Agent>, err: &agent::Error, _| {
                 let agent = agent::status::key(&*agent);
-                tracing::warn!(%agent, error = %err, "reconcile failed");
-                Action::requeue(std::time::Duration::from_secs(15))
-            },
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+                tracing::warn!(%agent, error = %err, cause = %describe(err), api = %health.api_url(), "reconcile failed");
+                Action::requeue(RETRY)
+            }
+        },
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
     futures::join!(
-        agents,
-        member_controller::<Channel, F>(&client, ns, ctx.clone(), stop.clone()),
-        member_controller::<Cron, F>(&client, ns, ctx.clone(), stop.clone()),
-        member_controller::<NodePairing, F>(&client, ns, ctx.clone(), stop.clone()),
+        agents.root,
+        channels.root,
+        crons.root,
+        pairings.root,
+        agent_controller,
+        member_controller(
+            channels.store.clone(),
+            channels.subscribers.pop().expect("subscriber"),
+            agents.subscribers.pop().expect("subscriber"),
+            config.clone(),
+            &health,
+            ctx.clone(),
+            stop.clone()
+        ),
+        member_controller(
+            crons.store.clone(),
+            crons.subscribers.pop().expect("subscriber"),
+            agents.subscribers.pop().expect("subscriber"),
+            config.clone(),
+            &health,
+            ctx.clone(),
+            stop.clone()
+        ),
+        member_controller(
+            pairings.store.clone(),
+            pairings.subscribers.pop().expect("subscriber"),
+            agents.subscribers.pop().expect("subscriber"),
+            config,
+            &health,
+            ctx.clone(),
+            stop.clone()
+        ),
     );
+}
+
+/// Lets an Agent through when more than its status changed: its own status writes would
+/// otherwise reconcile every Agent a second time for nothing.
+fn changed_beyond_status() -> impl FnMut(&Arc<Agent>) -> std::future::Ready<bool> + Send {
+    let mut seen = std::collections::HashMap::new();
+    move |a| {
+        let now = (
+            a.metadata.generation,
+            a.metadata.deletion_timestamp.is_some(),
+            a.finalizers().to_vec(),
+        );
+        std::future::ready(seen.insert(ObjectRef::from_obj(&**a), now.clone()) != Some(now))
+    }
 }
 
 fn agent_of<K: Resource>(member: &K, agent_ref: &str) -> Option<ObjectRef<Agent>> {
     Some(ObjectRef::new(agent_ref).within(&member.namespace().unwrap_or_default()))
 }
 
+/// The Agents whose gateway reads this Secret, directly or through one of their Channels.
+fn agents_using_secret(
+    secret: &PartialObjectMeta<Secret>,
+    agents: &Store<Agent>,
+    channels: &Store<Channel>,
+) -> Vec<ObjectRef<Agent>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    let direct = agents
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace() == ns)
+        .filter(|a| {
+            agent::resolve::secret_uses(a, &[])
+                .iter()
+                .any(|u| u.reference.name == name)
+        })
+        .map(|a| ObjectRef::from_obj(&*a));
+    let via_channel = channels
+        .state()
+        .into_iter()
+        .filter(|c| c.namespace() == ns && c.spec.telegram.bot_token_secret_ref.name == name)
+        .filter_map(|c| agent_of(&*c, &c.spec.agent_ref));
+    direct.chain(via_channel).collect()
+}
+
 async fn member_controller<M: members::Member, F>(
-    client: &Client,
-    ns: &Option<String>,
+    store: Store<M>,
+    members: ReflectHandle<M>,
+    agents: ReflectHandle<Agent>,
+    config: controller::Config,
+    health: &Arc<Health>,
     ctx: Arc<Context>,
     stop: Shared<F>,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
-    let controller = Controller::new(api::<M>(client, ns), watcher::Config::default());
-    let store = controller.store();
-    controller
-        .watches(
-            api::<Agent>(client, ns),
-            watcher::Config::default(),
-            move |a: Agent| {
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|m| m.namespace() == a.namespace() && m.agent_ref() == a.name_any())
-                    .map(|m| ObjectRef::from_obj(&*m))
-                    .collect::<Vec<_>>()
-            },
-        )
+    let api_url = health.api_url().to_string();
+    Controller::for_shared_stream(members, store.clone())
+        .with_config(config)
+        .watches_shared_stream(agents, move |a: Arc<Agent>| {
+            store
+                .state()
+                .into_iter()
+                .filter(|m| m.namespace() == a.namespace() && m.agent_ref() == a.name_any())
+                .map(|m| ObjectRef::from_obj(&*m))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(stop)
         .run(
             |obj, ctx: Arc<Context>| async move {
@@ -261,10 +484,10 @@ async fn member_controller<M: members::Member, F>(
                 ctx.metrics.observe(M::KIND, start, r.is_err());
                 r
             },
-            |obj: Arc<M>, err: &members::MemberError, _| {
+            move |obj: Arc<M>, err: &members::MemberError, _| {
                 let name = agent::status::key(&*obj);
-                tracing::warn!(kind = M::KIND, %name, error = %err, "reconcile failed");
-                Action::requeue(std::time::Duration::from_secs(15))
+                tracing::warn!(kind = M::KIND, %name, error = %err, cause = %describe(err), api = %api_url, "reconcile failed");
+                Action::requeue(RETRY)
             },
             ctx,
         )

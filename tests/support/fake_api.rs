@@ -33,7 +33,19 @@ impl From<(StatusCode, Value)> for Reply {
 struct Watcher {
     collection: String,
     selector: String,
+    /// Asked for `PartialObjectMetadata`: events carry metadata only.
+    metadata_only: bool,
     tx: mpsc::UnboundedSender<Bytes>,
+}
+
+/// Whether a request asks, like `Api<PartialObjectMeta<K>>`, for metadata only.
+fn wants_metadata(accept: &str) -> bool {
+    accept.contains("as=PartialObjectMetadata")
+}
+
+/// An object as the API server returns it to a metadata-only request.
+fn metadata_of(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"].clone()})
 }
 
 /// One request the client made.
@@ -63,6 +75,11 @@ struct State {
     watchers: Vec<Watcher>,
     /// Requests answered with an error: (method, path, code, message).
     rejections: Vec<(String, String, u16, String)>,
+    /// Added to every write, as a real API server's etcd round trip would.
+    write_latency: std::time::Duration,
+    /// Stand in for the Deployment and Ingress controllers: a written Deployment reports its
+    /// pod available, an Ingress its load balancer address.
+    controllers: bool,
 }
 
 impl State {
@@ -83,10 +100,15 @@ impl State {
             },
         };
         let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
+        let meta_line = Bytes::from(format!(
+            "{}\n",
+            json!({"type": event, "object": metadata_of(&obj)})
+        ));
         self.watchers.retain(|w| {
             if !in_collection(key, &w.collection) || !matches_selector(&obj, &w.selector) {
                 return true;
             }
+            let line = if w.metadata_only { &meta_line } else { &line };
             w.tx.send(line.clone()).is_ok()
         });
     }
@@ -406,6 +428,13 @@ impl FakeApi {
                 obj["status"] = e["status"].clone();
             }
         }
+        if state.controllers && obj["kind"] == "Deployment" {
+            let generation = obj["metadata"]["generation"].clone();
+            obj["status"] = json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+        }
+        if state.controllers && obj["kind"] == "Ingress" {
+            obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}});
+        }
         // Like the API server, fold stringData into data.
         if obj["kind"] == "Secret"
             && let Some(sd) = obj.as_object_mut().unwrap().remove("stringData")
@@ -417,8 +446,25 @@ impl FakeApi {
         }
     }
 
+    /// Makes every write take `latency` before it is answered.
+    pub fn set_write_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().write_latency = latency;
+    }
+
+    /// Makes Deployments report their pod available and Ingresses their address as soon as
+    /// they are written, as if their controllers were instant.
+    pub fn set_controllers(&self, on: bool) {
+        self.state.lock().unwrap().controllers = on;
+    }
+
     async fn handle(&self, req: Request<Body>) -> Reply {
         let method = req.method().to_string();
+        if method != "GET" {
+            let latency = self.state.lock().unwrap().write_latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+        }
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let content_type = req
@@ -426,6 +472,10 @@ impl FakeApi {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let metadata_only = req
+            .headers()
+            .get("accept")
+            .is_some_and(|v| wants_metadata(v.to_str().unwrap_or_default()));
         let bytes = req.into_body().collect_bytes().await.unwrap();
         let body: Option<Value> =
             (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("JSON body"));
@@ -456,6 +506,7 @@ impl FakeApi {
             s.watchers.push(Watcher {
                 collection: coll,
                 selector,
+                metadata_only,
                 tx,
             });
             return Reply::Watch(rx);
@@ -471,11 +522,24 @@ impl FakeApi {
             },
             ("GET", None) => {
                 let selector = query_param(&query, "labelSelector").unwrap_or_default();
+                // A namespaced collection's objects sit together under its path.
+                let start = if coll.contains("/namespaces/") {
+                    format!("{coll}/")
+                } else {
+                    String::new()
+                };
                 let items: Vec<Value> = s
                     .objects
-                    .iter()
+                    .range(start.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&start))
                     .filter(|(k, o)| in_collection(k, &coll) && matches_selector(o, &selector))
-                    .map(|(_, o)| o.clone())
+                    .map(|(_, o)| {
+                        if metadata_only {
+                            metadata_of(o)
+                        } else {
+                            o.clone()
+                        }
+                    })
                     .collect();
                 (
                     StatusCode::OK,

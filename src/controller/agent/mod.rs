@@ -39,8 +39,11 @@ use validate::Problem;
 pub const REQUEUE_REFUSED: Duration = Duration::from_secs(10);
 /// Requeue while the gateway is not ready yet.
 pub const REQUEUE_PENDING: Duration = Duration::from_secs(30);
-/// Periodic resync of a ready Agent.
-pub const REQUEUE_READY: Duration = Duration::from_secs(300);
+/// Periodic resync of a ready Agent. Changes to it, its members, its labelled Secrets and the
+/// objects the operator watches reconcile it at once; this pass only repairs drift no watch
+/// sees (RBAC objects, the claim), so it is rare: at 1,000 Agents each pass costs a few
+/// thousand reads.
+pub const REQUEUE_READY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -75,7 +78,7 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
-    let resolved = resolve::resolve(&ctx.client, agent.clone()).await?;
+    let resolved = resolve::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?;
     let reader_missing = agent.spec.cluster_access == ClusterAccess::Read
         && !cluster_reader_exists(&ctx.client).await?;
     let (problems, applied) = match validate::validate(&resolved) {
@@ -105,6 +108,12 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     };
     let mut observed = observe(ctx, &agent).await?;
     observed.cluster_reader_missing = reader_missing;
+    if resolved.channels.is_empty() {
+        observed.held = Some(format!(
+            "no Channel names this Agent in spec.agentRef yet; the gateway {} starts with the first one",
+            meta::gateway_name(&agent)
+        ));
+    }
     let failure = apply_error.as_ref().map(ToString::to_string);
     let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
     let status_changed = write_status(ctx, &agent, &decision).await?;
@@ -274,7 +283,13 @@ async fn apply_all(
     // A claim's class and size cannot be changed in place (local-path cannot even grow one),
     // so it is created once; resize or replace it by hand.
     w.create_once(&o.pvc).await?;
-    w.apply(&o.deployment).await?;
+    if resolved.channels.is_empty() {
+        // A Channel created just after its Agent would roll a new gateway a second time.
+        w.changes
+            .extend(apply::apply_existing(&w.api(), o.deployment.clone()).await?);
+    } else {
+        w.apply(&o.deployment).await?;
+    }
     w.apply(&o.service).await?;
     if let Some(i) = &o.ingress {
         w.apply(i).await?;
@@ -286,22 +301,36 @@ async fn apply_all(
         w.apply(cj).await?;
     }
 
-    // Prune the kinds whose objects come and go with the spec.
-    let sel = meta::instance_selector(&agent.name_any());
-    w.prune::<CronJob>(&sel, o.cron_jobs.iter().map(ResourceExt::name_any))
-        .await?;
-    w.prune::<Ingress>(&sel, o.ingress.iter().map(ResourceExt::name_any))
-        .await?;
-    w.prune::<NetworkPolicy>(&sel, o.network_policy.iter().map(ResourceExt::name_any))
-        .await?;
-    let config_maps = std::iter::once(&o.config_map).chain(&o.tailscale_serve);
-    w.prune::<ConfigMap>(&sel, config_maps.map(ResourceExt::name_any))
-        .await?;
+    // Prune the kinds whose objects come and go with the spec: only when what is kept differs
+    // from the last successful prune (or the operator has not pruned this Agent yet), since a
+    // prune lists five kinds and only the spec makes objects of ours go.
     // The generated token survives every spec change; the Tailscale state goes with the sidecar.
-    let secrets = o.tailscale_state.iter().map(ResourceExt::name_any);
-    w.prune::<Secret>(&sel, secrets.chain([meta::token_secret_name(agent)]))
-        .await?;
+    let mut secrets = names(&o.tailscale_state);
+    secrets.push(meta::token_secret_name(agent));
+    let keep = [
+        names(&o.cron_jobs),
+        names(&o.ingress),
+        names(&o.network_policy),
+        names(std::iter::once(&o.config_map).chain(&o.tailscale_serve)),
+        secrets,
+    ];
+    let key = agent.uid().unwrap_or_else(|| status::key(agent));
+    if ctx.pruned.lock().expect("prune lock").get(&key) == Some(&keep) {
+        return Ok(w.changes);
+    }
+    let sel = meta::instance_selector(&agent.name_any());
+    let [cron_jobs, ingresses, policies, config_maps, secrets] = keep.clone();
+    w.prune::<CronJob>(&sel, cron_jobs).await?;
+    w.prune::<Ingress>(&sel, ingresses).await?;
+    w.prune::<NetworkPolicy>(&sel, policies).await?;
+    w.prune::<ConfigMap>(&sel, config_maps).await?;
+    w.prune::<Secret>(&sel, secrets).await?;
+    ctx.pruned.lock().expect("prune lock").insert(key, keep);
     Ok(w.changes)
+}
+
+fn names<'a, K: Resource + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Vec<String> {
+    objects.into_iter().map(ResourceExt::name_any).collect()
 }
 
 /// Reads the live objects that status is decided from.
@@ -372,6 +401,7 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         tailscale_state,
         pods,
         cluster_reader_missing: false,
+        held: None,
     })
 }
 

@@ -10,6 +10,7 @@ use kube::{Api, Client, ResourceExt};
 use secrecy::SecretString;
 
 use crate::build::secrets::token_ref;
+use crate::controller::context::MemberCache;
 use crate::crd::agent::TailscaleMode;
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::secrets::{self, SecretProblem};
@@ -169,8 +170,13 @@ pub fn assemble(
     }
 }
 
-/// Reads the Agent's members and referenced Secrets from the cluster. Only reads.
-pub async fn resolve(client: &Client, agent: Arc<Agent>) -> Result<Resolved, ResolveError> {
+/// Reads the Agent's members (from `cache` when the operator has one) and referenced Secrets
+/// from the cluster. Only reads.
+pub async fn resolve(
+    client: &Client,
+    cache: Option<&MemberCache>,
+    agent: Arc<Agent>,
+) -> Result<Resolved, ResolveError> {
     let ns = agent.namespace().unwrap_or_default();
     let list_err = |kind| {
         let namespace = ns.clone();
@@ -180,16 +186,21 @@ pub async fn resolve(client: &Client, agent: Arc<Agent>) -> Result<Resolved, Res
             source,
         }
     };
-    let channels = Api::<Channel>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(list_err("Channels"))?
-        .items;
-    let crons = Api::<Cron>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(list_err("Crons"))?
-        .items;
+    let (channels, crons) = match cache {
+        Some(c) => (c.channels(&ns), c.crons(&ns)),
+        None => (
+            Api::<Channel>::namespaced(client.clone(), &ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(list_err("Channels"))?
+                .items,
+            Api::<Cron>::namespaced(client.clone(), &ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(list_err("Crons"))?
+                .items,
+        ),
+    };
     let secrets_api = Api::<Secret>::namespaced(client.clone(), &ns);
     // Fetch each distinct Secret once; `assemble` then looks keys up without I/O.
     let mut fetched = BTreeMap::new();

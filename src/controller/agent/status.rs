@@ -26,6 +26,8 @@ pub struct Observed {
     pub pods: Option<PodFacts>,
     /// `clusterAccess: read` asks for a ClusterRole that is not there (the chart installs it).
     pub cluster_reader_missing: bool,
+    /// Why the first rollout waits, when it does.
+    pub held: Option<String>,
 }
 
 /// The decided status, before timestamps.
@@ -71,7 +73,14 @@ pub fn decide(
         )
     };
     let diagnosis = observed.pods.as_ref().map(pods::diagnose);
-    let available = gateway_available(agent, observed.deployment.as_ref(), diagnosis.as_ref());
+    let available = match (&observed.deployment, &observed.held) {
+        (None, Some(why)) => Cond::is_false(
+            CONDITION_GATEWAY_AVAILABLE,
+            "WaitingForChannel",
+            why.clone(),
+        ),
+        (deployment, _) => gateway_available(agent, deployment.as_ref(), diagnosis.as_ref()),
+    };
     let (exposed, url) = exposure(agent, observed, diagnosis.as_ref());
     let reader = observed.cluster_reader_missing.then(|| {
         Cond::is_false(
