@@ -228,7 +228,7 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
     prune_evening_cron(&fake).await;
     // The owner drops both exposures and one NetworkPolicy (the owner's own requests are left
     // out of the tally by `owner_edit`).
-    let mut mine = fake.take_log();
+    let operator_log = fake.take_log();
     for ns in ["default", "ts"] {
         kube::Api::<clawops::crd::Agent>::namespaced(fake.client(), ns)
             .patch(
@@ -259,7 +259,7 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         .unwrap();
     eventually("the Agent gone after cleanup", || fake.get(AGENT).is_none()).await;
     operator.stop().await;
-    mine.into_iter()
+    operator_log.into_iter()
         .chain(fake.take_log())
         .filter(|r| !owner_edit(r))
         .flat_map(|r| support::rbac::accesses(&r))
