@@ -259,7 +259,8 @@ async fn operator_accesses() -> std::collections::BTreeSet<support::rbac::Access
         .unwrap();
     eventually("the Agent gone after cleanup", || fake.get(AGENT).is_none()).await;
     operator.stop().await;
-    operator_log.into_iter()
+    operator_log
+        .into_iter()
         .chain(fake.take_log())
         .filter(|r| !owner_edit(r))
         .flat_map(|r| support::rbac::accesses(&r))
