@@ -5,6 +5,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod rbac;
+pub mod trim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,6 +146,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         metrics.clone(),
     ));
     state.leading.store(true, Ordering::Relaxed);
+    let trimmer = tokio::spawn(trim::run(metrics.clone()));
     let controllers = run_controllers(
         client,
         &opts.namespace,
@@ -173,6 +175,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time; exiting anyway"),
         _ = lost => anyhow::bail!("lost leadership of Lease clawops-operator; exiting so another replica takes over"),
     }
+    trimmer.abort();
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())

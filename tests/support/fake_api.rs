@@ -513,6 +513,7 @@ impl FakeApi {
         }
         let (code, body) = match (method.as_str(), key) {
             ("GET", Some(key)) => match s.objects.get(&key) {
+                Some(o) if metadata_only => (StatusCode::OK, metadata_of(o)),
                 Some(o) => (StatusCode::OK, o.clone()),
                 None => status(
                     StatusCode::NOT_FOUND,
