@@ -337,7 +337,7 @@ pub async fn run_controllers<F>(
             .subscribers
             .pop()
             .expect("subscriber")
-            .filter(changed_beyond_status()),
+            .filter(changed_beyond_status(agents.store.clone())),
         agents.store.clone(),
     )
     .with_config(config.clone().debounce(AGENT_DEBOUNCE))
@@ -347,11 +347,19 @@ pub async fn run_controllers<F>(
     .owns_stream(watch_metadata::<Ingress>(&health, "Ingress", &client, ns, owned.clone()))
     .owns_stream(watch_metadata::<CronJob>(&health, "CronJob", &client, ns, owned))
     .watches_shared_stream(
-        channels.subscribers.pop().expect("subscriber"),
+        channels
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status(channels.store.clone())),
         |c: Arc<Channel>| agent_of(&*c, &c.spec.agent_ref),
     )
     .watches_shared_stream(
-        crons.subscribers.pop().expect("subscriber"),
+        crons
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status(crons.store.clone())),
         |c: Arc<Cron>| agent_of(&*c, &c.spec.agent_ref),
     )
     .watches_stream(secrets, secret_targets)
@@ -414,17 +422,35 @@ pub async fn run_controllers<F>(
     );
 }
 
-/// Lets an Agent through when more than its status changed: its own status writes would
-/// otherwise reconcile every Agent a second time for nothing.
-fn changed_beyond_status() -> impl FnMut(&Arc<Agent>) -> std::future::Ready<bool> + Send {
+/// Lets an object through when more than its status changed, or when it is gone from `store`
+/// (deleted): the operator's own status writes would otherwise reconcile every Agent a second
+/// time for nothing. The Agent controller reads no status of Channels or Crons, and an Agent's
+/// own status is written by it. Keeps one hash per object.
+fn changed_beyond_status<K>(
+    store: Store<K>,
+) -> impl FnMut(&Arc<K>) -> std::future::Ready<bool> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    use std::hash::{Hash, Hasher};
     let mut seen = std::collections::HashMap::new();
-    move |a| {
-        let now = (
-            a.metadata.generation,
-            a.metadata.deletion_timestamp.is_some(),
-            a.finalizers().to_vec(),
-        );
-        std::future::ready(seen.insert(ObjectRef::from_obj(&**a), now.clone()) != Some(now))
+    move |o| {
+        let key = ObjectRef::from_obj(&**o);
+        if store.get(&key).is_none() {
+            seen.remove(&key);
+            return std::future::ready(true);
+        }
+        let m = o.meta();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            m.generation,
+            m.deletion_timestamp.is_some(),
+            &m.finalizers,
+            &m.labels,
+            &m.annotations,
+        )
+            .hash(&mut h);
+        std::future::ready(seen.insert(key, h.finish()) != Some(h.finish()))
     }
 }
 
