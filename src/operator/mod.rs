@@ -523,3 +523,49 @@ async fn member_controller<M: members::Member, F>(
         .for_each(|_| async {})
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn channel(generation: i64, status: &str) -> Arc<Channel> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "clawops.dev/v1alpha1", "kind": "Channel",
+                "metadata": {"name": "telegram", "namespace": "default", "generation": generation},
+                "spec": {"agentRef": "shrimp", "telegram": {"botTokenSecretRef": {"name": "s", "key": "k"}}},
+                "status": {"conditions": [{"type": "Ready", "status": status, "reason": "R",
+                    "message": "", "lastTransitionTime": "2026-11-21T00:00:00Z"}]}
+            }))
+            .expect("a Channel"),
+        )
+    }
+
+    fn passes(
+        filter: &mut impl FnMut(&Arc<Channel>) -> std::future::Ready<bool>,
+        c: &Arc<Channel>,
+    ) -> bool {
+        futures::executor::block_on(filter(c))
+    }
+
+    #[test]
+    fn status_only_changes_are_ignored_but_spec_changes_and_deletions_pass() {
+        let (store, mut writer) = reflector::store::<Channel>();
+        let mut filter = changed_beyond_status(store);
+        let first = channel(1, "False");
+        writer.apply_watcher_event(&Event::Apply((*first).clone()));
+        assert!(passes(&mut filter, &first), "first sight passes");
+        let status_only = channel(1, "True");
+        writer.apply_watcher_event(&Event::Apply((*status_only).clone()));
+        assert!(
+            !passes(&mut filter, &status_only),
+            "a status write is ignored"
+        );
+        let spec = channel(2, "True");
+        writer.apply_watcher_event(&Event::Apply((*spec).clone()));
+        assert!(passes(&mut filter, &spec), "a spec change passes");
+        writer.apply_watcher_event(&Event::Delete((*spec).clone()));
+        assert!(passes(&mut filter, &spec), "a deletion passes");
+    }
+}
