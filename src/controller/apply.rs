@@ -99,8 +99,9 @@ async fn apply_with<K: Object>(
     let name = obj.name_any();
     obj.annotations_mut()
         .insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+    // Metadata only: the applied hash is all that is compared.
     let live = api
-        .get_opt(&name)
+        .get_metadata_opt(&name)
         .await
         .map_err(err::<K>("reading", &name))?;
     if live
@@ -125,7 +126,7 @@ async fn apply_with<K: Object>(
 pub async fn create_once<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, ApplyError> {
     let name = obj.name_any();
     if api
-        .get_opt(&name)
+        .get_metadata_opt(&name)
         .await
         .map_err(err::<K>("reading", &name))?
         .is_some()
@@ -177,7 +178,7 @@ pub async fn delete_if_present<K: Object>(
     name: &str,
 ) -> Result<Option<Change>, ApplyError> {
     if api
-        .get_opt(name)
+        .get_metadata_opt(name)
         .await
         .map_err(err::<K>("reading", name))?
         .is_none()

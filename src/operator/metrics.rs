@@ -15,6 +15,8 @@ pub struct Metrics {
     reconciles: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Reconciles finished, all kinds together.
+    done: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -53,12 +55,14 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            done: 0.into(),
         }
     }
 
     /// Records one reconcile of `kind` that started at `start`.
     pub fn observe(&self, kind: &str, start: Instant, failed: bool) {
         let labels = vec![("kind".to_string(), kind.to_string())];
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.reconciles.get_or_create(&labels).inc();
         if failed {
             self.errors.get_or_create(&labels).inc();
@@ -66,6 +70,11 @@ impl Metrics {
         self.duration
             .get_or_create(&labels)
             .observe(start.elapsed().as_secs_f64());
+    }
+
+    /// Reconciles finished so far, of every kind.
+    pub fn reconciles_done(&self) -> u64 {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The Prometheus text exposition.

@@ -5,6 +5,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod rbac;
+pub mod trim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,6 +146,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         metrics.clone(),
     ));
     state.leading.store(true, Ordering::Relaxed);
+    let trimmer = tokio::spawn(trim::run(metrics.clone()));
     let controllers = run_controllers(
         client,
         &opts.namespace,
@@ -173,6 +175,7 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time; exiting anyway"),
         _ = lost => anyhow::bail!("lost leadership of Lease clawops-operator; exiting so another replica takes over"),
     }
+    trimmer.abort();
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
@@ -334,7 +337,7 @@ pub async fn run_controllers<F>(
             .subscribers
             .pop()
             .expect("subscriber")
-            .filter(changed_beyond_status()),
+            .filter(changed_beyond_status(agents.store.clone())),
         agents.store.clone(),
     )
     .with_config(config.clone().debounce(AGENT_DEBOUNCE))
@@ -344,11 +347,19 @@ pub async fn run_controllers<F>(
     .owns_stream(watch_metadata::<Ingress>(&health, "Ingress", &client, ns, owned.clone()))
     .owns_stream(watch_metadata::<CronJob>(&health, "CronJob", &client, ns, owned))
     .watches_shared_stream(
-        channels.subscribers.pop().expect("subscriber"),
+        channels
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status(channels.store.clone())),
         |c: Arc<Channel>| agent_of(&*c, &c.spec.agent_ref),
     )
     .watches_shared_stream(
-        crons.subscribers.pop().expect("subscriber"),
+        crons
+            .subscribers
+            .pop()
+            .expect("subscriber")
+            .filter(changed_beyond_status(crons.store.clone())),
         |c: Arc<Cron>| agent_of(&*c, &c.spec.agent_ref),
     )
     .watches_stream(secrets, secret_targets)
@@ -411,17 +422,35 @@ pub async fn run_controllers<F>(
     );
 }
 
-/// Lets an Agent through when more than its status changed: its own status writes would
-/// otherwise reconcile every Agent a second time for nothing.
-fn changed_beyond_status() -> impl FnMut(&Arc<Agent>) -> std::future::Ready<bool> + Send {
+/// Lets an object through when more than its status changed, or when it is gone from `store`
+/// (deleted): the operator's own status writes would otherwise reconcile every Agent a second
+/// time for nothing. The Agent controller reads no status of Channels or Crons, and an Agent's
+/// own status is written by it. Keeps one hash per object.
+fn changed_beyond_status<K>(
+    store: Store<K>,
+) -> impl FnMut(&Arc<K>) -> std::future::Ready<bool> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    use std::hash::{Hash, Hasher};
     let mut seen = std::collections::HashMap::new();
-    move |a| {
-        let now = (
-            a.metadata.generation,
-            a.metadata.deletion_timestamp.is_some(),
-            a.finalizers().to_vec(),
-        );
-        std::future::ready(seen.insert(ObjectRef::from_obj(&**a), now.clone()) != Some(now))
+    move |o| {
+        let key = ObjectRef::from_obj(&**o);
+        if store.get(&key).is_none() {
+            seen.remove(&key);
+            return std::future::ready(true);
+        }
+        let m = o.meta();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            m.generation,
+            m.deletion_timestamp.is_some(),
+            &m.finalizers,
+            &m.labels,
+            &m.annotations,
+        )
+            .hash(&mut h);
+        std::future::ready(seen.insert(key, h.finish()) != Some(h.finish()))
     }
 }
 
@@ -493,4 +522,50 @@ async fn member_controller<M: members::Member, F>(
         )
         .for_each(|_| async {})
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn channel(generation: i64, status: &str) -> Arc<Channel> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "clawops.dev/v1alpha1", "kind": "Channel",
+                "metadata": {"name": "telegram", "namespace": "default", "generation": generation},
+                "spec": {"agentRef": "shrimp", "telegram": {"botTokenSecretRef": {"name": "s", "key": "k"}}},
+                "status": {"conditions": [{"type": "Ready", "status": status, "reason": "R",
+                    "message": "", "lastTransitionTime": "2026-11-21T00:00:00Z"}]}
+            }))
+            .expect("a Channel"),
+        )
+    }
+
+    fn passes(
+        filter: &mut impl FnMut(&Arc<Channel>) -> std::future::Ready<bool>,
+        c: &Arc<Channel>,
+    ) -> bool {
+        futures::executor::block_on(filter(c))
+    }
+
+    #[test]
+    fn status_only_changes_are_ignored_but_spec_changes_and_deletions_pass() {
+        let (store, mut writer) = reflector::store::<Channel>();
+        let mut filter = changed_beyond_status(store);
+        let first = channel(1, "False");
+        writer.apply_watcher_event(&Event::Apply((*first).clone()));
+        assert!(passes(&mut filter, &first), "first sight passes");
+        let status_only = channel(1, "True");
+        writer.apply_watcher_event(&Event::Apply((*status_only).clone()));
+        assert!(
+            !passes(&mut filter, &status_only),
+            "a status write is ignored"
+        );
+        let spec = channel(2, "True");
+        writer.apply_watcher_event(&Event::Apply((*spec).clone()));
+        assert!(passes(&mut filter, &spec), "a spec change passes");
+        writer.apply_watcher_event(&Event::Delete((*spec).clone()));
+        assert!(passes(&mut filter, &spec), "a deletion passes");
+    }
 }

@@ -513,6 +513,7 @@ impl FakeApi {
         }
         let (code, body) = match (method.as_str(), key) {
             ("GET", Some(key)) => match s.objects.get(&key) {
+                Some(o) if metadata_only => (StatusCode::OK, metadata_of(o)),
                 Some(o) => (StatusCode::OK, o.clone()),
                 None => status(
                     StatusCode::NOT_FOUND,
@@ -692,6 +693,11 @@ impl FakeApi {
         }
         o.pointer_mut(pointer_parent).unwrap()[key] = value;
         o["metadata"]["resourceVersion"] = json!(Self::next_rv(&mut s));
+        // As the API server does, a spec change bumps the generation.
+        if s.objects.get(path).and_then(|e| e.get("spec")) != o.get("spec") {
+            let generation = o["metadata"]["generation"].as_i64().unwrap_or(0);
+            o["metadata"]["generation"] = json!(generation + 1);
+        }
         s.put(path, Some(o));
     }
 
