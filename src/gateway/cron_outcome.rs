@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
@@ -68,16 +67,8 @@ pub async fn record(client: Client, namespace: &str, name: &str, failure: Option
         .as_ref()
         .and_then(|s| s.consecutive_failures)
         .unwrap_or(0);
-    if let Some(status) = status_patch(previous, failure, Utc::now())
-        && let Err(e) = api
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-    {
-        tracing::warn!(cron = %name, error = %e, "Cron status not updated with this run");
+    if let Some(status) = status_patch(previous, failure, Utc::now()) {
+        super::cron_status::patch_status(&api, name, status).await;
     }
     let Some(reason) = failure else { return };
     let reporter = Reporter {

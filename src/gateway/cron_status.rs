@@ -30,6 +30,21 @@ pub fn run_status(record: &RunRecord, delivers: bool) -> Value {
     Value::Object(s)
 }
 
+/// Merge-patches `status` fields of Cron `name`, leaving the others alone. Status is a mirror: a
+/// failed write is logged, never an error of the run it describes.
+pub async fn patch_status(api: &Api<Cron>, name: &str, status: Value) {
+    if let Err(e) = api
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+    {
+        tracing::warn!(cron = %name, error = %e, "Cron status not updated");
+    }
+}
+
 impl CronStatusWriter {
     pub fn new(client: Client, namespace: &str) -> Self {
         Self {
@@ -38,17 +53,7 @@ impl CronStatusWriter {
     }
 
     async fn patch(&self, name: &str, status: Value) {
-        if let Err(e) = self
-            .api
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-        {
-            tracing::warn!(cron = %name, error = %e, "Cron status not updated");
-        }
+        patch_status(&self.api, name, status).await;
     }
 
     pub async fn record(&self, cron: &CronConfig, record: &RunRecord, delivers: bool) {
