@@ -9,6 +9,7 @@ pub mod crd;
 pub mod gateway;
 pub mod generate;
 pub mod manifests;
+pub mod net_cause;
 pub mod operator;
 pub mod patrol;
 pub mod render;

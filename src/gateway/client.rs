@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_TOKEN_FROM, LABEL_COMPONENT};
+use crate::net_cause::{self, Cause};
 
 /// How long to wait for a connection; the run itself may take minutes (a model turn).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,39 +59,16 @@ impl Unreachable {
     pub fn classify(err: &(dyn std::error::Error + 'static), url: &reqwest::Url) -> Self {
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or_default();
-        let mut texts = Vec::new();
-        let mut next = Some(err);
-        while let Some(e) = next {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return Self::Refused { host, port },
-                    std::io::ErrorKind::TimedOut => return Self::Timeout,
-                    _ => {}
-                }
-            }
-            if e.downcast_ref::<reqwest::Error>()
-                .is_some_and(reqwest::Error::is_timeout)
-            {
-                return Self::Timeout;
-            }
-            texts.push(e.to_string());
-            next = e.source();
-        }
-        // hyper's connector says "dns error" around the resolver's io error, which has no kind
-        // of its own; TLS errors come from rustls, which is not ours to downcast to.
-        let any = |needles: &[&str]| {
-            texts.iter().any(|t| {
-                let t = t.to_ascii_lowercase();
-                needles.iter().any(|n| t.contains(n))
-            })
-        };
-        let detail = texts.last().cloned().unwrap_or_default();
-        if any(&["dns error", "failed to lookup address"]) {
-            Self::Dns { host }
-        } else if any(&["certificate", "tls", "handshake"]) {
-            Self::Tls { detail }
-        } else {
-            Self::Other { detail }
+        let detail = net_cause::chain(err)
+            .last()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match net_cause::classify(err) {
+            Cause::Refused => Self::Refused { host, port },
+            Cause::Timeout => Self::Timeout,
+            Cause::Dns => Self::Dns { host },
+            Cause::Tls => Self::Tls { detail },
+            Cause::Broken | Cause::Other => Self::Other { detail },
         }
     }
 

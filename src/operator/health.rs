@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::watcher;
 
+use crate::net_cause::{self, Cause};
+
 /// A watch failing for longer than this makes the operator not ready.
 pub const BROKEN_AFTER: Duration = Duration::from_secs(60);
 /// Errors further apart than this belong to separate outages: the watch recovered in between
@@ -136,8 +138,7 @@ impl Health {
 /// What went wrong talking to the API server, in words a user can act on, followed by the
 /// innermost error's own message.
 pub fn describe(err: &(dyn StdError + 'static)) -> String {
-    let chain: Vec<&(dyn StdError + 'static)> =
-        std::iter::successors(Some(err), |e| (*e).source()).collect();
+    let chain = net_cause::chain(err);
     let innermost = chain.last().map(ToString::to_string).unwrap_or_default();
     let status = chain.iter().find_map(|e| {
         e.downcast_ref::<kube::Error>()
@@ -160,42 +161,23 @@ pub fn describe(err: &(dyn StdError + 'static)) -> String {
             code => format!("API error {code} {}: {}", s.reason, s.message),
         };
     }
-    let io = chain
-        .iter()
-        .find_map(|e| e.downcast_ref::<std::io::Error>())
-        .map(std::io::Error::kind);
-    let text = chain
-        .iter()
-        .map(|e| e.to_string().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(": ");
-    let what = if io == Some(std::io::ErrorKind::ConnectionRefused) {
-        "connection refused: nothing listens at the API server address"
-    } else if text.contains("dns error")
-        || text.contains("failed to lookup address")
-        || text.contains("name or service not known")
-    {
-        "DNS lookup of the API server's host name failed"
-    } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-        "TLS handshake with the API server failed (check its CA in the kubeconfig or service account)"
-    } else if io == Some(std::io::ErrorKind::TimedOut) || text.contains("timed out") {
-        "timed out: no answer from the API server (no route, or a firewall drops the packets)"
-    } else if matches!(
-        io,
-        Some(
-            std::io::ErrorKind::NetworkUnreachable
-                | std::io::ErrorKind::HostUnreachable
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-        )
-    ) {
-        "the network path to the API server is broken"
-    } else {
-        return chain
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(": ");
+    let what = match net_cause::classify(err) {
+        Cause::Refused => "connection refused: nothing listens at the API server address",
+        Cause::Dns => "DNS lookup of the API server's host name failed",
+        Cause::Tls => {
+            "TLS handshake with the API server failed (check its CA in the kubeconfig or service account)"
+        }
+        Cause::Timeout => {
+            "timed out: no answer from the API server (no route, or a firewall drops the packets)"
+        }
+        Cause::Broken => "the network path to the API server is broken",
+        Cause::Other => {
+            return chain
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+        }
     };
     format!("{what} ({innermost})")
 }
