@@ -47,6 +47,8 @@ pub struct Figures {
     pub rss_steady_kib: u64,
     /// CPU time the operator used until convergence (user + system).
     pub cpu_converge: Duration,
+    /// The mean delay the fake actually added to a write, against the configured latency.
+    pub write_latency_added: Duration,
 }
 
 const BOT_TOKEN: &str = "7012345678:AAHk2x9dRealLookingBotTokenValue0123456";
@@ -308,6 +310,7 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         rss_peak_kib: peak,
         rss_steady_kib: now,
         cpu_converge,
+        write_latency_added: fake.mean_write_latency(),
     })
 }
 
@@ -355,6 +358,10 @@ impl Figures {
             } else {
                 "OVER"
             }
+        );
+        println!(
+            "mean delay the fake added per write: {:.2} ms",
+            self.write_latency_added.as_secs_f64() * 1000.0
         );
         println!(
             "operator CPU until converged: {:.2} s",

@@ -1,10 +1,13 @@
 //! Apply: server-side apply with one field manager, but only when the object differs from what
 //! was last applied (a hash annotation), so an unchanged Agent causes no write at all; objects
-//! created once; and pruning of what the spec no longer asks for.
+//! created once; and pruning of what the spec no longer asks for. Reads are planned first and
+//! made together; writes follow one at a time.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -79,62 +82,88 @@ pub fn applied_hash<K: Serialize>(obj: &K) -> String {
     ))
 }
 
-/// Applies `obj` unless the live object carries the same applied hash. Returns the change made.
-pub async fn apply<K: Object>(api: &Api<K>, obj: K) -> Result<Option<Change>, ApplyError> {
-    apply_with(api, obj, true).await
+/// A write decided on but not made yet. A future does nothing until it is awaited, so a
+/// reconcile reads everything it compares at once, then makes its writes one by one, in order.
+pub type Write = BoxFuture<'static, Result<Option<Change>, ApplyError>>;
+
+/// Reads what [`plan_apply`] and the other `plan_` functions compare, giving the writes needed.
+pub type Plan = BoxFuture<'static, Result<Vec<Write>, ApplyError>>;
+
+/// The write that applies `obj`, unless the live object carries the same applied hash; with
+/// `create` false, only over an existing object (a change to something already running, never
+/// a first creation).
+pub fn plan_apply<K: Object>(api: Api<K>, mut obj: K, create: bool) -> Plan {
+    Box::pin(async move {
+        let hash = applied_hash(&obj);
+        let name = obj.name_any();
+        obj.annotations_mut()
+            .insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+        // Metadata only: the applied hash is all that is compared.
+        let live = api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(err::<K>("reading", &name))?;
+        if live
+            .as_ref()
+            .and_then(|l| l.annotations().get(ANNOTATION_APPLIED_HASH))
+            == Some(&hash)
+            || (live.is_none() && !create)
+        {
+            return Ok(Vec::new());
+        }
+        let write: Write = Box::pin(async move {
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .map_err(err::<K>("applying", &name))?;
+            Ok(Some(Change::Applied(describe::<K>(&name))))
+        });
+        Ok(vec![write])
+    })
 }
 
-/// Like [`apply`], but only over an existing object: a change to something already running,
-/// never a first creation.
-pub async fn apply_existing<K: Object>(api: &Api<K>, obj: K) -> Result<Option<Change>, ApplyError> {
-    apply_with(api, obj, false).await
+/// The write that creates `obj` if no object of that name exists; an existing one is left
+/// untouched.
+pub fn plan_create_once<K: Object>(api: Api<K>, obj: K) -> Plan {
+    Box::pin(async move {
+        let name = obj.name_any();
+        if api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(err::<K>("reading", &name))?
+            .is_some()
+        {
+            return Ok(Vec::new());
+        }
+        Ok(vec![plan_create(api, obj)])
+    })
 }
 
-async fn apply_with<K: Object>(
-    api: &Api<K>,
-    mut obj: K,
-    create: bool,
-) -> Result<Option<Change>, ApplyError> {
-    let hash = applied_hash(&obj);
-    let name = obj.name_any();
-    obj.annotations_mut()
-        .insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
-    // Metadata only: the applied hash is all that is compared.
-    let live = api
-        .get_metadata_opt(&name)
-        .await
-        .map_err(err::<K>("reading", &name))?;
-    if live
-        .as_ref()
-        .and_then(|l| l.annotations().get(ANNOTATION_APPLIED_HASH))
-        == Some(&hash)
-        || (live.is_none() && !create)
-    {
-        return Ok(None);
+/// The write that creates `obj`, with nothing to read first.
+pub fn plan_create<K: Object>(api: Api<K>, obj: K) -> Write {
+    Box::pin(async move { create(&api, &obj).await })
+}
+
+/// Reads every plan at once (at most [`READS_IN_FLIGHT`] requests), then makes the writes one
+/// at a time in the order of the plans, stopping at the first failure.
+pub async fn run(plans: Vec<Plan>) -> Result<Vec<Change>, ApplyError> {
+    let writes: Vec<Vec<Write>> = futures::stream::iter(plans)
+        .buffered(READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut changes = Vec::new();
+    for write in writes.into_iter().flatten() {
+        changes.extend(write.await?);
     }
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .map_err(err::<K>("applying", &name))?;
-    Ok(Some(Change::Applied(describe::<K>(&name))))
+    Ok(changes)
 }
 
-/// Creates `obj` if no object of that name exists; an existing one is left untouched.
-pub async fn create_once<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, ApplyError> {
-    let name = obj.name_any();
-    if api
-        .get_metadata_opt(&name)
-        .await
-        .map_err(err::<K>("reading", &name))?
-        .is_some()
-    {
-        return Ok(None);
-    }
-    create(api, obj).await
-}
+/// Reads one reconcile has in flight at once: enough to overlap an Agent's twenty-odd reads,
+/// few enough that `--concurrency` reconciles stay a modest load on the API server.
+pub const READS_IN_FLIGHT: usize = 8;
 
 /// Creates `obj`; a concurrent creation (409) counts as nothing done.
 pub async fn create<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, ApplyError> {
@@ -150,42 +179,41 @@ pub async fn create<K: Object>(api: &Api<K>, obj: &K) -> Result<Option<Change>, 
     }
 }
 
-/// Deletes the objects matching `selector` whose names are not in `keep`.
-pub async fn prune<K: Object>(
-    api: &Api<K>,
-    selector: &str,
-    keep: &BTreeSet<String>,
-) -> Result<Vec<Change>, ApplyError> {
-    let live = api
-        .list_metadata(&ListParams::default().labels(selector))
-        .await
-        .map_err(err::<K>("listing", selector))?;
-    let mut changes = Vec::new();
-    for item in live.items {
-        let name = item.name_any();
-        if keep.contains(&name) {
-            continue;
-        }
-        delete(api, &name).await?;
-        changes.push(Change::Deleted(describe::<K>(&name)));
-    }
-    Ok(changes)
+/// The writes that delete the objects matching `selector` whose names are not in `keep`.
+pub fn plan_prune<K: Object>(api: Api<K>, selector: String, keep: BTreeSet<String>) -> Plan {
+    Box::pin(async move {
+        let live = api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(err::<K>("listing", &selector))?;
+        Ok(live
+            .items
+            .into_iter()
+            .map(|item| item.name_any())
+            .filter(|name| !keep.contains(name))
+            .map(|name| plan_delete(api.clone(), name))
+            .collect())
+    })
 }
 
-/// Deletes one object if it exists, reading first so that an absent object costs no write.
-pub async fn delete_if_present<K: Object>(
-    api: &Api<K>,
-    name: &str,
-) -> Result<Option<Change>, ApplyError> {
-    if api
-        .get_metadata_opt(name)
-        .await
-        .map_err(err::<K>("reading", name))?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    delete(api, name).await
+/// The write that deletes one object if it exists, read first so that an absent object costs
+/// no write.
+pub fn plan_delete_if_present<K: Object>(api: Api<K>, name: String) -> Plan {
+    Box::pin(async move {
+        if api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(err::<K>("reading", &name))?
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        Ok(vec![plan_delete(api, name)])
+    })
+}
+
+fn plan_delete<K: Object>(api: Api<K>, name: String) -> Write {
+    Box::pin(async move { delete(&api, &name).await })
 }
 
 /// Deletes one object if it exists.
@@ -194,5 +222,80 @@ pub async fn delete<K: Object>(api: &Api<K>, name: &str) -> Result<Option<Change
         Ok(_) => Ok(Some(Change::Deleted(describe::<K>(name)))),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(err::<K>("deleting", name)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// A plan that reads for `read_ms`, then (unless `fail`) plans one write; both are logged.
+    fn plan(log: &Arc<Mutex<Vec<String>>>, i: usize, read_ms: u64, fail: bool) -> Plan {
+        let log = log.clone();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(read_ms)).await;
+            log.lock().unwrap().push(format!("read {i}"));
+            if fail {
+                return Err(ApplyError {
+                    action: "reading",
+                    kind: "ConfigMap".into(),
+                    name: format!("cm-{i}"),
+                    source: kube::Error::LinesCodecMaxLineLengthExceeded,
+                });
+            }
+            let write: Write = Box::pin(async move {
+                log.lock().unwrap().push(format!("write {i}"));
+                Ok(Some(Change::Applied(format!("ConfigMap cm-{i}"))))
+            });
+            Ok(vec![write])
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_overlap_and_writes_follow_in_plan_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = tokio::time::Instant::now();
+        // The later the plan, the sooner its read ends.
+        let plans = (0..5)
+            .map(|i| plan(&log, i, 50 - 10 * i as u64, false))
+            .collect();
+        let changes = run(plans).await.expect("no failure");
+        assert!(
+            start.elapsed() < Duration::from_millis(60),
+            "five reads of up to 50 ms took {:?}: they did not overlap",
+            start.elapsed()
+        );
+        let log = log.lock().unwrap().clone();
+        let writes: Vec<_> = log.iter().filter(|l| l.starts_with("write")).collect();
+        assert_eq!(
+            writes,
+            ["write 0", "write 1", "write 2", "write 3", "write 4"],
+            "{log:?}"
+        );
+        let first_write = log.iter().position(|l| l.starts_with("write")).unwrap();
+        assert!(
+            log[..first_write].len() == 5,
+            "every read comes before the first write: {log:?}"
+        );
+        assert_eq!(changes.len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_read_makes_no_write_at_all() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let plans = vec![
+            plan(&log, 0, 1, false),
+            plan(&log, 1, 5, true),
+            plan(&log, 2, 1, false),
+        ];
+        let e = run(plans).await.expect_err("the read of cm-1 fails");
+        assert_eq!(e.name, "cm-1");
+        assert!(
+            !log.lock().unwrap().iter().any(|l| l.starts_with("write")),
+            "{:?}",
+            log.lock().unwrap()
+        );
     }
 }

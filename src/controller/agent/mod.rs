@@ -5,7 +5,6 @@ pub mod resolve;
 pub mod status;
 pub mod validate;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::apply::{self, ApplyError, Change, Object};
+use super::apply::{self, ApplyError, Change, Object, Plan};
 use super::context::Context;
 use crate::build::{self, BuildInputs, GatewayObjects, meta, rbac};
 use crate::conditions;
@@ -78,9 +77,14 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
-    let resolved = resolve::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?;
-    let reader_missing = agent.spec.cluster_access == ClusterAccess::Read
-        && !cluster_reader_exists(&ctx.client).await?;
+    let reader_missing = async {
+        Ok(agent.spec.cluster_access == ClusterAccess::Read
+            && !cluster_reader_exists(&ctx.client).await?)
+    };
+    let resolved = async {
+        Ok::<_, Error>(resolve::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
+    };
+    let (resolved, reader_missing) = futures::try_join!(resolved, reader_missing)?;
     let (problems, applied) = match validate::validate(&resolved) {
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
@@ -184,43 +188,36 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     }))
 }
 
-/// Writes into one namespace, choosing the API by the object's type, and collects the changes.
+/// Plans the writes into one namespace, choosing the API by the object's type.
 struct Writer<'a> {
     client: &'a Client,
     ns: &'a str,
-    changes: Vec<Change>,
+    plans: Vec<Plan>,
 }
 
 impl Writer<'_> {
     fn api<K: Object + Resource<Scope = NamespaceResourceScope>>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), self.ns)
     }
-    async fn apply<K: Object + Resource<Scope = NamespaceResourceScope>>(
-        &mut self,
-        obj: &K,
-    ) -> Result<(), Error> {
-        self.changes
-            .extend(apply::apply(&self.api(), obj.clone()).await?);
-        Ok(())
+    fn apply<K: Object + Resource<Scope = NamespaceResourceScope>>(&mut self, obj: &K) {
+        self.plans
+            .push(apply::plan_apply(self.api(), obj.clone(), true));
     }
-    async fn create_once<K: Object + Resource<Scope = NamespaceResourceScope>>(
-        &mut self,
-        obj: &K,
-    ) -> Result<(), Error> {
-        self.changes
-            .extend(apply::create_once(&self.api(), obj).await?);
-        Ok(())
+    fn create_once<K: Object + Resource<Scope = NamespaceResourceScope>>(&mut self, obj: &K) {
+        self.plans
+            .push(apply::plan_create_once(self.api(), obj.clone()));
     }
     /// Deletes this Agent's objects of kind `K` that are not in `keep`.
-    async fn prune<K: Object + Resource<Scope = NamespaceResourceScope>>(
+    fn prune<K: Object + Resource<Scope = NamespaceResourceScope>>(
         &mut self,
         selector: &str,
         keep: impl IntoIterator<Item = String>,
-    ) -> Result<(), Error> {
-        let keep: BTreeSet<String> = keep.into_iter().collect();
-        self.changes
-            .extend(apply::prune(&self.api::<K>(), selector, &keep).await?);
-        Ok(())
+    ) {
+        self.plans.push(apply::plan_prune(
+            self.api::<K>(),
+            selector.to_string(),
+            keep.into_iter().collect(),
+        ));
     }
 }
 
@@ -252,53 +249,56 @@ async fn apply_all(
     let mut w = Writer {
         client: &ctx.client,
         ns: &ns,
-        changes: Vec::new(),
+        plans: Vec::new(),
     };
 
     if let Some(token) = &resolved.new_token {
         let secret = build::secrets::token_secret(agent, token);
-        w.changes.extend(apply::create(&w.api(), &secret).await?);
+        let create = apply::plan_create(w.api(), secret);
+        w.plans.push(Box::pin(async move { Ok(vec![create]) }));
     }
-    w.apply(&o.service_account).await?;
-    w.apply(&o.role).await?;
-    w.apply(&o.role_binding).await?;
+    w.apply(&o.service_account);
+    w.apply(&o.role);
+    w.apply(&o.role_binding);
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
     match &o.cluster_role_binding {
-        Some(crb) if bind_reader => w.changes.extend(apply::apply(&crbs, crb.clone()).await?),
+        Some(crb) if bind_reader => w.plans.push(apply::plan_apply(crbs, crb.clone(), true)),
         Some(_) => {}
-        None => w
-            .changes
-            .extend(apply::delete_if_present(&crbs, &meta::cluster_binding_name(agent)).await?),
+        None => w.plans.push(apply::plan_delete_if_present(
+            crbs,
+            meta::cluster_binding_name(agent),
+        )),
     }
-    w.apply(&o.cron_service_account).await?;
-    w.apply(&o.cron_role).await?;
-    w.apply(&o.cron_role_binding).await?;
-    w.apply(&o.config_map).await?;
+    w.apply(&o.cron_service_account);
+    w.apply(&o.cron_role);
+    w.apply(&o.cron_role_binding);
+    w.apply(&o.config_map);
     if let Some(cm) = &o.tailscale_serve {
-        w.apply(cm).await?;
+        w.apply(cm);
     }
     if let Some(s) = &o.tailscale_state {
-        w.create_once(s).await?;
+        w.create_once(s);
     }
     // A claim's class and size cannot be changed in place (local-path cannot even grow one),
     // so it is created once; resize or replace it by hand.
-    w.create_once(&o.pvc).await?;
-    if resolved.channels.is_empty() {
-        // A Channel created just after its Agent would roll a new gateway a second time.
-        w.changes
-            .extend(apply::apply_existing(&w.api(), o.deployment.clone()).await?);
-    } else {
-        w.apply(&o.deployment).await?;
-    }
-    w.apply(&o.service).await?;
+    w.create_once(&o.pvc);
+    // A Channel created just after its Agent would roll a new gateway a second time, so
+    // without one only an existing gateway is changed.
+    let create_gateway = !resolved.channels.is_empty();
+    w.plans.push(apply::plan_apply(
+        w.api(),
+        o.deployment.clone(),
+        create_gateway,
+    ));
+    w.apply(&o.service);
     if let Some(i) = &o.ingress {
-        w.apply(i).await?;
+        w.apply(i);
     }
     if let Some(np) = &o.network_policy {
-        w.apply(np).await?;
+        w.apply(np);
     }
     for cj in &o.cron_jobs {
-        w.apply(cj).await?;
+        w.apply(cj);
     }
 
     // Prune the kinds whose objects come and go with the spec: only when what is kept differs
@@ -315,18 +315,21 @@ async fn apply_all(
         secrets,
     ];
     let key = agent.uid().unwrap_or_else(|| status::key(agent));
-    if ctx.pruned.lock().expect("prune lock").get(&key) == Some(&keep) {
-        return Ok(w.changes);
+    let prune = ctx.pruned.lock().expect("prune lock").get(&key) != Some(&keep);
+    if prune {
+        let sel = meta::instance_selector(&agent.name_any());
+        let [cron_jobs, ingresses, policies, config_maps, secrets] = keep.clone();
+        w.prune::<CronJob>(&sel, cron_jobs);
+        w.prune::<Ingress>(&sel, ingresses);
+        w.prune::<NetworkPolicy>(&sel, policies);
+        w.prune::<ConfigMap>(&sel, config_maps);
+        w.prune::<Secret>(&sel, secrets);
     }
-    let sel = meta::instance_selector(&agent.name_any());
-    let [cron_jobs, ingresses, policies, config_maps, secrets] = keep.clone();
-    w.prune::<CronJob>(&sel, cron_jobs).await?;
-    w.prune::<Ingress>(&sel, ingresses).await?;
-    w.prune::<NetworkPolicy>(&sel, policies).await?;
-    w.prune::<ConfigMap>(&sel, config_maps).await?;
-    w.prune::<Secret>(&sel, secrets).await?;
-    ctx.pruned.lock().expect("prune lock").insert(key, keep);
-    Ok(w.changes)
+    let changes = apply::run(w.plans).await?;
+    if prune {
+        ctx.pruned.lock().expect("prune lock").insert(key, keep);
+    }
+    Ok(changes)
 }
 
 fn names<'a, K: Resource + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Vec<String> {
@@ -349,30 +352,36 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         }
     };
     let gw = meta::gateway_name(agent);
-    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns)
-        .get_opt(&gw)
-        .await
-        .map_err(read("Deployment", gw.clone()))?;
     let expose = agent.spec.gateway.expose.as_ref();
-    let ingress = if build::network::ingress(agent).is_some() {
+    let deployment = async {
+        Api::<Deployment>::namespaced(c.clone(), &ns)
+            .get_opt(&gw)
+            .await
+            .map_err(read("Deployment", gw.clone()))
+    };
+    let ingress = async {
+        if build::network::ingress(agent).is_none() {
+            return Ok(None);
+        }
         Api::<Ingress>::namespaced(c.clone(), &ns)
             .get_opt(&gw)
             .await
-            .map_err(read("Ingress", gw.clone()))?
-    } else {
-        None
+            .map_err(read("Ingress", gw.clone()))
     };
-    let tailscale_state = if expose.and_then(|e| e.tailscale.as_ref()).is_some()
-        && rbac::uses_tailscale_sidecar(agent)
-    {
+    let tailscale_state = async {
+        if expose.and_then(|e| e.tailscale.as_ref()).is_none()
+            || !rbac::uses_tailscale_sidecar(agent)
+        {
+            return Ok(None);
+        }
         let name = meta::tailscale_state_name(agent);
         Api::<Secret>::namespaced(c.clone(), &ns)
             .get_opt(&name)
             .await
-            .map_err(read("Secret", name))?
-    } else {
-        None
+            .map_err(read("Secret", name))
     };
+    let (deployment, ingress, tailscale_state) =
+        futures::try_join!(deployment, ingress, tailscale_state)?;
     // Pods only while the gateway is not rolled out: a healthy Agent costs no list.
     let pods = match &deployment {
         Some(d) if !status::rolled_out(d) => {
