@@ -24,7 +24,7 @@ RUN mkdir src \
 # can be exported to a CI layer cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
-    cargo build --release --locked --bin clawops
+    cargo build --profile dist --locked --bin clawops
 
 COPY src ./src
 # COPY keeps the build context's mtimes, which can be older than the stub build above;
@@ -35,8 +35,8 @@ COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git/db \
     touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin clawops \
- && install -D -m 0755 target/release/clawops /out/clawops \
+ && cargo build --profile dist --locked --bin clawops \
+ && install -D -m 0755 target/dist/clawops /out/clawops \
  && strip /out/clawops \
  && /out/clawops --version | grep -q '^clawops '
 

@@ -94,6 +94,10 @@ fn example(i: usize, ns: &str) -> Vec<Value> {
                 }
                 k => panic!("unexpected kind {k} in the example"),
             }
+            // What `kubectl apply` leaves on every object it creates: a copy of it.
+            let copy = o.to_string();
+            o["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+                json!(copy);
             o
         })
         .collect()

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::consts::CONTROLLER_NAME;
-use crate::crd::{Channel, Cron};
+use crate::crd::{Agent, Channel, Cron};
 use crate::operator::metrics::Metrics;
 
 pub struct Context {
@@ -24,28 +24,38 @@ pub struct Context {
     pub pruned: std::sync::Mutex<std::collections::HashMap<String, [Vec<String>; 5]>>,
 }
 
-/// Channels and Crons as the operator's watches see them.
+/// Agents, Channels and Crons as the operator's watches see them.
 pub struct MemberCache {
+    pub agents: Store<Agent>,
     pub channels: Store<Channel>,
     pub crons: Store<Cron>,
 }
 
 impl MemberCache {
-    /// The Channels of a namespace.
-    pub fn channels(&self, ns: &str) -> Vec<Channel> {
-        in_namespace(&self.channels, ns)
+    /// One Agent.
+    pub fn agent(&self, ns: &str, name: &str) -> Option<Arc<Agent>> {
+        self.agents.get(&ObjectRef::new(name).within(ns))
     }
-    /// The Crons of a namespace.
-    pub fn crons(&self, ns: &str) -> Vec<Cron> {
-        in_namespace(&self.crons, ns)
+    /// The Channels that name `agent` in a namespace.
+    pub fn channels(&self, ns: &str, agent: &str) -> Vec<Channel> {
+        members(&self.channels, ns, |c| c.spec.agent_ref == agent)
+    }
+    /// The Crons that name `agent` in a namespace.
+    pub fn crons(&self, ns: &str, agent: &str) -> Vec<Cron> {
+        members(&self.crons, ns, |c| c.spec.agent_ref == agent)
     }
 }
 
-fn in_namespace<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, ns: &str) -> Vec<K> {
+/// Clones only what is asked for: a namespace can hold hundreds of other Agents' members.
+fn members<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    ns: &str,
+    of_agent: impl Fn(&K) -> bool,
+) -> Vec<K> {
     store
         .state()
         .iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .filter(|o| o.namespace().as_deref() == Some(ns) && of_agent(o))
         .map(|o| (**o).clone())
         .collect()
 }

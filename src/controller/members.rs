@@ -67,15 +67,21 @@ pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
 
 pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
     let ns = obj.namespace().unwrap_or_default();
-    let agent = Api::<Agent>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(obj.agent_ref())
-        .await
-        .map_err(|source| MemberError::Read {
-            what: format!("Agent {}", obj.agent_ref()),
-            kind: M::KIND,
-            name: obj.name_any(),
-            source,
-        })?;
+    // From the operator's cache when it has one: the Agent event that brought us here was
+    // stored there before it was passed on.
+    let agent = match ctx.members.get() {
+        Some(cache) => cache.agent(&ns, obj.agent_ref()),
+        None => Api::<Agent>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(obj.agent_ref())
+            .await
+            .map_err(|source| MemberError::Read {
+                what: format!("Agent {}", obj.agent_ref()),
+                kind: M::KIND,
+                name: obj.name_any(),
+                source,
+            })?
+            .map(Arc::new),
+    };
     // Until the Agent has been reconciled at its generation its members' status would only
     // say so, to be rewritten moments later; its status change brings them back here.
     if M::FOLLOWS_AGENT && agent.as_ref().is_some_and(|a| !observed(a)) {
@@ -228,7 +234,7 @@ impl Member for Cron {
     async fn check(&self, agent: &Agent, ctx: &Context) -> Result<(Cond, Value), MemberError> {
         let ns = self.namespace().unwrap_or_default();
         let channels = match ctx.members.get() {
-            Some(cache) => cache.channels(&ns),
+            Some(cache) => cache.channels(&ns, &agent.name_any()),
             None => {
                 Api::<Channel>::namespaced(ctx.client.clone(), &ns)
                     .list(&ListParams::default())
@@ -244,8 +250,9 @@ impl Member for Cron {
         };
         let channels = resolve::members_of(agent, channels, |c| &c.spec.agent_ref);
         let job_name = meta::cron_job_name(agent, &self.name_any());
+        // Whether it exists is all that is asked.
         let exists = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&job_name)
+            .get_metadata_opt(&job_name)
             .await
             .map_err(|source| MemberError::Read {
                 what: format!("CronJob {job_name}"),

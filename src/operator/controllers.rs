@@ -43,6 +43,8 @@ pub const DEFAULT_CONCURRENCY: u16 = 4;
 /// Events closer together than this cause one Agent reconcile: `kubectl apply` of an Agent with
 /// its Channel and Crons arrives as a burst, and should roll the gateway once.
 pub const AGENT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The annotation `kubectl apply` keeps its last applied copy of an object in.
+const KUBECTL_LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Room for watch events a slow controller has not taken yet, per subscriber.
 const SHARED_BUFFER: usize = 1024;
 /// How long a failed reconcile waits before it is tried again.
@@ -64,8 +66,11 @@ where
         .default_backoff()
         .inspect(move |item| health.observe(kind, item))
         // Nothing reads them, and on a real API server they are often the largest part of an
-        // object's metadata.
-        .modify(|o| o.managed_fields_mut().clear())
+        // object's metadata: managed fields, and `kubectl apply`'s copy of the whole object.
+        .modify(|o| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(KUBECTL_LAST_APPLIED);
+        })
 }
 
 /// Metadata-only watch: owner references and names are all a trigger needs.
@@ -169,6 +174,7 @@ pub async fn run_controllers<F>(
         watcher::Config::default().labels(WATCHED_SECRET_SELECTOR),
     );
     let _ = ctx.members.set(MemberCache {
+        agents: agents.store.clone(),
         channels: channels.store.clone(),
         crons: crons.store.clone(),
     });

@@ -187,7 +187,10 @@ pub async fn resolve(
         }
     };
     let (channels, crons) = match cache {
-        Some(c) => (c.channels(&ns), c.crons(&ns)),
+        Some(c) => {
+            let name = agent.name_any();
+            (c.channels(&ns, &name), c.crons(&ns, &name))
+        }
         None => (
             Api::<Channel>::namespaced(client.clone(), &ns)
                 .list(&ListParams::default())
