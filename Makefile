@@ -42,7 +42,8 @@ bench:
 	$(CARGO) bench --bench build
 	$(CARGO) bench --bench gateway
 	$(CARGO) bench --bench patrol
-	$(CARGO) bench --bench operator -- --steady-secs 60
+	$(CARGO) build --profile dist --bin clawops
+	$(CARGO) bench --bench operator -- --agents 10,250,500,1000 --steady-secs 60 --binary target/dist/clawops
 
 ## Run the operator against the cluster in KUBECONFIG.
 run-operator:
