@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clawops::build::{BuildInputs, build_all};
-use clawops::controller::agent::{resolve, validate};
 use clawops::crd::{Agent, Channel, Cron};
 use clawops::manifests::Manifests;
+use clawops::plan::build::{BuildInputs, build_all};
+use clawops::plan::{resolve, validate};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 

@@ -1,20 +1,17 @@
 //! clawops: run a personal AI assistant on Kubernetes — operator, gateway and node host.
 
-pub mod build;
 pub mod conditions;
-pub mod config;
 pub mod consts;
-pub mod controller;
 pub mod crd;
 pub mod gateway;
 pub mod generate;
 pub mod manifests;
-pub mod net_cause;
 pub mod operator;
 pub mod patrol;
+pub mod plan;
 pub mod render;
 pub mod secrets;
-pub mod telemetry;
+pub mod util;
 
 /// The image this build runs as, and the default gateway image.
 pub fn default_image() -> String {

@@ -9,7 +9,7 @@ use clawops::gateway::client::ApiClient;
 use clawops::gateway::{self, ConfigSource, GatewayOptions};
 use clawops::manifests::Manifests;
 use clawops::operator::{self, OperatorOptions};
-use clawops::telemetry::{self, LogFormat};
+use clawops::util::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::build::{self, BuildInputs, rbac};
-use crate::controller::agent::{resolve, validate};
 use crate::manifests::Manifests;
+use crate::plan::build::{self, BuildInputs, rbac};
+use crate::plan::{resolve, validate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

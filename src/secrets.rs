@@ -1,6 +1,7 @@
 //! Checks of secret values before use (the `.env` → `CHANGE_ME` lesson) and a digest of them
 //! that never reveals a value.
 
+use crate::util::hex;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -99,17 +100,6 @@ impl SecretDigest {
     pub fn finish(self) -> String {
         hex(&self.0.finalize())
     }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// 32 random bytes as 64 hex characters: a new gateway token.

@@ -177,7 +177,7 @@ fn patterns_enums_and_ranges_reject_bad_values() {
     ] {
         assert!(schedule.is_match(ok), "{ok}");
         assert_eq!(
-            clawops::controller::agent::validate::check_schedule(ok),
+            clawops::plan::validate::check_schedule(ok),
             Ok(()),
             "the schema and the operator agree on {ok}"
         );

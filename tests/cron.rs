@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use clawops::config::KubernetesConfig;
+use clawops::plan::gateway_config::KubernetesConfig;
 use serde_json::Value;
 use support::fake_api::FakeApi;
 use support::fake_llm::{Answer, FakeLlm};
@@ -403,7 +403,7 @@ async fn failed_runs_are_recorded_on_the_cron_and_a_success_resets_the_count() {
 
     // The runner stayed within its Role: its Agent's Crons' status by name, and Events.
     let agent = &example.agents[0];
-    let role = clawops::build::rbac::cron_role(agent, &example.crons);
+    let role = clawops::plan::build::rbac::cron_role(agent, &example.crons);
     let rules = role.rules.clone().unwrap();
     let allowed = support::rbac::allowed(&rules);
     for r in api.take_log() {

@@ -6,12 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawops::config::{AgentConfig, HeartbeatConfig, ModelConfig};
 use clawops::crd::agent::{ClusterAccess, TimeFormat};
 use clawops::gateway::agent::{self, Agent};
 use clawops::gateway::metrics::GatewayMetrics;
 use clawops::gateway::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::state::StateDir;
+use clawops::plan::gateway_config::{AgentConfig, HeartbeatConfig, ModelConfig};
 use support::fake_llm::{Answer, FakeLlm};
 
 fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> AgentConfig {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use clawops::controller::context::Context;
+use clawops::operator::context::Context;
 use clawops::operator::health::Health;
 use clawops::operator::metrics::Metrics;
 use clawops::operator::run_controllers;

@@ -5,10 +5,10 @@ mod support;
 use std::sync::Arc;
 
 use base64::Engine;
-use clawops::controller::agent::{self, REQUEUE_REFUSED};
-use clawops::controller::context::Context;
-use clawops::controller::members;
 use clawops::crd::{Agent, Channel, Cron, NodePairing};
+use clawops::operator::agent::{self, REQUEUE_REFUSED};
+use clawops::operator::context::Context;
+use clawops::operator::members;
 use clawops::operator::metrics::Metrics;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -862,5 +862,38 @@ async fn a_schedule_that_passes_the_schema_but_never_runs_is_refused_before_any_
             .unwrap()
             .starts_with("spec.schedule: `10 20 30 2 *` never runs"),
         "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn a_member_seen_again_before_its_own_status_write_comes_back_is_not_written_twice() {
+    let h = Harness::new("shrimp.yaml");
+    let chan = "/apis/clawops.dev/v1alpha1/namespaces/default/channels/telegram";
+    h.ready().await;
+    // The copy a watch cache still holds while the status write is on its way.
+    let before: Channel = h.fake.typed(chan).unwrap();
+    h.fake.take_log();
+    members::reconcile(Arc::new(before.clone()), h.ctx.clone())
+        .await
+        .expect("first reconcile");
+    assert_eq!(
+        writes(&h.fake.take_log()),
+        vec![format!("PATCH {chan}/status")]
+    );
+    // Triggered again (by its Agent, say) before the cache caught up: the stale copy has no
+    // status, and deciding from it would write the same status a second time.
+    members::reconcile(Arc::new(before), h.ctx.clone())
+        .await
+        .expect("second reconcile");
+    assert_eq!(writes(&h.fake.take_log()), Vec::<String>::new());
+    // The written copy arrives: it is current again, and unchanged means no write.
+    member::<Channel>(&h, chan).await;
+    assert_eq!(writes(&h.fake.take_log()), Vec::<String>::new());
+    // A later change is written as usual.
+    h.fake.set(SECRET, "/data", "telegram-bot-token", json!(""));
+    let status = member::<Channel>(&h, chan).await;
+    assert_eq!(
+        status["conditions"][0]["reason"], "SecretInvalid",
+        "{status}"
     );
 }

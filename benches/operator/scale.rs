@@ -221,7 +221,7 @@ impl Drop for Reaper {
 pub async fn run(o: &Options) -> Result<Figures, String> {
     let fake = FakeApi::new();
     // The chart installs the cluster reader role every `clusterAccess: read` gateway is bound to.
-    fake.insert(&clawops::build::rbac::cluster_reader_role());
+    fake.insert(&clawops::plan::build::rbac::cluster_reader_role());
     for i in 0..o.agents {
         for obj in example(i, &namespace(i, o)) {
             fake.insert(&obj);

@@ -7,11 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CommonStatus, SecretKeyRef};
-
-/// Pattern of an IANA time zone name such as `Asia/Shanghai` or `UTC`; the operator checks the
-/// name against the time zone database as well.
-pub const TIME_ZONE_PATTERN: &str = r"^(UTC|GMT|[A-Z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2})$";
+use super::common::{CommonStatus, SecretKeyRef, TIME_ZONE_PATTERN};
 
 /// Pattern of a model reference `provider/model`.
 pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._:/-]*$";
@@ -87,7 +83,7 @@ pub struct AlertsSpec {
     #[serde(default)]
     pub enabled: bool,
     /// Where alerts go: a Channel of this Agent and a chat id.
-    pub deliver: crate::crd::cron::Deliver,
+    pub deliver: super::common::Deliver,
     /// Quiet time per object and reason after an alert, e.g. `30m`; a condition that clears and
     /// comes back within it is not told twice.
     #[serde(default = "default_cool_down")]

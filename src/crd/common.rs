@@ -1,5 +1,6 @@
-//! Types shared by several custom resources: secret references, status conditions, and the
-//! schema transform that keeps integer formats to those Kubernetes knows.
+//! Types shared by several custom resources: secret references, status conditions, delivery
+//! targets, time zones and durations, and the schema transform that keeps integer formats to
+//! those Kubernetes knows.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
@@ -109,4 +110,34 @@ mod tests {
         assert_eq!(env_name_for_key("zai.api_key"), "ZAI_API_KEY");
         assert_eq!(env_name_for_key("1key"), "_1KEY");
     }
+}
+
+/// Pattern of an IANA time zone name such as `Asia/Shanghai` or `UTC`; the operator checks the
+/// name against the time zone database as well.
+pub const TIME_ZONE_PATTERN: &str = r"^(UTC|GMT|[A-Z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2})$";
+
+/// Delivery target of a Cron's answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deliver {
+    /// Name of the Channel (same namespace) to deliver through.
+    #[schemars(length(min = 1, max = 253))]
+    pub channel_ref: String,
+    /// Chat id to send to, e.g. the owner's Telegram user id `123456789` or a group `-100…`.
+    #[schemars(regex(pattern = r"^-?[0-9]{1,20}(:topic:[0-9]+)?$"))]
+    pub to: String,
+}
+
+/// `30m`, `1h`, `45s`, `2d` → seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }

@@ -5,8 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::agent::TIME_ZONE_PATTERN;
-use super::common::CommonStatus;
+use super::common::{CommonStatus, Deliver, TIME_ZONE_PATTERN};
 
 /// One field of a cron expression: a comma-separated list of `*` (or `?` in the day fields), a
 /// value or a range, each with an optional `/step` (a step after a single value is refused: the gateway's parser
@@ -196,18 +195,6 @@ fn default_window() -> String {
 }
 fn default_disk_percent() -> u32 {
     85
-}
-
-/// Delivery target of a Cron's answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Deliver {
-    /// Name of the Channel (same namespace) to deliver through.
-    #[schemars(length(min = 1, max = 253))]
-    pub channel_ref: String,
-    /// Chat id to send to, e.g. the owner's Telegram user id `123456789` or a group `-100…`.
-    #[schemars(regex(pattern = r"^-?[0-9]{1,20}(:topic:[0-9]+)?$"))]
-    pub to: String,
 }
 
 /// Observed state of a Cron.

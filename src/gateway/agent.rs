@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use super::model::{Message, ModelClient, ModelError};
 use super::state::{StateDir, StateError};
-use crate::config::AgentConfig;
 use crate::crd::agent::TimeFormat;
+use crate::plan::gateway_config::AgentConfig;
 
 /// Messages kept per chat (user and assistant turns), oldest dropped first.
 pub const HISTORY_LIMIT: usize = 20;
@@ -213,8 +213,8 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HeartbeatConfig, ModelConfig};
     use crate::crd::agent::ClusterAccess;
+    use crate::plan::gateway_config::{HeartbeatConfig, ModelConfig};
 
     fn cfg() -> AgentConfig {
         AgentConfig {

@@ -471,7 +471,7 @@ pub async fn run(gw: Arc<Gateway>, client: Client) {
     let Some(cfg) = gw.config.agent.alerts.clone() else {
         return;
     };
-    let cool_down = crate::controller::agent::validate::parse_duration(&cfg.cool_down)
+    let cool_down = crate::crd::common::parse_duration(&cfg.cool_down)
         .and_then(|s| TimeDelta::try_seconds(i64::try_from(s).ok()?))
         .unwrap_or(TimeDelta::minutes(30));
     let cjk = super::agent::speaks_cjk(&gw.agent.config);

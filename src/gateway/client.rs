@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_TOKEN_FROM, LABEL_COMPONENT};
-use crate::net_cause::{self, Cause};
+use crate::util::net_cause::{self, Cause};
 
 /// How long to wait for a connection; the run itself may take minutes (a model turn).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::Gateway;
 use super::agent::{explain, speaks_cjk};
-use crate::config::CronConfig;
 use crate::patrol::Report;
+use crate::plan::gateway_config::CronConfig;
 
 /// One run, as recorded in `cron/runs/<name>.jsonl`.
 #[derive(Clone, Debug, Serialize)]

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::cron::{RunRecord, k8s_time};
 use super::schedule;
-use crate::config::CronConfig;
 use crate::crd::Cron;
+use crate::plan::gateway_config::CronConfig;
 
 pub struct CronStatusWriter {
     api: Api<Cron>,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::config::{self, ConfigInputs, GatewayConfig};
-use crate::controller::agent::{resolve, validate};
 use crate::manifests::Manifests;
+use crate::plan::gateway_config::{self, ConfigInputs, GatewayConfig};
+use crate::plan::{resolve, validate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -66,13 +66,13 @@ fn check(cfg: &GatewayConfig, shown: &str) -> Result<(), LoadError> {
         field,
         message,
     };
-    if cfg.version != config::CONFIG_VERSION {
+    if cfg.version != gateway_config::CONFIG_VERSION {
         return Err(invalid(
             "version".into(),
             format!(
                 "version {} is not supported; this gateway reads version {}",
                 cfg.version,
-                config::CONFIG_VERSION
+                gateway_config::CONFIG_VERSION
             ),
         ));
     }
@@ -140,11 +140,11 @@ pub fn from_manifests(files: &[String], agent: Option<&str>) -> Result<GatewayCo
         tracing::warn!(%cron, %why, "cron left out");
     }
     let agent = Arc::new(chosen.clone());
-    Ok(config::render(&ConfigInputs {
+    Ok(gateway_config::render(&ConfigInputs {
         agent: &agent,
         channels: &channels,
         crons: &crons,
-        public_url: crate::build::network::configured_url(&agent),
+        public_url: crate::plan::build::network::configured_url(&agent),
         extra_trusted_proxies: &[],
         namespace: None,
     }))

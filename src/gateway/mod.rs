@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::config::GatewayConfig;
 use crate::crd::agent::ClusterAccess;
+use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets::{self, SecretProblem};
 use auth::TokenAuth;
 use metrics::GatewayMetrics;
@@ -330,9 +330,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         .map(|c| tokio::spawn(c.clone().run(gw.clone(), stop_rx.clone())))
         .collect();
     gw.channels_started.store(true, Ordering::Relaxed);
-    let every =
-        crate::controller::agent::validate::parse_duration(&gw.config.agent.heartbeat.every)
-            .unwrap_or(0);
+    let every = crate::crd::common::parse_duration(&gw.config.agent.heartbeat.every).unwrap_or(0);
     let heartbeat =
         (every > 0).then(|| tokio::spawn(heartbeat::run(gw.clone(), Duration::from_secs(every))));
     let mirror = match (&gw.kube, &gw.config.kubernetes) {
@@ -377,7 +375,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     tracing::info!("{}", listen.why);
 
     // On SIGTERM the pollers stop fetching at once, while the HTTP side drains.
-    let signal = futures::FutureExt::shared(crate::operator::shutdown_signal());
+    let signal = futures::FutureExt::shared(crate::util::shutdown_signal());
     tokio::spawn({
         let signal = signal.clone();
         async move {

@@ -10,7 +10,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::Gateway;
-use crate::config::CronConfig;
+use crate::plan::gateway_config::CronConfig;
 
 /// The state file holding the last occurrence each Cron fired for.
 pub const FIRED_FILE: &str = "cron/fired.json";

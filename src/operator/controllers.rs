@@ -22,9 +22,9 @@ use serde::de::DeserializeOwned;
 
 use super::health::{Health, describe};
 use crate::consts::*;
-use crate::controller::context::{Context, MemberCache};
-use crate::controller::{agent, members};
 use crate::crd::{Agent, Channel, Cron, NodePairing};
+use crate::operator::context::{Context, MemberCache};
+use crate::operator::{agent, members};
 
 /// The API of kind `K` in the watched namespace, or in all namespaces.
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
@@ -332,7 +332,7 @@ fn agents_using_secret(
         .into_iter()
         .filter(|a| a.namespace() == ns)
         .filter(|a| {
-            agent::resolve::secret_uses(a, &[])
+            crate::plan::resolve::secret_uses(a, &[])
                 .iter()
                 .any(|u| u.reference.name == name)
         })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::watcher;
 
-use crate::net_cause::{self, Cause};
+use crate::util::net_cause::{self, Cause};
 
 /// A watch failing for longer than this makes the operator not ready.
 pub const BROKEN_AFTER: Duration = Duration::from_secs(60);

@@ -1,13 +1,18 @@
 //! `clawops operator`: runs the controllers (after winning leader election), serves health and
 //! metrics, and shuts down cleanly on SIGTERM.
 
+pub mod agent;
+pub mod apply;
+pub mod context;
 mod controllers;
 pub mod health;
 pub mod http;
+pub mod members;
 pub mod metrics;
 pub mod rbac;
 pub mod trim;
 
+use crate::util::shutdown_signal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +21,7 @@ use futures::FutureExt;
 use kube::Client;
 use tokio::sync::watch;
 
-use crate::controller::context::Context;
+use crate::operator::context::Context;
 pub use controllers::{AGENT_DEBOUNCE, DEFAULT_CONCURRENCY, run_controllers};
 use health::Health;
 use http::HttpState;
@@ -36,22 +41,6 @@ pub struct OperatorOptions {
     pub image: String,
     /// Reconciles of each kind at most in flight at once.
     pub concurrency: u16,
-}
-
-/// Resolves when SIGTERM or Ctrl-C arrives.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
 }
 
 pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {

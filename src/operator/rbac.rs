@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use crate::build::rbac;
+use crate::plan::build::rbac;
 
 /// One rule of the operator's own and why it is needed.
 pub struct Need {

@@ -200,8 +200,7 @@ pub fn wants(spec: &PatrolSpec, check: PatrolCheck) -> bool {
 /// The window of a patrol in seconds: at most a year (the CRD allows 4 digits), 12 h when it
 /// does not parse.
 pub fn window_secs(t: &PatrolThresholds) -> i64 {
-    crate::controller::agent::validate::parse_duration(&t.window)
-        .map_or(12 * 3600, |s| s.min(366 * 86400) as i64)
+    crate::crd::common::parse_duration(&t.window).map_or(12 * 3600, |s| s.min(366 * 86400) as i64)
 }
 
 #[cfg(test)]

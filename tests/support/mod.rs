@@ -46,7 +46,7 @@ pub fn example_in(file: &str, ns: &str) -> Manifests {
 /// What the chart installs besides the operator that the operator relies on: the read-only
 /// ClusterRole that gateways with `clusterAccess: read` are bound to.
 pub fn install_chart_objects(fake: &fake_api::FakeApi) {
-    fake.insert(&clawops::build::rbac::cluster_reader_role());
+    fake.insert(&clawops::plan::build::rbac::cluster_reader_role());
 }
 
 /// The example YAML with text edits (e.g. the model and Bot API pointed at fakes), written into

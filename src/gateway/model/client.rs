@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 
 use super::error::{ModelError, classify};
 use super::provider::{Target, targets};
-use crate::config::ModelConfig;
 use crate::gateway::metrics::GatewayMetrics;
+use crate::plan::gateway_config::ModelConfig;
 
 /// One chat message on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

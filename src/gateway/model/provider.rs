@@ -1,8 +1,8 @@
 //! From `provider/model` to where and how to call it: Z.AI's endpoints or any
 //! OpenAI-compatible base URL.
 
-use crate::config::ModelConfig;
 use crate::crd::agent::ZaiEndpoint;
+use crate::plan::gateway_config::ModelConfig;
 
 /// One model to try.
 #[derive(Clone, Debug, PartialEq, Eq)]

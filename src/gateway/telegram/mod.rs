@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, watch};
 use super::Gateway;
 use super::pairing::{self, Outcome, PairingStore, SenderMeta};
 use super::state::{StateDir, StateError};
-use crate::config::ChannelConfig;
+use crate::plan::gateway_config::ChannelConfig;
 use policy::{Incoming, Verdict};
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Who may talk to the bot: `dmPolicy` for private chats, `groupPolicy` and `groups` for
 //! groups, `allowFrom` plus the senders approved through pairing. A pure decision.
 
-use crate::config::TelegramConfig;
 use crate::crd::channel::{DmPolicy, GroupPolicy};
+use crate::plan::gateway_config::TelegramConfig;
 
 /// A message as the policy sees it.
 #[derive(Clone, Debug)]

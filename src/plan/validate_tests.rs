@@ -5,9 +5,9 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::*;
-use crate::controller::agent::resolve::{self, assemble, lookup};
 use crate::crd::SecretKeyRef;
 use crate::manifests::Manifests;
+use crate::plan::resolve::{self, assemble, lookup};
 use crate::secrets::SecretProblem;
 
 fn example() -> Manifests {

@@ -2,15 +2,16 @@
 //! accepts, providers without an endpoint, env var clashes — and the referenced secret values.
 //! Pure functions; every problem names the field or object and what to do.
 
+use crate::crd::common::parse_duration;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use kube::ResourceExt;
 
 use super::resolve::{Resolved, secret_uses};
-use crate::build::deployment::secret_env;
 use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE};
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
+use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
 
 /// Why an Agent cannot be rolled out as specified.
@@ -306,20 +307,6 @@ pub fn check_time_zone(tz: &str) -> Result<(), String> {
         .map_err(|_| format!("`{tz}` is not an IANA time zone; use a name such as Asia/Shanghai, Europe/Berlin or UTC"))
 }
 
-/// `30m`, `1h`, `45s`, `2d` → seconds.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 #[cfg(test)]
-#[path = "tests.rs"]
+#[path = "validate_tests.rs"]
 mod tests;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::consts::*;
 use crate::crd::Agent;
-use crate::secrets::hex;
+use crate::util::hex;
 
 /// `<agent>-<suffix>`, shortened with a hash when longer than `max` (63 fits every kind we make,
 /// 52 is the CronJob limit).

@@ -17,15 +17,15 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::agent::{resolve, validate};
 use super::apply::Object;
 use super::context::Context;
-use crate::build::meta;
 use crate::conditions::{self, Cond};
 use crate::consts::CONDITION_READY;
 use crate::crd::node_pairing::NodePhase;
 use crate::crd::{Agent, Channel, CommonStatus, Cron, NodePairing};
-use crate::secrets::hex;
+use crate::plan::build::meta;
+use crate::plan::{resolve, validate};
+use crate::util::hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
@@ -67,6 +67,11 @@ pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
 
 pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
     let ns = obj.namespace().unwrap_or_default();
+    if stale(&ctx, &*obj) {
+        // Its own status write is on its way through the watch, which reconciles it again;
+        // deciding from the older copy would write the same status twice.
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
     // From the operator's cache when it has one: the Agent event that brought us here was
     // stored there before it was passed on.
     let agent = match ctx.members.get() {
@@ -128,7 +133,33 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
             name: obj.name_any(),
             source,
         })?;
+    if let (Some(uid), Some(version)) = (obj.uid(), obj.resource_version()) {
+        ctx.stale_members
+            .lock()
+            .expect("stale members lock")
+            .insert(uid, version);
+    }
     Ok(requeue(&ready))
+}
+
+/// How soon a member seen stale is looked at again, should its watch event be lost.
+const STALE_RECHECK: Duration = Duration::from_secs(2);
+
+/// Whether `obj` is the copy from before this operator's last status write to it; forgets
+/// the write once a newer copy is seen.
+fn stale<M: Member>(ctx: &Context, obj: &M) -> bool {
+    let (Some(uid), Some(version)) = (obj.uid(), obj.resource_version()) else {
+        return false;
+    };
+    let mut written = ctx.stale_members.lock().expect("stale members lock");
+    match written.get(&uid) {
+        Some(before) if *before == version => true,
+        Some(_) => {
+            written.remove(&uid);
+            false
+        }
+        None => false,
+    }
 }
 
 /// Whether the Agent's status reflects its current spec.

@@ -22,6 +22,9 @@ pub struct Context {
     pub members: std::sync::OnceLock<MemberCache>,
     /// Per Agent (by uid), the names of pruned kinds kept at its last successful prune.
     pub pruned: std::sync::Mutex<std::collections::HashMap<String, [Vec<String>; 5]>>,
+    /// Per member (by uid) whose status was just written, the resource version it had before:
+    /// until the watch brings the written version, the cached object is stale.
+    pub stale_members: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Agents, Channels and Crons as the operator's watches see them.
@@ -73,6 +76,7 @@ impl Context {
             metrics,
             members: std::sync::OnceLock::new(),
             pruned: std::sync::Mutex::default(),
+            stale_members: std::sync::Mutex::default(),
         }
     }
 

@@ -1,9 +1,8 @@
 //! The Agent controller: resolve → validate → build → apply → status, for one Agent.
 
+pub mod fetch;
 pub mod pods;
-pub mod resolve;
 pub mod status;
-pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +23,15 @@ use serde_json::json;
 
 use super::apply::{self, ApplyError, Change, Object, Plan};
 use super::context::Context;
-use crate::build::{self, BuildInputs, GatewayObjects, meta, rbac};
 use crate::conditions;
 use crate::consts::*;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::{Agent, AgentStatus, CommonStatus};
+use crate::plan::build::{self, BuildInputs, GatewayObjects, meta, rbac};
+use crate::plan::resolve::Resolved;
+use crate::plan::validate;
+use fetch::ResolveError;
 use pods::PodFacts;
-use resolve::{ResolveError, Resolved};
 use status::{Observed, READY_READER_MISSING};
 use validate::Problem;
 
@@ -82,7 +83,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
             && !cluster_reader_exists(&ctx.client).await?)
     };
     let resolved = async {
-        Ok::<_, Error>(resolve::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
+        Ok::<_, Error>(fetch::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
     };
     let (resolved, reader_missing) = futures::try_join!(resolved, reader_missing)?;
     let (problems, applied) = match validate::validate(&resolved) {

@@ -176,7 +176,7 @@ fn gateway_config_names_env_vars_never_values() {
     let text = &o.config_map.data.as_ref().unwrap()["gateway.json"];
     assert!(!text.contains("digest-that-must-not-appear"));
     // The gateway reads it back with unknown fields refused.
-    let parsed: crate::config::GatewayConfig = serde_json::from_str(text).unwrap();
+    let parsed: crate::plan::gateway_config::GatewayConfig = serde_json::from_str(text).unwrap();
     assert_eq!(parsed.agent.id, "shrimp");
 }
 

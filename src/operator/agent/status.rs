@@ -7,11 +7,11 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 
 use super::pods::{self, Diagnosis, PodFacts};
-use super::validate::Problem;
-use crate::build::{meta, network, rbac};
 use crate::conditions::Cond;
 use crate::consts::*;
 use crate::crd::Agent;
+use crate::plan::build::{meta, network, rbac};
+use crate::plan::validate::Problem;
 
 /// Ready's reason while `clusterAccess: read` cannot be bound.
 pub const READY_READER_MISSING: &str = "ClusterReaderMissing";

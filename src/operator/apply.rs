@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::consts::{ANNOTATION_APPLIED_HASH, FIELD_MANAGER};
-use crate::secrets::hex;
+use crate::util::hex;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {kind} {name}: {source}")]

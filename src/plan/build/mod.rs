@@ -23,8 +23,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{self, ConfigInputs};
 use crate::crd::{Agent, Channel, Cron};
+use crate::plan::gateway_config::{self, ConfigInputs};
 
 /// Everything the builders need, already resolved and validated.
 pub struct BuildInputs<'a> {
@@ -71,7 +71,7 @@ pub fn gateway_config_json(inputs: &BuildInputs<'_>) -> String {
         &[]
     };
     use kube::ResourceExt;
-    config::render(&ConfigInputs {
+    gateway_config::render(&ConfigInputs {
         agent: inputs.agent,
         channels: inputs.channels,
         crons: inputs.crons,
@@ -90,7 +90,7 @@ pub fn content_hash(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    crate::secrets::hex(&h.finalize())
+    crate::util::hex(&h.finalize())
 }
 
 pub fn build_all(inputs: &BuildInputs<'_>) -> GatewayObjects {
