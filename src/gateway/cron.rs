@@ -8,7 +8,9 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Gateway;
@@ -164,6 +166,6 @@ fn append(state: &super::state::StateDir, record: &RunRecord) -> std::io::Result
 }
 
 /// RFC 3339 in UTC, as Kubernetes writes times.
-pub fn k8s_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+pub fn k8s_time(t: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).expect("a time chrono can hold"))
 }

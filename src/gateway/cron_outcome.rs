@@ -10,9 +10,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::cron::k8s_time;
+use super::cron_status::fields;
+use crate::crd::cron::CronStatus;
 use crate::crd::Cron;
 
 /// Where Kubernetes reads a container's termination message by default.
@@ -41,12 +43,16 @@ pub fn status_patch(
     at: DateTime<Utc>,
 ) -> Option<Value> {
     match failure {
-        Some(reason) => Some(json!({
-            "lastFailureTime": k8s_time(at),
-            "lastFailure": one_line(reason),
-            "consecutiveFailures": previous_failures.saturating_add(1),
+        Some(reason) => Some(fields(&CronStatus {
+            last_failure_time: Some(k8s_time(at)),
+            last_failure: Some(one_line(reason)),
+            consecutive_failures: Some(previous_failures.saturating_add(1)),
+            ..Default::default()
         })),
-        None if previous_failures > 0 => Some(json!({ "consecutiveFailures": 0 })),
+        None if previous_failures > 0 => Some(fields(&CronStatus {
+            consecutive_failures: Some(0),
+            ..Default::default()
+        })),
         None => None,
     }
 }
@@ -101,6 +107,7 @@ pub fn write_termination_message(path: &Path, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn at() -> DateTime<Utc> {
         "2026-11-28T00:10:00Z".parse().unwrap()

@@ -5,29 +5,48 @@
 use chrono::Utc;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::cron::{RunRecord, k8s_time};
 use super::schedule;
 use crate::crd::Cron;
+use crate::crd::cron::CronStatus;
 use crate::plan::gateway_config::CronConfig;
 
 pub struct CronStatusWriter {
     api: Api<Cron>,
 }
 
-/// The status fields of a finished run.
+/// The status fields of a finished run; the others are left as they are.
 pub fn run_status(record: &RunRecord, delivers: bool) -> Value {
-    let mut s = Map::new();
-    s.insert("lastRunTime".into(), json!(k8s_time(record.ts)));
-    if record.succeeded(delivers) {
-        s.insert("lastSuccessfulTime".into(), json!(k8s_time(record.ts)));
+    fields(&CronStatus {
+        last_run_time: Some(k8s_time(record.ts)),
+        last_successful_time: record
+            .succeeded(delivers)
+            .then(|| k8s_time(record.ts)),
+        last_result: Some(record.result_line(delivers)),
+        next_run_time: record.next_run.clone(),
+        ..Default::default()
+    })
+}
+
+/// The next run alone; none (a suspended Cron) clears an older one.
+pub fn next_run_status(next: Option<String>) -> Value {
+    let clear = next.is_none();
+    let mut s = fields(&CronStatus {
+        next_run_time: next,
+        ..Default::default()
+    });
+    if clear {
+        // Left out, the merge patch would keep the old time; `null` removes it.
+        s["nextRunTime"] = Value::Null;
     }
-    s.insert("lastResult".into(), json!(record.result_line(delivers)));
-    if let Some(next) = &record.next_run {
-        s.insert("nextRunTime".into(), json!(next));
-    }
-    Value::Object(s)
+    s
+}
+
+/// The fields a typed status sets, as the body of a merge patch that leaves the rest alone.
+pub fn fields(status: &CronStatus) -> Value {
+    serde_json::to_value(status).expect("a Cron status serializes")
 }
 
 /// Merge-patches `status` fields of Cron `name`, leaving the others alone. Status is a mirror: a
@@ -64,7 +83,7 @@ impl CronStatusWriter {
     pub async fn announce(&self, crons: &[CronConfig]) {
         for c in crons {
             let next = schedule::next_run(c, Utc::now());
-            self.patch(&c.name, json!({ "nextRunTime": next })).await;
+            self.patch(&c.name, next_run_status(next)).await;
         }
     }
 }
@@ -110,6 +129,18 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .ends_with("(not delivered)")
+        );
+    }
+
+    #[test]
+    fn no_next_run_clears_the_old_one_and_a_next_run_is_written() {
+        assert_eq!(next_run_status(None), json!({"nextRunTime": null}));
+        let s = next_run_status(Some("2026-11-21T20:10:00+08:00".into()));
+        assert_eq!(s, json!({"nextRunTime": "2026-11-21T20:10:00+08:00"}));
+        let typed: CronStatus = serde_json::from_value(s).expect("a Cron status");
+        assert_eq!(
+            typed.next_run_time.as_deref(),
+            Some("2026-11-21T20:10:00+08:00")
         );
     }
 }

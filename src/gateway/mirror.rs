@@ -6,30 +6,46 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::Gateway;
 use super::pairing::Request;
+use super::cron::k8s_time;
 use crate::crd::Channel;
+use crate::crd::channel::{ChannelStatus, PendingPairing};
 
 pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// The status fields the gateway owns (the operator owns the conditions).
 pub fn channel_status(bot: Option<&str>, pending: &[Request], approved: usize) -> Value {
-    json!({
-        "botUsername": bot.map(|u| format!("@{u}")),
-        "pendingPairings": pending.iter().map(|r| json!({
-            "code": r.code,
-            "sender": r.id,
-            "senderName": r.meta.label(),
-            "expiresAt": r.expires_at().to_rfc3339_opts(SecondsFormat::Secs, true),
-        })).collect::<Vec<_>>(),
-        "pendingCount": pending.len(),
-        "approvedSenders": approved,
-    })
+    let status = ChannelStatus {
+        bot_username: bot.map(|u| format!("@{u}")),
+        pending_pairings: pending
+            .iter()
+            .map(|r| PendingPairing {
+                code: r.code.clone(),
+                sender: r.id.clone(),
+                sender_name: r.meta.label(),
+                expires_at: k8s_time(r.expires_at()),
+            })
+            .collect(),
+        pending_count: Some(u32::try_from(pending.len()).unwrap_or(u32::MAX)),
+        approved_senders: Some(u32::try_from(approved).unwrap_or(u32::MAX)),
+        ..Default::default()
+    };
+    let mut body = serde_json::to_value(&status).expect("a Channel status serializes");
+    // The typed status leaves empty fields out, which a merge patch reads as "unchanged":
+    // no bot name must remove the old one, and no pending request must empty the list.
+    if status.bot_username.is_none() {
+        body["botUsername"] = Value::Null;
+    }
+    if status.pending_pairings.is_empty() {
+        body["pendingPairings"] = json!([]);
+    }
+    body
 }
 
 /// Writes `status` unless it equals what was last written.
@@ -70,5 +86,23 @@ pub async fn run(gw: Arc<Gateway>, client: Client, namespace: String) {
                 tracing::warn!(channel = %c.name, %namespace, error = %e, "Channel status not updated");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_mirror_clears_the_bot_name_and_empties_the_list() {
+        let body = channel_status(None, &[], 3);
+        assert_eq!(
+            body,
+            json!({"botUsername": null, "pendingPairings": [], "pendingCount": 0, "approvedSenders": 3})
+        );
+        // Every field written is one the typed status reads back.
+        let typed: ChannelStatus = serde_json::from_value(body).expect("a Channel status");
+        assert_eq!(typed.approved_senders, Some(3));
+        assert_eq!(typed.pending_count, Some(0));
     }
 }
