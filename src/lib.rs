@@ -1,5 +1,6 @@
 //! clawops: run a personal AI assistant on Kubernetes — operator, gateway and node host.
 
+pub mod api;
 pub mod conditions;
 pub mod consts;
 pub mod crd;

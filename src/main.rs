@@ -295,12 +295,16 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&run)?);
                 } else {
-                    println!(
-                        "Cron {name}: {}",
-                        run["run"]["status"].as_str().unwrap_or("?")
-                    );
-                    for key in ["patrol", "summary", "nextRun"] {
-                        if let Some(v) = run["run"][key].as_str() {
+                    let reply: clawops::api::CronRunReply = serde_json::from_value(run)?;
+                    let r = &reply.run;
+                    println!("Cron {name}: {}", r.status);
+                    let lines = [
+                        ("patrol", r.patrol.as_deref()),
+                        ("summary", Some(r.summary.as_str())),
+                        ("nextRun", r.next_run.as_deref()),
+                    ];
+                    for (key, v) in lines {
+                        if let Some(v) = v {
                             println!("  {key}: {v}");
                         }
                     }
@@ -316,7 +320,7 @@ fn main() -> ExitCode {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&body)?);
                     } else {
-                        print!("{}", pairing_table(&body));
+                        print!("{}", pairing_table(&serde_json::from_value(body)?));
                     }
                 }
                 PairingAction::Approve {
@@ -324,26 +328,28 @@ fn main() -> ExitCode {
                     code,
                     notify,
                 } => {
+                    let request = clawops::api::ApproveRequest { code, notify };
                     let body = api
                         .post(
                             &format!("/api/pairing/{channel}/approve"),
-                            &serde_json::json!({"code": code, "notify": notify}),
+                            &serde_json::to_value(&request)?,
                         )
                         .await?;
-                    let who = &body["approved"];
-                    let sender = who["sender"]
-                        .as_str()
+                    let body: clawops::api::Approved = serde_json::from_value(body)?;
+                    let sender = body
+                        .approved
+                        .sender
+                        .as_deref()
                         .map(|s| format!(" ({s})"))
                         .unwrap_or_default();
-                    let told = match (notify, body["notified"].as_bool()) {
-                        (true, Some(true)) => "; they were told",
-                        (true, _) => "; telling them failed (see the gateway log)",
+                    let told = match (notify, body.notified) {
+                        (true, true) => "; they were told",
+                        (true, false) => "; telling them failed (see the gateway log)",
                         _ => "",
                     };
                     println!(
                         "Approved Telegram user {}{sender} on channel {}{told}.",
-                        who["id"].as_str().unwrap_or("?"),
-                        body["channel"].as_str().unwrap_or(&channel)
+                        body.approved.id, body.channel
                     );
                 }
             }
@@ -416,32 +422,26 @@ async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>
 }
 
 /// The pending requests as a table.
-fn pairing_table(body: &serde_json::Value) -> String {
-    let pending = body["pending"].as_array().cloned().unwrap_or_default();
-    let channel = body["channel"].as_str().unwrap_or("?");
-    let approved = body["approvedSenders"].as_u64().unwrap_or(0);
-    if pending.is_empty() {
+fn pairing_table(list: &clawops::api::PairingList) -> String {
+    let (channel, approved) = (&list.channel, list.approved_senders);
+    if list.pending.is_empty() {
         return format!(
             "No pending pairing requests on channel {channel} ({approved} approved).\n"
         );
     }
-    let time = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|s| s.replace('T', " ").chars().take(16).collect::<String>() + " UTC")
-            .unwrap_or_default()
-    };
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let mut out = format!(
         "{:<10} {:<18} {:<20} {:<22} {}\n",
         "Code", "Telegram user id", "Sender", "Requested", "Expires"
     );
-    for p in pending {
+    for p in &list.pending {
         out += &format!(
             "{:<10} {:<18} {:<20} {:<22} {}\n",
-            p["code"].as_str().unwrap_or(""),
-            p["id"].as_str().unwrap_or(""),
-            p["sender"].as_str().unwrap_or("-"),
-            time(&p["requestedAt"]),
-            time(&p["expiresAt"])
+            p.code,
+            p.id,
+            p.sender.as_deref().unwrap_or("-"),
+            time(&p.requested_at),
+            time(&p.expires_at)
         );
     }
     out + &format!("Approve with: clawops pairing approve {channel} <CODE>\n")

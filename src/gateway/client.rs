@@ -3,6 +3,7 @@
 //! (DNS, refused, timeout, TLS, a refused token) and what to check — in-cluster advice when it
 //! runs in a pod, the port-forward hint on a workstation.
 
+use crate::api::ApiError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -183,10 +184,9 @@ impl ApiClient {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let message = body["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| format!("the gateway answered HTTP {status}"));
+        let message = serde_json::from_value::<ApiError>(body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| format!("the gateway answered HTTP {status}"));
         if matches!(status, 401 | 403) {
             return Err(ClientError::Unauthorized {
                 status,

@@ -4,63 +4,19 @@
 //! marked as such: a patrol is never lost. Every run is recorded in the state directory and, in
 //! a cluster, in the Cron's status.
 
+pub use crate::api::{RunRecord, RunStatus};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::Gateway;
 use super::agent::{explain, speaks_cjk};
 use crate::patrol::Report;
 use crate::plan::gateway_config::CronConfig;
-
-/// One run, as recorded in `cron/runs/<name>.jsonl`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    pub ts: DateTime<Utc>,
-    pub cron: String,
-    /// `ok`; `fallback` (the model failed, the raw patrol report went out); `error`.
-    pub status: &'static str,
-    /// The first line of what was delivered, or the error.
-    pub summary: String,
-    /// The patrol's findings in one line, when it patrolled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patrol: Option<String>,
-    pub delivered: bool,
-    pub duration_ms: u64,
-    /// The next scheduled run, in the Cron's time zone.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_run: Option<String>,
-}
-
-impl RunRecord {
-    /// Whether the owner got what the run is for: an answer, or at least the patrol report.
-    pub fn succeeded(&self, delivers: bool) -> bool {
-        self.status != "error" && (self.delivered || !delivers)
-    }
-
-    /// One line for the Cron's status; `delivers` says whether the Cron has a chat to deliver to.
-    pub fn result_line(&self, delivers: bool) -> String {
-        let what = match (self.status, &self.patrol) {
-            ("ok", Some(p)) => format!("ok: {p}"),
-            ("ok", None) => format!("ok: {}", self.summary),
-            ("fallback", Some(p)) => format!("model failed, raw report sent: {p}"),
-            (_, _) => format!("failed: {}", self.summary),
-        };
-        let delivery = if self.delivered || !delivers {
-            ""
-        } else {
-            " (not delivered)"
-        };
-        let line = format!("{what}{delivery}");
-        line.chars().take(240).collect()
-    }
-}
 
 fn first_line(s: &str) -> String {
     s.lines()
@@ -108,9 +64,12 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
     let cjk = speaks_cjk(&gw.agent.config);
     let answer = gw.agent.one_off(&prompt).await;
     let (status, text) = match (&answer, &report) {
-        (Ok(text), _) => ("ok", text.clone()),
-        (Err(e), Some(r)) => ("fallback", fallback_text(&explain(e, cjk), r, cjk)),
-        (Err(e), None) => ("error", format!("Cron {}: {}", cron.name, explain(e, cjk))),
+        (Ok(text), _) => (RunStatus::Ok, text.clone()),
+        (Err(e), Some(r)) => (RunStatus::Fallback, fallback_text(&explain(e, cjk), r, cjk)),
+        (Err(e), None) => (
+            RunStatus::Error,
+            format!("Cron {}: {}", cron.name, explain(e, cjk)),
+        ),
     };
     let delivered = match &cron.deliver {
         Some(d) => match gw.deliver(&d.channel, &d.to, &text).await {
@@ -135,7 +94,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
         duration_ms: started.elapsed().as_millis() as u64,
         next_run: super::schedule::next_run(cron, Utc::now()),
     };
-    tracing::info!(cron = %cron.name, status, delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
+    tracing::info!(cron = %cron.name, status = status.as_str(), delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
     let (state, line) = (gw.state.clone(), record.clone());
     if let Err(e) = tokio::task::spawn_blocking(move || append(&state, &line))
         .await

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::cron::k8s_time;
 use super::cron_status::fields;
-use crate::crd::cron::CronStatus;
 use crate::crd::Cron;
+use crate::crd::cron::CronStatus;
 
 /// Where Kubernetes reads a container's termination message by default.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";

@@ -21,9 +21,7 @@ pub struct CronStatusWriter {
 pub fn run_status(record: &RunRecord, delivers: bool) -> Value {
     fields(&CronStatus {
         last_run_time: Some(k8s_time(record.ts)),
-        last_successful_time: record
-            .succeeded(delivers)
-            .then(|| k8s_time(record.ts)),
+        last_successful_time: record.succeeded(delivers).then(|| k8s_time(record.ts)),
         last_result: Some(record.result_line(delivers)),
         next_run_time: record.next_run.clone(),
         ..Default::default()
@@ -96,7 +94,7 @@ mod tests {
         RunRecord {
             ts: "2026-11-21T00:10:00Z".parse().unwrap(),
             cron: "morning-patrol".into(),
-            status,
+            status: serde_json::from_value(json!(status)).expect("a run status"),
             summary: "Good morning".into(),
             patrol: Some("1 critical, 2 warning(s) (cluster)".into()),
             delivered,

@@ -1,6 +1,10 @@
 //! The gateway's HTTP surface on its one port: `/healthz`, `/readyz`, `/health`, `/metrics`,
 //! and `/api/…` behind the gateway token.
 
+use crate::api::{
+    ApiError, ApproveRequest, Approved, ApprovedSender, ChatReply, ChatRequest, CronRunReply,
+    PairingList, PendingRequest,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,7 +80,12 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
 }
 
 fn error(code: StatusCode, kind: &str, message: String) -> Response {
-    (code, Json(json!({"error": kind, "message": message}))).into_response()
+    let body = ApiError {
+        error: kind.into(),
+        message,
+        detail: None,
+    };
+    (code, Json(body)).into_response()
 }
 
 /// Runs a Cron now; 200 when answered (and delivered, if it delivers), 502 otherwise.
@@ -107,7 +116,11 @@ async fn cron_run(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> R
     });
     (
         code,
-        Json(json!({"ok": ok, "run": record, "message": message})),
+        Json(CronRunReply {
+            ok,
+            run: record,
+            message,
+        }),
     )
         .into_response()
 }
@@ -123,17 +136,20 @@ async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String
         .pending(now)
         .await
         .into_iter()
-        .map(|r| json!({"code": r.code, "id": r.id, "sender": r.meta.label(), "requestedAt": r.created_at, "expiresAt": r.expires_at()}))
+        .map(|r| PendingRequest {
+            sender: r.meta.label(),
+            requested_at: r.created_at,
+            expires_at: r.expires_at(),
+            code: r.code,
+            id: r.id,
+        })
         .collect();
-    Json(json!({"channel": c.name, "pending": pending, "approvedSenders": c.pairing.allowed_count().await})).into_response()
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproveRequest {
-    code: String,
-    #[serde(default)]
-    notify: bool,
+    Json(PairingList {
+        channel: c.name.clone(),
+        pending,
+        approved_senders: c.pairing.allowed_count().await,
+    })
+    .into_response()
 }
 
 async fn pairing_approve(
@@ -160,7 +176,15 @@ async fn pairing_approve(
                     )
                     .await;
             }
-            Json(json!({"channel": c.name, "approved": {"id": r.id, "sender": r.meta.label()}, "notified": notified})).into_response()
+            Json(Approved {
+                channel: c.name.clone(),
+                approved: ApprovedSender {
+                    sender: r.meta.label(),
+                    id: r.id,
+                },
+                notified,
+            })
+            .into_response()
         }
         Err(e @ super::pairing::PairingError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())
@@ -169,25 +193,16 @@ async fn pairing_approve(
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChatRequest {
-    /// Conversation id; history is kept per chat.
-    #[serde(default = "default_chat")]
-    chat: String,
-    text: String,
-}
-
-fn default_chat() -> String {
-    "webchat".into()
-}
-
 /// One turn through the agent, for WebChat and tests. A failure is told as the chat would be.
 async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> Response {
     if req.text.trim().is_empty() {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid", "message": "text: must not be empty"})),
+            Json(ApiError {
+                error: "invalid".into(),
+                message: "text: must not be empty".into(),
+                detail: None,
+            }),
         )
             .into_response();
     }
@@ -196,12 +211,16 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
         .reply(&format!("api-{}", req.chat), &req.text)
         .await
     {
-        Ok(reply) => Json(json!({"reply": reply})).into_response(),
+        Ok(reply) => Json(ChatReply { reply }).into_response(),
         Err(e) => {
             let notice = super::agent::explain(&e, super::agent::speaks_cjk(&gw.agent.config));
             (
                 StatusCode::BAD_GATEWAY,
-                Json(json!({"error": "model", "message": notice, "detail": e.to_string()})),
+                Json(ApiError {
+                    error: "model".into(),
+                    message: notice,
+                    detail: Some(e.to_string()),
+                }),
             )
                 .into_response()
         }
@@ -260,7 +279,11 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
             };
             let mut resp = (
                 code,
-                Json(json!({"error": "unauthorized", "message": denied.message()})),
+                Json(ApiError {
+                    error: "unauthorized".into(),
+                    message: denied.message(),
+                    detail: None,
+                }),
             )
                 .into_response();
             resp.headers_mut()

@@ -1,0 +1,202 @@
+//! The gateway's `/api` contract: the request and response bodies, one set of types the
+//! gateway serves and the CLI reads, so a renamed field fails to compile instead of to parse.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a Cron run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The model answered.
+    Ok,
+    /// The model failed; the raw patrol report went out instead.
+    Fallback,
+    /// Nothing useful to send.
+    Error,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Fallback => "fallback",
+            RunStatus::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One run, as recorded in `cron/runs/<name>.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub ts: DateTime<Utc>,
+    pub cron: String,
+    /// `ok`; `fallback` (the model failed, the raw patrol report went out); `error`.
+    pub status: RunStatus,
+    /// The first line of what was delivered, or the error.
+    pub summary: String,
+    /// The patrol's findings in one line, when it patrolled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patrol: Option<String>,
+    pub delivered: bool,
+    pub duration_ms: u64,
+    /// The next scheduled run, in the Cron's time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+}
+
+impl RunRecord {
+    /// Whether the owner got what the run is for: an answer, or at least the patrol report.
+    pub fn succeeded(&self, delivers: bool) -> bool {
+        self.status != RunStatus::Error && (self.delivered || !delivers)
+    }
+
+    /// One line for the Cron's status; `delivers` says whether the Cron has a chat to deliver to.
+    pub fn result_line(&self, delivers: bool) -> String {
+        let what = match (self.status, &self.patrol) {
+            (RunStatus::Ok, Some(p)) => format!("ok: {p}"),
+            (RunStatus::Ok, None) => format!("ok: {}", self.summary),
+            (RunStatus::Fallback, Some(p)) => format!("model failed, raw report sent: {p}"),
+            (_, _) => format!("failed: {}", self.summary),
+        };
+        let delivery = if self.delivered || !delivers {
+            ""
+        } else {
+            " (not delivered)"
+        };
+        let line = format!("{what}{delivery}");
+        line.chars().take(240).collect()
+    }
+}
+
+/// `POST /api/cron/{name}/run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CronRunReply {
+    pub ok: bool,
+    pub run: RunRecord,
+    /// Why the run failed, when it did.
+    pub message: Option<String>,
+}
+
+/// `GET /api/pairing/{channel}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingList {
+    pub channel: String,
+    pub pending: Vec<PendingRequest>,
+    pub approved_senders: usize,
+}
+
+/// A pairing request waiting for the owner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRequest {
+    pub code: String,
+    /// Telegram user id.
+    pub id: String,
+    /// @username or name, when Telegram gave one.
+    pub sender: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/pairing/{channel}/approve`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    pub code: String,
+    /// Tell the sender on Telegram that they may write now.
+    #[serde(default)]
+    pub notify: bool,
+}
+
+/// The answer to [`ApproveRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Approved {
+    pub channel: String,
+    pub approved: ApprovedSender,
+    /// Whether the sender was told.
+    pub notified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovedSender {
+    pub id: String,
+    pub sender: Option<String>,
+}
+
+/// `POST /api/chat`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// Conversation id; history is kept per chat.
+    #[serde(default = "default_chat")]
+    pub chat: String,
+    pub text: String,
+}
+
+fn default_chat() -> String {
+    "webchat".into()
+}
+
+/// The answer to [`ChatRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub reply: String,
+}
+
+/// Every error the API answers with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What kind of failure: `unauthorized`, `not_found`, `channel`, `model`, `invalid`, ….
+    pub error: String,
+    /// What to tell the user.
+    pub message: String,
+    /// The underlying error, where there is one worth showing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_reads_back_as_written_with_its_status_in_lower_case() {
+        let reply = CronRunReply {
+            ok: false,
+            run: RunRecord {
+                ts: "2026-11-21T00:10:00Z".parse().unwrap(),
+                cron: "morning-patrol".into(),
+                status: RunStatus::Fallback,
+                summary: "quota".into(),
+                patrol: Some("1 critical".into()),
+                delivered: true,
+                duration_ms: 1200,
+                next_run: None,
+            },
+            message: Some("Cron morning-patrol failed".into()),
+        };
+        let wire = serde_json::to_value(&reply).unwrap();
+        assert_eq!(wire["run"]["status"], "fallback");
+        assert_eq!(wire["run"]["durationMs"], 1200);
+        assert!(wire["run"].get("nextRun").is_none());
+        assert_eq!(serde_json::from_value::<CronRunReply>(wire).unwrap(), reply);
+    }
+
+    #[test]
+    fn an_approval_with_an_unknown_field_is_refused() {
+        let e = serde_json::from_value::<ApproveRequest>(
+            serde_json::json!({"code": "ABCD2345", "notfy": true}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("notfy"), "{e}");
+    }
+}
