@@ -897,3 +897,37 @@ async fn a_member_seen_again_before_its_own_status_write_comes_back_is_not_writt
         "{status}"
     );
 }
+
+/// Log lines written into a buffer the test reads.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_reconcile_logs_inside_a_span_naming_its_agent() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = Harness::new("shrimp.yaml");
+    h.reconcile().await; // adds the finalizer
+    h.reconcile().await; // applies
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("reconcile{agent=default/shrimp}") && l.contains("applied")),
+        "{text}"
+    );
+}

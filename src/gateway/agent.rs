@@ -129,6 +129,8 @@ impl Agent {
 
     /// Answers `text` in `chat`, remembering the exchange. The error is the model's; callers
     /// turn it into a message with [`explain`].
+    /// In a span naming the chat, never the text.
+    #[tracing::instrument(name = "turn", skip_all, fields(chat = %chat))]
     pub async fn reply(&self, chat: &str, text: &str) -> Result<String, ModelError> {
         let past = self.load(chat).await;
         let mut messages = Vec::with_capacity(past.len() + 2);
@@ -151,6 +153,7 @@ impl Agent {
     }
 
     /// A turn that is not part of a conversation (heartbeat, cron): no history is read or kept.
+    #[tracing::instrument(name = "turn", skip_all, fields(chat = "one-off"))]
     pub async fn one_off(&self, text: &str) -> Result<String, ModelError> {
         let messages = [
             Message::new("system", system_prompt(&self.config, Utc::now())),

@@ -160,6 +160,12 @@ pub async fn run_controllers<F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let config = controller::Config::default().concurrency(concurrency);
+    ctx.metrics
+        .declare_errors("Agent", agent::Error::METRIC_LABELS);
+    for kind in ["Channel", "Cron", "NodePairing"] {
+        ctx.metrics
+            .declare_errors(kind, members::MemberError::METRIC_LABELS);
+    }
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
     let mut agents = shared_kind::<Agent, F>(&health, "Agent", &client, ns, 4, stop.clone());
     let mut channels = shared_kind::<Channel, F>(&health, "Channel", &client, ns, 2, stop.clone());
@@ -233,7 +239,7 @@ pub async fn run_controllers<F>(
                 members_ready.await;
                 let start = Instant::now();
                 let r = agent::reconcile(obj, ctx.clone()).await;
-                ctx.metrics.observe("Agent", start, r.is_err());
+                ctx.metrics.observe("Agent", start, r.as_ref().err().map(agent::Error::metric_label));
                 r
             }
         },
@@ -372,7 +378,7 @@ async fn member_controller<M: members::Member, F>(
             |obj, ctx: Arc<Context>| async move {
                 let start = Instant::now();
                 let r = members::reconcile(obj, ctx.clone()).await;
-                ctx.metrics.observe(M::KIND, start, r.is_err());
+                ctx.metrics.observe(M::KIND, start, r.as_ref().err().map(members::MemberError::metric_label));
                 r
             },
             move |obj: Arc<M>, err: &members::MemberError, _| {

@@ -113,7 +113,7 @@ mod tests {
         );
         state
             .metrics
-            .observe("Agent", std::time::Instant::now(), false);
+            .observe("Agent", std::time::Instant::now(), None);
         let (code, text) = get(&state, "/metrics").await;
         assert_eq!(code, StatusCode::OK);
         assert!(

@@ -44,6 +44,19 @@ pub enum MemberError {
     },
 }
 
+impl MemberError {
+    /// Every value of [`MemberError::metric_label`].
+    pub const METRIC_LABELS: &[&str] = &["read", "status"];
+
+    /// The kind of failure, as the `error` label of the reconcile error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            MemberError::Read { .. } => "read",
+            MemberError::Status { .. } => "status",
+        }
+    }
+}
+
 /// A resource that names its Agent in `spec.agentRef`.
 pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     const KIND: &'static str;
@@ -65,6 +78,7 @@ pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
     ) -> impl Future<Output = Result<(Cond, Value), MemberError>> + Send;
 }
 
+#[tracing::instrument(name = "reconcile", skip_all, fields(kind = M::KIND, name = %super::agent::status::key(&*obj)))]
 pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
     let ns = obj.namespace().unwrap_or_default();
     if stale(&ctx, &*obj) {

@@ -36,7 +36,7 @@ impl Metrics {
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed, per kind",
+            "Reconciles that failed, per kind and kind of error",
             errors.clone(),
         );
         registry.register(
@@ -48,7 +48,6 @@ impl Metrics {
         for kind in ["Agent", "Channel", "Cron", "NodePairing"] {
             let labels = vec![("kind".to_string(), kind.to_string())];
             drop(reconciles.get_or_create(&labels));
-            drop(errors.get_or_create(&labels));
         }
         Self {
             registry,
@@ -59,17 +58,26 @@ impl Metrics {
         }
     }
 
-    /// Records one reconcile of `kind` that started at `start`.
-    pub fn observe(&self, kind: &str, start: Instant, failed: bool) {
+    /// Records one reconcile of `kind` that started at `start`, and what kind of error ended
+    /// it, if one did.
+    pub fn observe(&self, kind: &str, start: Instant, error: Option<&str>) {
         let labels = vec![("kind".to_string(), kind.to_string())];
         self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.reconciles.get_or_create(&labels).inc();
-        if failed {
-            self.errors.get_or_create(&labels).inc();
+        if let Some(error) = error {
+            self.errors.get_or_create(&error_labels(kind, error)).inc();
         }
         self.duration
             .get_or_create(&labels)
             .observe(start.elapsed().as_secs_f64());
+    }
+
+    /// Makes the error series of `kind` exist at zero, one per kind of error it can end with,
+    /// so rates and alerts work from the start.
+    pub fn declare_errors(&self, kind: &str, errors: &[&str]) {
+        for error in errors {
+            drop(self.errors.get_or_create(&error_labels(kind, error)));
+        }
     }
 
     /// Reconciles finished so far, of every kind.
@@ -85,6 +93,13 @@ impl Metrics {
     }
 }
 
+fn error_labels(kind: &str, error: &str) -> Labels {
+    vec![
+        ("kind".to_string(), kind.to_string()),
+        ("error".to_string(), error.to_string()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,9 +107,10 @@ mod tests {
     #[test]
     fn counts_reconciles_and_errors_per_kind() {
         let m = Metrics::new();
-        m.observe("Agent", Instant::now(), false);
-        m.observe("Agent", Instant::now(), true);
-        m.observe("Cron", Instant::now(), false);
+        m.declare_errors("Cron", &["read", "status"]);
+        m.observe("Agent", Instant::now(), None);
+        m.observe("Agent", Instant::now(), Some("apply"));
+        m.observe("Cron", Instant::now(), None);
         let text = m.render();
         assert!(
             text.contains(r#"clawops_operator_reconciles_total{kind="NodePairing"} 0"#),
@@ -105,7 +121,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"clawops_operator_reconcile_errors_total{kind="Agent"} 1"#),
+            text.contains(
+                r#"clawops_operator_reconcile_errors_total{kind="Agent",error="apply"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"clawops_operator_reconcile_errors_total{kind="Cron",error="status"} 0"#
+            ),
             "{text}"
         );
         assert!(

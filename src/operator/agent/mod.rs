@@ -61,6 +61,26 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Every value of [`Error::metric_label`].
+    pub const METRIC_LABELS: &[&str] = &["resolve", "apply", "status", "finalizer"];
+
+    /// The kind of failure, as the `error` label of the reconcile error metric.
+    pub fn metric_label(&self) -> &'static str {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Error::Resolve(_) => "resolve",
+            Error::Apply(_) => "apply",
+            Error::Status { .. } => "status",
+            Error::Finalizer { source, .. } => match &**source {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.metric_label(),
+                _ => "finalizer",
+            },
+        }
+    }
+}
+
+#[tracing::instrument(name = "reconcile", skip_all, fields(agent = %status::key(&*agent)))]
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = status::key(&*agent);
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
@@ -90,7 +110,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(valid) => {
             for (cron, why) in &valid.skipped_crons {
-                tracing::debug!(agent = %status::key(&*agent), cron, why, "cron left out");
+                tracing::debug!(cron, why, "cron left out");
             }
             let objects = build::build_all(&BuildInputs {
                 agent: &agent,
@@ -142,7 +162,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::info!(agent = %status::key(&*agent), %note, "applied");
+        tracing::info!(%note, "applied");
         ctx.event(&*agent, EventType::Normal, "Applied", "Apply", note)
             .await;
     }
@@ -157,7 +177,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        tracing::warn!(agent = %status::key(&*agent), %note, "refused: {what}");
+        tracing::warn!(%note, "refused: {what}");
         ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
             .await;
     }
@@ -169,7 +189,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         .and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY))
         .map(|c| c.reason.as_str());
     if now.reason == READY_READER_MISSING && was != Some(READY_READER_MISSING) {
-        tracing::warn!(agent = %status::key(&*agent), note = %now.message, "cluster reader missing");
+        tracing::warn!(note = %now.message, "cluster reader missing");
         ctx.event(
             &*agent,
             EventType::Warning,
@@ -476,7 +496,7 @@ fn status_patch(status: &AgentStatus) -> serde_json::Value {
 async fn cleanup(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
     if let Some(change) = apply::delete(&crbs, &meta::cluster_binding_name(&agent)).await? {
-        tracing::info!(agent = %status::key(&*agent), %change, "cleaned up");
+        tracing::info!(%change, "cleaned up");
     }
     Ok(Action::await_change())
 }
