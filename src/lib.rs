@@ -1,4 +1,5 @@
-//! clawops: run a personal AI assistant on Kubernetes — operator, gateway and node host.
+//! clawops: run a personal AI assistant on Kubernetes — the operator and the gateway (a node
+//! host that pairs machines with the gateway is planned).
 
 pub mod api;
 pub mod conditions;

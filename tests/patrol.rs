@@ -9,7 +9,9 @@ use support::cluster::{self as fixture, now};
 use support::fake_api::FakeApi;
 
 async fn patrol(api: &FakeApi, spec: &PatrolSpec) -> Report {
-    let part = cluster::collect(&api.client(), spec, now()).await;
+    // A first patrol, as the gateway runs it: no earlier restart counts.
+    let mut history = cluster::restarts::History::default();
+    let part = cluster::run(&api.client(), spec, &mut history, now()).await;
     Report::new("cluster", now(), &spec.thresholds.window, part)
 }
 

@@ -231,7 +231,8 @@ async fn bench(s: Size, runs: usize, server: &Server) {
     for _ in 0..runs {
         drop(part.take());
         let t = Instant::now();
-        let p = cluster::collect(&client, &spec, now).await;
+        let mut history = cluster::restarts::History::default();
+        let p = cluster::run(&client, &spec, &mut history, now).await;
         times.push(t.elapsed());
         part = Some(p);
     }

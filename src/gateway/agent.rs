@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 
 use super::model::{Message, ModelClient, ModelError};
-use super::state::{StateDir, StateError};
+use super::state::StateDir;
 use crate::crd::agent::TimeFormat;
 use crate::plan::gateway_config::AgentConfig;
 
@@ -203,13 +203,6 @@ impl Agent {
         {
             tracing::warn!(error = %e, chat, "history not saved");
         }
-    }
-
-    /// Forgets a chat's history.
-    pub async fn forget(&self, chat: &str) -> Result<(), StateError> {
-        self.history.lock().expect("history lock").remove(chat);
-        self.state
-            .write(&history_file(chat), &Vec::<Message>::new())
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::Gateway;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::cron::{PatrolCheck, PatrolSpec};
-use crate::patrol::cluster::restarts::{Counts, History};
+use crate::patrol::cluster::restarts::History;
 use crate::patrol::{self, Finding, Part, Report, Severity, wants};
 
 /// The cluster checks (everything but the host and the gateway itself).
@@ -77,12 +77,9 @@ async fn cluster_part(
             }
             Err(_) => History::default(),
         };
-    let mut snap = patrol::cluster::fetch(client, spec).await;
-    let window = chrono::Duration::seconds(patrol::window_secs(&spec.thresholds));
-    snap.baseline = history.baseline(at, window).cloned();
-    let part = patrol::cluster::analyze(&snap, spec, at);
-    if snap.pods_read {
-        history.record(Counts::of(&snap.pods, at));
+    let before = history.clone();
+    let part = patrol::cluster::run(client, spec, &mut history, at).await;
+    if history != before {
         let state = gw.state.clone();
         let saved = tokio::task::spawn_blocking(move || state.write(RESTARTS_FILE, &history)).await;
         if let Ok(Err(e)) = saved {

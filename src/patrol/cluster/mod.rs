@@ -186,9 +186,22 @@ pub fn analyze(snap: &Snapshot, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
     part
 }
 
-/// A cluster patrol: fetch, then analyze.
-pub async fn collect(client: &Client, spec: &PatrolSpec, now: DateTime<Utc>) -> Part {
-    analyze(&fetch(client, spec).await, spec, now)
+/// A cluster patrol: fetch, count restarts since the oldest patrol in `history` within the
+/// window (totals when there is none), analyze, then remember this patrol's restart counts.
+pub async fn run(
+    client: &Client,
+    spec: &PatrolSpec,
+    history: &mut restarts::History,
+    now: DateTime<Utc>,
+) -> Part {
+    let mut snap = fetch(client, spec).await;
+    let window = chrono::Duration::seconds(super::window_secs(&spec.thresholds));
+    snap.baseline = history.baseline(now, window).cloned();
+    let part = analyze(&snap, spec, now);
+    if snap.pods_read {
+        history.record(restarts::Counts::of(&snap.pods, now));
+    }
+    part
 }
 
 /// `ns/name` for subjects.

@@ -31,10 +31,10 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
     }
 }
 
-/// Exactly what the gateway does in its namespace: read its Channels, Crons and NodePairings,
-/// mirror pairing, cron and node state into their status, record NodePairings of nodes that ask
-/// to pair, and emit Events. With the Tailscale sidecar, what containerboot needs on its
-/// pre-created state Secret.
+/// What the gateway may do in its namespace: read its Channels, Crons and NodePairings, mirror
+/// pairing and cron state into their status, and emit Events. The NodePairing status and create
+/// rules are for node pairing, which is planned and not built yet. With the Tailscale sidecar,
+/// what containerboot needs on its pre-created state Secret.
 pub fn role(agent: &Agent) -> Role {
     let mut rules = vec![
         rule(
