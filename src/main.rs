@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use clawops::gateway::client::ApiClient;
+use clawops::cli::cron::CronAction;
+use clawops::cli::pairing::PairingAction;
+use clawops::cli::{self, GatewayAccess, files};
 use clawops::gateway::{self, ConfigSource, GatewayOptions};
-use clawops::manifests::Manifests;
 use clawops::operator::{self, OperatorOptions};
 use clawops::util::telemetry::{self, LogFormat};
 
@@ -130,231 +131,22 @@ enum Command {
     },
 }
 
-/// How the CLI reaches a running gateway.
-#[derive(clap::Args)]
-struct GatewayAccess {
-    /// The gateway's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "CLAWOPS_GATEWAY_URL",
-        default_value = "http://127.0.0.1:18789"
-    )]
-    url: String,
-    /// The gateway token (default: the standalone gateway's token file).
-    #[arg(
-        long,
-        global = true,
-        env = "CLAWOPS_GATEWAY_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
-    /// The standalone gateway's state directory, to find its token file.
-    #[arg(long, global = true, env = "CLAWOPS_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-}
-
-impl GatewayAccess {
-    /// A client; the local token file is only offered to a local gateway, or when asked for.
-    fn client(self) -> Result<ApiClient, gateway::client::ClientError> {
-        let local = self.url.starts_with("http://127.0.0.1")
-            || self.url.starts_with("http://localhost")
-            || self.url.starts_with("http://[::1]");
-        let state_dir = self.state_dir.or_else(|| local.then(default_state_dir));
-        ApiClient::new(&self.url, self.token, state_dir)
-    }
-}
-
-#[derive(Subcommand)]
-enum CronAction {
-    /// Run the Cron now and wait for its result; exits 1 when the run failed.
-    Run {
-        /// The Cron's name.
-        name: String,
-        /// How long to keep trying while the gateway is not reachable or not ready (seconds).
-        #[arg(long, default_value_t = 300)]
-        wait: u64,
-        /// Print the run record as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Record the outcome on the Cron (failure time, reason, failures in a row, a Warning
-        /// Event) through the Kubernetes API, as the Cron's CronJob does.
-        #[arg(long)]
-        record: bool,
-        /// The Cron's namespace for --record (default: the client's, in a pod its own).
-        #[arg(long, env = "POD_NAMESPACE")]
-        namespace: Option<String>,
-        /// Where to write a failure's reason for `kubectl describe pod` (in a pod:
-        /// /dev/termination-log).
-        #[arg(long, hide = true, env = "CLAWOPS_TERMINATION_LOG")]
-        termination_log: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum PairingAction {
-    /// Pending pairing codes of a channel (`telegram`, or the Channel's name).
-    List {
-        channel: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Approve a pairing code: its sender may chat from now on.
-    Approve {
-        channel: String,
-        code: String,
-        /// Tell the sender they are approved.
-        #[arg(long)]
-        notify: bool,
-    },
-}
-
-fn default_state_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".clawops"))
-        .unwrap_or_else(|| PathBuf::from(".clawops"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd { out_dir } => crd(out_dir),
-        Command::Generate { root } => {
-            for (path, content) in clawops::generate::files() {
-                let path = root.join(path);
-                if let Err(e) = path
-                    .parent()
-                    .map_or(Ok(()), std::fs::create_dir_all)
-                    .and_then(|_| std::fs::write(&path, content))
-                {
-                    eprintln!("error: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-                println!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Crd { out_dir } => files::crd(out_dir),
+        Command::Generate { root } => files::generate(&root),
         Command::Render {
             files,
             namespace,
             gateway_image,
             check_secrets,
-        } => {
-            let image = gateway_image.unwrap_or_else(clawops::default_image);
-            let result = Manifests::from_files(&files, &namespace)
-                .map_err(|e| e.to_string())
-                .and_then(|m| {
-                    clawops::render::render(&m, &image, check_secrets).map_err(|e| e.to_string())
-                });
-            match result {
-                Ok(r) => {
-                    for n in r.notes {
-                        eprintln!("note: {n}");
-                    }
-                    print!("{}", r.yaml);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
-        Command::Cron {
-            action:
-                CronAction::Run {
-                    name,
-                    wait,
-                    json,
-                    record,
-                    namespace,
-                    termination_log,
-                },
-            access,
-        } => {
+        } => files::render(&files, &namespace, gateway_image, check_secrets),
+        Command::Cron { action, access } => {
             telemetry::init(cli.log_format);
-            block_on(async move {
-                let wait = std::time::Duration::from_secs(wait);
-                let result = match access.client() {
-                    Ok(api) => gateway::client::run_cron(&api, &name, wait).await,
-                    Err(e) => Err(e),
-                };
-                let failure = result.as_ref().err().map(ToString::to_string);
-                if record {
-                    record_run(&name, namespace, failure.as_deref()).await;
-                }
-                let termination_log = termination_log.or_else(|| {
-                    gateway::client::in_pod()
-                        .then(|| PathBuf::from(gateway::cron_outcome::TERMINATION_LOG))
-                });
-                if let (Some(reason), Some(path)) = (&failure, termination_log) {
-                    gateway::cron_outcome::write_termination_message(&path, reason);
-                }
-                let run = result?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&run)?);
-                } else {
-                    let reply: clawops::api::CronRunReply = serde_json::from_value(run)?;
-                    let r = &reply.run;
-                    println!("Cron {name}: {}", r.status);
-                    let lines = [
-                        ("patrol", r.patrol.as_deref()),
-                        ("summary", Some(r.summary.as_str())),
-                        ("nextRun", r.next_run.as_deref()),
-                    ];
-                    for (key, v) in lines {
-                        if let Some(v) = v {
-                            println!("  {key}: {v}");
-                        }
-                    }
-                }
-                Ok(())
-            })
+            block_on(clawops::cli::cron::run(action, access))
         }
-        Command::Pairing { action, access } => block_on(async move {
-            let api = access.client()?;
-            match action {
-                PairingAction::List { channel, json } => {
-                    let body = api.get(&format!("/api/pairing/{channel}")).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&body)?);
-                    } else {
-                        print!("{}", pairing_table(&serde_json::from_value(body)?));
-                    }
-                }
-                PairingAction::Approve {
-                    channel,
-                    code,
-                    notify,
-                } => {
-                    let request = clawops::api::ApproveRequest { code, notify };
-                    let body = api
-                        .post(
-                            &format!("/api/pairing/{channel}/approve"),
-                            &serde_json::to_value(&request)?,
-                        )
-                        .await?;
-                    let body: clawops::api::Approved = serde_json::from_value(body)?;
-                    let sender = body
-                        .approved
-                        .sender
-                        .as_deref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default();
-                    let told = match (notify, body.notified) {
-                        (true, true) => "; they were told",
-                        (true, false) => "; telling them failed (see the gateway log)",
-                        _ => "",
-                    };
-                    println!(
-                        "Approved Telegram user {}{sender} on channel {}{told}.",
-                        body.approved.id, body.channel
-                    );
-                }
-            }
-            Ok(())
-        }),
+        Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
         Command::Gateway {
             config,
             from,
@@ -370,7 +162,7 @@ fn main() -> ExitCode {
             };
             let state_dir = state_dir.unwrap_or_else(|| match &source {
                 ConfigSource::File(_) => PathBuf::from(clawops::consts::STATE_DIR),
-                ConfigSource::Manifests { .. } => default_state_dir(),
+                ConfigSource::Manifests { .. } => cli::default_state_dir(),
             });
             block_on(gateway::run(GatewayOptions {
                 source,
@@ -401,52 +193,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Records a run's outcome on its Cron; a client that cannot be built, or an API server that
-/// does not answer within a minute, is logged, never fatal.
-async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>) {
-    let client = match kube::Client::try_default().await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::warn!(error = %e, "no Kubernetes client: this run is not recorded on the Cron");
-            return;
-        }
-    };
-    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    let recording = gateway::cron_outcome::record(client, &ns, name, failure);
-    if tokio::time::timeout(std::time::Duration::from_secs(60), recording)
-        .await
-        .is_err()
-    {
-        tracing::warn!(cron = %name, "the Kubernetes API did not answer in time: this run is not recorded on the Cron");
-    }
-}
-
-/// The pending requests as a table.
-fn pairing_table(list: &clawops::api::PairingList) -> String {
-    let (channel, approved) = (&list.channel, list.approved_senders);
-    if list.pending.is_empty() {
-        return format!(
-            "No pending pairing requests on channel {channel} ({approved} approved).\n"
-        );
-    }
-    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let mut out = format!(
-        "{:<10} {:<18} {:<20} {:<22} {}\n",
-        "Code", "Telegram user id", "Sender", "Requested", "Expires"
-    );
-    for p in &list.pending {
-        out += &format!(
-            "{:<10} {:<18} {:<20} {:<22} {}\n",
-            p.code,
-            p.id,
-            p.sender.as_deref().unwrap_or("-"),
-            time(&p.requested_at),
-            time(&p.expires_at)
-        );
-    }
-    out + &format!("Approve with: clawops pairing approve {channel} <CODE>\n")
-}
-
 /// Runs a long-lived command on a multi-threaded runtime; errors end it with exit code 1.
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     run_on(tokio::runtime::Builder::new_multi_thread(), fut)
@@ -471,27 +217,4 @@ fn run_on(
             ExitCode::FAILURE
         }
     }
-}
-
-fn crd(out_dir: Option<PathBuf>) -> ExitCode {
-    let crds = clawops::crd::all();
-    match out_dir {
-        None => {
-            for c in &crds {
-                print!("{}", clawops::crd::to_yaml(c));
-            }
-        }
-        Some(dir) => {
-            for c in &crds {
-                let path = dir.join(clawops::crd::file_name(c));
-                if let Err(e) = std::fs::create_dir_all(&dir)
-                    .and_then(|_| std::fs::write(&path, clawops::crd::to_yaml(c)))
-                {
-                    eprintln!("error: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }

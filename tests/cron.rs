@@ -456,6 +456,11 @@ async fn failed_runs_are_recorded_on_the_cron_and_a_success_resets_the_count() {
     assert!(gw.terminate(Duration::from_secs(15)).success());
 }
 
+/// A port nothing listens on: below the ephemeral range, so no other test's server (bound to
+/// port 0) can be given it while this test runs, as could happen to a port found free and
+/// released.
+const CLOSED_PORT: u16 = 1;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_cannot_record_still_fails_only_because_of_the_run() {
     // No Kubernetes API at all: the run's own failure decides the exit code, and the log says
@@ -469,12 +474,12 @@ async fn a_run_that_cannot_record_still_fails_only_because_of_the_run() {
             "apiVersion: v1\nkind: Config\nclusters: [{{name: gone, cluster: {{server: \"http://127.0.0.1:{}\"}}}}]\n\
              users: [{{name: gone, user: {{}}}}]\ncontexts: [{{name: gone, context: {{cluster: gone, user: gone}}}}]\n\
              current-context: gone\n",
-            free_port()
+            CLOSED_PORT
         ),
     )
     .unwrap();
     let out = recorded_run(
-        &format!("http://127.0.0.1:{}", free_port()),
+        &format!("http://127.0.0.1:{CLOSED_PORT}"),
         &kubeconfig,
         false,
         &["--termination-log", dir.join("tlog").to_str().unwrap()],

@@ -41,6 +41,14 @@ fn the_gateway_never_imports_the_operator() {
 }
 
 #[test]
+fn neither_process_imports_the_command_line() {
+    for module in ["gateway", "operator"] {
+        let found = offenders(module, &["crate::cli"]);
+        assert!(found.is_empty(), "{module}: {found:#?}");
+    }
+}
+
+#[test]
 fn the_plan_holds_no_client_and_does_no_io() {
     let found = offenders(
         "plan",

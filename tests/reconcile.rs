@@ -912,8 +912,30 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Set in the child process [`a_reconcile_logs_inside_a_span_naming_its_agent`] runs itself in.
+const ALONE: &str = "CLAWOPS_TEST_ALONE";
+
 #[tokio::test]
 async fn a_reconcile_logs_inside_a_span_naming_its_agent() {
+    if std::env::var_os(ALONE).is_none() {
+        // Log sites are registered process-wide: other tests logging on other threads while
+        // this one sets its own subscriber can leave them disabled for it. So it runs alone,
+        // in a child process of this test binary.
+        let module = module_path!()
+            .split_once("::")
+            .map(|(_, rest)| format!("{rest}::"))
+            .unwrap_or_default();
+        let name = format!("{module}a_reconcile_logs_inside_a_span_naming_its_agent");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name.as_str(), "--exact", "--nocapture"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.contains("1 passed"), "{said}");
+        return;
+    }
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()

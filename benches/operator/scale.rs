@@ -47,6 +47,8 @@ pub struct Figures {
     pub rss_steady_kib: u64,
     /// CPU time the operator used until convergence (user + system).
     pub cpu_converge: Duration,
+    /// Objects whose status was written more than once until convergence, with the bodies.
+    pub repeated_status: BTreeMap<String, Vec<String>>,
     /// The mean delay the fake actually added to a write, against the configured latency.
     pub write_latency_added: Duration,
 }
@@ -126,14 +128,22 @@ fn resource(path: &str) -> (String, Option<String>, bool) {
 struct Counts {
     writes: Tally,
     lists: Tally,
+    /// Status writes to one object after its first, with every body sent to it: what a
+    /// double write said, to tell a changed status from a stale read.
+    repeated: BTreeMap<String, Vec<String>>,
 }
 
 fn count(fake: &FakeApi) -> Counts {
     let mut c = Counts {
         writes: Tally::new(),
         lists: Tally::new(),
+        repeated: BTreeMap::new(),
     };
     for r in fake.take_log() {
+        if r.is_write() && r.path.ends_with("/status") {
+            let body = r.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            c.repeated.entry(r.path.clone()).or_default().push(body);
+        }
         let (res, sub, named) = resource(&r.path);
         let key = match sub {
             Some(s) => format!("{res}/{s}"),
@@ -145,6 +155,7 @@ fn count(fake: &FakeApi) -> Counts {
             *c.lists.entry(key).or_default() += 1;
         }
     }
+    c.repeated.retain(|_, bodies| bodies.len() > 1);
     c
 }
 
@@ -315,6 +326,7 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         rss_steady_kib: now,
         cpu_converge,
         write_latency_added: fake.mean_write_latency(),
+        repeated_status: startup.repeated,
     })
 }
 
@@ -372,6 +384,12 @@ impl Figures {
             self.cpu_converge.as_secs_f64()
         );
         println!("writes until converged: {}", tally(&self.writes));
+        for (path, bodies) in &self.repeated_status {
+            println!("status written {} times: {path}", bodies.len());
+            for b in bodies {
+                println!("  {b}");
+            }
+        }
         println!("lists until converged: {}", tally(&self.startup_lists));
         println!(
             "writes per generated object / status writes per CR: {}",

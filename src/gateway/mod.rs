@@ -5,7 +5,6 @@
 pub mod agent;
 pub mod alerts;
 pub mod auth;
-pub mod client;
 pub mod cron;
 pub mod cron_outcome;
 pub mod cron_status;

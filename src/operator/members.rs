@@ -89,7 +89,7 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
     // From the operator's cache when it has one: the Agent event that brought us here was
     // stored there before it was passed on.
     let agent = match ctx.members.get() {
-        Some(cache) => cache.agent(&ns, obj.agent_ref()),
+        Some(cache) => cache.agent(&ns, obj.agent_ref()).await,
         None => Api::<Agent>::namespaced(ctx.client.clone(), &ns)
             .get_opt(obj.agent_ref())
             .await

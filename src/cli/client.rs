@@ -143,7 +143,7 @@ impl ApiClient {
             ),
             None => {
                 let file = state_dir
-                    .map(|d| d.join(super::TOKEN_FILE))
+                    .map(|d| d.join(crate::gateway::TOKEN_FILE))
                     .ok_or(ClientError::NoToken)?;
                 let t = std::fs::read_to_string(&file).map_err(|_| ClientError::NoToken)?;
                 (t.trim().to_string(), file.display().to_string())
@@ -333,5 +333,42 @@ mod tests {
             workstation.contains("kubectl port-forward"),
             "{workstation}"
         );
+    }
+}
+
+/// How the CLI reaches a running gateway.
+#[derive(clap::Args)]
+pub struct GatewayAccess {
+    /// The gateway's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWOPS_GATEWAY_URL",
+        default_value = "http://127.0.0.1:18789"
+    )]
+    pub url: String,
+    /// The gateway token (default: the standalone gateway's token file).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWOPS_GATEWAY_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// The standalone gateway's state directory, to find its token file.
+    #[arg(long, global = true, env = "CLAWOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl GatewayAccess {
+    /// A client; the local token file is only offered to a local gateway, or when asked for.
+    pub fn client(self) -> Result<ApiClient, ClientError> {
+        let local = self.url.starts_with("http://127.0.0.1")
+            || self.url.starts_with("http://localhost")
+            || self.url.starts_with("http://[::1]");
+        let state_dir = self
+            .state_dir
+            .or_else(|| local.then(super::default_state_dir));
+        ApiClient::new(&self.url, self.token, state_dir)
     }
 }

@@ -1,0 +1,18 @@
+//! The command line's work beyond parsing: reaching a running gateway (`client`), and the
+//! `cron`, `pairing` and file-writing (`crd`, `generate`, `render`) subcommands.
+
+pub mod client;
+pub mod cron;
+pub mod files;
+pub mod pairing;
+
+use std::path::PathBuf;
+
+pub use client::GatewayAccess;
+
+/// Where a standalone gateway keeps its state unless told: `~/.clawops`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".clawops"))
+        .unwrap_or_else(|| PathBuf::from(".clawops"))
+}
