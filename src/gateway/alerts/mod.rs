@@ -1,0 +1,48 @@
+//! Immediate alerts between patrols: the gateway watches pods and nodes and tells the owner at
+//! once about a crash loop, an OOM kill, a node NotReady or under pressure — once per object and
+//! reason per cool-down — and again when the condition clears.
+
+mod conditions;
+mod notice;
+mod tracker;
+mod watch;
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use kube::Client;
+
+pub use conditions::{Active, node_conditions, pod_conditions};
+pub use notice::Notice;
+pub use tracker::{Timing, Tracker};
+pub use watch::{STATE_FILE, watch};
+
+use super::Gateway;
+
+/// The gateway's alert loop: notices go to the configured chat.
+pub async fn run(gw: Arc<Gateway>, client: Client) {
+    let Some(cfg) = gw.config.agent.alerts.clone() else {
+        return;
+    };
+    let cool_down = crate::crd::common::parse_duration(&cfg.cool_down)
+        .and_then(|s| TimeDelta::try_seconds(i64::try_from(s).ok()?))
+        .unwrap_or(TimeDelta::minutes(30));
+    let cjk = super::agent::speaks_cjk(&gw.agent.config);
+    tracing::info!(channel = %cfg.deliver.channel, cool_down = %cfg.cool_down, "alerts on");
+    let state = Some(gw.state.clone());
+    let gw2 = gw.clone();
+    watch(client, Timing::new(cool_down), cjk, state, move |text| {
+        let (gw, cfg) = (gw2.clone(), cfg.clone());
+        async move {
+            match gw
+                .deliver(&cfg.deliver.channel, &cfg.deliver.to, &text)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("alert not delivered"),
+                Err(why) => tracing::warn!(%why, "alert not delivered"),
+            }
+        }
+    })
+    .await
+}
