@@ -260,9 +260,14 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting {}: {e}", o.binary))?;
-    let child = Reaper(child);
+    let mut child = Reaper(child);
     let pid = child.0.id();
     while !converged(&fake, o) {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            return Err(format!(
+                "the operator exited ({status}) before converging; is port {port} taken?"
+            ));
+        }
         if start.elapsed() > o.timeout {
             return Err(format!("not converged within {:?}", o.timeout));
         }
