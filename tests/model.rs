@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawops::crd::agent::{ClusterAccess, TimeFormat};
-use clawops::gateway::agent::{self, Agent};
+use clawops::gateway::assistant::{self, Assistant};
 use clawops::gateway::metrics::GatewayMetrics;
 use clawops::gateway::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::state::StateDir;
@@ -46,7 +46,7 @@ fn fast_retries() -> RetryPolicy {
     }
 }
 
-fn agent_with(cfg: AgentConfig, retry: RetryPolicy) -> (Agent, Arc<GatewayMetrics>) {
+fn agent_with(cfg: AgentConfig, retry: RetryPolicy) -> (Assistant, Arc<GatewayMetrics>) {
     let metrics = Arc::new(GatewayMetrics::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent as usize));
     let client = ModelClient::new(&cfg.model, slots, retry, metrics.clone());
@@ -56,7 +56,7 @@ fn agent_with(cfg: AgentConfig, retry: RetryPolicy) -> (Agent, Arc<GatewayMetric
         rand::random::<u32>()
     ));
     (
-        Agent::new(cfg, client, StateDir::open(dir).unwrap()),
+        Assistant::new(cfg, client, StateDir::open(dir).unwrap()),
         metrics,
     )
 }
@@ -137,7 +137,7 @@ async fn quota_1308_is_not_retried_and_told_plainly() {
         "{err:?}"
     );
     assert_eq!(fake.seen().len(), 1, "quota errors are not retried");
-    let notice = agent::explain(&err, agent::speaks_cjk(&agent.config));
+    let notice = assistant::explain(&err, assistant::speaks_cjk(&agent.config));
     assert!(
         notice.contains("1308") && notice.contains("18:00") && notice.contains("额度"),
         "{notice}"

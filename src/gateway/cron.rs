@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::Gateway;
-use super::agent::{explain, speaks_cjk};
+use super::assistant::{explain, speaks_cjk};
 use crate::patrol::Report;
 use crate::plan::gateway_config::CronConfig;
 
@@ -61,8 +61,8 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
         Some(r) => patrol_prompt(&cron.message, r),
         None => cron.message.clone(),
     };
-    let cjk = speaks_cjk(&gw.agent.config);
-    let answer = gw.agent.one_off(&prompt).await;
+    let cjk = speaks_cjk(&gw.assistant.config);
+    let answer = gw.assistant.one_off(&prompt).await;
     let (status, text) = match (&answer, &report) {
         (Ok(text), _) => (RunStatus::Ok, text.clone()),
         (Err(e), Some(r)) => (RunStatus::Fallback, fallback_text(&explain(e, cjk), r, cjk)),

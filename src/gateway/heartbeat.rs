@@ -29,7 +29,7 @@ pub fn deliverable(answer: &str) -> Option<String> {
 
 /// One heartbeat turn; it waits for a model slot like any chat.
 pub async fn beat(gw: &Gateway) -> Result<Option<String>, ModelError> {
-    Ok(deliverable(&gw.agent.one_off(PROMPT).await?))
+    Ok(deliverable(&gw.assistant.one_off(PROMPT).await?))
 }
 
 /// Beats every `every` until the process ends.

@@ -207,13 +207,14 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
             .into_response();
     }
     match gw
-        .agent
+        .assistant
         .reply(&format!("api-{}", req.chat), &req.text)
         .await
     {
         Ok(reply) => Json(ChatReply { reply }).into_response(),
         Err(e) => {
-            let notice = super::agent::explain(&e, super::agent::speaks_cjk(&gw.agent.config));
+            let notice =
+                super::assistant::explain(&e, super::assistant::speaks_cjk(&gw.assistant.config));
             (
                 StatusCode::BAD_GATEWAY,
                 Json(ApiError {

@@ -2,8 +2,8 @@
 //! It loads its config, opens its state directory, answers on its Telegram channels through
 //! the model, and serves health, metrics and the token-protected API on one port.
 
-pub mod agent;
 pub mod alerts;
+pub mod assistant;
 pub mod auth;
 pub mod cron;
 pub mod cron_outcome;
@@ -75,7 +75,7 @@ pub struct Gateway {
     pub auth: TokenAuth,
     pub state: StateDir,
     pub metrics: Arc<GatewayMetrics>,
-    pub agent: agent::Agent,
+    pub assistant: assistant::Assistant,
     pub started: Instant,
     /// Why the model is unusable, if it is.
     pub model_problem: Option<String>,
@@ -116,7 +116,7 @@ impl Gateway {
         ));
         let client = model::ModelClient::new(&config.agent.model, slots, retry, metrics.clone());
         let model_problem = client.key_problem();
-        let agent = agent::Agent::new(config.agent.clone(), client, state.clone());
+        let assistant = assistant::Assistant::new(config.agent.clone(), client, state.clone());
         let mut channels = Vec::new();
         let mut channel_problems = Vec::new();
         for c in &config.channels {
@@ -135,7 +135,7 @@ impl Gateway {
             auth,
             state,
             metrics,
-            agent,
+            assistant,
             started: Instant::now(),
             model_problem,
             channels,

@@ -27,7 +27,7 @@ pub async fn run(gw: Arc<Gateway>, client: Client) {
     let cool_down = crate::crd::common::parse_duration(&cfg.cool_down)
         .and_then(|s| TimeDelta::try_seconds(i64::try_from(s).ok()?))
         .unwrap_or(TimeDelta::minutes(30));
-    let cjk = super::agent::speaks_cjk(&gw.agent.config);
+    let cjk = super::assistant::speaks_cjk(&gw.assistant.config);
     tracing::info!(channel = %cfg.deliver.channel, cool_down = %cfg.cool_down, "alerts on");
     let state = Some(gw.state.clone());
     let gw2 = gw.clone();

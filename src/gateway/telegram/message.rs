@@ -12,7 +12,7 @@ use teloxide::types::{ChatAction, Message};
 use super::policy::{self, Incoming, Verdict};
 use super::{Target, TelegramChannel};
 use crate::gateway::pairing::{self, Outcome, SenderMeta};
-use crate::gateway::{Gateway, agent};
+use crate::gateway::{Gateway, assistant};
 
 impl TelegramChannel {
     pub(super) async fn handle(self: Arc<Self>, gw: Arc<Gateway>, msg: Message) {
@@ -70,12 +70,13 @@ impl TelegramChannel {
             Verdict::Answer => {
                 let typing = self.typing(Target::reply_to(&msg));
                 let answer = gw
-                    .agent
+                    .assistant
                     .reply(&format!("telegram-{}-{}", self.name, msg.chat.id.0), text)
                     .await;
                 typing.abort();
-                let reply = answer
-                    .unwrap_or_else(|e| agent::explain(&e, agent::speaks_cjk(&gw.agent.config)));
+                let reply = answer.unwrap_or_else(|e| {
+                    assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config))
+                });
                 gw.note_chat(&self, msg.chat.id);
                 self.send(&gw, Target::reply_to(&msg), &reply).await;
             }

@@ -1,6 +1,6 @@
-//! One agent turn: the system prompt (identity, persona, the current time in the user's time
-//! zone), bounded per-chat history kept in the state directory, and the model call. Failures
-//! become a plain message in the persona's language.
+//! The assistant, which runs one agent turn: the system prompt (identity, persona, the current
+//! time in the user's time zone), bounded per-chat history kept in the state directory, and the
+//! model call. Failures become a plain message in the persona's language.
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use crate::plan::gateway_config::AgentConfig;
 /// Messages kept per chat (user and assistant turns), oldest dropped first.
 pub const HISTORY_LIMIT: usize = 20;
 
-pub struct Agent {
+pub struct Assistant {
     pub config: AgentConfig,
     pub model: ModelClient,
     state: StateDir,
@@ -117,7 +117,7 @@ fn history_file(chat: &str) -> String {
     format!("history/{safe}.json")
 }
 
-impl Agent {
+impl Assistant {
     pub fn new(config: AgentConfig, model: ModelClient, state: StateDir) -> Self {
         Self {
             config,
