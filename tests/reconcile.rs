@@ -953,3 +953,22 @@ async fn a_reconcile_logs_inside_a_span_naming_its_agent() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_member_whose_agent_is_not_cached_yet_asks_the_api_server() {
+    use kube::runtime::reflector;
+    let h = Harness::new("shrimp.yaml");
+    h.ready().await;
+    // The operator's caches before their first list: empty.
+    let (agents, _) = reflector::store::<Agent>();
+    let (channels, _) = reflector::store::<Channel>();
+    let (crons, _) = reflector::store::<Cron>();
+    let _ = h.ctx.members.set(clawops::operator::context::MemberCache {
+        agents,
+        channels,
+        crons,
+    });
+    let chan = "/apis/clawops.dev/v1alpha1/namespaces/default/channels/telegram";
+    let status = member::<Channel>(&h, chan).await;
+    assert_eq!(status["conditions"][0]["reason"], "Serving", "{status}");
+}

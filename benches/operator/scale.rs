@@ -188,6 +188,51 @@ fn rss(pid: u32) -> (u64, u64) {
 
 /// Every Agent observed at its generation with its Deployment and CronJobs, every member with
 /// a status.
+/// What convergence still waits for, counted per kind of object.
+fn missing(fake: &FakeApi, o: &Options) -> String {
+    let mut waiting = Tally::new();
+    for i in 0..o.agents {
+        let ns = namespace(i, o);
+        let crd = |kind: &str, name: String| {
+            fake.get(&format!(
+                "/apis/clawops.dev/v1alpha1/namespaces/{ns}/{kind}/{name}"
+            ))
+        };
+        let agent = crd("agents", format!("shrimp-{i}"));
+        if !agent.as_ref().is_some_and(|a| {
+            !a["status"]["conditions"].is_null()
+                && a["status"]["observedGeneration"] == a["metadata"]["generation"]
+        }) {
+            *waiting.entry("Agent status".into()).or_default() += 1;
+        }
+        if fake
+            .get(&format!(
+                "/apis/apps/v1/namespaces/{ns}/deployments/shrimp-{i}-gateway"
+            ))
+            .is_none()
+        {
+            *waiting.entry("Deployment".into()).or_default() += 1;
+        }
+        if crd("channels", format!("telegram-{i}")).is_none_or(|c| c["status"].is_null()) {
+            *waiting.entry("Channel status".into()).or_default() += 1;
+        }
+        for c in ["morning", "evening"] {
+            if crd("crons", format!("{c}-patrol-{i}")).is_none_or(|c| c["status"].is_null()) {
+                *waiting.entry("Cron status".into()).or_default() += 1;
+            }
+            if fake
+                .get(&format!(
+                    "/apis/batch/v1/namespaces/{ns}/cronjobs/shrimp-{i}-{c}-patrol-{i}"
+                ))
+                .is_none()
+            {
+                *waiting.entry("CronJob".into()).or_default() += 1;
+            }
+        }
+    }
+    format!("still waiting for {waiting:?}")
+}
+
 fn converged(fake: &FakeApi, o: &Options) -> bool {
     (0..o.agents).all(|i| {
         let ns = namespace(i, o);
@@ -257,7 +302,11 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
         .env("CLAWOPS_CONCURRENCY", o.concurrency.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("SCALE_DEBUG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .map_err(|e| format!("starting {}: {e}", o.binary))?;
     let mut child = Reaper(child);
@@ -269,7 +318,11 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
             ));
         }
         if start.elapsed() > o.timeout {
-            return Err(format!("not converged within {:?}", o.timeout));
+            return Err(format!(
+                "not converged within {:?}: {}",
+                o.timeout,
+                missing(&fake, o)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

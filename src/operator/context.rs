@@ -35,10 +35,8 @@ pub struct MemberCache {
 }
 
 impl MemberCache {
-    /// One Agent, once the first list of Agents is in: before it, a missing Agent would be
-    /// reported as "not found" and rewritten moments later.
-    pub async fn agent(&self, ns: &str, name: &str) -> Option<Arc<Agent>> {
-        let _ = self.agents.wait_until_ready().await;
+    /// One Agent, if the cache has it.
+    pub fn agent(&self, ns: &str, name: &str) -> Option<Arc<Agent>> {
         self.agents.get(&ObjectRef::new(name).within(ns))
     }
     /// The Channels that name `agent` in a namespace.
@@ -106,47 +104,5 @@ impl Context {
         if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not record event");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::runtime::reflector;
-    use kube::runtime::watcher::Event;
-
-    fn agent() -> Agent {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "clawops.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": "shrimp", "namespace": "default"},
-            "spec": {"identity": {"name": "Shrimp"}, "model": {"primary": "zai/glm-4.7"}}
-        }))
-        .expect("an Agent")
-    }
-
-    #[tokio::test]
-    async fn an_agent_is_looked_up_only_once_the_first_list_is_in() {
-        let (agents, mut writer) = reflector::store::<Agent>();
-        let (channels, _) = reflector::store::<Channel>();
-        let (crons, _) = reflector::store::<Cron>();
-        let cache = Arc::new(MemberCache {
-            agents,
-            channels,
-            crons,
-        });
-        let lookup = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.agent("default", "shrimp").await }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            !lookup.is_finished(),
-            "answered before the Agents were listed"
-        );
-        writer.apply_watcher_event(&Event::Init);
-        writer.apply_watcher_event(&Event::InitApply(agent()));
-        writer.apply_watcher_event(&Event::InitDone);
-        let found = lookup.await.expect("lookup task");
-        assert_eq!(found.map(|a| a.name_any()), Some("shrimp".to_string()));
     }
 }

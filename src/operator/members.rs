@@ -86,10 +86,15 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
         // deciding from the older copy would write the same status twice.
         return Ok(Action::requeue(STALE_RECHECK));
     }
-    // From the operator's cache when it has one: the Agent event that brought us here was
-    // stored there before it was passed on.
-    let agent = match ctx.members.get() {
-        Some(cache) => cache.agent(&ns, obj.agent_ref()).await,
+    // From the operator's cache when it has it (the Agent event that brought us here was
+    // stored there before it was passed on); otherwise from the API server, since before the
+    // first list of Agents is in, a cache miss would report a present Agent as missing.
+    let cached = ctx
+        .members
+        .get()
+        .and_then(|c| c.agent(&ns, obj.agent_ref()));
+    let agent = match cached {
+        Some(agent) => Some(agent),
         None => Api::<Agent>::namespaced(ctx.client.clone(), &ns)
             .get_opt(obj.agent_ref())
             .await
