@@ -34,7 +34,7 @@ crds: generate
 
 ## End-to-end tests against the cluster in KUBECONFIG (needs the CRDs applied and the operator running).
 e2e:
-	$(CARGO) test --test e2e -- --ignored --test-threads=1
+	$(CARGO) test --test it e2e:: -- --ignored --test-threads=1
 
 ## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead;
 ## cluster patrol time and peak memory over 10,000 pods.

@@ -5,7 +5,8 @@
 //!
 //! `make bench` (or `cargo bench --bench gateway`); under `cargo test` it runs a short smoke.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
+#[allow(dead_code)] // the bench uses only the fakes of the tests' support
 mod support;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! growth per Agent between the smallest and largest. Under `cargo test` (no `--bench`) it runs
 //! 20 Agents with a 3 s window as a smoke test.
 
-#[path = "../../tests/support/fake_api.rs"]
+#[path = "../../tests/it/support/fake_api.rs"]
 #[allow(dead_code)]
 mod fake_api;
 mod scale;

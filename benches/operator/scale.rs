@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fake_api::FakeApi;
+use super::fake_api::FakeApi;
 
 pub struct Options {
     pub agents: usize,

@@ -1,15 +1,15 @@
 //! The Telegram journey end to end: the real gateway binary, real teloxide and reqwest, against
 //! local fakes of the Telegram Bot API and the model API.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::fake_llm::{Answer, FakeLlm};
-use support::fake_telegram::{BOT_TOKEN, FakeTelegram};
-use support::process::*;
+use crate::support::fake_llm::{Answer, FakeLlm};
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::process::*;
 
 const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789abcdef";
 const ALICE: i64 = 555_000_111;

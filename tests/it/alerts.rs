@@ -1,15 +1,13 @@
 //! Alerts through real kube watches against the fake API: a crash loop and a NotReady node are
 //! told at once, updates of a still-broken pod are not told again, and clearing is told.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cluster as fixture;
+use crate::support::fake_api::FakeApi;
 use chrono::TimeDelta;
 use clawops::gateway::alerts::Timing;
 use serde_json::json;
-use support::cluster as fixture;
-use support::fake_api::FakeApi;
 use tokio::sync::mpsc;
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {

@@ -2,7 +2,7 @@
 //! apply the CRDs, start `clawops operator` for a fresh namespace, apply the example, and
 //! check objects, conditions, the broken/fixed Secret journey and cleanup.
 
-mod support;
+use crate::support;
 
 use std::process::{Child, Command};
 use std::time::Duration;

@@ -1,5 +1,4 @@
 //! Shared test helpers: the fake API server and the example fixtures.
-#![allow(dead_code)]
 
 pub mod cluster;
 pub mod fake_api;
@@ -61,12 +60,21 @@ pub fn example_with(name: &str, edits: &[(&str, String)]) -> std::path::PathBuf 
         assert!(text.contains(from), "the example has no {from:?}");
         text = text.replacen(from, to, 1);
     }
-    let dir = std::env::temp_dir().join(format!("clawops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir(name);
     let path = dir.join("shrimp.yaml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A fresh, empty directory of its own: all tests share one process, so the name carries a
+/// counter besides the process id.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("clawops-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The example with the model and the Bot API pointed at the fakes.

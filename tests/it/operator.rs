@@ -1,11 +1,13 @@
 //! The operator runtime (controllers, owned and Secret watches, member controllers, graceful
 //! shutdown) against the fake API server, which streams watch events like the real one.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
+use crate::support::*;
 use base64::Engine;
 use clawops::operator::context::Context;
 use clawops::operator::health::Health;
@@ -13,8 +15,6 @@ use clawops::operator::metrics::Metrics;
 use clawops::operator::run_controllers;
 use futures::FutureExt;
 use serde_json::{Value, json};
-use support::fake_api::FakeApi;
-use support::*;
 
 const AGENT: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/agents/shrimp";
 const SECRET: &str = "/api/v1/namespaces/default/secrets/shrimp-secrets";

@@ -33,7 +33,7 @@ fn golden(name: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         expected == actual,
-        "{path} differs from the render output; review and run `UPDATE_GOLDEN=1 cargo test --test render`"
+        "{path} differs from the render output; review and run `UPDATE_GOLDEN=1 cargo test --test it render::`"
     );
 }
 

@@ -1,12 +1,10 @@
 //! The cluster patrol against a fake API serving a fixture cluster: every finding and its
 //! suggested action, the all-clear of a healthy cluster, and reads the gateway may not make.
 
-mod support;
-
+use crate::support::cluster::{self as fixture, now};
+use crate::support::fake_api::FakeApi;
 use clawops::crd::cron::{PatrolCheck, PatrolSpec};
 use clawops::patrol::{Finding, Report, Severity, cluster};
-use support::cluster::{self as fixture, now};
-use support::fake_api::FakeApi;
 
 async fn patrol(api: &FakeApi, spec: &PatrolSpec) -> Report {
     // A first patrol, as the gateway runs it: no earlier restart counts.

@@ -1,13 +1,13 @@
 //! `clawops gateway` as a user runs it: standalone from the example YAML, and from a
 //! `gateway.json` that must be valid.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::process::*;
+use crate::support::process::*;
 
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("clawops-gw-{name}-{}", std::process::id()));

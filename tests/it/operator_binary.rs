@@ -1,12 +1,10 @@
 //! `clawops operator` as a process: it serves its health and metrics endpoints even while the
 //! API server is unreachable (but is not ready, and says why), and exits cleanly on SIGTERM.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::process::*;
+use crate::support::process::*;
 
 #[test]
 fn serves_health_and_metrics_and_stops_on_sigterm() {

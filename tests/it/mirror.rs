@@ -1,16 +1,16 @@
 //! Pairing state mirrored into the Channel status, against the fake API server.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 
+use crate::support::fake_api::FakeApi;
 use chrono::Utc;
 use clawops::crd::Channel;
 use clawops::gateway::mirror;
 use clawops::gateway::pairing::{Outcome, PairingStore, SenderMeta};
 use clawops::gateway::state::StateDir;
 use kube::Api;
-use support::fake_api::FakeApi;
 
 #[tokio::test]
 async fn pending_codes_and_approvals_reach_the_channel_status_only_when_changed() {

@@ -1,18 +1,16 @@
 //! The model client and agent turn against a fake OpenAI-compatible server over real HTTP:
 //! retries, quota errors, fallbacks, thinking, timeouts, Retry-After and the concurrency limit.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fake_llm::{Answer, FakeLlm};
 use clawops::crd::agent::{ClusterAccess, TimeFormat};
 use clawops::gateway::assistant::{self, Assistant};
 use clawops::gateway::metrics::GatewayMetrics;
 use clawops::gateway::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::state::StateDir;
 use clawops::plan::gateway_config::{AgentConfig, HeartbeatConfig, ModelConfig};
-use support::fake_llm::{Answer, FakeLlm};
 
 fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> AgentConfig {
     AgentConfig {

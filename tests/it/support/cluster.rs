@@ -9,23 +9,26 @@ use serde_json::{Value, json};
 
 use super::fake_api::FakeApi;
 
-static NOW: std::sync::Mutex<Option<DateTime<Utc>>> = std::sync::Mutex::new(None);
+thread_local! {
+    /// Per test (each runs on a thread of its own, and the fixture is built on it), so a test
+    /// that moves the clock does not move it for the others in the same binary.
+    static NOW: std::cell::Cell<Option<DateTime<Utc>>> = const { std::cell::Cell::new(None) };
+}
 
 /// `now` of the fixture: five days before the fixture certificate expires, unless a test that
 /// runs against the real clock moved it with [`set_now`].
 pub fn now() -> DateTime<Utc> {
-    NOW.lock()
-        .unwrap()
+    NOW.get()
         .unwrap_or_else(|| "2027-02-14T08:29:07Z".parse().unwrap())
 }
 
 /// Builds the fixture's times around `now` (for tests against the real clock).
 pub fn set_now(now: DateTime<Utc>) {
-    *NOW.lock().unwrap() = Some(now);
+    NOW.set(Some(now));
 }
 
 /// tests/fixtures/site-tls.crt: notAfter 2027-02-19 08:29:07 UTC.
-pub const SITE_CRT: &str = include_str!("../fixtures/site-tls.crt");
+pub const SITE_CRT: &str = include_str!("../../fixtures/site-tls.crt");
 
 pub fn ts(ago: Duration) -> String {
     (now() - ago).to_rfc3339_opts(SecondsFormat::Secs, true)

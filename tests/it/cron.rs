@@ -2,18 +2,18 @@
 //! mode) against a fake Kubernetes API over HTTP serving a troubled fixture cluster, the fake
 //! model and the fake Bot API; `clawops cron run` as the CronJob runs it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
+use crate::support::fake_llm::{Answer, FakeLlm};
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::process::*;
 use clawops::plan::gateway_config::KubernetesConfig;
 use serde_json::Value;
-use support::fake_api::FakeApi;
-use support::fake_llm::{Answer, FakeLlm};
-use support::fake_telegram::{BOT_TOKEN, FakeTelegram};
-use support::process::*;
 
 const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789abcdef";
 const OWNER: i64 = 123_456_789;

@@ -1,9 +1,9 @@
 //! Reconcile tests: the real controllers against a fake API server, asserting the requests made.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::fake_api::{FakeApi, Recorded};
+use crate::support::*;
 use base64::Engine;
 use clawops::crd::{Agent, Channel, Cron, NodePairing};
 use clawops::operator::agent::{self, REQUEUE_REFUSED};
@@ -12,8 +12,6 @@ use clawops::operator::members;
 use clawops::operator::metrics::Metrics;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
-use support::fake_api::{FakeApi, Recorded};
-use support::*;
 
 const AGENT: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/agents/shrimp";
 const SECRET: &str = "/api/v1/namespaces/default/secrets/shrimp-secrets";

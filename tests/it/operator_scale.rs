@@ -2,11 +2,10 @@
 //! against the fake API server converges with one write per generated object and one status
 //! write per CR, and then makes no write and lists nothing again.
 
-#[path = "support/fake_api.rs"]
-#[allow(dead_code)]
-mod fake_api;
-#[path = "../benches/operator/scale.rs"]
+#[path = "../../benches/operator/scale.rs"]
 mod scale;
+
+use crate::support::fake_api;
 
 use std::time::Duration;
 

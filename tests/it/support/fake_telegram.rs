@@ -150,6 +150,7 @@ impl FakeTelegram {
     }
 
     /// When getUpdates first handed out the message with this text.
+    #[allow(dead_code)] // only benches/gateway.rs measures delivery times
     pub fn delivered_at(&self, text: &str) -> Option<std::time::Instant> {
         self.inner.lock().unwrap().delivered.get(text).copied()
     }

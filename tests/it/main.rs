@@ -1,0 +1,20 @@
+//! The integration tests, one binary: each file is a module, `support/` their shared fakes and
+//! fixtures. `cargo test --test it <module>::` runs one file's tests.
+
+mod alerts;
+mod chart;
+mod crds;
+mod cron;
+mod e2e;
+mod gateway_binary;
+mod layers;
+mod mirror;
+mod model;
+mod operator;
+mod operator_binary;
+mod operator_scale;
+mod patrol;
+mod reconcile;
+mod render;
+mod support;
+mod telegram;
