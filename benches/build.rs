@@ -1,4 +1,4 @@
-//! Benchmark (prints figures, asserts nothing about speed): the time to resolve, validate and
+//! Benchmark (prints figures, asserts nothing about speed): the time to resolve, plan and
 //! build every object for one Agent with 1 Channel and 2 Crons, and for 1,000 such Agents.
 //!
 //! Run with `make bench` (or `cargo bench --bench build`).
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use clawops::crd::{Agent, Channel, Cron};
 use clawops::manifests::Manifests;
-use clawops::plan::build::{BuildInputs, build_all};
-use clawops::plan::{resolve, validate};
+use clawops::plan::build::build_all;
+use clawops::plan::{self, Target, resolve};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
@@ -28,19 +28,13 @@ fn fixture() -> (Agent, Vec<Channel>, Vec<Cron>, Secret) {
     (m.agents.remove(0), m.channels, m.crons, m.secrets.remove(0))
 }
 
-/// The whole pure part of a reconcile: assemble, validate, build.
+/// The whole pure part of a reconcile: assemble, plan, build.
 fn build_one(agent: &Arc<Agent>, channels: &[Channel], crons: &[Cron], secret: &Secret) -> usize {
     let resolved = resolve::assemble(agent.clone(), channels.to_vec(), crons.to_vec(), |n| {
         (n == secret.name_any()).then(|| secret.clone())
     });
-    let valid = validate::validate(&resolved).expect("valid fixture");
-    let objects = build_all(&BuildInputs {
-        agent,
-        channels: &valid.channels,
-        crons: &valid.crons,
-        image: "ghcr.io/clawops/clawops:bench",
-        secret_digest: &valid.secret_digest,
-    });
+    let plan = plan::plan(&resolved, Target::Cluster).expect("valid fixture");
+    let objects = build_all(&plan, "ghcr.io/clawops/clawops:bench");
     objects.to_values().len()
 }
 

@@ -1,13 +1,13 @@
 //! `clawops render`: the operator without a cluster. Reads CR (and Secret) YAML and prints
-//! every object the operator would create, through the same resolve, validate and build steps.
+//! every object the operator would create, through the same plan and build steps.
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 
 use crate::manifests::Manifests;
-use crate::plan::build::{self, BuildInputs, rbac};
-use crate::plan::{resolve, validate};
+use crate::plan::build::{self, rbac};
+use crate::plan::{self, Target, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -45,29 +45,17 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
                     .cloned()
             });
         if !check_secrets {
-            for (r, v) in resolved.secrets.0.iter_mut() {
-                if v.is_err() {
-                    *v = Ok(secrecy::SecretString::from(format!(
-                        "unchecked:{}/{}",
-                        r.name, r.key
-                    )));
-                }
-            }
+            resolved.skip_secret_checks();
         }
-        let valid = validate::validate(&resolved).map_err(|problems| RenderError::Refused {
-            agent: agent.name_any(),
-            problems: problems.iter().map(ToString::to_string).collect(),
-        })?;
-        for (cron, why) in &valid.skipped_crons {
+        let plan =
+            plan::plan(&resolved, Target::Cluster).map_err(|problems| RenderError::Refused {
+                agent: agent.name_any(),
+                problems: problems.iter().map(ToString::to_string).collect(),
+            })?;
+        for (cron, why) in &plan.skipped_crons {
             notes.push(format!("Cron {cron} left out: {why}"));
         }
-        let objects = build::build_all(&BuildInputs {
-            agent: &agent,
-            channels: &valid.channels,
-            crons: &valid.crons,
-            image,
-            secret_digest: &valid.secret_digest,
-        });
+        let objects = build::build_all(&plan, image);
         if let Some(token) = &resolved.new_token {
             docs.push(
                 serde_json::to_value(build::secrets::token_secret(&agent, token))

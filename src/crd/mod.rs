@@ -8,12 +8,14 @@ pub mod agent;
 pub mod channel;
 pub mod common;
 pub mod cron;
+pub mod exposure;
 pub mod node_pairing;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use channel::{Channel, ChannelSpec, ChannelStatus};
 pub use common::{CommonStatus, SecretKeyRef};
 pub use cron::{Cron, CronSpec, CronStatus};
+pub use exposure::Exposure;
 pub use node_pairing::{NodePairing, NodePairingSpec, NodePairingStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use crate::manifests::Manifests;
-use crate::plan::gateway_config::{self, ConfigInputs, GatewayConfig};
-use crate::plan::{resolve, validate};
+use crate::plan::gateway_config::{self, GatewayConfig};
+use crate::plan::{self, Target, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -126,28 +126,23 @@ pub fn from_manifests(files: &[String], agent: Option<&str>) -> Result<GatewayCo
             }
         },
     };
-    let channels = resolve::members_of(chosen, m.channels.clone(), |c| &c.spec.agent_ref);
-    let problems = validate::validate_agent_spec(chosen, &channels);
-    if !problems.is_empty() {
-        return Err(LoadError::Refused {
+    // The gateway reads its secrets from its environment, so none are looked up here.
+    let mut resolved = resolve::assemble(
+        Arc::new(chosen.clone()),
+        m.channels.clone(),
+        m.crons.clone(),
+        |_| None,
+    );
+    resolved.skip_secret_checks();
+    let plan =
+        plan::plan(&resolved, Target::Standalone).map_err(|problems| LoadError::Refused {
             agent: chosen.name_any(),
             problems: problems.iter().map(ToString::to_string).collect(),
-        });
-    }
-    let members = resolve::members_of(chosen, m.crons.clone(), |c| &c.spec.agent_ref);
-    let (crons, skipped) = validate::runnable_crons(members, chosen, &channels);
-    for (cron, why) in skipped {
+        })?;
+    for (cron, why) in &plan.skipped_crons {
         tracing::warn!(%cron, %why, "cron left out");
     }
-    let agent = Arc::new(chosen.clone());
-    Ok(gateway_config::render(&ConfigInputs {
-        agent: &agent,
-        channels: &channels,
-        crons: &crons,
-        public_url: crate::plan::build::network::configured_url(&agent),
-        extra_trusted_proxies: &[],
-        namespace: None,
-    }))
+    Ok(plan.config)
 }
 
 #[cfg(test)]

@@ -174,7 +174,9 @@ fn granted_roles() -> (Vec<PolicyRule>, Vec<PolicyRule>) {
     }))
     .expect("a minimal Cron deserializes");
     (
-        rbac::role(&agent).rules.unwrap_or_default(),
+        rbac::role(&agent, &agent.spec.gateway.exposure())
+            .rules
+            .unwrap_or_default(),
         rbac::cron_role(&agent, &[cron]).rules.unwrap_or_default(),
     )
 }

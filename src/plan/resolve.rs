@@ -9,7 +9,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use secrecy::SecretString;
 
-use crate::crd::agent::TailscaleMode;
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::secrets::token_ref;
 use crate::secrets::{self, SecretProblem};
@@ -37,14 +36,12 @@ pub fn secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
     if let Some(r) = &agent.spec.model.api_key_secret_ref {
         push("spec.model.apiKeySecretRef".into(), r.clone());
     }
-    if let Some(ts) = agent
+    if let Some(r) = agent
         .spec
         .gateway
-        .expose
-        .as_ref()
-        .and_then(|e| e.tailscale.as_ref())
-        && ts.mode == TailscaleMode::Sidecar
-        && let Some(r) = &ts.auth_key_secret_ref
+        .exposure()
+        .sidecar()
+        .and_then(|ts| ts.auth_key_secret_ref.as_ref())
     {
         push(
             "spec.gateway.expose.tailscale.authKeySecretRef".into(),
@@ -95,6 +92,22 @@ pub struct Resolved {
     pub secrets: SecretValues,
     /// A new token to store when the generated token Secret does not exist yet.
     pub new_token: Option<SecretString>,
+}
+
+impl Resolved {
+    /// Stands a placeholder in for every Secret value that is missing or unusable, for plans
+    /// made from files whose Secrets are templates (`render` without `--check-secrets`) or
+    /// absent (`gateway --from`, which reads the values from its environment).
+    pub fn skip_secret_checks(&mut self) {
+        for (r, v) in self.secrets.0.iter_mut() {
+            if v.is_err() {
+                *v = Ok(SecretString::from(format!(
+                    "unchecked:{}/{}",
+                    r.name, r.key
+                )));
+            }
+        }
+    }
 }
 
 /// The items whose `agentRef` names this Agent, sorted by name.

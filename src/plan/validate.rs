@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::resolve::{Resolved, secret_uses};
 use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE};
-use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
+use crate::crd::{Agent, Channel, Cron, Exposure, SecretKeyRef};
 use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
 
@@ -50,7 +50,7 @@ impl Problem {
     }
 }
 
-/// The validated inputs the builders take.
+/// What validation found usable; [`super::plan`] makes the [`super::AgentPlan`] of it.
 #[derive(Debug)]
 pub struct Validated {
     pub channels: Vec<Channel>,
@@ -125,6 +125,13 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
             message,
         })
     };
+    if Exposure::both_set(spec.gateway.expose.as_ref()) {
+        // The CRD refuses this at apply; files read without the API server come here.
+        spec_problem(
+            "spec.gateway.expose",
+            "set exactly one of expose.ingress or expose.tailscale".into(),
+        );
+    }
     if let Err(e) = check_time_zone(&spec.user_timezone) {
         spec_problem("spec.userTimezone", e);
     }

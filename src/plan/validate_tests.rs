@@ -272,3 +272,65 @@ fn secret_keys_named_like_reserved_variables_are_refused() {
             .contains("PATH")
     );
 }
+
+#[test]
+fn files_that_set_both_exposures_are_refused_as_the_crd_would() {
+    let mut m = example();
+    real_secrets(&mut m);
+    m.agents[0].spec.gateway.expose = Some(
+        serde_json::from_value(serde_json::json!({
+            "ingress": {"host": "shrimp.example.com"},
+            "tailscale": {"hostname": "shrimp", "mode": "operator"},
+        }))
+        .unwrap(),
+    );
+    let problems = validate(&resolved(&m)).unwrap_err();
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["spec.gateway.expose: set exactly one of expose.ingress or expose.tailscale"]
+    );
+}
+
+#[test]
+fn the_plan_for_a_cluster_mirrors_and_trusts_the_sidecar_and_standalone_does_neither() {
+    let mut m = Manifests::from_files(
+        &[format!(
+            "{}/manifests/examples/shrimp-tailscale.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        )],
+        "claw",
+    )
+    .unwrap();
+    real_secrets(&mut m);
+    let r = resolved(&m);
+    let cluster = crate::plan::plan(&r, crate::plan::Target::Cluster).unwrap();
+    assert!(cluster.exposure.sidecar().is_some());
+    let k = cluster
+        .config
+        .kubernetes
+        .as_ref()
+        .expect("mirrors in a cluster");
+    assert_eq!(k.namespace, "claw");
+    assert!(
+        cluster
+            .config
+            .gateway
+            .trusted_proxies
+            .iter()
+            .any(|p| p == "127.0.0.1")
+    );
+    let alone = crate::plan::plan(&r, crate::plan::Target::Standalone).unwrap();
+    assert!(alone.config.kubernetes.is_none());
+    assert!(
+        !alone
+            .config
+            .gateway
+            .trusted_proxies
+            .iter()
+            .any(|p| p == "127.0.0.1")
+    );
+    assert_eq!(
+        alone.config.agent, cluster.config.agent,
+        "the agent is the same wherever it runs"
+    );
+}

@@ -27,13 +27,13 @@ use crate::conditions;
 use crate::consts::*;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::{Agent, AgentStatus, CommonStatus};
-use crate::plan::build::{self, BuildInputs, GatewayObjects, meta, rbac};
+use crate::plan::build::{self, GatewayObjects, meta};
 use crate::plan::resolve::Resolved;
-use crate::plan::validate;
+use crate::plan::validate::Problem;
+use crate::plan::{self, Target};
 use fetch::ResolveError;
 use pods::PodFacts;
 use status::{Observed, READY_READER_MISSING};
-use validate::Problem;
 
 /// Requeue while secrets or spec are refused: unlabeled Secrets are not watched.
 pub const REQUEUE_REFUSED: Duration = Duration::from_secs(10);
@@ -106,19 +106,13 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Ok::<_, Error>(fetch::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
     };
     let (resolved, reader_missing) = futures::try_join!(resolved, reader_missing)?;
-    let (problems, applied) = match validate::validate(&resolved) {
+    let (problems, applied) = match plan::plan(&resolved, Target::Cluster) {
         Err(problems) => (problems, Ok(Vec::new())),
-        Ok(valid) => {
-            for (cron, why) in &valid.skipped_crons {
+        Ok(plan) => {
+            for (cron, why) in &plan.skipped_crons {
                 tracing::debug!(cron, why, "cron left out");
             }
-            let objects = build::build_all(&BuildInputs {
-                agent: &agent,
-                channels: &valid.channels,
-                crons: &valid.crons,
-                image: &ctx.image,
-                secret_digest: &valid.secret_digest,
-            });
+            let objects = build::build_all(&plan, &ctx.image);
             let bind_reader = !reader_missing;
             (
                 Vec::new(),
@@ -373,7 +367,7 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         }
     };
     let gw = meta::gateway_name(agent);
-    let expose = agent.spec.gateway.expose.as_ref();
+    let exposure = agent.spec.gateway.exposure();
     let deployment = async {
         Api::<Deployment>::namespaced(c.clone(), &ns)
             .get_opt(&gw)
@@ -381,7 +375,7 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
             .map_err(read("Deployment", gw.clone()))
     };
     let ingress = async {
-        if build::network::ingress(agent).is_none() {
+        if build::network::ingress(agent, &exposure).is_none() {
             return Ok(None);
         }
         Api::<Ingress>::namespaced(c.clone(), &ns)
@@ -390,9 +384,7 @@ async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
             .map_err(read("Ingress", gw.clone()))
     };
     let tailscale_state = async {
-        if expose.and_then(|e| e.tailscale.as_ref()).is_none()
-            || !rbac::uses_tailscale_sidecar(agent)
-        {
+        if exposure.sidecar().is_none() {
             return Ok(None);
         }
         let name = meta::tailscale_state_name(agent);

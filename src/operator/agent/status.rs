@@ -9,8 +9,8 @@ use kube::ResourceExt;
 use super::pods::{self, Diagnosis, PodFacts};
 use crate::conditions::Cond;
 use crate::consts::*;
-use crate::crd::Agent;
-use crate::plan::build::{meta, network, rbac};
+use crate::crd::{Agent, Exposure};
+use crate::plan::build::{meta, network};
 use crate::plan::validate::Problem;
 
 /// Ready's reason while `clusterAccess: read` cannot be bound.
@@ -210,34 +210,34 @@ fn exposure(
     observed: &Observed,
     diagnosis: Option<&Diagnosis>,
 ) -> (Cond, Option<String>) {
-    let expose = agent.spec.gateway.expose.as_ref();
-    if let Some(ing) = expose.and_then(|e| e.ingress.as_ref()) {
-        let url = network::configured_url(agent);
-        return match ingress_address(observed.ingress.as_ref()) {
-            Some(addr) => (
-                Cond::is_true(
-                    CONDITION_EXPOSED,
-                    "IngressReady",
-                    format!("Ingress for {} has address {addr}", ing.host),
-                ),
-                url,
-            ),
-            None => (
-                Cond::is_false(
-                    CONDITION_EXPOSED,
-                    "IngressPending",
-                    format!(
-                        "waiting for the ingress controller (class {}) to admit host {}",
-                        ing.class_name, ing.host
+    let exposure = agent.spec.gateway.exposure();
+    match &exposure {
+        Exposure::Ingress(ing) => {
+            let url = exposure.configured_url();
+            match ingress_address(observed.ingress.as_ref()) {
+                Some(addr) => (
+                    Cond::is_true(
+                        CONDITION_EXPOSED,
+                        "IngressReady",
+                        format!("Ingress for {} has address {addr}", ing.host),
                     ),
+                    url,
                 ),
-                url,
-            ),
-        };
-    }
-    if let Some(ts) = expose.and_then(|e| e.tailscale.as_ref()) {
-        let fqdn = if rbac::uses_tailscale_sidecar(agent) {
-            observed
+                None => (
+                    Cond::is_false(
+                        CONDITION_EXPOSED,
+                        "IngressPending",
+                        format!(
+                            "waiting for the ingress controller (class {}) to admit host {}",
+                            ing.class_name, ing.host
+                        ),
+                    ),
+                    url,
+                ),
+            }
+        }
+        Exposure::TailscaleSidecar(ts) => {
+            let fqdn = observed
                 .tailscale_state
                 .as_ref()
                 .and_then(|s| s.data.as_ref())
@@ -247,22 +247,14 @@ fn exposure(
                         .trim_end_matches('.')
                         .to_string()
                 })
-                .filter(|s| !s.is_empty())
-        } else {
-            ingress_address(observed.ingress.as_ref())
-        };
-        return match fqdn {
-            Some(fqdn) => (
-                Cond::is_true(
-                    CONDITION_EXPOSED,
-                    "TailnetJoined",
-                    format!("{} is on the tailnet as {fqdn}", ts.hostname),
-                ),
-                Some(format!("https://{fqdn}")),
-            ),
-            None if rbac::uses_tailscale_sidecar(agent) => {
-                (sidecar_pending(agent, &ts.hostname, diagnosis), None)
+                .filter(|s| !s.is_empty());
+            match fqdn {
+                Some(fqdn) => tailnet_joined(&ts.hostname, &fqdn),
+                None => (sidecar_pending(agent, &ts.hostname, diagnosis), None),
             }
+        }
+        Exposure::TailscaleOperator(ts) => match ingress_address(observed.ingress.as_ref()) {
+            Some(fqdn) => tailnet_joined(&ts.hostname, &fqdn),
             None => (
                 Cond::is_false(
                     CONDITION_EXPOSED,
@@ -274,15 +266,26 @@ fn exposure(
                 ),
                 None,
             ),
-        };
+        },
+        Exposure::None => (
+            Cond::is_true(
+                CONDITION_EXPOSED,
+                "ClusterInternal",
+                "no exposure requested; reachable inside the cluster",
+            ),
+            Some(network::service_url(agent)),
+        ),
     }
+}
+
+fn tailnet_joined(hostname: &str, fqdn: &str) -> (Cond, Option<String>) {
     (
         Cond::is_true(
             CONDITION_EXPOSED,
-            "ClusterInternal",
-            "no exposure requested; reachable inside the cluster",
+            "TailnetJoined",
+            format!("{hostname} is on the tailnet as {fqdn}"),
         ),
-        Some(network::service_url(agent)),
+        Some(format!("https://{fqdn}")),
     )
 }
 

@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use super::security::{container_security_context, pod_security_context};
 use super::{env, meta, secrets, tailscale};
 use crate::consts::*;
-use crate::crd::{Agent, Channel, SecretKeyRef};
+use crate::crd::{Agent, Channel, Exposure, SecretKeyRef};
 
 /// Every Secret key the gateway container reads, with the environment variable it lands in.
 /// The token has a fixed name; model and bot keys are named after their key, as standalone.
@@ -71,6 +71,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 pub fn deployment(
     agent: &Agent,
     channels: &[Channel],
+    exposure: &Exposure,
     image: &str,
     content_hash: &str,
 ) -> Deployment {
@@ -154,12 +155,7 @@ pub fn deployment(
             ..Default::default()
         },
     ];
-    if let Some(ts) = gw
-        .expose
-        .as_ref()
-        .and_then(|e| e.tailscale.as_ref())
-        .filter(|_| super::rbac::uses_tailscale_sidecar(agent))
-    {
+    if let Some(ts) = exposure.sidecar() {
         containers.push(tailscale::sidecar(agent, ts));
         volumes.extend(tailscale::volumes(agent));
     }

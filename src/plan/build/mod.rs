@@ -23,21 +23,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::crd::{Agent, Channel, Cron};
-use crate::plan::gateway_config::{self, ConfigInputs};
-
-/// Everything the builders need, already resolved and validated.
-pub struct BuildInputs<'a> {
-    pub agent: &'a Agent,
-    /// The Agent's valid Channels, sorted by name.
-    pub channels: &'a [Channel],
-    /// The Agent's valid Crons, sorted by name.
-    pub crons: &'a [Cron],
-    /// Default gateway image (the operator's own).
-    pub image: &'a str,
-    /// Digest of the values of every referenced Secret key (never the values).
-    pub secret_digest: &'a str,
-}
+use super::AgentPlan;
 
 /// Every object of an Agent's gateway, except the generated token Secret, whose value is
 /// decided once at the I/O edge (see [`secrets::token_secret`]).
@@ -63,25 +49,6 @@ pub struct GatewayObjects {
     pub cron_jobs: Vec<CronJob>,
 }
 
-/// The gateway config file content for these inputs.
-pub fn gateway_config_json(inputs: &BuildInputs<'_>) -> String {
-    let trusted: &[&str] = if rbac::uses_tailscale_sidecar(inputs.agent) {
-        &["127.0.0.1", "::1"]
-    } else {
-        &[]
-    };
-    use kube::ResourceExt;
-    gateway_config::render(&ConfigInputs {
-        agent: inputs.agent,
-        channels: inputs.channels,
-        crons: inputs.crons,
-        public_url: network::configured_url(inputs.agent),
-        extra_trusted_proxies: trusted,
-        namespace: inputs.agent.namespace(),
-    })
-    .to_json()
-}
-
 /// Hash over the gateway config, the Tailscale serve config and the referenced secret data:
 /// it goes on the pod template, so a change of any of them rolls the pod.
 pub fn content_hash(parts: &[&str]) -> String {
@@ -93,43 +60,39 @@ pub fn content_hash(parts: &[&str]) -> String {
     crate::util::hex(&h.finalize())
 }
 
-pub fn build_all(inputs: &BuildInputs<'_>) -> GatewayObjects {
-    let agent = inputs.agent;
-    let config_json = gateway_config_json(inputs);
-    let ts = agent
-        .spec
-        .gateway
-        .expose
-        .as_ref()
-        .and_then(|e| e.tailscale.as_ref())
-        .filter(|_| rbac::uses_tailscale_sidecar(agent));
-    let tailscale_serve = ts.map(|t| tailscale::serve_config_map(agent, t));
+/// Every object of the planned gateway, for the default `image` (the operator's own).
+pub fn build_all(plan: &AgentPlan, image: &str) -> GatewayObjects {
+    let agent = &*plan.agent;
+    let exposure = &plan.exposure;
+    let config_json = plan.config.to_json();
+    let sidecar = exposure.sidecar();
+    let tailscale_serve = sidecar.map(|t| tailscale::serve_config_map(agent, t));
     let serve_json = tailscale_serve
         .as_ref()
         .and_then(|cm| cm.data.as_ref())
         .and_then(|d| d.values().next().cloned())
         .unwrap_or_default();
-    let hash = content_hash(&[&config_json, &serve_json, inputs.secret_digest]);
+    let hash = content_hash(&[&config_json, &serve_json, &plan.secret_digest]);
     GatewayObjects {
         service_account: rbac::service_account(agent),
-        role: rbac::role(agent),
+        role: rbac::role(agent, exposure),
         role_binding: rbac::role_binding(agent),
         cluster_role_binding: rbac::cluster_role_binding(agent),
         cron_service_account: rbac::cron_service_account(agent),
-        cron_role: rbac::cron_role(agent, inputs.crons),
+        cron_role: rbac::cron_role(agent, &plan.crons),
         cron_role_binding: rbac::cron_role_binding(agent),
         config_map: config_map::gateway_config_map(agent, &config_json),
         tailscale_serve,
-        tailscale_state: ts.map(|_| secrets::tailscale_state_secret(agent)),
+        tailscale_state: sidecar.map(|_| secrets::tailscale_state_secret(agent)),
         pvc: storage::state_pvc(agent),
-        deployment: deployment::deployment(agent, inputs.channels, inputs.image, &hash),
+        deployment: deployment::deployment(agent, &plan.channels, exposure, image, &hash),
         service: network::service(agent),
-        ingress: network::ingress(agent),
-        network_policy: network::network_policy(agent),
-        cron_jobs: inputs
+        ingress: network::ingress(agent, exposure),
+        network_policy: network::network_policy(agent, exposure),
+        cron_jobs: plan
             .crons
             .iter()
-            .map(|c| cron_job::cron_job(agent, c, inputs.image))
+            .map(|c| cron_job::cron_job(agent, c, image))
             .collect(),
     }
 }

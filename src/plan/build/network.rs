@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta;
 use crate::consts::*;
-use crate::crd::Agent;
-use crate::crd::agent::{IngressExpose, TailscaleExpose, TailscaleMode};
+use crate::crd::agent::{IngressExpose, TailscaleExpose};
+use crate::crd::{Agent, Exposure};
 
 /// Namespace where the Tailscale Kubernetes operator runs its proxies.
 const TAILSCALE_OPERATOR_NAMESPACE: &str = "tailscale";
@@ -52,18 +52,14 @@ fn backend(agent: &Agent) -> IngressBackend {
     }
 }
 
-/// The Ingress for `expose.ingress`, or for `expose.tailscale` in `operator` mode
-/// (class `tailscale`); none otherwise.
-pub fn ingress(agent: &Agent) -> Option<Ingress> {
-    let expose = agent.spec.gateway.expose.as_ref()?;
-    if let Some(ing) = &expose.ingress {
-        return Some(web_ingress(agent, ing));
+/// The Ingress for an Ingress exposure, or for Tailscale in `operator` mode (class
+/// `tailscale`); none otherwise.
+pub fn ingress(agent: &Agent, exposure: &Exposure) -> Option<Ingress> {
+    match exposure {
+        Exposure::Ingress(ing) => Some(web_ingress(agent, ing)),
+        Exposure::TailscaleOperator(ts) => Some(tailscale_ingress(agent, ts)),
+        Exposure::None | Exposure::TailscaleSidecar(_) => None,
     }
-    expose
-        .tailscale
-        .as_ref()
-        .filter(|t| t.mode == TailscaleMode::Operator)
-        .map(|t| tailscale_ingress(agent, t))
 }
 
 fn web_ingress(agent: &Agent, ing: &IngressExpose) -> Ingress {
@@ -146,7 +142,7 @@ fn namespaces_peer(names: Vec<String>) -> NetworkPolicyPeer {
 /// operator namespaces its exposure needs, and the namespaces the user lists. The Tailscale
 /// sidecar reaches the gateway over loopback and needs no rule. Egress stays open: the gateway
 /// talks to Telegram, the model API and the Kubernetes API.
-pub fn network_policy(agent: &Agent) -> Option<NetworkPolicy> {
+pub fn network_policy(agent: &Agent, exposure: &Exposure) -> Option<NetworkPolicy> {
     let np = &agent.spec.gateway.network_policy;
     if !np.enabled {
         return None;
@@ -156,17 +152,10 @@ pub fn network_policy(agent: &Agent) -> Option<NetworkPolicy> {
         ..Default::default()
     }];
     let mut namespaces: Vec<String> = np.allow_from_namespaces.clone();
-    if let Some(expose) = &agent.spec.gateway.expose {
-        if let Some(ing) = &expose.ingress {
-            namespaces.extend(ing.controller_namespaces.iter().cloned());
-        }
-        if expose
-            .tailscale
-            .as_ref()
-            .is_some_and(|t| t.mode == TailscaleMode::Operator)
-        {
-            namespaces.push(TAILSCALE_OPERATOR_NAMESPACE.into());
-        }
+    match exposure {
+        Exposure::Ingress(ing) => namespaces.extend(ing.controller_namespaces.iter().cloned()),
+        Exposure::TailscaleOperator(_) => namespaces.push(TAILSCALE_OPERATOR_NAMESPACE.into()),
+        Exposure::None | Exposure::TailscaleSidecar(_) => {}
     }
     namespaces.sort();
     namespaces.dedup();
@@ -189,13 +178,6 @@ pub fn network_policy(agent: &Agent) -> Option<NetworkPolicy> {
             egress: None,
         }),
     })
-}
-
-/// The URL users reach the gateway at, when it follows from the spec alone.
-pub fn configured_url(agent: &Agent) -> Option<String> {
-    let ing = agent.spec.gateway.expose.as_ref()?.ingress.as_ref()?;
-    let scheme = if ing.tls.is_some() { "https" } else { "http" };
-    Some(format!("{scheme}://{}", ing.host))
 }
 
 /// The in-cluster URL of the gateway Service.

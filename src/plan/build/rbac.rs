@@ -10,8 +10,8 @@ use kube::ResourceExt;
 
 use super::meta;
 use crate::consts::*;
-use crate::crd::agent::{ClusterAccess, TailscaleMode};
-use crate::crd::{Agent, Cron};
+use crate::crd::agent::ClusterAccess;
+use crate::crd::{Agent, Cron, Exposure};
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let v = |xs: &[&str]| Some(xs.iter().map(|s| s.to_string()).collect());
@@ -35,7 +35,7 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
 /// pairing and cron state into their status, and emit Events. The NodePairing status and create
 /// rules are for node pairing, which is planned and not built yet. With the Tailscale sidecar,
 /// what containerboot needs on its pre-created state Secret.
-pub fn role(agent: &Agent) -> Role {
+pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
     let mut rules = vec![
         rule(
             &["clawops.dev"],
@@ -50,7 +50,7 @@ pub fn role(agent: &Agent) -> Role {
         rule(&["clawops.dev"], &["nodepairings"], &["create"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ];
-    if uses_tailscale_sidecar(agent) {
+    if exposure.sidecar().is_some() {
         let mut state = rule(&[""], &["secrets"], &["get", "update", "patch"]);
         state.resource_names = Some(vec![meta::tailscale_state_name(agent)]);
         rules.push(state);
@@ -190,14 +190,4 @@ pub fn cluster_role_binding(agent: &Agent) -> Option<ClusterRoleBinding> {
         },
         subjects: Some(vec![gateway_subject(agent)]),
     })
-}
-
-pub fn uses_tailscale_sidecar(agent: &Agent) -> bool {
-    agent
-        .spec
-        .gateway
-        .expose
-        .as_ref()
-        .and_then(|e| e.tailscale.as_ref())
-        .is_some_and(|t| t.mode == TailscaleMode::Sidecar)
 }

@@ -22,13 +22,16 @@ fn example(file: &str) -> Manifests {
 }
 
 fn build_from(m: &Manifests, digest: &str) -> GatewayObjects {
-    build_all(&BuildInputs {
-        agent: &m.agents[0],
-        channels: &m.channels,
-        crons: &m.crons,
-        image: "img:1",
-        secret_digest: digest,
-    })
+    let mut resolved = crate::plan::resolve::assemble(
+        Arc::new(m.agents[0].clone()),
+        m.channels.clone(),
+        m.crons.clone(),
+        |_| None,
+    );
+    resolved.skip_secret_checks();
+    let mut plan = crate::plan::plan(&resolved, crate::plan::Target::Cluster).unwrap();
+    plan.secret_digest = digest.into();
+    build_all(&plan, "img:1")
 }
 
 fn env<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
