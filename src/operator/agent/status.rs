@@ -4,13 +4,17 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::ResourceExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
 
 use super::pods::{self, Diagnosis, PodFacts};
-use crate::conditions::Cond;
+use crate::conditions::{self, Cond};
 use crate::consts::*;
-use crate::crd::{Agent, Exposure};
-use crate::plan::build::{meta, network};
+use crate::crd::{Agent, AgentStatus, CommonStatus, Exposure};
+use crate::operator::context::Context;
+use crate::plan::build::{self, meta, network};
 use crate::plan::validate::Problem;
 
 /// Ready's reason while `clusterAccess: read` cannot be bound.
@@ -332,6 +336,62 @@ fn sidecar_pending(agent: &Agent, hostname: &str, diagnosis: Option<&Diagnosis>)
 /// For messages: `namespace/name` of any object.
 pub fn key(obj: &impl ResourceExt) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Writes status when it differs from the live one; returns whether it wrote.
+pub async fn write_status(
+    ctx: &Context,
+    agent: &Agent,
+    decision: &Decision,
+) -> Result<bool, super::Error> {
+    let previous = agent.status.clone().unwrap_or_default();
+    let generation = agent.metadata.generation;
+    let next = AgentStatus {
+        common: CommonStatus {
+            observed_generation: generation,
+            conditions: conditions::merge(
+                &previous.common.conditions,
+                &decision.conditions,
+                generation,
+                Timestamp::now(),
+            ),
+        },
+        url: decision.url.clone(),
+        // Named once it exists; a refused Agent may never have had its token generated.
+        token_secret: previous.token_secret.clone().or_else(|| {
+            decision
+                .applied
+                .then(|| build::secrets::token_ref(agent).name)
+        }),
+    };
+    if next == previous {
+        return Ok(false);
+    }
+    let api = Api::<Agent>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    api.patch_status(
+        &agent.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status_patch(&next) })),
+    )
+    .await
+    .map_err(|source| super::Error::Status {
+        agent: key(agent),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// The status as a merge patch: fields that became empty are sent as `null`, which removes
+/// them; omitting them would leave the old value and make every later reconcile write again.
+fn status_patch(status: &AgentStatus) -> serde_json::Value {
+    let mut body = serde_json::to_value(status).expect("status serializes");
+    for field in ["url", "tokenSecret", "observedGeneration"] {
+        body.as_object_mut()
+            .expect("status is an object")
+            .entry(field)
+            .or_insert(serde_json::Value::Null);
+    }
+    body
 }
 
 #[cfg(test)]
