@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clawops::crd::{Agent, Channel, Cron};
 use clawops::manifests::Manifests;
 use clawops::plan::build::build_all;
-use clawops::plan::{self, Target, resolve};
+use clawops::plan::{self, RunsIn, resolve};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
@@ -33,7 +33,7 @@ fn build_one(agent: &Arc<Agent>, channels: &[Channel], crons: &[Cron], secret: &
     let resolved = resolve::assemble(agent.clone(), channels.to_vec(), crons.to_vec(), |n| {
         (n == secret.name_any()).then(|| secret.clone())
     });
-    let plan = plan::plan(&resolved, Target::Cluster).expect("valid fixture");
+    let plan = plan::plan(&resolved, RunsIn::Cluster).expect("valid fixture");
     let objects = build_all(&plan, "ghcr.io/clawops/clawops:bench");
     objects.to_values().len()
 }

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use crate::manifests::Manifests;
 use crate::plan::build::{self, rbac};
-use crate::plan::{self, Target, resolve};
+use crate::plan::{self, RunsIn, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -48,7 +48,7 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
             resolved.skip_secret_checks();
         }
         let plan =
-            plan::plan(&resolved, Target::Cluster).map_err(|problems| RenderError::Refused {
+            plan::plan(&resolved, RunsIn::Cluster).map_err(|problems| RenderError::Refused {
                 agent: agent.name_any(),
                 problems: problems.iter().map(ToString::to_string).collect(),
             })?;

@@ -20,7 +20,7 @@ pub enum Exposure {
 impl Exposure {
     /// Decides the exposure of `expose`. The CRD schema admits exactly one of `ingress` and
     /// `tailscale`; files read without the API server that set both are refused by the plan's
-    /// validation (see [`Exposure::both_set`]), and here the Ingress wins.
+    /// validation (see [`GatewaySpec::sets_both_exposures`]), and here the Ingress wins.
     pub fn of(expose: Option<&Expose>) -> Self {
         let Some(expose) = expose else {
             return Exposure::None;
@@ -33,11 +33,6 @@ impl Exposure {
             (None, Some(ts)) => Exposure::TailscaleOperator(ts.clone()),
             (None, None) => Exposure::None,
         }
-    }
-
-    /// Whether `expose` sets both `ingress` and `tailscale`, which the CRD schema refuses.
-    pub fn both_set(expose: Option<&Expose>) -> bool {
-        expose.is_some_and(|e| e.ingress.is_some() && e.tailscale.is_some())
     }
 
     /// The Tailscale settings when the sidecar runs in the gateway pod.
@@ -73,6 +68,13 @@ impl GatewaySpec {
     /// The exposure this gateway asks for.
     pub fn exposure(&self) -> Exposure {
         Exposure::of(self.expose.as_ref())
+    }
+
+    /// Whether `expose` sets both `ingress` and `tailscale`, which the CRD schema refuses.
+    pub fn sets_both_exposures(&self) -> bool {
+        self.expose
+            .as_ref()
+            .is_some_and(|e| e.ingress.is_some() && e.tailscale.is_some())
     }
 }
 
@@ -124,7 +126,11 @@ mod tests {
             ingress: Some(ingress(true)),
             tailscale: Some(tailscale(TailscaleMode::Sidecar)),
         };
-        assert!(Exposure::both_set(Some(&both)) && !Exposure::both_set(Some(&sidecar)));
+        let spec = |expose: &Expose| GatewaySpec {
+            expose: Some(expose.clone()),
+            ..Default::default()
+        };
+        assert!(spec(&both).sets_both_exposures() && !spec(&sidecar).sets_both_exposures());
         assert!(matches!(Exposure::of(Some(&both)), Exposure::Ingress(_)));
     }
 

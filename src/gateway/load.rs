@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use crate::manifests::Manifests;
 use crate::plan::gateway_config::{self, GatewayConfig};
-use crate::plan::{self, Target, resolve};
+use crate::plan::{self, RunsIn, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -135,7 +135,7 @@ pub fn from_manifests(files: &[String], agent: Option<&str>) -> Result<GatewayCo
     );
     resolved.skip_secret_checks();
     let plan =
-        plan::plan(&resolved, Target::Standalone).map_err(|problems| LoadError::Refused {
+        plan::plan(&resolved, RunsIn::Standalone).map_err(|problems| LoadError::Refused {
             agent: chosen.name_any(),
             problems: problems.iter().map(ToString::to_string).collect(),
         })?;

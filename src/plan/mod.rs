@@ -19,7 +19,7 @@ use validate::Problem;
 /// Where the planned gateway runs: it decides what the gateway config says about its
 /// surroundings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum RunsIn {
     /// In the Agent's namespace, started by the operator (or from `clawops render`'s output):
     /// it mirrors status there and trusts the Tailscale sidecar's loopback address.
     Cluster,
@@ -45,15 +45,15 @@ pub struct AgentPlan {
     pub config: GatewayConfig,
 }
 
-/// Validates what `resolved` holds and decides the plan for `target`; every problem found, or
+/// Validates what `resolved` holds and decides the plan for where it runs; every problem found, or
 /// the plan.
-pub fn plan(resolved: &Resolved, target: Target) -> Result<AgentPlan, Vec<Problem>> {
+pub fn plan(resolved: &Resolved, runs_in: RunsIn) -> Result<AgentPlan, Vec<Problem>> {
     let valid = validate::validate(resolved)?;
     let agent = resolved.agent.clone();
     let exposure = agent.spec.gateway.exposure();
     // The sidecar proxies to the gateway over loopback and sets the forwarded headers.
-    let trusted: &[&str] = match (target, &exposure) {
-        (Target::Cluster, Exposure::TailscaleSidecar(_)) => &["127.0.0.1", "::1"],
+    let trusted: &[&str] = match (runs_in, &exposure) {
+        (RunsIn::Cluster, Exposure::TailscaleSidecar(_)) => &["127.0.0.1", "::1"],
         _ => &[],
     };
     let config = gateway_config::render(&ConfigInputs {
@@ -62,9 +62,9 @@ pub fn plan(resolved: &Resolved, target: Target) -> Result<AgentPlan, Vec<Proble
         crons: &valid.crons,
         public_url: exposure.configured_url(),
         extra_trusted_proxies: trusted,
-        namespace: match target {
-            Target::Cluster => agent.namespace(),
-            Target::Standalone => None,
+        namespace: match runs_in {
+            RunsIn::Cluster => agent.namespace(),
+            RunsIn::Standalone => None,
         },
     });
     Ok(AgentPlan {

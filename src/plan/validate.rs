@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::resolve::{Resolved, secret_uses};
 use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE};
-use crate::crd::{Agent, Channel, Cron, Exposure, SecretKeyRef};
+use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
 
@@ -125,7 +125,7 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
             message,
         })
     };
-    if Exposure::both_set(spec.gateway.expose.as_ref()) {
+    if spec.gateway.sets_both_exposures() {
         // The CRD refuses this at apply; files read without the API server come here.
         spec_problem(
             "spec.gateway.expose",

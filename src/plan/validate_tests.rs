@@ -303,7 +303,7 @@ fn the_plan_for_a_cluster_mirrors_and_trusts_the_sidecar_and_standalone_does_nei
     .unwrap();
     real_secrets(&mut m);
     let r = resolved(&m);
-    let cluster = crate::plan::plan(&r, crate::plan::Target::Cluster).unwrap();
+    let cluster = crate::plan::plan(&r, crate::plan::RunsIn::Cluster).unwrap();
     assert!(cluster.exposure.sidecar().is_some());
     let k = cluster
         .config
@@ -319,7 +319,7 @@ fn the_plan_for_a_cluster_mirrors_and_trusts_the_sidecar_and_standalone_does_nei
             .iter()
             .any(|p| p == "127.0.0.1")
     );
-    let alone = crate::plan::plan(&r, crate::plan::Target::Standalone).unwrap();
+    let alone = crate::plan::plan(&r, crate::plan::RunsIn::Standalone).unwrap();
     assert!(alone.config.kubernetes.is_none());
     assert!(
         !alone

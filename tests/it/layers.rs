@@ -1,5 +1,6 @@
 //! The layering rules, checked on the source: the gateway never reaches into the operator;
-//! the plan is pure (no client, no I/O); shared layers point at neither process.
+//! the plan is pure (no client, no I/O); shared layers point at neither process; the exposure
+//! is decided in one place.
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,24 @@ fn the_plan_holds_no_client_and_does_no_io() {
 fn shared_layers_import_neither_process() {
     for module in ["crd", "util", "patrol"] {
         let found = offenders(module, &["crate::operator", "crate::gateway"]);
+        assert!(found.is_empty(), "{module}: {found:#?}");
+    }
+}
+
+#[test]
+fn the_exposure_is_decided_once() {
+    // `crd::Exposure` decides it from `spec.gateway.expose`; everyone else matches on it.
+    for module in ["plan", "operator", "gateway", "cli"] {
+        let found = offenders(
+            module,
+            &[
+                "expose.as_ref()",
+                ".ingress.as_ref()",
+                ".tailscale.as_ref()",
+                "== TailscaleMode",
+                "!= TailscaleMode",
+            ],
+        );
         assert!(found.is_empty(), "{module}: {found:#?}");
     }
 }

@@ -23,7 +23,7 @@ use crate::crd::Agent;
 use crate::crd::agent::ClusterAccess;
 use crate::plan::build::{self, meta};
 use crate::plan::validate::Problem;
-use crate::plan::{self, Target};
+use crate::plan::{self, RunsIn};
 use fetch::ResolveError;
 use status::READY_READER_MISSING;
 
@@ -98,7 +98,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Ok::<_, Error>(fetch::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
     };
     let (resolved, reader_missing) = futures::try_join!(resolved, reader_missing)?;
-    let (problems, applied) = match plan::plan(&resolved, Target::Cluster) {
+    let (problems, applied) = match plan::plan(&resolved, RunsIn::Cluster) {
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(plan) => {
             for (cron, why) in &plan.skipped_crons {

@@ -29,7 +29,7 @@ fn build_from(m: &Manifests, digest: &str) -> GatewayObjects {
         |_| None,
     );
     resolved.skip_secret_checks();
-    let mut plan = crate::plan::plan(&resolved, crate::plan::Target::Cluster).unwrap();
+    let mut plan = crate::plan::plan(&resolved, crate::plan::RunsIn::Cluster).unwrap();
     plan.secret_digest = digest.into();
     build_all(&plan, "img:1")
 }
