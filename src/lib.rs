@@ -12,6 +12,7 @@ pub mod manifests;
 pub mod operator;
 pub mod patrol;
 pub mod plan;
+pub mod protocol;
 pub mod render;
 pub mod secrets;
 pub mod util;

@@ -100,7 +100,7 @@ fn the_plan_holds_no_client_and_does_no_io() {
 
 #[test]
 fn shared_layers_import_neither_process() {
-    for module in ["crd", "util", "patrol"] {
+    for module in ["crd", "util", "patrol", "protocol"] {
         let found = offenders(module, &["crate::operator", "crate::gateway"]);
         assert!(found.is_empty(), "{module}: {found:#?}");
     }

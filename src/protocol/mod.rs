@@ -1,0 +1,4 @@
+//! The gateway WebSocket protocol v3 that nodes speak (reference §5), shared by the gateway and
+//! the node host: device identity and the signed connect string. Pure: no sockets here.
+
+pub mod device;
