@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Gateway;
-use super::model::ModelError;
+use super::assistant::model::ModelError;
 
 pub const PROMPT: &str = "Heartbeat check. Look at what you know and whether anything needs the user's attention now. \
 Do not infer or repeat old tasks from prior chats. If nothing needs attention, reply HEARTBEAT_OK.";

@@ -3,21 +3,14 @@
 //! the model, and serves health, metrics and the token-protected API on one port.
 
 pub mod alerts;
+pub mod api;
 pub mod assistant;
-pub mod auth;
 pub mod cron;
-pub mod cron_outcome;
-pub mod cron_status;
 pub mod heartbeat;
-pub mod http;
 pub mod listen;
 pub mod load;
 pub mod metrics;
 pub mod mirror;
-pub mod model;
-pub mod pairing;
-pub mod patrol;
-pub mod schedule;
 pub mod state;
 pub mod telegram;
 
@@ -33,7 +26,8 @@ use serde_json::json;
 use crate::crd::agent::ClusterAccess;
 use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets::{self, SecretProblem};
-use auth::TokenAuth;
+use api::auth::TokenAuth;
+use assistant::model;
 use metrics::GatewayMetrics;
 use state::{StateDir, StateError};
 use telegram::TelegramChannel;
@@ -88,7 +82,7 @@ pub struct Gateway {
     /// Model failures and 429s counted at the last patrol's gateway check.
     pub patrol_marks: std::sync::Mutex<(u64, u64)>,
     /// Where Cron runs are mirrored, in a cluster.
-    pub cron_status: Option<cron_status::CronStatusWriter>,
+    pub cron_status: Option<cron::status::CronStatusWriter>,
     /// The chat the agent last answered: where heartbeat news goes.
     last_chat: std::sync::Mutex<Option<(Arc<TelegramChannel>, teloxide::types::ChatId)>>,
 }
@@ -151,7 +145,7 @@ impl Gateway {
     /// Gives the gateway its cluster: Cron status is mirrored when it runs for an Agent.
     pub fn with_kube(mut self, client: kube::Client) -> Self {
         if let Some(k) = &self.config.kubernetes {
-            self.cron_status = Some(cron_status::CronStatusWriter::new(
+            self.cron_status = Some(cron::status::CronStatusWriter::new(
                 client.clone(),
                 &k.namespace,
             ));
@@ -366,7 +360,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
             && !gw.config.crons.is_empty()
             && std::env::var("CLAWOPS_SKIP_CRON").as_deref() != Ok("1") =>
         {
-            Some(tokio::spawn(schedule::run(gw.clone())))
+            Some(tokio::spawn(cron::schedule::run(gw.clone())))
         }
         None => None,
     };
@@ -384,7 +378,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     });
     axum::serve(
         listener,
-        http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        api::http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
     .await?;

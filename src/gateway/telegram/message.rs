@@ -9,9 +9,9 @@ use teloxide::payloads::SendChatActionSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, Message};
 
+use super::pairing::{self, Outcome, SenderMeta};
 use super::policy::{self, Incoming, Verdict};
 use super::{Target, TelegramChannel};
-use crate::gateway::pairing::{self, Outcome, SenderMeta};
 use crate::gateway::{Gateway, assistant};
 
 impl TelegramChannel {

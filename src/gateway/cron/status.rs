@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::cron::{RunRecord, k8s_time};
+use super::run::{RunRecord, k8s_time};
 use super::schedule;
 use crate::crd::Cron;
 use crate::crd::cron::CronStatus;

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Gateway;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::cron::{PatrolCheck, PatrolSpec};
+use crate::gateway::Gateway;
 use crate::patrol::cluster::restarts::History;
 use crate::patrol::{self, Finding, Part, Report, Severity, wants};
 

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::Gateway;
-use super::assistant::{explain, speaks_cjk};
+use crate::gateway::Gateway;
+use crate::gateway::assistant::{explain, speaks_cjk};
 use crate::patrol::Report;
 use crate::plan::gateway_config::CronConfig;
 
@@ -109,7 +109,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
 }
 
 /// Appends the record to `cron/runs/<name>.jsonl` (mode 0600).
-fn append(state: &super::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
+fn append(state: &crate::gateway::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
     let dir = state.path().join("cron/runs");
     std::fs::create_dir_all(&dir)?;
     let mut f = std::fs::OpenOptions::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::Gateway;
+use crate::gateway::Gateway;
 use crate::plan::gateway_config::CronConfig;
 
 /// The state file holding the last occurrence each Cron fired for.
@@ -172,7 +172,7 @@ pub async fn run(gw: Arc<Gateway>) {
             tokio::spawn(async move {
                 // Removed even if the run panics, so the Cron is not skipped forever.
                 let _guard = Running(running, cron.name.clone());
-                super::cron::run(&gw, &cron).await;
+                super::run::run(&gw, &cron).await;
             });
         }
         let wait = scheduler

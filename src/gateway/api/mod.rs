@@ -1,0 +1,5 @@
+//! The gateway's HTTP side on its one port: the routes (`/healthz`, `/readyz`, `/health`,
+//! `/metrics`, `/api/…`) and the gateway token that guards `/api/…`.
+
+pub mod auth;
+pub mod http;
