@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::Gateway;
-use super::cron::run::k8s_time;
+use super::cron::status::k8s_time;
 use super::telegram::pairing::Request;
 use crate::crd::Channel;
 use crate::crd::channel::{ChannelStatus, PendingPairing};

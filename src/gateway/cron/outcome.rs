@@ -12,8 +12,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde_json::Value;
 
-use super::run::k8s_time;
-use super::status::fields;
+use super::status::{fields, k8s_time};
 use crate::crd::Cron;
 use crate::crd::cron::CronStatus;
 
