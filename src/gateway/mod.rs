@@ -79,23 +79,15 @@ pub struct Gateway {
     pub channels_started: AtomicBool,
     /// The cluster, when the gateway may read it (in a pod, or standalone with a kubeconfig).
     pub kube: Option<kube::Client>,
-    /// Model failures and 429s counted at the last patrol's gateway check.
-    pub patrol_marks: std::sync::Mutex<(u64, u64)>,
+    /// What the patrol's gateway check counted last time.
+    pub patrol_marks: cron::patrol::PatrolMarks,
     /// Where Cron runs are mirrored, in a cluster.
     pub cron_status: Option<cron::status::CronStatusWriter>,
-    /// The chat the agent last answered: where heartbeat news goes.
-    last_chat: std::sync::Mutex<Option<(Arc<TelegramChannel>, teloxide::types::ChatId)>>,
+    /// Where heartbeat news goes: the chat the agent last answered.
+    pub last_chat: heartbeat::LastChat,
 }
 
 impl Gateway {
-    pub fn note_chat(&self, channel: &Arc<TelegramChannel>, chat: teloxide::types::ChatId) {
-        *self.last_chat.lock().expect("last chat lock") = Some((channel.clone(), chat));
-    }
-
-    pub fn last_chat(&self) -> Option<(Arc<TelegramChannel>, teloxide::types::ChatId)> {
-        self.last_chat.lock().expect("last chat lock").clone()
-    }
-
     pub fn new(
         config: GatewayConfig,
         auth: TokenAuth,
@@ -136,9 +128,9 @@ impl Gateway {
             channel_problems,
             channels_started: AtomicBool::new(false),
             kube: None,
-            patrol_marks: std::sync::Mutex::default(),
+            patrol_marks: cron::patrol::PatrolMarks::default(),
             cron_status: None,
-            last_chat: std::sync::Mutex::default(),
+            last_chat: heartbeat::LastChat::default(),
         })
     }
 

@@ -77,7 +77,7 @@ impl TelegramChannel {
                 let reply = answer.unwrap_or_else(|e| {
                     assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config))
                 });
-                gw.note_chat(&self, msg.chat.id);
+                gw.last_chat.note(&self, msg.chat.id);
                 self.send(&gw, Target::reply_to(&msg), &reply).await;
             }
         }
