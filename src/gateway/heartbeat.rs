@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use teloxide::types::ChatId;
+use tokio::task::JoinHandle;
 
 use super::Gateway;
 use super::assistant::model::ModelError;
@@ -49,6 +50,12 @@ pub fn deliverable(answer: &str) -> Option<String> {
 /// One heartbeat turn; it waits for a model slot like any chat.
 pub async fn beat(gw: &Gateway) -> Result<Option<String>, ModelError> {
     Ok(deliverable(&gw.assistant.one_off(PROMPT).await?))
+}
+
+/// Starts the heartbeat, unless `heartbeat.every` is 0 (or unreadable).
+pub fn start(gw: &Arc<Gateway>) -> Option<JoinHandle<()>> {
+    let every = crate::crd::common::parse_duration(&gw.config.agent.heartbeat.every).unwrap_or(0);
+    (every > 0).then(|| tokio::spawn(run(gw.clone(), Duration::from_secs(every))))
 }
 
 /// Beats every `every` until the process ends.

@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::auth::{self, Denied};
+use super::health;
 use crate::gateway::telegram::pairing;
 use crate::gateway::{Gateway, assistant, cron};
 
@@ -54,7 +55,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(gw.health().await)
+    Json(health::report(&gw).await)
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
@@ -69,7 +70,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    let mut body = gw.health().await;
+    let mut body = health::report(&gw).await;
     body["crons"] = json!(
         gw.config
             .crons
