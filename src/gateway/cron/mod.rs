@@ -1,5 +1,8 @@
-//! Crons in the gateway: running one (patrol, turn, delivery, record), the standalone scheduler
-//! that fires them on time, and what a run leaves in the Cron's status.
+//! Crons in the gateway: when they fire (`occurrence`), running one (`run`: `patrol`, turn,
+//! delivery, record), the standalone scheduler that fires them on time (`schedule`), and what a
+//! run leaves in the Cron's status (`status`, and `outcome` for the CronJob's own record).
+//! Within cron/ the modules use each other one way: schedule -> run -> patrol, and
+//! schedule, run, status -> occurrence; outcome -> status.
 
 pub mod occurrence;
 pub mod outcome;
