@@ -143,7 +143,7 @@ impl ApiClient {
             ),
             None => {
                 let file = state_dir
-                    .map(|d| d.join(crate::gateway::TOKEN_FILE))
+                    .map(|d| d.join(crate::gateway::api::auth::TOKEN_FILE))
                     .ok_or(ClientError::NoToken)?;
                 let t = std::fs::read_to_string(&file).map_err(|_| ClientError::NoToken)?;
                 (t.trim().to_string(), file.display().to_string())

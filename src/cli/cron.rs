@@ -53,10 +53,11 @@ pub async fn run(action: CronAction, access: GatewayAccess) -> anyhow::Result<()
     if record {
         record_run(&name, namespace, failure.as_deref()).await;
     }
-    let termination_log = termination_log
-        .or_else(|| in_pod().then(|| PathBuf::from(crate::gateway::cron_outcome::TERMINATION_LOG)));
+    let termination_log = termination_log.or_else(|| {
+        in_pod().then(|| PathBuf::from(crate::gateway::cron::outcome::TERMINATION_LOG))
+    });
     if let (Some(reason), Some(path)) = (&failure, termination_log) {
-        crate::gateway::cron_outcome::write_termination_message(&path, reason);
+        crate::gateway::cron::outcome::write_termination_message(&path, reason);
     }
     let run = result?;
     if json {
@@ -90,7 +91,7 @@ async fn record_run(name: &str, namespace: Option<String>, failure: Option<&str>
         }
     };
     let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    let recording = crate::gateway::cron_outcome::record(client, &ns, name, failure);
+    let recording = crate::gateway::cron::outcome::record(client, &ns, name, failure);
     if tokio::time::timeout(std::time::Duration::from_secs(60), recording)
         .await
         .is_err()

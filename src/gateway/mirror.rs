@@ -10,10 +10,11 @@ use chrono::Utc;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 use super::Gateway;
-use super::cron::k8s_time;
-use super::pairing::Request;
+use super::cron::status::k8s_time;
+use super::telegram::pairing::Request;
 use crate::crd::Channel;
 use crate::crd::channel::{ChannelStatus, PendingPairing};
 
@@ -66,6 +67,18 @@ pub async fn sync(
     .await?;
     last.insert(name.to_string(), status);
     Ok(true)
+}
+
+/// Starts the mirror when the gateway runs for an Agent in a cluster and has a client.
+pub fn start(gw: &Arc<Gateway>) -> Option<JoinHandle<()>> {
+    match (&gw.kube, &gw.config.kubernetes) {
+        (Some(client), Some(k)) => Some(tokio::spawn(run(
+            gw.clone(),
+            client.clone(),
+            k.namespace.clone(),
+        ))),
+        _ => None,
+    }
 }
 
 /// Mirrors every channel every [`INTERVAL`].

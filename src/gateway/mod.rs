@@ -1,23 +1,19 @@
 //! `clawops gateway`: the process an Agent's Deployment runs, and the standalone assistant.
 //! It loads its config, opens its state directory, answers on its Telegram channels through
-//! the model, and serves health, metrics and the token-protected API on one port.
+//! the model, and serves health, metrics and the token-protected API on one port. This module
+//! is start-up and wiring only: the [`Gateway`] the features share and [`run`], which starts
+//! them; each feature (api, telegram, assistant, cron, alerts, heartbeat, mirror) is a module
+//! below that owns its state.
 
 pub mod alerts;
+pub mod api;
 pub mod assistant;
-pub mod auth;
 pub mod cron;
-pub mod cron_outcome;
-pub mod cron_status;
 pub mod heartbeat;
-pub mod http;
 pub mod listen;
 pub mod load;
 pub mod metrics;
 pub mod mirror;
-pub mod model;
-pub mod pairing;
-pub mod patrol;
-pub mod schedule;
 pub mod state;
 pub mod telegram;
 
@@ -28,12 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
 use crate::crd::agent::ClusterAccess;
 use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets::{self, SecretProblem};
-use auth::TokenAuth;
+use api::auth::TokenAuth;
+use assistant::model;
 use metrics::GatewayMetrics;
 use state::{StateDir, StateError};
 use telegram::TelegramChannel;
@@ -69,7 +65,8 @@ pub fn env_secret(name: &str) -> Result<SecretString, String> {
     Ok(value)
 }
 
-/// The running gateway's shared state.
+/// The running gateway's wiring, shared by its features: config, token, state directory,
+/// metrics, assistant, channels, cluster client, and each feature's object typed by its module.
 pub struct Gateway {
     pub config: GatewayConfig,
     pub auth: TokenAuth,
@@ -85,23 +82,15 @@ pub struct Gateway {
     pub channels_started: AtomicBool,
     /// The cluster, when the gateway may read it (in a pod, or standalone with a kubeconfig).
     pub kube: Option<kube::Client>,
-    /// Model failures and 429s counted at the last patrol's gateway check.
-    pub patrol_marks: std::sync::Mutex<(u64, u64)>,
+    /// What the patrol's gateway check counted last time.
+    pub patrol_marks: cron::patrol::PatrolMarks,
     /// Where Cron runs are mirrored, in a cluster.
-    pub cron_status: Option<cron_status::CronStatusWriter>,
-    /// The chat the agent last answered: where heartbeat news goes.
-    last_chat: std::sync::Mutex<Option<(Arc<TelegramChannel>, teloxide::types::ChatId)>>,
+    pub cron_status: Option<cron::status::CronStatusWriter>,
+    /// Where heartbeat news goes: the chat the agent last answered.
+    pub last_chat: heartbeat::LastChat,
 }
 
 impl Gateway {
-    pub fn note_chat(&self, channel: &Arc<TelegramChannel>, chat: teloxide::types::ChatId) {
-        *self.last_chat.lock().expect("last chat lock") = Some((channel.clone(), chat));
-    }
-
-    pub fn last_chat(&self) -> Option<(Arc<TelegramChannel>, teloxide::types::ChatId)> {
-        self.last_chat.lock().expect("last chat lock").clone()
-    }
-
     pub fn new(
         config: GatewayConfig,
         auth: TokenAuth,
@@ -142,16 +131,16 @@ impl Gateway {
             channel_problems,
             channels_started: AtomicBool::new(false),
             kube: None,
-            patrol_marks: std::sync::Mutex::default(),
+            patrol_marks: cron::patrol::PatrolMarks::default(),
             cron_status: None,
-            last_chat: std::sync::Mutex::default(),
+            last_chat: heartbeat::LastChat::default(),
         })
     }
 
     /// Gives the gateway its cluster: Cron status is mirrored when it runs for an Agent.
     pub fn with_kube(mut self, client: kube::Client) -> Self {
         if let Some(k) = &self.config.kubernetes {
-            self.cron_status = Some(cron_status::CronStatusWriter::new(
+            self.cron_status = Some(cron::status::CronStatusWriter::new(
                 client.clone(),
                 &k.namespace,
             ));
@@ -213,75 +202,10 @@ impl Gateway {
             }
         }
     }
-
-    pub async fn health(&self) -> serde_json::Value {
-        let cfg = &self.config;
-        let mut channels = Vec::new();
-        for c in &self.channels {
-            let probe = c.probe.lock().await.clone();
-            channels.push(json!({
-                "name": c.name, "kind": "telegram", "configured": true,
-                "ok": probe.username.is_some() && probe.error.is_none(), "bot": probe.username.map(|u| format!("@{u}")), "problem": probe.error,
-                "approvedSenders": c.pairing.allowed_count().await,
-            }));
-        }
-        for (name, why) in &self.channel_problems {
-            channels.push(json!({"name": name, "kind": "telegram", "configured": false, "ok": false, "problem": why}));
-        }
-        let reachable = channels.iter().all(|c| c["ok"] == true);
-        json!({
-            "ok": self.disabled().is_empty() && reachable,
-            "agent": {"id": cfg.agent.id, "name": cfg.agent.name},
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptimeSeconds": self.started.elapsed().as_secs(),
-            "model": {
-                "primary": cfg.agent.model.primary,
-                "configured": self.model_problem.is_none(),
-                "problem": self.model_problem,
-            },
-            "channels": channels,
-            "auth": {"configured": self.auth.configured(), "source": self.auth.source()},
-            "disabled": self.disabled(),
-        })
-    }
-}
-
-/// The gateway token: from its environment variable; standalone, generated once into the
-/// state directory when the variable is unset.
-fn gateway_token(
-    config: &GatewayConfig,
-    state: &StateDir,
-    standalone: bool,
-) -> anyhow::Result<TokenAuth> {
-    let env = &config.gateway.auth.token_env;
-    match env_secret(env) {
-        Ok(token) => Ok(TokenAuth::new(
-            Some(token),
-            format!("environment variable {env}"),
-        )),
-        Err(why) if standalone => {
-            let path = state.path().join(TOKEN_FILE);
-            let token = state.secret_file(TOKEN_FILE, || {
-                secrets::generate_token().expose_secret().to_string()
-            })?;
-            tracing::info!(%why, file = %path.display(), "using the gateway token in the state directory");
-            Ok(TokenAuth::new(
-                Some(SecretString::from(token)),
-                format!("file {} (or environment variable {env})", path.display()),
-            ))
-        }
-        Err(why) => {
-            tracing::warn!(%why, "API disabled until the gateway token is set");
-            Ok(TokenAuth::new(None, format!("environment variable {env}")))
-        }
-    }
 }
 
 /// How long messages in hand may take after SIGTERM: inside a pod's default 30 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
-
-/// The generated gateway token's file in the state directory (standalone).
-pub const TOKEN_FILE: &str = "gateway-token";
 
 pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let (config, standalone) = match &opts.source {
@@ -291,7 +215,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         }
     };
     let state = StateDir::open(&opts.state_dir)?;
-    let auth = gateway_token(&config, &state, standalone)?;
+    let auth = api::auth::gateway_token(&config, &state, standalone)?;
     let in_cluster = config.kubernetes.is_some();
     let pod = listen::in_pod(
         in_cluster,
@@ -329,47 +253,11 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         .map(|c| tokio::spawn(c.clone().run(gw.clone(), stop_rx.clone())))
         .collect();
     gw.channels_started.store(true, Ordering::Relaxed);
-    let every = crate::crd::common::parse_duration(&gw.config.agent.heartbeat.every).unwrap_or(0);
-    let heartbeat =
-        (every > 0).then(|| tokio::spawn(heartbeat::run(gw.clone(), Duration::from_secs(every))));
-    let mirror = match (&gw.kube, &gw.config.kubernetes) {
-        (Some(client), Some(k)) => Some(tokio::spawn(mirror::run(
-            gw.clone(),
-            client.clone(),
-            k.namespace.clone(),
-        ))),
-        _ => None,
-    };
-    let alerts = match (&gw.kube, &gw.config.agent.alerts) {
-        (Some(client), Some(_)) if gw.config.agent.cluster_access == ClusterAccess::Read => {
-            Some(tokio::spawn(alerts::run(gw.clone(), client.clone())))
-        }
-        (None, Some(_)) => {
-            tracing::warn!("alerts are on but there is no Kubernetes client: no alerts");
-            None
-        }
-        _ => None,
-    };
-    // In a cluster the CronJobs fire the Crons; standalone, the gateway does.
-    let scheduler = match &gw.cron_status {
-        Some(_) => {
-            let gw = gw.clone();
-            tokio::spawn(async move {
-                if let Some(status) = &gw.cron_status {
-                    status.announce(&gw.config.crons).await;
-                }
-            });
-            None
-        }
-        // CLAWOPS_SKIP_CRON=1 turns the scheduler off, as CLAWDBOT_SKIP_CRON does upstream.
-        None if !in_cluster
-            && !gw.config.crons.is_empty()
-            && std::env::var("CLAWOPS_SKIP_CRON").as_deref() != Ok("1") =>
-        {
-            Some(tokio::spawn(schedule::run(gw.clone())))
-        }
-        None => None,
-    };
+    // Each feature decides whether it runs here; the handles are those to stop at shutdown.
+    let heartbeat = heartbeat::start(&gw);
+    let mirror = mirror::start(&gw);
+    let alerts = alerts::start(&gw);
+    let scheduler = cron::start(&gw);
     tracing::info!(addr = %listen.addr, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
     tracing::info!("{}", listen.why);
 
@@ -384,7 +272,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     });
     axum::serve(
         listener,
-        http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        api::http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
     .await?;

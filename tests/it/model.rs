@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::support::fake_llm::{Answer, FakeLlm};
 use clawops::crd::agent::{ClusterAccess, TimeFormat};
+use clawops::gateway::assistant::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::assistant::{self, Assistant};
 use clawops::gateway::metrics::GatewayMetrics;
-use clawops::gateway::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::state::StateDir;
 use clawops::plan::gateway_config::{AgentConfig, HeartbeatConfig, ModelConfig};
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use kube::Client;
+use tokio::task::JoinHandle;
 
 pub use conditions::{Active, node_conditions, pod_conditions};
 pub use notice::Notice;
@@ -18,6 +19,22 @@ pub use tracker::{Timing, Tracker};
 pub use watch::{STATE_FILE, watch};
 
 use super::Gateway;
+use crate::crd::agent::ClusterAccess;
+
+/// Starts the alert loop when alerts are on and the Agent may read the cluster; warns when they
+/// are on but there is no client.
+pub fn start(gw: &Arc<Gateway>) -> Option<JoinHandle<()>> {
+    match (&gw.kube, &gw.config.agent.alerts) {
+        (Some(client), Some(_)) if gw.config.agent.cluster_access == ClusterAccess::Read => {
+            Some(tokio::spawn(run(gw.clone(), client.clone())))
+        }
+        (None, Some(_)) => {
+            tracing::warn!("alerts are on but there is no Kubernetes client: no alerts");
+            None
+        }
+        _ => None,
+    }
+}
 
 /// The gateway's alert loop: notices go to the configured chat.
 pub async fn run(gw: Arc<Gateway>, client: Client) {

@@ -9,9 +9,9 @@ use teloxide::payloads::SendChatActionSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, Message};
 
+use super::pairing::{self, Outcome, SenderMeta};
 use super::policy::{self, Incoming, Verdict};
 use super::{Target, TelegramChannel};
-use crate::gateway::pairing::{self, Outcome, SenderMeta};
 use crate::gateway::{Gateway, assistant};
 
 impl TelegramChannel {
@@ -77,7 +77,7 @@ impl TelegramChannel {
                 let reply = answer.unwrap_or_else(|e| {
                     assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config))
                 });
-                gw.note_chat(&self, msg.chat.id);
+                gw.last_chat.note(&self, msg.chat.id);
                 self.send(&gw, Target::reply_to(&msg), &reply).await;
             }
         }

@@ -5,6 +5,7 @@
 pub mod bot_api;
 mod message;
 pub mod pace;
+pub mod pairing;
 pub mod policy;
 mod poll;
 mod target;
@@ -21,9 +22,9 @@ use teloxide::{Bot, RequestError};
 use tokio::sync::Mutex;
 
 use super::Gateway;
-use super::pairing::PairingStore;
 use super::state::{StateDir, StateError};
 use crate::plan::gateway_config::ChannelConfig;
+use pairing::PairingStore;
 
 /// The result of the last getMe, for `/health`.
 #[derive(Clone, Debug, Default)]

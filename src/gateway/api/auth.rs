@@ -1,6 +1,7 @@
-//! Gateway token auth for `/api/…`: `Authorization: Bearer`, `?token=` (then a cookie), a
-//! constant-time compare, 401s that say what was wrong and where the gateway reads its token,
-//! and a per-address limit on failed attempts.
+//! Gateway token auth for `/api/…`: where the token comes from (its environment variable, or
+//! standalone a file generated once in the state directory), `Authorization: Bearer`, `?token=`
+//! (then a cookie), a constant-time compare, 401s that say what was wrong and where the gateway
+//! reads its token, and a per-address limit on failed attempts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+
+use crate::gateway::env_secret;
+use crate::gateway::state::StateDir;
+use crate::plan::gateway_config::GatewayConfig;
+use crate::secrets;
 
 /// Failed attempts allowed per address within [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: u32 = 10;
@@ -171,6 +177,40 @@ pub fn presented<'a>(
         .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
         .filter(|t| !t.is_empty())
         .map(|t| (t, false))
+}
+
+/// The generated gateway token's file in the state directory (standalone).
+pub const TOKEN_FILE: &str = "gateway-token";
+
+/// The gateway token: from its environment variable; standalone, generated once into the
+/// state directory when the variable is unset.
+pub fn gateway_token(
+    config: &GatewayConfig,
+    state: &StateDir,
+    standalone: bool,
+) -> anyhow::Result<TokenAuth> {
+    let env = &config.gateway.auth.token_env;
+    match env_secret(env) {
+        Ok(token) => Ok(TokenAuth::new(
+            Some(token),
+            format!("environment variable {env}"),
+        )),
+        Err(why) if standalone => {
+            let path = state.path().join(TOKEN_FILE);
+            let token = state.secret_file(TOKEN_FILE, || {
+                secrets::generate_token().expose_secret().to_string()
+            })?;
+            tracing::info!(%why, file = %path.display(), "using the gateway token in the state directory");
+            Ok(TokenAuth::new(
+                Some(SecretString::from(token)),
+                format!("file {} (or environment variable {env})", path.display()),
+            ))
+        }
+        Err(why) => {
+            tracing::warn!(%why, "API disabled until the gateway token is set");
+            Ok(TokenAuth::new(None, format!("environment variable {env}")))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,17 @@
 //! time in the user's time zone), bounded per-chat history kept in the state directory, and the
 //! model call. Failures become a plain message in the persona's language.
 
+pub mod model;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 
-use super::model::{Message, ModelClient, ModelError};
 use super::state::StateDir;
 use crate::crd::agent::TimeFormat;
 use crate::plan::gateway_config::AgentConfig;
+use model::{Message, ModelClient, ModelError};
 
 /// Messages kept per chat (user and assistant turns), oldest dropped first.
 pub const HISTORY_LIMIT: usize = 20;

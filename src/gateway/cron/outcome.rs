@@ -12,8 +12,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde_json::Value;
 
-use super::cron::k8s_time;
-use super::cron_status::fields;
+use super::status::{fields, k8s_time};
 use crate::crd::Cron;
 use crate::crd::cron::CronStatus;
 
@@ -74,7 +73,7 @@ pub async fn record(client: Client, namespace: &str, name: &str, failure: Option
         .and_then(|s| s.consecutive_failures)
         .unwrap_or(0);
     if let Some(status) = status_patch(previous, failure, Utc::now()) {
-        super::cron_status::patch_status(&api, name, status).await;
+        super::status::patch_status(&api, name, status).await;
     }
     let Some(reason) = failure else { return };
     let reporter = Reporter {

@@ -1,6 +1,6 @@
-//! When Crons fire: occurrences in each Cron's time zone (croner + chrono-tz, so DST gaps and
-//! repeats are handled), and the standalone scheduler, which fires each occurrence once, also
-//! across a restart within the same minute.
+//! The standalone scheduler: which Crons are due when (their occurrences come from
+//! [`occurrence`](super::occurrence)), and the loop that fires each occurrence once, also across
+//! a restart within the same minute.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -9,56 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::Gateway;
+use super::occurrence::{next, parse};
+use crate::gateway::Gateway;
 use crate::plan::gateway_config::CronConfig;
 
 /// The state file holding the last occurrence each Cron fired for.
 pub const FIRED_FILE: &str = "cron/fired.json";
-
-/// Parses a Cron's schedule and time zone, naming whichever is wrong.
-fn parse(cron: &CronConfig) -> Result<(croner::Cron, Tz), String> {
-    let pattern = cron
-        .schedule
-        .parse::<croner::Cron>()
-        .map_err(|e| format!("Cron {}: schedule `{}`: {e}", cron.name, cron.schedule))?;
-    let tz = cron.time_zone.parse::<Tz>().map_err(|_| {
-        format!(
-            "Cron {}: `{}` is not an IANA time zone",
-            cron.name, cron.time_zone
-        )
-    })?;
-    Ok((pattern, tz))
-}
-
-fn next(pattern: &croner::Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    pattern
-        .find_next_occurrence(&after.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// The first occurrence of `cron` strictly after `after`, as an instant.
-pub fn next_after(cron: &CronConfig, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let (pattern, tz) = parse(cron)?;
-    next(&pattern, tz, after).ok_or_else(|| format!("Cron {} never fires again", cron.name))
-}
-
-/// The next scheduled run after `now`, in the Cron's own time zone, for status; none while the
-/// Cron is suspended or when it never fires again.
-pub fn next_run(cron: &CronConfig, now: DateTime<Utc>) -> Option<String> {
-    if cron.suspend {
-        return None;
-    }
-    next_after(cron, now).ok().map(|t| in_zone(cron, t))
-}
-
-/// `next` rendered in the Cron's own time zone (RFC 3339 with its offset), for status.
-pub fn in_zone(cron: &CronConfig, at: DateTime<Utc>) -> String {
-    match cron.time_zone.parse::<Tz>() {
-        Ok(tz) => at.with_timezone(&tz).to_rfc3339(),
-        Err(_) => at.to_rfc3339(),
-    }
-}
 
 struct Entry {
     name: String,
@@ -172,7 +128,7 @@ pub async fn run(gw: Arc<Gateway>) {
             tokio::spawn(async move {
                 // Removed even if the run panics, so the Cron is not skipped forever.
                 let _guard = Running(running, cron.name.clone());
-                super::cron::run(&gw, &cron).await;
+                super::run::run(&gw, &cron).await;
             });
         }
         let wait = scheduler
@@ -187,22 +143,7 @@ pub async fn run(gw: Arc<Gateway>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cron(name: &str, schedule: &str, tz: &str) -> CronConfig {
-        CronConfig {
-            name: name.into(),
-            schedule: schedule.into(),
-            time_zone: tz.into(),
-            suspend: false,
-            message: "patrol".into(),
-            patrol: None,
-            deliver: None,
-        }
-    }
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
+    use crate::gateway::cron::occurrence::tests::{cron, t};
 
     /// Drives the scheduler minute by minute (and at a few seconds past) over `hours`.
     fn fire_times(s: &mut Scheduler, from: DateTime<Utc>, hours: i64) -> Vec<DateTime<Utc>> {
@@ -271,23 +212,6 @@ mod tests {
         assert!(
             fired[0] == t("2027-10-31T00:30:00Z") || fired[0] == t("2027-10-31T01:30:00Z"),
             "{fired:?}"
-        );
-    }
-
-    #[test]
-    fn new_york_hour_follows_dst() {
-        let c = cron("daily", "0 9 * * *", "America/New_York");
-        assert_eq!(
-            next_after(&c, t("2027-03-13T00:00:00Z")).unwrap(),
-            t("2027-03-13T14:00:00Z")
-        );
-        assert_eq!(
-            next_after(&c, t("2027-03-15T00:00:00Z")).unwrap(),
-            t("2027-03-15T13:00:00Z")
-        );
-        assert_eq!(
-            in_zone(&c, t("2027-03-15T13:00:00Z")),
-            "2027-03-15T09:00:00-04:00"
         );
     }
 

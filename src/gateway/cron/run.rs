@@ -4,17 +4,15 @@
 //! marked as such: a patrol is never lost. Every run is recorded in the state directory and, in
 //! a cluster, in the Cron's status.
 
-pub use crate::api::{RunRecord, RunStatus};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use chrono::Utc;
 
-use super::Gateway;
-use super::assistant::{explain, speaks_cjk};
+use crate::api::{RunRecord, RunStatus};
+use crate::gateway::Gateway;
+use crate::gateway::assistant::{explain, speaks_cjk};
 use crate::patrol::Report;
 use crate::plan::gateway_config::CronConfig;
 
@@ -92,7 +90,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
         patrol: report.as_ref().map(Report::summary),
         delivered,
         duration_ms: started.elapsed().as_millis() as u64,
-        next_run: super::schedule::next_run(cron, Utc::now()),
+        next_run: super::occurrence::next_run(cron, Utc::now()),
     };
     tracing::info!(cron = %cron.name, status = status.as_str(), delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
     let (state, line) = (gw.state.clone(), record.clone());
@@ -109,7 +107,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
 }
 
 /// Appends the record to `cron/runs/<name>.jsonl` (mode 0600).
-fn append(state: &super::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
+fn append(state: &crate::gateway::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
     let dir = state.path().join("cron/runs");
     std::fs::create_dir_all(&dir)?;
     let mut f = std::fs::OpenOptions::new()
@@ -122,9 +120,4 @@ fn append(state: &super::state::StateDir, record: &RunRecord) -> std::io::Result
         "{}",
         serde_json::to_string(record).expect("record serializes")
     )
-}
-
-/// RFC 3339 in UTC, as Kubernetes writes times.
-pub fn k8s_time(t: DateTime<Utc>) -> Time {
-    Time(Timestamp::from_second(t.timestamp()).expect("a time chrono can hold"))
 }

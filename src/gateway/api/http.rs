@@ -18,8 +18,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::Gateway;
 use super::auth::{self, Denied};
+use super::health;
+use crate::gateway::telegram::pairing;
+use crate::gateway::{Gateway, assistant, cron};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
@@ -53,7 +55,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(gw.health().await)
+    Json(health::report(&gw).await)
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
@@ -68,7 +70,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    let mut body = gw.health().await;
+    let mut body = health::report(&gw).await;
     body["crons"] = json!(
         gw.config
             .crons
@@ -101,7 +103,7 @@ async fn cron_run(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> R
             ),
         );
     };
-    let record = super::cron::run(&gw, &cron).await;
+    let record = cron::run::run(&gw, &cron).await;
     let ok = record.succeeded(cron.deliver.is_some());
     let code = if ok {
         StatusCode::OK
@@ -169,11 +171,7 @@ async fn pairing_approve(
                 && let Ok(chat) = r.id.parse::<i64>()
             {
                 notified = c
-                    .send(
-                        &gw,
-                        teloxide::types::ChatId(chat),
-                        super::pairing::APPROVED_NOTICE,
-                    )
+                    .send(&gw, teloxide::types::ChatId(chat), pairing::APPROVED_NOTICE)
                     .await;
             }
             Json(Approved {
@@ -186,7 +184,7 @@ async fn pairing_approve(
             })
             .into_response()
         }
-        Err(e @ super::pairing::PairingError::NotFound(_)) => {
+        Err(e @ pairing::PairingError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
@@ -213,8 +211,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
     {
         Ok(reply) => Json(ChatReply { reply }).into_response(),
         Err(e) => {
-            let notice =
-                super::assistant::explain(&e, super::assistant::speaks_cjk(&gw.assistant.config));
+            let notice = assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config));
             (
                 StatusCode::BAD_GATEWAY,
                 Json(ApiError {

@@ -1,11 +1,14 @@
 //! What a Cron's patrol looks at from the gateway: the cluster through the read-only view (with
-//! `clusterAccess: read`), the host it runs on (standalone, or when asked), and its own health.
+//! `clusterAccess: read`), the host it runs on (standalone, or when asked), and its own health
+//! (model failures counted since the previous patrol, which [`PatrolMarks`] remembers).
+
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::Gateway;
 use crate::crd::agent::ClusterAccess;
 use crate::crd::cron::{PatrolCheck, PatrolSpec};
+use crate::gateway::Gateway;
 use crate::patrol::cluster::restarts::History;
 use crate::patrol::{self, Finding, Part, Report, Severity, wants};
 
@@ -17,6 +20,20 @@ const CLUSTER_CHECKS: &[PatrolCheck] = &[
     PatrolCheck::Events,
     PatrolCheck::Certificates,
 ];
+
+/// Model failures and 429s counted at the last patrol's gateway check.
+#[derive(Default)]
+pub struct PatrolMarks(Mutex<(u64, u64)>);
+
+impl PatrolMarks {
+    /// Failures and 429s since the last call, given the totals `now`; `now` is remembered.
+    pub fn since(&self, now: (u64, u64)) -> (u64, u64) {
+        let mut seen = self.0.lock().expect("patrol marks lock");
+        let since = (now.0 - seen.0.min(now.0), now.1 - seen.1.min(now.1));
+        *seen = now;
+        since
+    }
+}
 
 /// Collects a patrol for `spec` at `at`.
 pub async fn collect(gw: &Gateway, spec: &PatrolSpec, at: DateTime<Utc>) -> Report {
@@ -107,16 +124,10 @@ pub async fn gateway_part(gw: &Gateway) -> Part {
         ));
     }
     // Counted since the previous patrol, so one bad hour is not reported forever.
-    let (failed, limited) = {
-        let now = (
-            gw.metrics.llm_failures.get(),
-            gw.metrics.llm_rate_limited.get(),
-        );
-        let mut seen = gw.patrol_marks.lock().expect("patrol marks lock");
-        let since = (now.0 - seen.0.min(now.0), now.1 - seen.1.min(now.1));
-        *seen = now;
-        since
-    };
+    let (failed, limited) = gw.patrol_marks.since((
+        gw.metrics.llm_failures.get(),
+        gw.metrics.llm_rate_limited.get(),
+    ));
     if failed > 0 {
         part.findings.push(Finding::new(
             Severity::Warning,
@@ -163,4 +174,18 @@ pub async fn gateway_part(gw: &Gateway) -> Part {
         }
     ));
     part
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_count_what_happened_since_the_last_patrol() {
+        let marks = PatrolMarks::default();
+        assert_eq!(marks.since((3, 1)), (3, 1));
+        assert_eq!(marks.since((5, 1)), (2, 0));
+        // Totals that went down (never in one process) count nothing rather than wrap.
+        assert_eq!(marks.since((4, 0)), (0, 0));
+    }
 }

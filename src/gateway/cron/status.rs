@@ -2,16 +2,23 @@
 //! result and the next run in the Cron's time zone. The operator owns the conditions; these
 //! fields are the gateway's, written with a merge patch that leaves the rest alone.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::cron::{RunRecord, k8s_time};
-use super::schedule;
+use super::occurrence;
+use crate::api::RunRecord;
 use crate::crd::Cron;
 use crate::crd::cron::CronStatus;
 use crate::plan::gateway_config::CronConfig;
+
+/// RFC 3339 in UTC, as Kubernetes writes times.
+pub fn k8s_time(t: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).expect("a time chrono can hold"))
+}
 
 pub struct CronStatusWriter {
     api: Api<Cron>,
@@ -80,7 +87,7 @@ impl CronStatusWriter {
     /// At start: every Cron's next run, so `kubectl get crons` shows it before the first run.
     pub async fn announce(&self, crons: &[CronConfig]) {
         for c in crons {
-            let next = schedule::next_run(c, Utc::now());
+            let next = occurrence::next_run(c, Utc::now());
             self.patch(&c.name, next_run_status(next)).await;
         }
     }

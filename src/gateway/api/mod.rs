@@ -1,0 +1,6 @@
+//! The gateway's HTTP side on its one port: the routes (`/healthz`, `/readyz`, `/health`,
+//! `/metrics`, `/api/…`), what `/health` reports, and the gateway token that guards `/api/…`.
+
+pub mod auth;
+pub mod health;
+pub mod http;
