@@ -6,6 +6,7 @@ pub mod cli;
 pub mod conditions;
 pub mod consts;
 pub mod crd;
+pub mod exec;
 pub mod gateway;
 pub mod generate;
 pub mod manifests;

@@ -14,6 +14,7 @@ pub mod listen;
 pub mod load;
 pub mod metrics;
 pub mod mirror;
+pub mod nodes;
 pub mod state;
 pub mod telegram;
 

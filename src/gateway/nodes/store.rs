@@ -1,0 +1,473 @@
+//! Device pairing, kept in the state dir as Clawdbot keeps it: `devices/pending.json` (requests
+//! by id, expiring after 5 minutes) and `devices/paired.json` (devices by id, with a token per
+//! role). Approval mints the device's token; revoking it refuses the device until it pairs again.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::state::{StateDir, StateError};
+use crate::util::hex;
+
+pub const PENDING_FILE: &str = "devices/pending.json";
+pub const PAIRED_FILE: &str = "devices/paired.json";
+/// A request not approved within this time is forgotten; the device asks again on its next try.
+pub const PENDING_TTL_MS: i64 = 300_000;
+/// At most this many requests wait at once: a flood of new keys cannot grow the file.
+pub const MAX_PENDING: usize = 32;
+
+/// A device asking to pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDevice {
+    pub request_id: String,
+    pub device_id: String,
+    pub public_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub platform: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub role: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    pub silent: bool,
+    pub is_repair: bool,
+    pub ts: i64,
+}
+
+/// A device's token for one role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceToken {
+    pub token: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub created_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// An approved device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDevice {
+    pub device_id: String,
+    pub public_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub platform: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub role: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    pub tokens: BTreeMap<String, DeviceToken>,
+    pub created_at_ms: i64,
+    pub approved_at_ms: i64,
+}
+
+impl PairedDevice {
+    /// The live (not revoked) token for `role`.
+    pub fn token(&self, role: &str) -> Option<&DeviceToken> {
+        self.tokens.get(role).filter(|t| t.revoked_at_ms.is_none())
+    }
+}
+
+/// What a connecting device is, as the pairing gate sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// Paired for this role with this key.
+    Paired(Box<PairedDevice>),
+    /// Not paired (or its key or role changed): a request waits under this id.
+    Pending { request_id: String, created: bool },
+    /// Too many requests wait already.
+    Full,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "no pending request {0}; `clawops nodes list` shows the current ones (requests expire after 5 minutes)"
+    )]
+    UnknownRequest(String),
+    #[error("no paired device {0}; `clawops nodes list` shows them")]
+    UnknownDevice(String),
+}
+
+type Pending = BTreeMap<String, PendingDevice>;
+type Paired = BTreeMap<String, PairedDevice>;
+
+/// The pairing store. One lock serialises read-modify-write of both files.
+pub struct PairingStore {
+    state: StateDir,
+    lock: Mutex<()>,
+}
+
+/// A fresh token: 16 random bytes as 32 lowercase hex characters, as Clawdbot mints them.
+fn new_token() -> String {
+    hex(&rand::random::<[u8; 16]>())
+}
+
+impl PairingStore {
+    pub fn new(state: StateDir) -> Self {
+        Self {
+            state,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn pending(&self, now_ms: i64) -> Result<Pending, StateError> {
+        let mut p: Pending = self.state.read(PENDING_FILE)?.unwrap_or_default();
+        p.retain(|_, r| now_ms - r.ts <= PENDING_TTL_MS);
+        Ok(p)
+    }
+
+    fn paired(&self) -> Result<Paired, StateError> {
+        Ok(self.state.read(PAIRED_FILE)?.unwrap_or_default())
+    }
+
+    /// The gate for a device that proved its key: paired, or a (new or reused) pending request.
+    pub fn gate(&self, request: PendingDevice, now_ms: i64) -> Result<Gate, StateError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        let paired = self.paired()?;
+        if let Some(d) = paired.get(&request.device_id)
+            && d.public_key == request.public_key
+            && d.roles.contains(&request.role)
+            && d.token(&request.role).is_some()
+        {
+            return Ok(Gate::Paired(Box::new(d.clone())));
+        }
+        let mut pending = self.pending(now_ms)?;
+        if let Some(r) = pending.values().find(|r| r.device_id == request.device_id) {
+            return Ok(Gate::Pending {
+                request_id: r.request_id.clone(),
+                created: false,
+            });
+        }
+        if pending.len() >= MAX_PENDING {
+            return Ok(Gate::Full);
+        }
+        let is_repair = paired.contains_key(&request.device_id);
+        let request = PendingDevice {
+            is_repair,
+            ts: now_ms,
+            ..request
+        };
+        let id = request.request_id.clone();
+        pending.insert(id.clone(), request);
+        self.state.write(PENDING_FILE, &pending)?;
+        Ok(Gate::Pending {
+            request_id: id,
+            created: true,
+        })
+    }
+
+    /// Pending requests and paired devices.
+    pub fn list(&self, now_ms: i64) -> Result<(Vec<PendingDevice>, Vec<PairedDevice>), StateError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        Ok((
+            self.pending(now_ms)?.into_values().collect(),
+            self.paired()?.into_values().collect(),
+        ))
+    }
+
+    /// Approves a pending request (by request id, or by device id or its prefix): the device
+    /// becomes paired with a fresh token for its role.
+    pub fn approve(&self, id: &str, now_ms: i64) -> Result<PairedDevice, StoreError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        let mut pending = self.pending(now_ms)?;
+        let key = find_request(&pending, id)?;
+        let request = pending.remove(&key).expect("found above");
+        let mut paired = self.paired()?;
+        let mut roles = paired
+            .get(&request.device_id)
+            .filter(|d| d.public_key == request.public_key)
+            .map(|d| d.roles.clone())
+            .unwrap_or_default();
+        if !roles.contains(&request.role) {
+            roles.push(request.role.clone());
+        }
+        let mut tokens = paired
+            .get(&request.device_id)
+            .filter(|d| d.public_key == request.public_key)
+            .map(|d| d.tokens.clone())
+            .unwrap_or_default();
+        let previous = tokens.get(&request.role).map(|t| t.created_at_ms);
+        tokens.insert(
+            request.role.clone(),
+            DeviceToken {
+                token: new_token(),
+                role: request.role.clone(),
+                scopes: request.scopes.clone(),
+                created_at_ms: previous.unwrap_or(now_ms),
+                rotated_at_ms: previous.map(|_| now_ms),
+                revoked_at_ms: None,
+                last_used_at_ms: None,
+            },
+        );
+        let device = PairedDevice {
+            device_id: request.device_id.clone(),
+            public_key: request.public_key,
+            display_name: request.display_name,
+            platform: request.platform,
+            client_id: request.client_id,
+            client_mode: request.client_mode,
+            role: request.role,
+            roles,
+            scopes: request.scopes,
+            remote_ip: request.remote_ip,
+            tokens,
+            created_at_ms: paired
+                .get(&request.device_id)
+                .map_or(now_ms, |d| d.created_at_ms),
+            approved_at_ms: now_ms,
+        };
+        paired.insert(device.device_id.clone(), device.clone());
+        self.state.write(PAIRED_FILE, &paired)?;
+        self.state.write(PENDING_FILE, &pending)?;
+        Ok(device)
+    }
+
+    /// Rejects a pending request; the device may ask again.
+    pub fn reject(&self, id: &str, now_ms: i64) -> Result<PendingDevice, StoreError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        let mut pending = self.pending(now_ms)?;
+        let key = find_request(&pending, id)?;
+        let request = pending.remove(&key).expect("found above");
+        self.state.write(PENDING_FILE, &pending)?;
+        Ok(request)
+    }
+
+    /// Revokes a device's token for `role`: it is refused until approved again.
+    pub fn revoke(
+        &self,
+        device: &str,
+        role: &str,
+        now_ms: i64,
+    ) -> Result<PairedDevice, StoreError> {
+        self.update_token(device, role, |t| t.revoked_at_ms = Some(now_ms))
+    }
+
+    /// Replaces a device's token for `role` with a new one (the old one stops working).
+    pub fn rotate(
+        &self,
+        device: &str,
+        role: &str,
+        now_ms: i64,
+    ) -> Result<PairedDevice, StoreError> {
+        self.update_token(device, role, |t| {
+            t.token = new_token();
+            t.rotated_at_ms = Some(now_ms);
+            t.revoked_at_ms = None;
+        })
+    }
+
+    fn update_token(
+        &self,
+        device: &str,
+        role: &str,
+        change: impl FnOnce(&mut DeviceToken),
+    ) -> Result<PairedDevice, StoreError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        let mut paired = self.paired()?;
+        let key = find_device(&paired, device)?;
+        let d = paired.get_mut(&key).expect("found above");
+        let token = d
+            .tokens
+            .get_mut(role)
+            .ok_or_else(|| StoreError::UnknownDevice(format!("{device} (role {role})")))?;
+        change(token);
+        let out = d.clone();
+        self.state.write(PAIRED_FILE, &paired)?;
+        Ok(out)
+    }
+
+    /// Whether `token` is `device`'s live token for `role`; records its use.
+    pub fn verify_token(&self, device: &str, role: &str, token: &str, now_ms: i64) -> bool {
+        let _g = self.lock.lock().expect("pairing lock");
+        let Ok(mut paired) = self.paired() else {
+            return false;
+        };
+        let Some(t) = paired
+            .get_mut(device)
+            .and_then(|d| d.tokens.get_mut(role))
+            .filter(|t| t.revoked_at_ms.is_none())
+        else {
+            return false;
+        };
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(t.token.as_bytes(), token.as_bytes()).into();
+        if ok {
+            t.last_used_at_ms = Some(now_ms);
+            // Best effort: a failed write loses only the last-used time.
+            let _ = self.state.write(PAIRED_FILE, &paired);
+        }
+        ok
+    }
+}
+
+fn find_request(pending: &Pending, id: &str) -> Result<String, StoreError> {
+    if pending.contains_key(id) {
+        return Ok(id.to_string());
+    }
+    let hits: Vec<&String> = pending
+        .iter()
+        .filter(|(_, r)| !id.is_empty() && r.device_id.starts_with(id))
+        .map(|(k, _)| k)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(StoreError::UnknownRequest(id.into())),
+    }
+}
+
+fn find_device(paired: &Paired, id: &str) -> Result<String, StoreError> {
+    if paired.contains_key(id) {
+        return Ok(id.to_string());
+    }
+    let hits: Vec<&String> = paired
+        .keys()
+        .filter(|k| !id.is_empty() && k.starts_with(id))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(StoreError::UnknownDevice(id.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> PairingStore {
+        let dir = std::env::temp_dir().join(format!(
+            "clawops-pairing-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        PairingStore::new(StateDir::open(dir).unwrap())
+    }
+
+    fn request(device: &str, request_id: &str) -> PendingDevice {
+        PendingDevice {
+            request_id: request_id.into(),
+            device_id: device.into(),
+            public_key: format!("key-{device}"),
+            display_name: Some("desk".into()),
+            platform: "linux".into(),
+            client_id: "node-host".into(),
+            client_mode: "node".into(),
+            role: "node".into(),
+            roles: vec!["node".into()],
+            scopes: vec![],
+            remote_ip: Some("100.64.0.2".into()),
+            silent: false,
+            is_repair: false,
+            ts: 0,
+        }
+    }
+
+    #[test]
+    fn an_unknown_device_waits_once_then_is_paired_with_a_token() {
+        let s = store();
+        let first = s.gate(request("dev1", "r1"), 1_000).unwrap();
+        assert_eq!(
+            first,
+            Gate::Pending {
+                request_id: "r1".into(),
+                created: true
+            }
+        );
+        let again = s.gate(request("dev1", "r2"), 2_000).unwrap();
+        assert_eq!(
+            again,
+            Gate::Pending {
+                request_id: "r1".into(),
+                created: false
+            }
+        );
+        let d = s.approve("dev1", 3_000).unwrap();
+        let token = d.token("node").unwrap().token.clone();
+        assert_eq!(token.len(), 32);
+        assert!(matches!(
+            s.gate(request("dev1", "r3"), 4_000).unwrap(),
+            Gate::Paired(_)
+        ));
+        assert!(s.verify_token("dev1", "node", &token, 5_000));
+        assert!(!s.verify_token("dev1", "node", "nope", 5_000));
+        let (pending, paired) = s.list(6_000).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(paired[0].tokens["node"].last_used_at_ms, Some(5_000));
+    }
+
+    #[test]
+    fn the_files_are_bare_maps_as_clawdbot_writes_them() {
+        let s = store();
+        s.gate(request("dev1", "r1"), 1_000).unwrap();
+        let raw: serde_json::Value = s.state.read(PENDING_FILE).unwrap().unwrap();
+        assert_eq!(raw["r1"]["deviceId"], "dev1");
+        s.approve("r1", 2_000).unwrap();
+        let raw: serde_json::Value = s.state.read(PAIRED_FILE).unwrap().unwrap();
+        assert_eq!(raw["dev1"]["tokens"]["node"]["role"], "node");
+        assert_eq!(raw["dev1"]["approvedAtMs"], 2_000);
+    }
+
+    #[test]
+    fn requests_expire_and_are_capped() {
+        let s = store();
+        s.gate(request("old", "r0"), 0).unwrap();
+        assert!(s.list(PENDING_TTL_MS + 1).unwrap().0.is_empty());
+        assert!(matches!(
+            s.approve("r0", PENDING_TTL_MS + 1),
+            Err(StoreError::UnknownRequest(_))
+        ));
+        for i in 0..MAX_PENDING {
+            s.gate(request(&format!("d{i}"), &format!("r{i}")), 1)
+                .unwrap();
+        }
+        assert_eq!(s.gate(request("one-more", "rx"), 1).unwrap(), Gate::Full);
+    }
+
+    #[test]
+    fn a_revoked_or_rotated_token_stops_working_and_a_changed_key_must_pair_again() {
+        let s = store();
+        s.gate(request("dev1", "r1"), 0).unwrap();
+        let old = s.approve("r1", 0).unwrap().tokens["node"].token.clone();
+        let new = s.rotate("dev1", "node", 10).unwrap().tokens["node"]
+            .token
+            .clone();
+        assert_ne!(old, new);
+        assert!(!s.verify_token("dev1", "node", &old, 11));
+        assert!(s.verify_token("dev1", "node", &new, 11));
+        s.revoke("dev1", "node", 12).unwrap();
+        assert!(!s.verify_token("dev1", "node", &new, 13));
+        assert!(matches!(
+            s.gate(request("dev1", "r2"), 14).unwrap(),
+            Gate::Pending { .. }
+        ));
+        let mut other_key = request("dev1", "r3");
+        other_key.public_key = "another".into();
+        let s2 = store();
+        s2.gate(request("dev1", "r1"), 0).unwrap();
+        s2.approve("r1", 0).unwrap();
+        assert!(matches!(
+            s2.gate(other_key, 1).unwrap(),
+            Gate::Pending { .. }
+        ));
+        assert!(matches!(
+            s.revoke("nobody", "node", 0),
+            Err(StoreError::UnknownDevice(_))
+        ));
+    }
+}
