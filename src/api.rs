@@ -200,3 +200,66 @@ mod tests {
         assert!(e.to_string().contains("notfy"), "{e}");
     }
 }
+
+/// `GET /api/nodes`: devices waiting for approval and paired ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeList {
+    pub pending: Vec<PendingNode>,
+    pub paired: Vec<PairedNode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingNode {
+    pub request_id: String,
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    /// When it asked (ms since the epoch); it is forgotten 5 minutes later.
+    pub requested_at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedNode {
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub platform: String,
+    pub connected: bool,
+    /// Revoked nodes are refused until approved again.
+    pub revoked: bool,
+    /// Commands it declared when it connected (only while connected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_ms: Option<i64>,
+    pub approved_at_ms: i64,
+}
+
+/// `POST /api/nodes/{approve,reject,revoke,rotate}`: a request id, or a node id or its prefix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeAction {
+    pub id: String,
+}
+
+/// `POST /api/nodes/run`: run a command line on a node, through its exec policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRunRequest {
+    /// Node id (or a unique prefix) or display name.
+    pub node: String,
+    /// The command line, run by `/bin/sh -lc` on the node.
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// What a command run on a node did.
+pub use crate::protocol::invoke::RunOutput as NodeRunReply;

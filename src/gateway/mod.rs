@@ -89,6 +89,8 @@ pub struct Gateway {
     pub cron_status: Option<cron::status::CronStatusWriter>,
     /// Where heartbeat news goes: the chat the agent last answered.
     pub last_chat: heartbeat::LastChat,
+    /// Paired machines and their connections.
+    pub nodes: nodes::Nodes,
 }
 
 impl Gateway {
@@ -120,6 +122,7 @@ impl Gateway {
                 Err(why) => channel_problems.push((c.name.clone(), why)),
             }
         }
+        let nodes = nodes::Nodes::new(state.clone());
         Ok(Self {
             config,
             auth,
@@ -135,6 +138,7 @@ impl Gateway {
             patrol_marks: cron::patrol::PatrolMarks::default(),
             cron_status: None,
             last_chat: heartbeat::LastChat::default(),
+            nodes,
         })
     }
 

@@ -2,6 +2,7 @@
 //! the reading of network failures.
 
 pub mod hex;
+pub mod limiter;
 pub mod net_cause;
 pub mod shutdown;
 pub mod telemetry;

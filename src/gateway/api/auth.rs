@@ -3,9 +3,7 @@
 //! (then a cookie), a constant-time compare, 401s that say what was wrong and where the gateway
 //! reads its token, and a per-address limit on failed attempts.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +13,7 @@ use crate::gateway::env_secret;
 use crate::gateway::state::StateDir;
 use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets;
+use crate::util::limiter::WindowLimiter;
 
 /// Failed attempts allowed per address within [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: u32 = 10;
@@ -58,7 +57,7 @@ pub struct TokenAuth {
     token: Option<SecretString>,
     /// Where the token comes from, e.g. "environment variable CLAWOPS_GATEWAY_TOKEN".
     source: String,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: WindowLimiter,
 }
 
 impl TokenAuth {
@@ -66,7 +65,7 @@ impl TokenAuth {
         Self {
             token,
             source: source.into(),
-            failures: Mutex::default(),
+            failures: WindowLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
         }
     }
 
@@ -80,15 +79,9 @@ impl TokenAuth {
 
     /// Checks a presented token for a client at `ip`.
     pub fn check(&self, ip: IpAddr, presented: Option<&str>, now: Instant) -> Result<(), Denied> {
-        let mut failures = self.failures.lock().expect("auth lock");
-        failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        if let Some((count, since)) = failures.get(&ip)
-            && *count >= MAX_FAILURES
-        {
-            return Err(Denied::Limited {
-                retry_after: FAILURE_WINDOW.saturating_sub(now.duration_since(*since)),
-            });
-        }
+        self.failures
+            .check(ip, now)
+            .map_err(|retry_after| Denied::Limited { retry_after })?;
         let source = self.source.clone();
         let result = match (&self.token, presented) {
             (None, _) => Err(Denied::NotConfigured { source }),
@@ -99,8 +92,7 @@ impl TokenAuth {
             (Some(_), Some(_)) => Err(Denied::Wrong { source }),
         };
         if matches!(result, Err(Denied::Missing { .. } | Denied::Wrong { .. })) {
-            let entry = failures.entry(ip).or_insert((0, now));
-            entry.0 += 1;
+            self.failures.record(ip, now);
         }
         result
     }

@@ -1,5 +1,5 @@
 //! The gateway's HTTP surface on its one port: `/healthz`, `/readyz`, `/health`, `/metrics`,
-//! and `/api/…` behind the gateway token.
+//! `/api/…` behind the gateway token, and the node WebSocket at `/`.
 
 use crate::api::{
     ApiError, ApproveRequest, Approved, ApprovedSender, ChatReply, ChatRequest, CronRunReply,
@@ -30,8 +30,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/cron/{name}/run", post(cron_run))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
+        .merge(super::nodes::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
+        .route("/", get(crate::gateway::nodes::socket::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/health", get(health))

@@ -1,5 +1,43 @@
 //! Nodes: machines paired with the gateway over its WebSocket (protocol v3). The pairing store,
-//! the registry of connected nodes and the socket that speaks to them.
+//! the registry of connected nodes, the handshake and the socket that speaks to them, and
+//! running a command on one.
 
+pub mod handshake;
 pub mod registry;
+pub mod run;
+pub mod socket;
 pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::gateway::state::StateDir;
+use crate::util::limiter::WindowLimiter;
+
+/// New pairing requests one address may make within [`PAIR_WINDOW`].
+pub const PAIR_REQUESTS: u32 = 10;
+pub const PAIR_WINDOW: Duration = Duration::from_secs(300);
+
+/// The nodes feature's state.
+pub struct Nodes {
+    pub store: store::PairingStore,
+    pub registry: registry::Registry,
+    pub pair_limit: WindowLimiter,
+    seq: AtomicU64,
+}
+
+impl Nodes {
+    pub fn new(state: StateDir) -> Self {
+        Self {
+            store: store::PairingStore::new(state),
+            registry: registry::Registry::default(),
+            pair_limit: WindowLimiter::new(PAIR_REQUESTS, PAIR_WINDOW),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// The next `seq` of a broadcast event (one counter for all of them, as in Clawdbot).
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}

@@ -25,10 +25,18 @@ pub struct NodeInfo {
     pub connected_at_ms: i64,
 }
 
+/// What the gateway sends a connected node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Frame(Frame),
+    /// Close the connection with this code and reason (a revoked pairing, a shutdown).
+    Close(u16, String),
+}
+
 struct Session {
     conn: u64,
     info: NodeInfo,
-    out: mpsc::Sender<Frame>,
+    out: mpsc::Sender<Outbound>,
 }
 
 /// Why an invoke produced no result.
@@ -61,7 +69,7 @@ pub struct Registry {
 impl Registry {
     /// Registers a connected node; a reconnect replaces its older session. Returns the
     /// connection number to give back to [`Registry::disconnected`].
-    pub fn connected(&self, info: NodeInfo, out: mpsc::Sender<Frame>) -> u64 {
+    pub fn connected(&self, info: NodeInfo, out: mpsc::Sender<Outbound>) -> u64 {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         self.sessions
             .lock()
@@ -82,6 +90,20 @@ impl Registry {
                 .lock()
                 .expect("waiting lock")
                 .retain(|_, (node, _)| node != node_id);
+        }
+    }
+
+    /// Closes the node's connection, if it has one.
+    pub async fn kick(&self, node_id: &str, code: u16, reason: &str) -> bool {
+        let out = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(node_id)
+            .map(|s| s.out.clone());
+        match out {
+            Some(out) => out.send(Outbound::Close(code, reason.into())).await.is_ok(),
+            None => false,
         }
     }
 
@@ -162,7 +184,7 @@ impl Registry {
             node: node_id.into(),
             command: command.into(),
         };
-        if out.send(frame).await.is_err() {
+        if out.send(Outbound::Frame(frame)).await.is_err() {
             self.waiting.lock().expect("waiting lock").remove(&id);
             return Err(gone());
         }
@@ -243,7 +265,7 @@ mod tests {
             r.invoke("n1", "system.run", None, Duration::from_secs(5), None)
                 .await
         });
-        let Some(Frame::Event(e)) = rx.recv().await else {
+        let Some(Outbound::Frame(Frame::Event(e))) = rx.recv().await else {
             panic!("no invoke sent")
         };
         let req: InvokeRequest = serde_json::from_value(e.payload.unwrap()).unwrap();

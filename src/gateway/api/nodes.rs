@@ -1,0 +1,158 @@
+//! `/api/nodes…`: list, approve, reject, revoke and rotate paired machines, and run a command
+//! on one through its exec policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::api::{ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode};
+use crate::exec::Policy;
+use crate::gateway::Gateway;
+use crate::gateway::nodes::handshake::CLOSE_POLICY;
+use crate::gateway::nodes::registry::InvokeError;
+use crate::gateway::nodes::run::{self, RunError};
+use crate::gateway::nodes::socket::now_ms;
+use crate::gateway::nodes::store::{PairedDevice, StoreError};
+use crate::protocol::connect::ROLE_NODE;
+
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/api/nodes", get(list))
+        .route("/api/nodes/run", post(run_command))
+        .route("/api/nodes/{action}", post(act))
+}
+
+fn error(code: StatusCode, kind: &str, message: String) -> Response {
+    (
+        code,
+        Json(ApiError {
+            error: kind.into(),
+            message,
+            detail: None,
+        }),
+    )
+        .into_response()
+}
+
+fn paired(gw: &Gateway, d: &PairedDevice) -> PairedNode {
+    let live = gw.nodes.registry.get(&d.device_id);
+    let token = d.tokens.get(ROLE_NODE);
+    PairedNode {
+        node_id: d.device_id.clone(),
+        display_name: d.display_name.clone(),
+        platform: d.platform.clone(),
+        connected: live.is_some(),
+        revoked: token.is_none_or(|t| t.revoked_at_ms.is_some()),
+        commands: live
+            .as_ref()
+            .map(|n| n.commands.clone())
+            .unwrap_or_default(),
+        remote_ip: live.map(|n| n.remote_ip).or_else(|| d.remote_ip.clone()),
+        last_seen_ms: token.and_then(|t| t.last_used_at_ms),
+        approved_at_ms: d.approved_at_ms,
+    }
+}
+
+async fn list(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.nodes.store.list(now_ms()) {
+        Ok((pending, devices)) => Json(NodeList {
+            pending: pending
+                .into_iter()
+                .map(|p| PendingNode {
+                    request_id: p.request_id,
+                    node_id: p.device_id,
+                    display_name: p.display_name,
+                    platform: p.platform,
+                    remote_ip: p.remote_ip,
+                    requested_at_ms: p.ts,
+                })
+                .collect(),
+            paired: devices.iter().map(|d| paired(&gw, d)).collect(),
+        })
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
+    }
+}
+
+async fn act(
+    State(gw): State<Arc<Gateway>>,
+    Path(action): Path<String>,
+    Json(req): Json<NodeAction>,
+) -> Response {
+    let store = &gw.nodes.store;
+    let now = now_ms();
+    let done = match action.as_str() {
+        "approve" => store.approve(&req.id, now),
+        "revoke" => store.revoke(&req.id, ROLE_NODE, now),
+        "rotate" => store.rotate(&req.id, ROLE_NODE, now),
+        "reject" => {
+            return match store.reject(&req.id, now) {
+                Ok(p) => {
+                    tracing::info!(node = %&p.device_id[..12.min(p.device_id.len())], "pairing rejected");
+                    Json(serde_json::json!({ "rejected": p.request_id })).into_response()
+                }
+                Err(e) => store_error(e),
+            };
+        }
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no node action {other}; use approve, reject, revoke or rotate"),
+            );
+        }
+    };
+    match done {
+        Ok(d) => {
+            tracing::info!(node = %&d.device_id[..12.min(d.device_id.len())], %action, "node pairing changed");
+            // A revoked or rotated node must connect again with what it now holds.
+            if action != "approve" {
+                gw.nodes
+                    .registry
+                    .kick(
+                        &d.device_id,
+                        CLOSE_POLICY,
+                        &format!("pairing {action}d by the owner"),
+                    )
+                    .await;
+            }
+            Json(paired(&gw, &d)).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::State(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
+        _ => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+    }
+}
+
+async fn run_command(State(gw): State<Arc<Gateway>>, Json(req): Json<NodeRunRequest>) -> Response {
+    if req.command.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "command: must not be empty".into(),
+        );
+    }
+    let timeout = req.timeout_ms.map(Duration::from_millis);
+    match run::run(&gw, &req.node, &req.command, timeout, Policy::default()).await {
+        Ok(out) => Json(out).into_response(),
+        Err(e) => {
+            let code = match &e {
+                RunError::NoNode(_) | RunError::Ambiguous { .. } => StatusCode::NOT_FOUND,
+                RunError::Disabled(_) | RunError::Node { .. } => StatusCode::FORBIDDEN,
+                RunError::Invoke(InvokeError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            error(code, "node", e.to_string())
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Running a command line on a node for its owner: find the node, refuse what the gateway's
+//! policy forbids outright, send `system.run` with that policy (the node applies the stricter
+//! of it and its own), and read the result.
+
+use std::time::Duration;
+
+use super::registry::{InvokeError, NodeInfo, uuid};
+use crate::exec::{Policy, Security};
+use crate::gateway::Gateway;
+use crate::protocol::invoke::{RunOutput, RunParams, SYSTEM_RUN};
+
+/// The command's own time limit when none is given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long past the command's limit the gateway waits for the node's answer.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no connected node matches `{0}`; `clawops nodes list` shows the nodes")]
+    NoNode(String),
+    #[error("`{query}` matches several nodes ({}); use more of the node id", names.join(", "))]
+    Ambiguous { query: String, names: Vec<String> },
+    #[error("exec is off for node {0} (security=deny in the gateway's policy)")]
+    Disabled(String),
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// The node refused or failed: its own words (e.g. `SYSTEM_RUN_DENIED: approval required`).
+    #[error("node {node}: {message}")]
+    Node { node: String, message: String },
+    #[error("node {0} answered something that is not a system.run result")]
+    BadAnswer(String),
+}
+
+/// The connected node `query` names: its id, a unique id prefix, or its display name.
+pub fn find(nodes: &[NodeInfo], query: &str) -> Result<NodeInfo, RunError> {
+    if let Some(n) = nodes.iter().find(|n| n.node_id == query) {
+        return Ok(n.clone());
+    }
+    let hits: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| {
+            (!query.is_empty() && n.node_id.starts_with(query))
+                || n.display_name.as_deref() == Some(query)
+        })
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(RunError::NoNode(query.into())),
+        many => Err(RunError::Ambiguous {
+            query: query.into(),
+            names: many
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} ({})",
+                        n.display_name.as_deref().unwrap_or("-"),
+                        &n.node_id[..12]
+                    )
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// The argv a node runs a command line with, as Clawdbot's gateway builds it.
+pub fn shell_argv(platform: &str, line: &str) -> Vec<String> {
+    let argv: &[&str] = if platform.starts_with("win") {
+        &["cmd.exe", "/d", "/s", "/c", line]
+    } else {
+        &["/bin/sh", "-lc", line]
+    };
+    argv.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs `line` on the node `query` names.
+pub async fn run(
+    gw: &Gateway,
+    query: &str,
+    line: &str,
+    timeout: Option<Duration>,
+    policy: Policy,
+) -> Result<RunOutput, RunError> {
+    let node = find(&gw.nodes.registry.list(), query)?;
+    let label = node
+        .display_name
+        .clone()
+        .unwrap_or_else(|| node.node_id[..12].to_string());
+    if policy.security == Security::Deny {
+        return Err(RunError::Disabled(label));
+    }
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let params = RunParams {
+        command: shell_argv(&node.platform, line),
+        raw_command: Some(line.to_string()),
+        timeout_ms: Some(timeout.as_millis() as u64),
+        run_id: Some(uuid()),
+        policy: Some(policy),
+        ..Default::default()
+    };
+    let params = serde_json::to_value(&params).expect("params serialize");
+    let result = gw
+        .nodes
+        .registry
+        .invoke(
+            &node.node_id,
+            SYSTEM_RUN,
+            Some(&params),
+            timeout + ANSWER_GRACE,
+            Some(uuid()),
+        )
+        .await?;
+    if !result.ok {
+        let message = result
+            .error
+            .map(|e| e.message)
+            .unwrap_or_else(|| "node invoke failed".into());
+        return Err(RunError::Node {
+            node: label,
+            message,
+        });
+    }
+    result
+        .payload_value()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or(RunError::BadAnswer(label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, name: &str) -> NodeInfo {
+        NodeInfo {
+            node_id: id.into(),
+            display_name: Some(name.into()),
+            platform: "linux".into(),
+            version: "1".into(),
+            commands: vec![],
+            remote_ip: "127.0.0.1".into(),
+            connected_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_node_is_found_by_id_prefix_or_name() {
+        let nodes = [node("aaaa11112222", "desk"), node("aaaa33334444", "vps")];
+        assert_eq!(find(&nodes, "vps").unwrap().node_id, "aaaa33334444");
+        assert_eq!(
+            find(&nodes, "aaaa1").unwrap().display_name.as_deref(),
+            Some("desk")
+        );
+        assert!(matches!(
+            find(&nodes, "aaaa"),
+            Err(RunError::Ambiguous { .. })
+        ));
+        assert!(matches!(find(&nodes, "zz"), Err(RunError::NoNode(_))));
+        assert!(matches!(find(&nodes, ""), Err(RunError::NoNode(_))));
+    }
+
+    #[test]
+    fn the_shell_argv_follows_the_platform() {
+        assert_eq!(shell_argv("linux", "ls -l"), ["/bin/sh", "-lc", "ls -l"]);
+        assert_eq!(
+            shell_argv("win32", "dir"),
+            ["cmd.exe", "/d", "/s", "/c", "dir"]
+        );
+    }
+}

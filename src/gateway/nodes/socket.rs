@@ -1,0 +1,459 @@
+//! The WebSocket nodes connect to, on the gateway's one port: challenge, `connect`, auth and the
+//! pairing gate, `hello-ok`, then the session — invokes out, results and events in, a tick every
+//! 30 s — until either side closes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::handshake::{self, CLOSE_POLICY, CLOSE_TOO_BIG, Proven, Refusal};
+use super::registry::{NodeInfo, Outbound, uuid};
+use super::store::{Gate, PairedDevice, PendingDevice};
+use crate::gateway::Gateway;
+use crate::gateway::api::auth;
+use crate::protocol::connect::{
+    ConnectParams, Features, HANDSHAKE_TIMEOUT_MS, HelloAuth, HelloOk, HelloPolicy,
+    MAX_BUFFERED_BYTES, MAX_PAYLOAD, ServerInfo, TICK_INTERVAL_MS,
+};
+use crate::protocol::frames::{ErrorShape, Frame, PROTOCOL_VERSION, codes};
+use crate::protocol::invoke::{
+    InvokeResult, METHOD_INVOKE_RESULT, METHOD_NODE_EVENT, SYSTEM_COMMANDS,
+};
+
+const METHODS: &[&str] = &[METHOD_INVOKE_RESULT, METHOD_NODE_EVENT, "skills.bins"];
+const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "node.invoke.request",
+    "shutdown",
+];
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `GET /` with an upgrade: the node socket.
+pub async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = auth::client_ip(peer.ip(), forwarded, &gw.config.gateway.trusted_proxies);
+    ws.max_message_size(MAX_PAYLOAD)
+        .max_frame_size(MAX_PAYLOAD)
+        .max_write_buffer_size(MAX_BUFFERED_BYTES)
+        .on_upgrade(move |socket| serve(gw, socket, ip))
+}
+
+async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<(), axum::Error> {
+    socket.send(Message::Text(frame.to_text().into())).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// The next text frame, skipping pings; Err(None) when the peer went away.
+async fn next_text(socket: &mut WebSocket) -> Result<String, Option<Refusal>> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(Message::Binary(_))) => {
+                return Err(Some(Refusal::close(
+                    CLOSE_POLICY,
+                    "binary frames are not part of protocol v3; send JSON text",
+                )));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None => return Err(None),
+            Some(Err(e)) => return Err(Some(too_big_or_gone(&e))),
+        }
+    }
+}
+
+fn too_big_or_gone(e: &axum::Error) -> Refusal {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        Refusal::close(CLOSE_TOO_BIG, "frame larger than 512 KiB")
+    } else {
+        Refusal::close(CLOSE_POLICY, "invalid frame")
+    }
+}
+
+async fn serve(gw: Arc<Gateway>, mut socket: WebSocket, ip: IpAddr) {
+    let nonce = uuid();
+    let challenge = Frame::event(
+        "connect.challenge",
+        json!({ "nonce": nonce, "ts": now_ms() }),
+    );
+    if send(&mut socket, &challenge).await.is_err() {
+        return;
+    }
+    let first = tokio::time::timeout(
+        Duration::from_millis(HANDSHAKE_TIMEOUT_MS),
+        next_text(&mut socket),
+    )
+    .await;
+    let text = match first {
+        Err(_) => {
+            tracing::info!(%ip, "node socket closed: no connect within 10 s");
+            close(&mut socket, handshake::CLOSE_NORMAL, "handshake timeout").await;
+            return;
+        }
+        Ok(Err(None)) => return,
+        Ok(Err(Some(r))) => {
+            tracing::info!(%ip, reason = %r.reason, "node socket refused");
+            close(&mut socket, r.code, &r.reason).await;
+            return;
+        }
+        Ok(Ok(text)) => text,
+    };
+    let (id, params) = match first_request(&text) {
+        Ok(x) => x,
+        Err((id, r)) => return refuse(&mut socket, id.as_deref(), r, ip, "-").await,
+    };
+    let who = params.describe();
+    match admit(&gw, &params, &nonce, ip).await {
+        Err(r) => refuse(&mut socket, Some(&id), r, ip, &who).await,
+        Ok((proven, device)) => {
+            session(gw, socket, &id, params, proven, *device, ip).await;
+        }
+    }
+}
+
+async fn refuse(socket: &mut WebSocket, id: Option<&str>, r: Refusal, ip: IpAddr, who: &str) {
+    tracing::info!(%ip, node = %who, reason = %r.reason, "node connect refused");
+    if let (Some(id), Some(error)) = (id, r.error) {
+        let _ = send(socket, &Frame::err(id, *error)).await;
+    }
+    close(socket, r.code, &r.reason).await;
+}
+
+/// The first frame must be a `connect` request with valid params.
+fn first_request(text: &str) -> Result<(String, ConnectParams), (Option<String>, Refusal)> {
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        (
+            None,
+            Refusal::close(CLOSE_POLICY, "invalid frame: not JSON"),
+        )
+    })?;
+    let Ok(Frame::Req(req)) = serde_json::from_value::<Frame>(value) else {
+        return Err((None, Refusal::close(CLOSE_POLICY, "invalid request frame")));
+    };
+    if req.method != "connect" {
+        return Err((
+            Some(req.id),
+            Refusal::invalid(
+                codes::INVALID_REQUEST,
+                "invalid handshake: first request must be connect",
+            ),
+        ));
+    }
+    match serde_json::from_value::<ConnectParams>(req.params.unwrap_or(Value::Null)) {
+        Ok(p) => Ok((req.id, p)),
+        Err(e) => Err((
+            Some(req.id),
+            Refusal::invalid(
+                codes::INVALID_REQUEST,
+                format!("invalid connect params: {e}"),
+            ),
+        )),
+    }
+}
+
+/// Proves the device, checks its token and passes the pairing gate.
+async fn admit(
+    gw: &Gateway,
+    params: &ConnectParams,
+    nonce: &str,
+    ip: IpAddr,
+) -> Result<(Proven, Box<PairedDevice>), Refusal> {
+    let now = now_ms();
+    let proven = handshake::check(params, nonce, now)?;
+    let nodes = &gw.nodes;
+    let token = params.auth.as_ref().and_then(|a| a.token.as_deref());
+    let authed = match token {
+        None => false,
+        Some(t)
+            if nodes
+                .store
+                .verify_token(&proven.device_id, &proven.role, t, now) =>
+        {
+            true
+        }
+        Some(t) => match gw.auth.check(ip, Some(t), Instant::now()) {
+            Ok(()) => true,
+            Err(denied) => {
+                return Err(Refusal::invalid(
+                    codes::INVALID_REQUEST,
+                    format!(
+                        "unauthorized: {}; a revoked node must be approved again",
+                        denied.message()
+                    ),
+                ));
+            }
+        },
+    };
+    if let Err(wait) = nodes.pair_limit.check(ip, Instant::now()) {
+        return Err(Refusal::invalid(
+            codes::UNAVAILABLE,
+            format!(
+                "too many pairing requests from this address; retry in {} s",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    let request = PendingDevice {
+        request_id: uuid(),
+        device_id: proven.device_id.clone(),
+        public_key: proven.public_key.clone(),
+        display_name: params.client.display_name.clone(),
+        platform: params.client.platform.clone(),
+        client_id: params.client.id.clone(),
+        client_mode: params.client.mode.clone(),
+        role: proven.role.clone(),
+        roles: vec![proven.role.clone()],
+        scopes: proven.scopes.clone(),
+        remote_ip: Some(ip.to_string()),
+        silent: false,
+        is_repair: false,
+        ts: now,
+    };
+    let gate = nodes.store.gate(request, now).map_err(|e| {
+        tracing::error!(error = %e, "pairing store unusable");
+        Refusal::invalid(
+            codes::UNAVAILABLE,
+            "the gateway cannot read its pairing state; see its log",
+        )
+    })?;
+    match gate {
+        Gate::Paired(device) if authed => Ok((proven, device)),
+        Gate::Paired(_) => Err(Refusal::invalid(
+            codes::INVALID_REQUEST,
+            "unauthorized: this node is paired but sent no token; restore its state dir, or revoke it and approve it again",
+        )),
+        Gate::Pending {
+            request_id,
+            created,
+        } => {
+            if created {
+                nodes.pair_limit.record(ip, Instant::now());
+                tracing::warn!(
+                    node = %params.describe(),
+                    %ip,
+                    request = %request_id,
+                    "a node asks to pair: approve it with `clawops nodes approve {}`",
+                    &proven.device_id[..12]
+                );
+            }
+            Err(Refusal {
+                error: Some(Box::new(
+                    ErrorShape::new(codes::NOT_PAIRED, "pairing required")
+                        .with_details(json!({ "requestId": request_id })),
+                )),
+                code: CLOSE_POLICY,
+                reason: "pairing required".into(),
+            })
+        }
+        Gate::Full => Err(Refusal::invalid(
+            codes::UNAVAILABLE,
+            "too many nodes wait for approval; approve or reject some with `clawops nodes list`",
+        )),
+    }
+}
+
+async fn session(
+    gw: Arc<Gateway>,
+    mut socket: WebSocket,
+    connect_id: &str,
+    params: ConnectParams,
+    proven: Proven,
+    device: PairedDevice,
+    ip: IpAddr,
+) {
+    let token = device
+        .token(&proven.role)
+        .expect("the gate admits only devices with a live token");
+    let hello = HelloOk {
+        kind: "hello-ok".into(),
+        protocol: PROTOCOL_VERSION,
+        server: ServerInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            host: None,
+            conn_id: uuid(),
+        },
+        features: Features {
+            methods: METHODS.iter().map(|m| m.to_string()).collect(),
+            events: EVENTS.iter().map(|e| e.to_string()).collect(),
+        },
+        snapshot: json!({ "uptimeMs": gw.started.elapsed().as_millis() as u64 }),
+        auth: Some(HelloAuth {
+            device_token: token.token.clone(),
+            role: proven.role.clone(),
+            scopes: token.scopes.clone(),
+            issued_at_ms: token.rotated_at_ms.unwrap_or(token.created_at_ms),
+        }),
+        policy: HelloPolicy::default(),
+    };
+    let hello = serde_json::to_value(&hello).expect("hello serializes");
+    if send(&mut socket, &Frame::ok(connect_id, hello))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Commands outside what a system node may run are dropped, as Clawdbot does.
+    let commands: Vec<String> = params
+        .commands
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.trim().to_string())
+        .filter(|c| SYSTEM_COMMANDS.contains(&c.as_str()))
+        .collect();
+    let node_id = proven.device_id.clone();
+    let short = node_id[..12].to_string();
+    let info = NodeInfo {
+        node_id: node_id.clone(),
+        display_name: params.client.display_name.clone(),
+        platform: params.client.platform.clone(),
+        version: params.client.version.clone(),
+        commands,
+        remote_ip: ip.to_string(),
+        connected_at_ms: now_ms(),
+    };
+    let (tx, mut rx) = mpsc::channel::<Outbound>(64);
+    let conn = gw.nodes.registry.connected(info, tx);
+    tracing::info!(node = %short, name = ?params.client.display_name, %ip, "node connected");
+    let tick_every = Duration::from_millis(TICK_INTERVAL_MS);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
+    let why = loop {
+        tokio::select! {
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(r) = on_frame(&gw, &node_id, &text, &mut socket).await {
+                        close(&mut socket, r.code, &r.reason).await;
+                        break r.reason;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let r = "binary frames are not part of protocol v3";
+                    close(&mut socket, CLOSE_POLICY, r).await;
+                    break r.to_string();
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break "closed by the node".to_string(),
+                Some(Err(e)) => {
+                    let r = too_big_or_gone(&e);
+                    close(&mut socket, r.code, &r.reason).await;
+                    break format!("{} ({e})", r.reason);
+                }
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Frame(f)) => {
+                    if send(&mut socket, &f).await.is_err() {
+                        break "send failed".to_string();
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    close(&mut socket, code, &reason).await;
+                    break reason;
+                }
+                None => break "gateway stopping".to_string(),
+            },
+            _ = tick.tick() => {
+                let seq = gw.nodes.next_seq();
+                let mut f = Frame::event("tick", json!({ "ts": now_ms() }));
+                if let Frame::Event(e) = &mut f {
+                    e.seq = Some(seq);
+                }
+                if send(&mut socket, &f).await.is_err() {
+                    break "send failed".to_string();
+                }
+            }
+        }
+    };
+    gw.nodes.registry.disconnected(&node_id, conn);
+    tracing::info!(node = %short, %why, "node disconnected");
+}
+
+/// One frame of an admitted node.
+async fn on_frame(
+    gw: &Gateway,
+    node_id: &str,
+    text: &str,
+    socket: &mut WebSocket,
+) -> Result<(), Refusal> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| Refusal::close(CLOSE_POLICY, "invalid frame: not JSON"))?;
+    let frame = match serde_json::from_value::<Frame>(value) {
+        Ok(f) => f,
+        Err(_) => return Err(Refusal::close(CLOSE_POLICY, "invalid frame")),
+    };
+    let Frame::Req(req) = frame else {
+        // Nodes answer nothing the gateway asks by `res`; events from nodes come as requests.
+        return Ok(());
+    };
+    let reply = match req.method.as_str() {
+        METHOD_INVOKE_RESULT => invoke_result(gw, node_id, req.params),
+        METHOD_NODE_EVENT => {
+            let event = req
+                .params
+                .as_ref()
+                .and_then(|p| p.get("event"))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            tracing::debug!(node = %&node_id[..12], %event, "node event");
+            Ok(json!({ "ok": true }))
+        }
+        "skills.bins" => Ok(json!({ "bins": [] })),
+        "connect" => Err(ErrorShape::new(codes::INVALID_REQUEST, "already connected")),
+        other => Err(ErrorShape::new(
+            codes::INVALID_REQUEST,
+            format!("method {other} is not available to nodes"),
+        )),
+    };
+    let frame = match reply {
+        Ok(payload) => Frame::ok(&req.id, payload),
+        Err(e) => Frame::err(&req.id, e),
+    };
+    send(socket, &frame)
+        .await
+        .map_err(|_| Refusal::close(CLOSE_POLICY, "send failed"))
+}
+
+fn invoke_result(gw: &Gateway, node_id: &str, params: Option<Value>) -> Result<Value, ErrorShape> {
+    let mut params = params.unwrap_or(Value::Null);
+    // Clawdbot's gateway reads `payloadJSON: null` and `error: null` as absent.
+    if let Some(o) = params.as_object_mut() {
+        o.retain(|k, v| !(v.is_null() && (k == "payloadJSON" || k == "error")));
+    }
+    let result: InvokeResult = serde_json::from_value(params).map_err(|e| {
+        ErrorShape::new(
+            codes::INVALID_REQUEST,
+            format!("invalid node.invoke.result: {e}"),
+        )
+    })?;
+    if result.node_id != node_id {
+        return Err(ErrorShape::new(codes::INVALID_REQUEST, "nodeId mismatch"));
+    }
+    Ok(if gw.nodes.registry.resolve(node_id, result) {
+        json!({ "ok": true })
+    } else {
+        json!({ "ok": true, "ignored": true })
+    })
+}
