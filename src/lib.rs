@@ -10,6 +10,7 @@ pub mod exec;
 pub mod gateway;
 pub mod generate;
 pub mod manifests;
+pub mod node;
 pub mod operator;
 pub mod patrol;
 pub mod plan;

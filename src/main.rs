@@ -92,6 +92,19 @@ enum Command {
         #[command(flatten)]
         access: GatewayAccess,
     },
+    /// List, approve, reject, revoke or rotate paired machines (nodes) of a running gateway, or
+    /// run a command on one.
+    Nodes {
+        #[command(subcommand)]
+        action: cli::nodes::NodesAction,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
+    /// Run this machine as a node of a gateway.
+    Node {
+        #[command(subcommand)]
+        action: cli::node::NodeAction,
+    },
     /// Run a Cron now on a running gateway (what a Cron's CronJob runs).
     Cron {
         #[command(subcommand)]
@@ -147,6 +160,11 @@ fn main() -> ExitCode {
             block_on(clawops::cli::cron::run(action, access))
         }
         Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
+        Command::Nodes { action, access } => nodes(action, access),
+        Command::Node { action } => {
+            telemetry::init(cli.log_format);
+            block_on(cli::node::run(action))
+        }
         Command::Gateway {
             config,
             from,
@@ -190,6 +208,19 @@ fn main() -> ExitCode {
             };
             block_on_one_thread(operator::run(opts))
         }
+    }
+}
+
+/// `clawops nodes …`; `nodes run` exits with the command's own exit code.
+fn nodes(action: cli::nodes::NodesAction, access: GatewayAccess) -> ExitCode {
+    let mut code = None;
+    let exit = block_on(async {
+        code = cli::nodes::run(action, access).await?;
+        Ok(())
+    });
+    match code {
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => exit,
     }
 }
 

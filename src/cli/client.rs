@@ -184,10 +184,14 @@ impl ApiClient {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let message = serde_json::from_value::<ApiError>(body)
+        let error = serde_json::from_value::<ApiError>(body).ok();
+        // A 403 is about the token only when the gateway says so (a node's policy also refuses).
+        let about_token =
+            status == 401 || error.as_ref().is_some_and(|e| e.error == "unauthorized");
+        let message = error
             .map(|e| e.message)
-            .unwrap_or_else(|_| format!("the gateway answered HTTP {status}"));
-        if matches!(status, 401 | 403) {
+            .unwrap_or_else(|| format!("the gateway answered HTTP {status}"));
+        if about_token {
             return Err(ClientError::Unauthorized {
                 status,
                 message,

@@ -1,9 +1,12 @@
 //! The command line's work beyond parsing: reaching a running gateway (`client`), and the
-//! `cron`, `pairing` and file-writing (`crd`, `generate`, `render`) subcommands.
+//! `cron`, `pairing`, `nodes`, `node` and file-writing (`crd`, `generate`, `render`)
+//! subcommands.
 
 pub mod client;
 pub mod cron;
 pub mod files;
+pub mod node;
+pub mod nodes;
 pub mod pairing;
 
 use std::path::PathBuf;

@@ -15,7 +15,6 @@ pub mod load;
 pub mod metrics;
 pub mod mirror;
 pub mod nodes;
-pub mod state;
 pub mod telegram;
 
 use std::net::SocketAddr;
@@ -29,10 +28,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crd::agent::ClusterAccess;
 use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets::{self, SecretProblem};
+use crate::util::state_dir::{StateDir, StateError};
 use api::auth::TokenAuth;
 use assistant::model;
 use metrics::GatewayMetrics;
-use state::{StateDir, StateError};
 use telegram::TelegramChannel;
 
 /// Where the config comes from.

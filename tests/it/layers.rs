@@ -74,6 +74,12 @@ fn the_gateway_never_imports_the_operator() {
 }
 
 #[test]
+fn the_node_host_imports_neither_the_gateway_nor_the_operator() {
+    let found = offenders("node", &["crate::gateway", "crate::operator", "crate::cli"]);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
 fn neither_process_imports_the_command_line() {
     for module in ["gateway", "operator"] {
         let found = offenders(module, &["crate::cli"]);
@@ -104,7 +110,7 @@ fn the_plan_holds_no_client_and_does_no_io() {
 
 #[test]
 fn shared_layers_import_neither_process() {
-    for module in ["crd", "util", "patrol", "protocol"] {
+    for module in ["crd", "util", "patrol", "protocol", "exec"] {
         let found = offenders(module, &["crate::operator", "crate::gateway"]);
         assert!(found.is_empty(), "{module}: {found:#?}");
     }

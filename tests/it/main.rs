@@ -10,6 +10,7 @@ mod gateway_binary;
 mod layers;
 mod mirror;
 mod model;
+mod nodes;
 mod operator;
 mod operator_binary;
 mod operator_scale;

@@ -8,8 +8,8 @@ use crate::support::fake_api::FakeApi;
 use chrono::Utc;
 use clawops::crd::Channel;
 use clawops::gateway::mirror;
-use clawops::gateway::state::StateDir;
 use clawops::gateway::telegram::pairing::{Outcome, PairingStore, SenderMeta};
+use clawops::util::state_dir::StateDir;
 use kube::Api;
 
 #[tokio::test]

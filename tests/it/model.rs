@@ -9,8 +9,8 @@ use clawops::crd::agent::{ClusterAccess, TimeFormat};
 use clawops::gateway::assistant::model::{ModelClient, ModelError, RetryPolicy};
 use clawops::gateway::assistant::{self, Assistant};
 use clawops::gateway::metrics::GatewayMetrics;
-use clawops::gateway::state::StateDir;
 use clawops::plan::gateway_config::{AgentConfig, HeartbeatConfig, ModelConfig};
+use clawops::util::state_dir::StateDir;
 
 fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> AgentConfig {
     AgentConfig {

@@ -12,8 +12,8 @@ use kube::{Api, Client};
 use super::conditions::{node_conditions, pod_conditions};
 use super::notice::Notice;
 use super::tracker::{Entry, Timing, Tracker};
-use crate::gateway::state::StateDir;
 use crate::patrol::cluster::facts::{NodeFacts, PodFacts};
+use crate::util::state_dir::StateDir;
 
 /// The state file keeping cool-downs across restarts.
 pub const STATE_FILE: &str = "alerts.json";

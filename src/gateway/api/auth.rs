@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::gateway::env_secret;
-use crate::gateway::state::StateDir;
 use crate::plan::gateway_config::GatewayConfig;
 use crate::secrets;
 use crate::util::limiter::WindowLimiter;
+use crate::util::state_dir::StateDir;
 
 /// Failed attempts allowed per address within [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: u32 = 10;

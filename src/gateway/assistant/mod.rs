@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 
-use super::state::StateDir;
 use crate::crd::agent::TimeFormat;
 use crate::plan::gateway_config::AgentConfig;
+use crate::util::state_dir::StateDir;
 use model::{Message, ModelClient, ModelError};
 
 /// Messages kept per chat (user and assistant turns), oldest dropped first.

@@ -107,7 +107,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
 }
 
 /// Appends the record to `cron/runs/<name>.jsonl` (mode 0600).
-fn append(state: &crate::gateway::state::StateDir, record: &RunRecord) -> std::io::Result<()> {
+fn append(state: &crate::util::state_dir::StateDir, record: &RunRecord) -> std::io::Result<()> {
     let dir = state.path().join("cron/runs");
     std::fs::create_dir_all(&dir)?;
     let mut f = std::fs::OpenOptions::new()

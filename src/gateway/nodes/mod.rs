@@ -11,8 +11,8 @@ pub mod store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::gateway::state::StateDir;
 use crate::util::limiter::WindowLimiter;
+use crate::util::state_dir::StateDir;
 
 /// New pairing requests one address may make within [`PAIR_WINDOW`].
 pub const PAIR_REQUESTS: u32 = 10;

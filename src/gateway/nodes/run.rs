@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use super::registry::{InvokeError, NodeInfo, uuid};
+use super::registry::{InvokeError, NodeInfo};
 use crate::exec::{Policy, Security};
 use crate::gateway::Gateway;
 use crate::protocol::invoke::{RunOutput, RunParams, SYSTEM_RUN};
+use crate::util::uuid::uuid_v4 as uuid;
 
 /// The command's own time limit when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::handshake::{self, CLOSE_POLICY, CLOSE_TOO_BIG, Proven, Refusal};
-use super::registry::{NodeInfo, Outbound, uuid};
+use super::registry::{NodeInfo, Outbound};
 use super::store::{Gate, PairedDevice, PendingDevice};
 use crate::gateway::Gateway;
 use crate::gateway::api::auth;
@@ -26,6 +26,7 @@ use crate::protocol::frames::{ErrorShape, Frame, PROTOCOL_VERSION, codes};
 use crate::protocol::invoke::{
     InvokeResult, METHOD_INVOKE_RESULT, METHOD_NODE_EVENT, SYSTEM_COMMANDS,
 };
+use crate::util::uuid::uuid_v4 as uuid;
 
 const METHODS: &[&str] = &[METHOD_INVOKE_RESULT, METHOD_NODE_EVENT, "skills.bins"];
 const EVENTS: &[&str] = &[
@@ -185,29 +186,23 @@ async fn admit(
     let now = now_ms();
     let proven = handshake::check(params, nonce, now)?;
     let nodes = &gw.nodes;
-    let token = params.auth.as_ref().and_then(|a| a.token.as_deref());
-    let authed = match token {
-        None => false,
-        Some(t)
-            if nodes
-                .store
-                .verify_token(&proven.device_id, &proven.role, t, now) =>
-        {
-            true
-        }
-        Some(t) => match gw.auth.check(ip, Some(t), Instant::now()) {
-            Ok(()) => true,
-            Err(denied) => {
-                return Err(Refusal::invalid(
-                    codes::INVALID_REQUEST,
-                    format!(
-                        "unauthorized: {}; a revoked node must be approved again",
-                        denied.message()
-                    ),
-                ));
-            }
-        },
-    };
+    // The signature over this connection's nonce proves the device holds its key; a paired
+    // device needs nothing more. A token, when sent, must be right: the device's own, or the
+    // gateway token (which Clawdbot node hosts send for their first pairing).
+    if let Some(t) = params.auth.as_ref().and_then(|a| a.token.as_deref())
+        && !nodes
+            .store
+            .verify_token(&proven.device_id, &proven.role, t, now)
+        && let Err(denied) = gw.auth.check(ip, Some(t), Instant::now())
+    {
+        return Err(Refusal::invalid(
+            codes::INVALID_REQUEST,
+            format!(
+                "unauthorized: {}; a revoked node must be approved again",
+                denied.message()
+            ),
+        ));
+    }
     if let Err(wait) = nodes.pair_limit.check(ip, Instant::now()) {
         return Err(Refusal::invalid(
             codes::UNAVAILABLE,
@@ -241,11 +236,7 @@ async fn admit(
         )
     })?;
     match gate {
-        Gate::Paired(device) if authed => Ok((proven, device)),
-        Gate::Paired(_) => Err(Refusal::invalid(
-            codes::INVALID_REQUEST,
-            "unauthorized: this node is paired but sent no token; restore its state dir, or revoke it and approve it again",
-        )),
+        Gate::Paired(device) => Ok((proven, device)),
         Gate::Pending {
             request_id,
             created,

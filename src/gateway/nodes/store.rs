@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::state::{StateDir, StateError};
 use crate::util::hex;
+use crate::util::state_dir::{StateDir, StateError};
 
 pub const PENDING_FILE: &str = "devices/pending.json";
 pub const PAIRED_FILE: &str = "devices/paired.json";
@@ -332,13 +332,17 @@ fn find_request(pending: &Pending, id: &str) -> Result<String, StoreError> {
     }
 }
 
+/// A paired device by id, unique id prefix, or display name.
 fn find_device(paired: &Paired, id: &str) -> Result<String, StoreError> {
     if paired.contains_key(id) {
         return Ok(id.to_string());
     }
     let hits: Vec<&String> = paired
-        .keys()
-        .filter(|k| !id.is_empty() && k.starts_with(id))
+        .iter()
+        .filter(|(k, d)| {
+            (!id.is_empty() && k.starts_with(id)) || d.display_name.as_deref() == Some(id)
+        })
+        .map(|(k, _)| k)
         .collect();
     match hits.as_slice() {
         [one] => Ok((*one).clone()),

@@ -22,8 +22,8 @@ use teloxide::{Bot, RequestError};
 use tokio::sync::Mutex;
 
 use super::Gateway;
-use super::state::{StateDir, StateError};
 use crate::plan::gateway_config::ChannelConfig;
+use crate::util::state_dir::{StateDir, StateError};
 use pairing::PairingStore;
 
 /// The result of the last getMe, for `/health`.

@@ -1,5 +1,5 @@
-//! The gateway's state directory: small JSON files written atomically (temporary file, fsync,
-//! rename) with mode 0600, so a crash never leaves a half-written file.
+//! A state directory (the gateway's, the node's): small JSON files written atomically
+//! (temporary file, fsync, rename) with mode 0600, so a crash never leaves a half-written file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -1,0 +1,152 @@
+//! `clawops nodes list|approve|reject|revoke|rotate|run`: the paired machines of a running
+//! gateway, and running a command on one through its exec policy.
+
+use clap::Subcommand;
+
+use super::GatewayAccess;
+use super::client::ApiClient;
+use crate::api::{NodeAction, NodeList, NodeRunReply, NodeRunRequest, PairedNode};
+
+#[derive(Subcommand)]
+pub enum NodesAction {
+    /// Nodes waiting for approval, and paired ones with their state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending node (its request id, or its node id or a prefix of it).
+    Approve { id: String },
+    /// Reject a pending node; it may ask again.
+    Reject { id: String },
+    /// Revoke a paired node: it is disconnected and refused until approved again.
+    Revoke { id: String },
+    /// Give a paired node a new token (the old one stops working; the node reconnects).
+    Rotate { id: String },
+    /// Run a command line on a node (`clawops nodes run desk -- uptime`), through its policy.
+    Run {
+        /// The node: its id, a prefix of it, or its display name.
+        node: String,
+        /// Seconds the command may run.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// The command line, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// Runs the command against the gateway `access` reaches; the exit code of `run` is the
+/// command's.
+pub async fn run(action: NodesAction, access: GatewayAccess) -> anyhow::Result<Option<i32>> {
+    let api = access.client()?;
+    match action {
+        NodesAction::List { json } => {
+            let body = api.get("/api/nodes").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                print!("{}", table(&serde_json::from_value(body)?));
+            }
+        }
+        NodesAction::Approve { id } => act(&api, "approve", id).await?,
+        NodesAction::Reject { id } => act(&api, "reject", id).await?,
+        NodesAction::Revoke { id } => act(&api, "revoke", id).await?,
+        NodesAction::Rotate { id } => act(&api, "rotate", id).await?,
+        NodesAction::Run {
+            node,
+            timeout,
+            command,
+        } => {
+            let request = NodeRunRequest {
+                node,
+                command: command.join(" "),
+                timeout_ms: Some(timeout * 1000),
+            };
+            let body = api
+                .post("/api/nodes/run", &serde_json::to_value(&request)?)
+                .await?;
+            let out: NodeRunReply = serde_json::from_value(body)?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            if let Some(e) = &out.error {
+                eprintln!("{e}");
+            }
+            return Ok(Some(out.exit_code.unwrap_or(if out.timed_out {
+                124
+            } else {
+                1
+            })));
+        }
+    }
+    Ok(None)
+}
+
+async fn act(api: &ApiClient, verb: &str, id: String) -> anyhow::Result<()> {
+    let body = api
+        .post(
+            &format!("/api/nodes/{verb}"),
+            &serde_json::to_value(NodeAction { id })?,
+        )
+        .await?;
+    if verb == "reject" {
+        println!(
+            "Rejected pairing request {}.",
+            body["rejected"].as_str().unwrap_or("?")
+        );
+        return Ok(());
+    }
+    let node: PairedNode = serde_json::from_value(body)?;
+    let name = node.display_name.as_deref().unwrap_or("-");
+    let done = match verb {
+        "approve" => "approved: it connects on its next try",
+        "revoke" => "revoked: disconnected, and refused until approved again",
+        _ => "given a new token: it reconnects with it",
+    };
+    println!("Node {name} ({}) {done}.", short(&node.node_id));
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Pending and paired nodes as a table.
+fn table(list: &NodeList) -> String {
+    let mut out = String::new();
+    if list.pending.is_empty() && list.paired.is_empty() {
+        return "No nodes: run `clawops node run --gateway <url>` on a machine to pair it.\n"
+            .into();
+    }
+    if !list.pending.is_empty() {
+        out.push_str("Waiting for approval (`clawops nodes approve <node>`):\n");
+        for p in &list.pending {
+            out.push_str(&format!(
+                "  {}  {:<16} {:<8} from {}\n",
+                short(&p.node_id),
+                p.display_name.as_deref().unwrap_or("-"),
+                p.platform,
+                p.remote_ip.as_deref().unwrap_or("?"),
+            ));
+        }
+    }
+    if !list.paired.is_empty() {
+        out.push_str("Paired:\n");
+        for n in &list.paired {
+            let state = match (n.revoked, n.connected) {
+                (true, _) => "revoked",
+                (false, true) => "connected",
+                (false, false) => "disconnected",
+            };
+            out.push_str(&format!(
+                "  {}  {:<16} {:<8} {:<12} {}\n",
+                short(&n.node_id),
+                n.display_name.as_deref().unwrap_or("-"),
+                n.platform,
+                state,
+                n.remote_ip.as_deref().unwrap_or(""),
+            ));
+        }
+    }
+    out
+}

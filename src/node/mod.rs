@@ -1,0 +1,8 @@
+//! The node host (`clawops node run`): pairs this machine with a gateway over protocol v3 and
+//! runs the commands its owner's exec policy allows. Never imports the gateway or the operator.
+
+pub mod approvals;
+pub mod client;
+pub mod host_fs;
+pub mod identity;
+pub mod run;

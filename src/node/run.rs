@@ -1,0 +1,371 @@
+//! `system.run` on the node: the command line is checked against the node's own policy (the
+//! stricter of its file and what the gateway sent), approved or asked about, then run without
+//! a shell of our own, with a time limit and a cap on what it prints.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::approvals::{self, AGENT};
+use super::host_fs::MachineHost;
+use crate::exec::{DenyReason, Verdict, allowlist, analyze};
+use crate::protocol::frames::{ErrorShape, codes};
+use crate::protocol::invoke::{RunOutput, RunParams};
+use crate::util::state_dir::StateDir;
+
+/// What one stream may keep; the rest is read and dropped so the command never blocks on it.
+pub const OUTPUT_CAP: usize = 100_000;
+pub const TRUNCATED: &str = "\n... (truncated)";
+/// The limit when the gateway gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Variables a caller may not set: they change what a program loads.
+const BLOCKED_ENV: &[&str] = &[
+    "NODE_OPTIONS",
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+];
+
+fn unavailable(message: impl Into<String>) -> ErrorShape {
+    ErrorShape::new(codes::UNAVAILABLE, message)
+}
+
+/// What is checked for an argv: the script of `sh -c SCRIPT` (what will actually run), or the
+/// argv itself. The gateway's `rawCommand` is only for display: checking it instead of what
+/// runs would let a caller show one command and run another.
+fn commands_of(argv: &[String]) -> Result<Vec<analyze::Words>, String> {
+    let shell = argv.first().and_then(|a| a.rsplit('/').next());
+    match (shell, argv.get(1).map(String::as_str), argv.get(2)) {
+        (Some("sh" | "bash" | "dash" | "zsh"), Some("-c" | "-lc"), Some(script))
+            if argv.len() == 3 =>
+        {
+            analyze::shell(script)
+        }
+        _ => analyze::argv(argv),
+    }
+}
+
+/// Runs `params` if the policy allows it.
+pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput, ErrorShape> {
+    if params.command.is_empty() {
+        return Err(ErrorShape::new(codes::INVALID_REQUEST, "command required"));
+    }
+    let mut file = approvals::load(state).map_err(|e| unavailable(e.to_string()))?;
+    let own = file.policy(AGENT);
+    let policy = match params.policy {
+        Some(gateway) => own.stricter(gateway),
+        None => own,
+    };
+    let host = MachineHost::from_env();
+    let cwd = params.cwd.as_deref().map(Path::new);
+    let analysed = commands_of(&params.command);
+    let check = analysed.as_ref().ok().map(|cmds| {
+        let safe: Vec<String> = allowlist::DEFAULT_SAFE_BINS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        allowlist::check(cmds, &file.allowlist(AGENT), &safe, &host, cwd)
+    });
+    let satisfied = check.as_ref().is_some_and(|c| c.satisfied);
+    let decision = params.approval_decision.as_deref();
+    let approved =
+        matches!(decision, Some("allow-once" | "allow-always")) || params.approved == Some(true);
+    match policy.verdict(satisfied, approved) {
+        Verdict::Run => {}
+        Verdict::Ask => {
+            let why = match (&analysed, &check) {
+                (Err(e), _) => e.clone(),
+                (_, Some(c)) => c
+                    .miss
+                    .clone()
+                    .unwrap_or_else(|| "the policy asks every time".into()),
+                _ => String::new(),
+            };
+            return Err(unavailable(DenyReason::ApprovalRequired.message())
+                .with_details(serde_json::json!({ "reason": why })));
+        }
+        Verdict::Deny(r) => return Err(unavailable(r.message())),
+    }
+    let line = params
+        .raw_command
+        .clone()
+        .unwrap_or_else(|| params.command.join(" "));
+    if let Some(c) = &check {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut changed = false;
+        if decision == Some("allow-always") && policy.security == crate::exec::Security::Allowlist {
+            for path in c.resolved.iter().flatten() {
+                changed |= file.allow(AGENT, &path.to_string_lossy());
+            }
+        }
+        let list = file.allowlist(AGENT);
+        let used: Vec<String> = c
+            .matched
+            .iter()
+            .filter_map(|i| list.get(*i))
+            .map(|e| e.pattern.clone())
+            .collect();
+        if !used.is_empty() {
+            let first = c.resolved.first().cloned().flatten();
+            file.record_use(
+                AGENT,
+                &used,
+                &line,
+                first.as_deref().and_then(Path::to_str),
+                now,
+            );
+            changed = true;
+        }
+        if changed && let Err(e) = state.write(approvals::FILE, &file) {
+            tracing::warn!(error = %e, "could not record the allowlist use");
+        }
+    }
+    Ok(spawn(&params, cwd).await)
+}
+
+fn env_for(overrides: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    let overrides = overrides?;
+    let current_path = std::env::var("PATH").unwrap_or_default();
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    for (k, v) in overrides {
+        let upper = k.to_ascii_uppercase();
+        let blocked = BLOCKED_ENV.contains(&upper.as_str())
+            || upper.starts_with("LD_")
+            || upper.starts_with("DYLD_")
+            // PATH may only gain directories in front, never lose the node's own.
+            || (upper == "PATH" && *v != current_path && !v.ends_with(&format!(":{current_path}")));
+        if !blocked {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    Some(env)
+}
+
+async fn read_capped(mut stream: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut truncated = false;
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = OUTPUT_CAP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                truncated |= n > room;
+            }
+        }
+    }
+    (kept, truncated)
+}
+
+async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
+    let mut cmd = tokio::process::Command::new(&params.command[0]);
+    cmd.args(&params.command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = cwd.filter(|d| !d.as_os_str().is_empty()) {
+        cmd.current_dir(dir);
+    }
+    if let Some(env) = env_for(params.env.as_ref()) {
+        cmd.env_clear().envs(env);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return RunOutput {
+                exit_code: None,
+                timed_out: false,
+                success: false,
+                stdout: String::new(),
+                stderr: String::new(),
+                error: Some(format!("{}: {e}", params.command[0])),
+            };
+        }
+    };
+    let out = read_capped(child.stdout.take().expect("piped"));
+    let err = read_capped(child.stderr.take().expect("piped"));
+    let limit = params
+        .timeout_ms
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    let run = async {
+        let (out, err) = tokio::join!(out, err);
+        (child.wait().await, out, err)
+    };
+    let (status, (out, out_cut), (err, err_cut), timed_out) =
+        match tokio::time::timeout(limit, run).await {
+            Ok((status, out, err)) => (status.ok(), out, err, false),
+            Err(_) => ((None), (Vec::new(), false), (Vec::new(), false), true),
+        };
+    let mut stdout = String::from_utf8_lossy(&out).into_owned();
+    let mut stderr = String::from_utf8_lossy(&err).into_owned();
+    if out_cut {
+        stdout.push_str(TRUNCATED);
+    }
+    if err_cut {
+        stderr.push_str(TRUNCATED);
+    }
+    if timed_out {
+        stderr.push_str(&format!("\ntimed out after {} s; killed", limit.as_secs()));
+    }
+    let exit_code = status.and_then(|s| s.code());
+    RunOutput {
+        exit_code,
+        timed_out,
+        success: exit_code == Some(0) && !timed_out,
+        stdout,
+        stderr,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{Ask, Policy, Security};
+    use crate::node::approvals::ApprovalsFile;
+
+    fn state(file: ApprovalsFile) -> StateDir {
+        let s = StateDir::open(std::env::temp_dir().join(format!(
+            "clawops-node-run-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        )))
+        .unwrap();
+        s.write(approvals::FILE, &file).unwrap();
+        s
+    }
+
+    fn sh(line: &str) -> RunParams {
+        RunParams {
+            command: vec!["/bin/sh".into(), "-lc".into(), line.into()],
+            raw_command: Some(line.into()),
+            ..Default::default()
+        }
+    }
+
+    fn allowing(paths: &[&str]) -> ApprovalsFile {
+        let mut f = ApprovalsFile::default();
+        for p in paths {
+            f.allow(AGENT, p);
+        }
+        f
+    }
+
+    fn real(name: &str) -> String {
+        MachineHost::from_env()
+            .resolve(name, None)
+            .unwrap_or_else(|| panic!("{name} on this machine"))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    use crate::exec::Host;
+
+    #[tokio::test]
+    async fn an_allowlisted_command_runs_and_a_miss_asks() {
+        let s = state(allowing(&[&real("echo")]));
+        let out = system_run(&s, sh("echo hello")).await.unwrap();
+        assert_eq!(
+            (out.exit_code, out.stdout.as_str(), out.success),
+            (Some(0), "hello\n", true)
+        );
+        let err = system_run(&s, sh("id -u")).await.unwrap_err();
+        assert_eq!(err.message, "SYSTEM_RUN_DENIED: approval required");
+        assert!(
+            err.details.unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not on the allowlist")
+        );
+        let f: ApprovalsFile = s.read(approvals::FILE).unwrap().unwrap();
+        assert!(
+            f.agents[AGENT].allowlist[0].last_used_at.is_some(),
+            "the use is recorded"
+        );
+    }
+
+    #[tokio::test]
+    async fn allow_once_runs_and_allow_always_remembers_the_real_path() {
+        let s = state(allowing(&[]));
+        let mut p = sh("id -u");
+        p.approval_decision = Some("allow-once".into());
+        assert!(system_run(&s, p).await.unwrap().success);
+        assert!(system_run(&s, sh("id -u")).await.is_err(), "once is once");
+        let mut p = sh("id -u");
+        p.approval_decision = Some("allow-always".into());
+        assert!(system_run(&s, p).await.unwrap().success);
+        assert!(system_run(&s, sh("id -u")).await.unwrap().success);
+        let f: ApprovalsFile = s.read(approvals::FILE).unwrap().unwrap();
+        assert_eq!(f.agents[AGENT].allowlist[0].pattern, real("id"));
+    }
+
+    #[tokio::test]
+    async fn the_gateway_can_tighten_but_not_loosen() {
+        let mut f = allowing(&[&real("echo")]);
+        f.defaults.as_mut().unwrap().ask = Some(Ask::Off);
+        let s = state(f);
+        let mut loosen = sh("id -u");
+        loosen.policy = Some(Policy {
+            security: Security::Full,
+            ask: Ask::Off,
+            ask_fallback: Security::Full,
+        });
+        let err = system_run(&s, loosen).await.unwrap_err();
+        assert_eq!(err.message, "SYSTEM_RUN_DENIED: allowlist miss");
+        let mut tighten = sh("echo hi");
+        tighten.policy = Some(Policy {
+            security: Security::Deny,
+            ask: Ask::Off,
+            ask_fallback: Security::Deny,
+        });
+        let err = system_run(&s, tighten).await.unwrap_err();
+        assert_eq!(err.message, "SYSTEM_RUN_DISABLED: security=deny");
+    }
+
+    #[tokio::test]
+    async fn what_runs_is_what_is_checked_not_the_raw_command_shown() {
+        let s = state(allowing(&[&real("echo")]));
+        let mut p = sh("id -u");
+        p.raw_command = Some("echo harmless".into());
+        assert!(system_run(&s, p).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_and_a_slow_command_is_killed() {
+        let mut f = allowing(&[]);
+        f.defaults.as_mut().unwrap().security = Some(Security::Full);
+        f.defaults.as_mut().unwrap().ask = Some(Ask::Off);
+        let s = state(f);
+        let out = system_run(&s, sh("yes | head -c 300000")).await.unwrap();
+        assert!(out.stdout.ends_with(TRUNCATED));
+        assert_eq!(out.stdout.len(), OUTPUT_CAP + TRUNCATED.len());
+        let mut slow = sh("sleep 5");
+        slow.timeout_ms = Some(200);
+        let started = std::time::Instant::now();
+        let out = system_run(&s, slow).await.unwrap();
+        assert!(out.timed_out && !out.success && out.exit_code.is_none());
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn callers_cannot_preload_libraries_or_replace_path() {
+        let o = BTreeMap::from([
+            ("LD_PRELOAD".to_string(), "/tmp/x.so".to_string()),
+            ("PYTHONPATH".to_string(), "/tmp".to_string()),
+            ("PATH".to_string(), "/tmp/evil".to_string()),
+            ("GREETING".to_string(), "hi".to_string()),
+        ]);
+        let env = env_for(Some(&o)).unwrap();
+        assert!(!env.contains_key("LD_PRELOAD") && !env.contains_key("PYTHONPATH"));
+        assert_ne!(env.get("PATH").map(String::as_str), Some("/tmp/evil"));
+        assert_eq!(env["GREETING"], "hi");
+        assert!(env_for(None).is_none());
+    }
+}

@@ -1,0 +1,410 @@
+//! Nodes end to end on loopback: the real gateway binary and the real node host binary over a
+//! real WebSocket. An unknown node is told "pairing required", the owner approves it with the
+//! CLI, it connects, `clawops nodes run` runs what its policy allows and not what it does not,
+//! revoking disconnects it, and a gateway restart keeps the pairing. Refusals of bad connects
+//! are checked frame by frame with a raw WebSocket client.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{self, process::*};
+
+const TOKEN: &str = "test-gateway-token-0123456789";
+
+fn clawops(port: u16, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args(args)
+        .env("CLAWOPS_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("CLAWOPS_GATEWAY_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn gateway(state: &Path, port: u16) -> Reaper {
+    let yaml = support::example_with("nodes", &[]);
+    let gw = support::start_gateway(&yaml, state, port, &[("CLAWOPS_GATEWAY_TOKEN", TOKEN)]);
+    wait_for_http(port, "/healthz");
+    gw
+}
+
+/// `clawops node run` with its log in `<state>/node.log`.
+fn node(state: &Path, port: u16) -> Reaper {
+    std::fs::create_dir_all(state).unwrap();
+    let log = std::fs::File::create(state.join("node.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args([
+            "node",
+            "run",
+            "--gateway",
+            &format!("ws://127.0.0.1:{port}"),
+            "--display-name",
+            "desk",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env_remove("CLAWOPS_GATEWAY_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Reaper(child)
+}
+
+fn node_log(state: &Path) -> String {
+    std::fs::read_to_string(state.join("node.log")).unwrap_or_default()
+}
+
+/// Polls `clawops nodes list --json` until `test` holds.
+fn wait_nodes(port: u16, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let o = clawops(port, &["nodes", "list", "--json"]);
+        if o.status.success() {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            if test(&v) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            text(&o)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The real path (symlinks resolved) of `program` as PATH finds it, as the node matches it.
+fn real_path(program: &str) -> String {
+    std::env::var("PATH")
+        .unwrap()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .unwrap_or_else(|| panic!("{program} on this machine"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn allow(node_state: &Path, programs: &[&str]) {
+    let path = node_state.join("exec-approvals.json");
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f["agents"]["main"]["allowlist"] = programs
+        .iter()
+        .map(|p| json!({ "pattern": real_path(p) }))
+        .collect();
+    std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
+}
+
+#[test]
+fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
+    let gw_state = support::temp_dir("nodes-gw");
+    let node_state = support::temp_dir("nodes-node");
+    let port = free_port();
+    let mut gw = gateway(&gw_state, port);
+    let mut host = node(&node_state, port);
+
+    // Unknown: it waits for the owner, and says so plainly.
+    let listed = wait_nodes(port, "a pending node", |v| {
+        v["pending"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    let node_id = listed["pending"][0]["nodeId"].as_str().unwrap().to_string();
+    assert_eq!(listed["pending"][0]["displayName"], "desk");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node_log(&node_state).contains("pairing required") {
+        assert!(Instant::now() < deadline, "{}", node_log(&node_state));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = node_log(&node_state);
+    assert!(
+        log.contains(&format!("approve node desk ({})", &node_id[..12]))
+            && log.contains("clawops nodes approve"),
+        "{log}"
+    );
+    let refused = clawops(port, &["nodes", "run", "desk", "--", "echo", "hi"]);
+    assert!(
+        !refused.status.success(),
+        "no command runs on an unapproved node"
+    );
+    assert!(
+        text(&refused).contains("no connected node"),
+        "{}",
+        text(&refused)
+    );
+
+    // Approved by the CLI (by a prefix of its id): it connects on its next try.
+    let approved = clawops(port, &["nodes", "approve", &node_id[..12]]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(text(&approved).contains("approved"), "{}", text(&approved));
+    wait_nodes(port, "the node connected", |v| {
+        v["paired"][0]["connected"] == true
+    });
+    assert!(
+        node_state.join("identity/device-auth.json").exists(),
+        "the device token is kept"
+    );
+
+    // Its own policy: nothing allowed yet, so a command needs approval.
+    let asked = clawops(port, &["nodes", "run", "desk", "--", "echo", "hi"]);
+    assert!(!asked.status.success());
+    assert!(
+        text(&asked).contains("approval required"),
+        "{}",
+        text(&asked)
+    );
+
+    // Allowlisted on the node: it runs, output and exit code come back.
+    allow(&node_state, &["echo", "false"]);
+    let ran = clawops(
+        port,
+        &[
+            "nodes",
+            "run",
+            &node_id[..8],
+            "--",
+            "echo",
+            "hello",
+            "from",
+            "desk",
+        ],
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from desk\n");
+    let failed = clawops(port, &["nodes", "run", "desk", "--", "false"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "the command's exit code is the CLI's"
+    );
+    // A chain is checked part by part; what is not allowlisted stops it.
+    let chained = clawops(
+        port,
+        &["nodes", "run", "desk", "--", "echo", "ok", "&&", "id"],
+    );
+    assert!(
+        text(&chained).contains("approval required"),
+        "{}",
+        text(&chained)
+    );
+    let redirected = clawops(
+        port,
+        &[
+            "nodes",
+            "run",
+            "desk",
+            "--",
+            "echo",
+            "x",
+            ">",
+            "/tmp/clawops-x",
+        ],
+    );
+    assert!(
+        text(&redirected).contains("approval required"),
+        "{}",
+        text(&redirected)
+    );
+
+    // The gateway restarts: the node reconnects with its device token, no new approval.
+    gw.terminate(Duration::from_secs(10));
+    let mut gw = gateway(&gw_state, port);
+    wait_nodes(port, "the node reconnected", |v| {
+        v["paired"][0]["connected"] == true && v["pending"].as_array().is_some_and(|p| p.is_empty())
+    });
+    let ran = clawops(port, &["nodes", "run", "desk", "--", "echo", "again"]);
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "again\n",
+        "{}",
+        text(&ran)
+    );
+
+    // Revoked: disconnected at once and refused; it asks to pair again.
+    let revoked = clawops(port, &["nodes", "revoke", "desk"]);
+    assert!(
+        revoked.status.success() && text(&revoked).contains("revoked"),
+        "{}",
+        text(&revoked)
+    );
+    let listed = wait_nodes(port, "the node asks again", |v| {
+        v["paired"][0]["revoked"] == true
+            && v["paired"][0]["connected"] == false
+            && v["pending"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(listed["pending"][0]["nodeId"], node_id.as_str());
+    let refused = clawops(port, &["nodes", "run", "desk", "--", "echo", "hi"]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+
+    host.terminate(Duration::from_secs(10));
+    let status = gw.terminate(Duration::from_secs(10));
+    let logs = gw.stderr();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains(TOKEN) && !node_log(&node_state).contains(TOKEN));
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(node_state.join("identity/device-auth.json")).unwrap(),
+    )
+    .unwrap();
+    if let Some(t) = stored["tokens"]["node"]["token"].as_str() {
+        assert!(
+            !logs.contains(t) && !node_log(&node_state).contains(t),
+            "a device token reached a log"
+        );
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(port: u16) -> (Ws, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no challenge")
+    };
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["event"], "connect.challenge");
+    (ws, v["payload"]["nonce"].as_str().unwrap().to_string())
+}
+
+/// The answer frame (if any) and the close code and reason.
+async fn outcome(ws: &mut Ws) -> (Option<Value>, Option<(u16, String)>) {
+    let mut answer = None;
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Text(t) => answer = Some(serde_json::from_str(&t).unwrap()),
+            Message::Close(c) => {
+                return (answer, c.map(|c| (u16::from(c.code), c.reason.to_string())));
+            }
+            _ => {}
+        }
+    }
+    (answer, None)
+}
+
+fn connect_frame(key: &ed25519_dalek::SigningKey, nonce: &str, token: Option<&str>) -> String {
+    use clawops::protocol::device::{self, SignedConnect};
+    let id = device::device_id(&key.verifying_key());
+    let signed_at = chrono::Utc::now().timestamp_millis();
+    let signature = SignedConnect {
+        device_id: &id,
+        client_id: "node-host",
+        client_mode: "node",
+        role: "node",
+        scopes: &[],
+        signed_at_ms: signed_at,
+        token: token.unwrap_or_default(),
+        nonce: Some(nonce),
+    }
+    .sign(key);
+    let mut params = json!({
+        "minProtocol": 3, "maxProtocol": 3,
+        "client": {"id": "node-host", "displayName": "raw", "version": "2026.1.24-3", "platform": "linux", "mode": "node"},
+        "caps": ["system"], "commands": ["system.run"], "role": "node", "scopes": [],
+        "device": {"id": id, "publicKey": device::encode_public_key(&key.verifying_key()),
+                   "signature": signature, "signedAt": signed_at, "nonce": nonce},
+    });
+    if let Some(t) = token {
+        params["auth"] = json!({ "token": t });
+    }
+    json!({"type": "req", "id": "c1", "method": "connect", "params": params}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connects_get_their_documented_answers_and_closes() {
+    let state = support::temp_dir("nodes-raw");
+    let port = free_port();
+    let gw = tokio::task::spawn_blocking(move || gateway(&state, port))
+        .await
+        .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+
+    let (mut ws, _) = open(port).await;
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(
+        outcome(&mut ws).await,
+        (None, Some((1008, "invalid frame: not JSON".into())))
+    );
+
+    let (mut ws, _) = open(port).await;
+    ws.send(Message::Text(
+        json!({"type":"req","id":"1","method":"node.event","params":{}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let (answer, close) = outcome(&mut ws).await;
+    assert_eq!(
+        answer.unwrap()["error"]["message"],
+        "invalid handshake: first request must be connect"
+    );
+    assert_eq!(close.unwrap().0, 1008);
+
+    let (mut ws, _) = open(port).await;
+    ws.send(Message::Text(
+        connect_frame(&key, "not-the-nonce", None).into(),
+    ))
+    .await
+    .unwrap();
+    let (answer, close) = outcome(&mut ws).await;
+    assert_eq!(answer.unwrap()["error"]["message"], "device nonce mismatch");
+    assert_eq!(close, Some((1008, "device nonce mismatch".into())));
+
+    let (mut ws, nonce) = open(port).await;
+    ws.send(Message::Text(
+        connect_frame(&key, &nonce, Some("wrong-token")).into(),
+    ))
+    .await
+    .unwrap();
+    let (answer, close) = outcome(&mut ws).await;
+    let message = answer.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("unauthorized: gateway token mismatch"),
+        "{message}"
+    );
+    assert_eq!(close.unwrap().0, 1008);
+
+    // A correct first connect of an unknown device: NOT_PAIRED with the request id, close 1008.
+    let (mut ws, nonce) = open(port).await;
+    ws.send(Message::Text(connect_frame(&key, &nonce, None).into()))
+        .await
+        .unwrap();
+    let (answer, close) = outcome(&mut ws).await;
+    let answer = answer.unwrap();
+    assert_eq!(
+        (
+            answer["ok"].clone(),
+            answer["error"]["code"].clone(),
+            answer["error"]["message"].clone()
+        ),
+        (json!(false), json!("NOT_PAIRED"), json!("pairing required"))
+    );
+    assert!(answer["error"]["details"]["requestId"].is_string());
+    assert!(
+        answer["error"].get("retryable").is_none(),
+        "absent fields are left out, not null"
+    );
+    assert_eq!(close, Some((1008, "pairing required".into())));
+
+    // A frame over 512 KiB is refused as too big.
+    let (mut ws, _) = open(port).await;
+    let big = "x".repeat(600 * 1024);
+    let _ = ws.send(Message::Text(big.into())).await;
+    let (_, close) = outcome(&mut ws).await;
+    assert_eq!(close.map(|c| c.0), Some(1009));
+    drop(gw);
+}
