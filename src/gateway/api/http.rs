@@ -33,7 +33,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .merge(super::nodes::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
-        .route("/", get(crate::gateway::nodes::socket::upgrade))
+        .route("/", get(super::nodes::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/health", get(health))

@@ -1,30 +1,52 @@
-//! `/api/nodes…`: list, approve, reject, revoke and rotate paired machines, and run a command
-//! on one through its exec policy.
+//! The nodes' HTTP side: the WebSocket upgrade at `/` (the client address behind trusted
+//! proxies, the frame limits), and `/api/nodes…` to list, approve, reject, revoke and rotate
+//! paired machines and run a command on one through its exec policy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use super::auth;
 use crate::api::{ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode};
 use crate::exec::Policy;
 use crate::gateway::Gateway;
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
 use crate::gateway::nodes::registry::InvokeError;
 use crate::gateway::nodes::run::{self, RunError};
-use crate::gateway::nodes::socket::now_ms;
+use crate::gateway::nodes::socket::{self, now_ms};
 use crate::gateway::nodes::store::{PairedDevice, StoreError};
 use crate::protocol::connect::ROLE_NODE;
+use crate::protocol::connect::{MAX_BUFFERED_BYTES, MAX_PAYLOAD};
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/api/nodes", get(list))
         .route("/api/nodes/run", post(run_command))
         .route("/api/nodes/{action}", post(act))
+}
+
+/// `GET /` with an upgrade: the node socket.
+pub async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = auth::client_ip(peer.ip(), forwarded, &gw.config.gateway.trusted_proxies);
+    ws.max_message_size(MAX_PAYLOAD)
+        .max_frame_size(MAX_PAYLOAD)
+        .max_write_buffer_size(MAX_BUFFERED_BYTES)
+        .on_upgrade(move |socket| socket::serve(gw, socket, ip))
 }
 
 fn error(code: StatusCode, kind: &str, message: String) -> Response {

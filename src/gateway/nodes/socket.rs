@@ -2,14 +2,11 @@
 //! pairing gate, `hello-ok`, then the session — invokes out, results and events in, a tick every
 //! 30 s — until either side closes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -17,10 +14,9 @@ use super::handshake::{self, CLOSE_POLICY, CLOSE_TOO_BIG, Proven, Refusal};
 use super::registry::{NodeInfo, Outbound};
 use super::store::{Gate, PairedDevice, PendingDevice};
 use crate::gateway::Gateway;
-use crate::gateway::api::auth;
 use crate::protocol::connect::{
-    ConnectParams, Features, HANDSHAKE_TIMEOUT_MS, HelloAuth, HelloOk, HelloPolicy,
-    MAX_BUFFERED_BYTES, MAX_PAYLOAD, ServerInfo, TICK_INTERVAL_MS,
+    ConnectParams, Features, HANDSHAKE_TIMEOUT_MS, HelloAuth, HelloOk, HelloPolicy, ServerInfo,
+    TICK_INTERVAL_MS,
 };
 use crate::protocol::frames::{ErrorShape, Frame, PROTOCOL_VERSION, codes};
 use crate::protocol::invoke::{
@@ -38,21 +34,6 @@ const EVENTS: &[&str] = &[
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// `GET /` with an upgrade: the node socket.
-pub async fn upgrade(
-    State(gw): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let ip = auth::client_ip(peer.ip(), forwarded, &gw.config.gateway.trusted_proxies);
-    ws.max_message_size(MAX_PAYLOAD)
-        .max_frame_size(MAX_PAYLOAD)
-        .max_write_buffer_size(MAX_BUFFERED_BYTES)
-        .on_upgrade(move |socket| serve(gw, socket, ip))
 }
 
 async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<(), axum::Error> {
@@ -95,7 +76,8 @@ fn too_big_or_gone(e: &axum::Error) -> Refusal {
     }
 }
 
-async fn serve(gw: Arc<Gateway>, mut socket: WebSocket, ip: IpAddr) {
+/// Speaks protocol v3 on an upgraded socket from the client at `ip`.
+pub async fn serve(gw: Arc<Gateway>, mut socket: WebSocket, ip: IpAddr) {
     let nonce = uuid();
     let challenge = Frame::event(
         "connect.challenge",
