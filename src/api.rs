@@ -259,6 +259,31 @@ pub struct NodeRunRequest {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// How long to wait for the owner when the node asks for approval (default 120 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_ms: Option<u64>,
+}
+
+/// `POST /api/approvals/resolve`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolveApproval {
+    pub id: String,
+    /// `allow-once`, `allow-always` or `deny`.
+    pub decision: String,
+}
+
+/// `GET /api/approvals`: a command waiting for the owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingExec {
+    pub id: String,
+    pub node_id: String,
+    pub node: String,
+    pub command: String,
+    /// Why the node asks (e.g. which program is not on its allowlist).
+    pub reason: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 /// What a command run on a node did.

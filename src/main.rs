@@ -100,6 +100,13 @@ enum Command {
         #[command(flatten)]
         access: GatewayAccess,
     },
+    /// List or answer commands waiting for the owner's approval on a running gateway.
+    Approvals {
+        #[command(subcommand)]
+        action: cli::approvals::ApprovalsAction,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
     /// Run this machine as a node of a gateway.
     Node {
         #[command(subcommand)]
@@ -161,6 +168,7 @@ fn main() -> ExitCode {
         }
         Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
         Command::Nodes { action, access } => nodes(action, access),
+        Command::Approvals { action, access } => block_on(cli::approvals::run(action, access)),
         Command::Node { action } => {
             telemetry::init(cli.log_format);
             block_on(cli::node::run(action))

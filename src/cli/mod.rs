@@ -1,7 +1,8 @@
 //! The command line's work beyond parsing: reaching a running gateway (`client`), and the
-//! `cron`, `pairing`, `nodes`, `node` and file-writing (`crd`, `generate`, `render`)
+//! `cron`, `pairing`, `nodes`, `node`, `approvals` and file-writing (`crd`, `generate`, `render`)
 //! subcommands.
 
+pub mod approvals;
 pub mod client;
 pub mod cron;
 pub mod files;

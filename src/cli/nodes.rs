@@ -30,6 +30,9 @@ pub enum NodesAction {
         /// Seconds the command may run.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Seconds to wait for the owner when the node asks for approval.
+        #[arg(long, default_value_t = 120)]
+        approval_timeout: u64,
         /// The command line, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -56,12 +59,14 @@ pub async fn run(action: NodesAction, access: GatewayAccess) -> anyhow::Result<O
         NodesAction::Run {
             node,
             timeout,
+            approval_timeout,
             command,
         } => {
             let request = NodeRunRequest {
                 node,
                 command: command.join(" "),
                 timeout_ms: Some(timeout * 1000),
+                approval_timeout_ms: Some(approval_timeout * 1000),
             };
             let body = api
                 .post("/api/nodes/run", &serde_json::to_value(&request)?)

@@ -2,6 +2,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -15,6 +16,8 @@ pub struct GatewayMetrics {
     pub messages_in: Counter,
     pub messages_out: Counter,
     pub pairing_requests: Counter,
+    /// Commands run (or not) on nodes, by decision (`ran`, `allow-once`, `denied`, …).
+    pub node_execs: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -62,8 +65,15 @@ impl Default for GatewayMetrics {
             "Pairing codes handed to unknown senders",
             pairing_requests.clone(),
         );
+        let node_execs = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "node_execs",
+            "Commands asked of nodes, by decision: ran, allow-once, allow-always, denied, timed-out, refused",
+            node_execs.clone(),
+        );
         Self {
             registry,
+            node_execs,
             auth_failures,
             llm_latency,
             llm_retries,

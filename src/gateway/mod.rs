@@ -15,6 +15,7 @@ pub mod load;
 pub mod metrics;
 pub mod mirror;
 pub mod nodes;
+pub mod prompts;
 pub mod telegram;
 
 use std::net::SocketAddr;
@@ -90,6 +91,8 @@ pub struct Gateway {
     pub last_chat: heartbeat::LastChat,
     /// Paired machines and their connections.
     pub nodes: nodes::Nodes,
+    /// Questions to the owner waiting for a button press.
+    pub prompts: prompts::Prompts,
 }
 
 impl Gateway {
@@ -138,6 +141,7 @@ impl Gateway {
             cron_status: None,
             last_chat: heartbeat::LastChat::default(),
             nodes,
+            prompts: prompts::Prompts::default(),
         })
     }
 

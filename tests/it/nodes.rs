@@ -12,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
 use crate::support::{self, process::*};
 
 const TOKEN: &str = "test-gateway-token-0123456789";
@@ -154,14 +155,23 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
         "the device token is kept"
     );
 
-    // Its own policy: nothing allowed yet, so a command needs approval.
-    let asked = clawops(port, &["nodes", "run", "desk", "--", "echo", "hi"]);
-    assert!(!asked.status.success());
-    assert!(
-        text(&asked).contains("approval required"),
-        "{}",
-        text(&asked)
+    // Its own policy: nothing allowed yet, so a command needs approval, and with no owner to
+    // answer (no Telegram here) it is not run.
+    let asked = clawops(
+        port,
+        &[
+            "nodes",
+            "run",
+            "desk",
+            "--approval-timeout",
+            "1",
+            "--",
+            "echo",
+            "hi",
+        ],
     );
+    assert!(!asked.status.success());
+    assert!(text(&asked).contains("nobody answered"), "{}", text(&asked));
 
     // Allowlisted on the node: it runs, output and exit code come back.
     allow(&node_state, &["echo", "false"]);
@@ -189,10 +199,21 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
     // A chain is checked part by part; what is not allowlisted stops it.
     let chained = clawops(
         port,
-        &["nodes", "run", "desk", "--", "echo", "ok", "&&", "id"],
+        &[
+            "nodes",
+            "run",
+            "desk",
+            "--approval-timeout",
+            "1",
+            "--",
+            "echo",
+            "ok",
+            "&&",
+            "id",
+        ],
     );
     assert!(
-        text(&chained).contains("approval required"),
+        text(&chained).contains("nobody answered"),
         "{}",
         text(&chained)
     );
@@ -202,6 +223,8 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
             "nodes",
             "run",
             "desk",
+            "--approval-timeout",
+            "1",
             "--",
             "echo",
             "x",
@@ -210,9 +233,13 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
         ],
     );
     assert!(
-        text(&redirected).contains("approval required"),
+        text(&redirected).contains("nobody answered"),
         "{}",
         text(&redirected)
+    );
+    assert!(
+        !Path::new("/tmp/clawops-x").exists(),
+        "the redirection did not run"
     );
 
     // The gateway restarts: the node reconnects with its device token, no new approval.
@@ -407,4 +434,231 @@ async fn bad_connects_get_their_documented_answers_and_closes() {
     let (_, close) = outcome(&mut ws).await;
     assert_eq!(close.map(|c| c.0), Some(1009));
     drop(gw);
+}
+
+/// Waits for a message to `chat` with buttons whose text contains `needle`; its id and buttons.
+async fn prompt(tg: &FakeTelegram, chat: i64, needle: &str) -> (i64, Vec<(String, String)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = tg
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|s| s.chat_id == chat && !s.buttons.is_empty() && s.text.contains(needle))
+        {
+            return (s.message_id, s.buttons);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no prompt with {needle:?}: {:?}",
+            tg.sent().iter().map(|s| &s.text).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn data<'a>(buttons: &'a [(String, String)], label: &str) -> &'a str {
+    &buttons
+        .iter()
+        .find(|(l, _)| l == label)
+        .unwrap_or_else(|| panic!("no {label} button in {buttons:?}"))
+        .1
+}
+
+async fn wait_edit(tg: &FakeTelegram, message: i64, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((_, _, text)) = tg
+            .edits()
+            .into_iter()
+            .find(|(_, m, t)| *m == message && t.contains(needle))
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "message {message} not edited to {needle:?}: {:?}",
+            tg.edits()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn run_on_node(port: u16, args: Vec<&'static str>) -> tokio::task::JoinHandle<Output> {
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["nodes", "run"];
+        all.extend(args);
+        clawops(port, &all)
+    })
+}
+
+const OWNER: i64 = 1001;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_approves_nodes_and_commands_with_telegram_buttons() {
+    let tg = FakeTelegram::start().await;
+    let yaml = support::example_with(
+        "nodes-tg",
+        &[
+            support::telegram_at(&tg.api_url()),
+            (
+                "    dmPolicy: pairing\n",
+                format!("    dmPolicy: pairing\n    allowFrom: [\"{OWNER}\"]\n"),
+            ),
+        ],
+    );
+    let gw_state = support::temp_dir("nodes-tg-gw");
+    let node_state = support::temp_dir("nodes-tg-node");
+    let port = free_port();
+    let (y, s) = (yaml.clone(), gw_state.clone());
+    let mut gw = tokio::task::spawn_blocking(move || {
+        let gw = support::start_gateway(
+            &y,
+            &s,
+            port,
+            &[
+                ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
+                ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            ],
+        );
+        wait_for_http(port, "/healthz");
+        gw
+    })
+    .await
+    .unwrap();
+    let ns = node_state.clone();
+    let mut host = tokio::task::spawn_blocking(move || node(&ns, port))
+        .await
+        .unwrap();
+
+    // The owner is asked to pair the node; a stranger's press does nothing.
+    let (message, buttons) = prompt(&tg, OWNER, "asks to pair").await;
+    tg.press(2002, "stranger", message, data(&buttons, "Approve"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tg
+        .answers()
+        .iter()
+        .any(|(_, t)| t == "Only the owner can answer this.")
+    {
+        assert!(Instant::now() < deadline, "{:?}", tg.answers());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "list", "--json"]))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&still.stdout).unwrap();
+    assert_eq!(
+        v["paired"].as_array().map(Vec::len),
+        Some(0),
+        "a stranger cannot approve"
+    );
+    tg.press(OWNER, "owner", message, data(&buttons, "Approve"));
+    let edited = wait_edit(&tg, message, "Approved by @owner").await;
+    assert!(edited.starts_with("🖥 Node desk"), "{edited}");
+    tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "the node connected", |v| {
+            v["paired"][0]["connected"] == true
+        })
+    })
+    .await
+    .unwrap();
+
+    // A command the node's policy does not allow asks the owner; "Always allow" runs it and
+    // remembers it on the node.
+    let call = run_on_node(port, vec!["desk", "--", "id", "-u"]);
+    let (message, buttons) = prompt(&tg, OWNER, "wants to run").await;
+    assert_eq!(
+        buttons.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
+        ["Allow once", "Always allow", "Deny"]
+    );
+    tg.press(OWNER, "owner", message, data(&buttons, "Always allow"));
+    let out = call.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_edit(&tg, message, "Always allowed by @owner").await;
+    let again = run_on_node(port, vec!["desk", "--", "id", "-u"])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "allowed always: no second question: {}",
+        text(&again)
+    );
+    let approvals: Value = serde_json::from_str(
+        &std::fs::read_to_string(node_state.join("exec-approvals.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        approvals["agents"]["main"]["allowlist"][0]["pattern"]
+            .as_str()
+            .unwrap()
+            .ends_with("/id")
+    );
+
+    // Deny refuses; nobody answering refuses too (askFallback deny).
+    let call = run_on_node(port, vec!["desk", "--", "uname", "-a"]);
+    let (message, buttons) = prompt(&tg, OWNER, "uname -a").await;
+    tg.press(OWNER, "owner", message, data(&buttons, "Deny"));
+    let out = call.await.unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("denied by @owner"),
+        "{}",
+        text(&out)
+    );
+    let out = run_on_node(
+        port,
+        vec!["desk", "--approval-timeout", "1", "--", "hostname"],
+    )
+    .await
+    .unwrap();
+    assert!(text(&out).contains("nobody answered"), "{}", text(&out));
+    let (message, _) = prompt(&tg, OWNER, "hostname").await;
+    wait_edit(&tg, message, "No answer in time").await;
+
+    // The CLI answers too, and the Telegram message says so.
+    let call = run_on_node(port, vec!["desk", "--", "whoami"]);
+    let (message, _) = prompt(&tg, OWNER, "whoami").await;
+    let listed =
+        tokio::task::spawn_blocking(move || clawops(port, &["approvals", "list", "--json"]))
+            .await
+            .unwrap();
+    let waiting: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = waiting[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(waiting[0]["command"], "whoami");
+    let resolved = tokio::task::spawn_blocking(move || {
+        clawops(port, &["approvals", "resolve", &id, "allow-once"])
+    })
+    .await
+    .unwrap();
+    assert!(resolved.status.success(), "{}", text(&resolved));
+    assert_eq!(call.await.unwrap().status.code(), Some(0));
+    wait_edit(&tg, message, "Allowed once by the CLI").await;
+
+    // Every exec is in the audit log, with its decision, never its output.
+    let audit = std::fs::read_to_string(gw_state.join("exec/audit.jsonl")).unwrap();
+    let decisions: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        ["allow-always", "ran", "denied", "timed-out", "allow-once"]
+    );
+    assert!(audit.contains("\"by\":\"@owner\"") && audit.contains("\"exitCode\":0"));
+
+    let metrics = tokio::task::spawn_blocking(move || get(port, "/metrics").unwrap().body)
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("clawops_gateway_node_execs_total{decision=\"denied\"} 1"),
+        "{metrics}"
+    );
+
+    host.terminate(Duration::from_secs(10));
+    gw.terminate(Duration::from_secs(10));
 }

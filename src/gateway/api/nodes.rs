@@ -16,14 +16,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::auth;
-use crate::api::{ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode};
+use crate::api::{
+    ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode, ResolveApproval,
+};
 use crate::exec::Policy;
 use crate::gateway::Gateway;
+use crate::gateway::nodes::approvals::{self, Decision};
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
 use crate::gateway::nodes::registry::InvokeError;
 use crate::gateway::nodes::run::{self, RunError};
 use crate::gateway::nodes::socket::{self, now_ms};
 use crate::gateway::nodes::store::{PairedDevice, StoreError};
+use crate::gateway::telegram::buttons;
 use crate::protocol::connect::ROLE_NODE;
 use crate::protocol::connect::{MAX_BUFFERED_BYTES, MAX_PAYLOAD};
 
@@ -32,6 +36,8 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/api/nodes", get(list))
         .route("/api/nodes/run", post(run_command))
         .route("/api/nodes/{action}", post(act))
+        .route("/api/approvals", get(approvals_list))
+        .route("/api/approvals/resolve", post(approvals_resolve))
 }
 
 /// `GET /` with an upgrade: the node socket.
@@ -165,16 +171,70 @@ async fn run_command(State(gw): State<Arc<Gateway>>, Json(req): Json<NodeRunRequ
         );
     }
     let timeout = req.timeout_ms.map(Duration::from_millis);
-    match run::run(&gw, &req.node, &req.command, timeout, Policy::default()).await {
+    let approval = req
+        .approval_timeout_ms
+        .map_or(approvals::APPROVAL_TIMEOUT, Duration::from_millis);
+    match run::run(
+        &gw,
+        &req.node,
+        &req.command,
+        timeout,
+        approval,
+        Policy::default(),
+    )
+    .await
+    {
         Ok(out) => Json(out).into_response(),
         Err(e) => {
             let code = match &e {
                 RunError::NoNode(_) | RunError::Ambiguous { .. } => StatusCode::NOT_FOUND,
-                RunError::Disabled(_) | RunError::Node { .. } => StatusCode::FORBIDDEN,
+                RunError::Disabled(_)
+                | RunError::Node { .. }
+                | RunError::Denied { .. }
+                | RunError::NotAnswered(_) => StatusCode::FORBIDDEN,
                 RunError::Invoke(InvokeError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,
             };
             error(code, "node", e.to_string())
         }
     }
+}
+
+async fn approvals_list(State(gw): State<Arc<Gateway>>) -> Response {
+    Json(gw.nodes.approvals.list()).into_response()
+}
+
+/// Answers a waiting command as the Telegram buttons would, and updates those messages.
+async fn approvals_resolve(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<ResolveApproval>,
+) -> Response {
+    let Some(decision) = Decision::parse(&req.decision) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!(
+                "decision: `{}` is not allow-once, allow-always or deny",
+                req.decision
+            ),
+        );
+    };
+    let by = "the CLI".to_string();
+    if !gw.nodes.approvals.decide(&req.id, decision, by.clone()) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no approval {} waits; `clawops approvals list` shows the waiting ones",
+                req.id
+            ),
+        );
+    }
+    if let Some(closed) = gw
+        .prompts
+        .close(&req.id, &approvals::outcome(decision, &by))
+    {
+        buttons::show(&gw, &closed).await;
+    }
+    Json(serde_json::json!({ "id": req.id, "decision": decision.key() })).into_response()
 }

@@ -1,7 +1,9 @@
 //! Nodes: machines paired with the gateway over its WebSocket (protocol v3). The pairing store,
-//! the registry of connected nodes, the handshake and the socket that speaks to them, and
-//! running a command on one.
+//! the registry of connected nodes, the handshake and the socket that speaks to them, running a
+//! command on one, the owner's approvals of commands, and the audit log of every exec.
 
+pub mod approvals;
+pub mod audit;
 pub mod handshake;
 pub mod registry;
 pub mod run;
@@ -23,15 +25,19 @@ pub struct Nodes {
     pub store: store::PairingStore,
     pub registry: registry::Registry,
     pub pair_limit: WindowLimiter,
+    pub approvals: approvals::ExecApprovals,
+    pub audit: audit::Audit,
     seq: AtomicU64,
 }
 
 impl Nodes {
     pub fn new(state: StateDir) -> Self {
         Self {
-            store: store::PairingStore::new(state),
+            store: store::PairingStore::new(state.clone()),
             registry: registry::Registry::default(),
             pair_limit: WindowLimiter::new(PAIR_REQUESTS, PAIR_WINDOW),
+            approvals: approvals::ExecApprovals::default(),
+            audit: audit::Audit::new(state.clone()),
             seq: AtomicU64::new(0),
         }
     }

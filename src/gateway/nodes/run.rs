@@ -1,11 +1,15 @@
 //! Running a command line on a node for its owner: find the node, refuse what the gateway's
 //! policy forbids outright, send `system.run` with that policy (the node applies the stricter
-//! of it and its own), and read the result.
+//! of it and its own), ask the owner when the node wants approval, and record the outcome.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use super::approvals::{self, Decision};
+use super::audit::ExecRecord;
 use super::registry::{InvokeError, NodeInfo};
-use crate::exec::{Policy, Security};
+use crate::exec::{DenyReason, Policy, Security};
 use crate::gateway::Gateway;
 use crate::protocol::invoke::{RunOutput, RunParams, SYSTEM_RUN};
 use crate::util::uuid::uuid_v4 as uuid;
@@ -25,9 +29,18 @@ pub enum RunError {
     Disabled(String),
     #[error(transparent)]
     Invoke(#[from] InvokeError),
-    /// The node refused or failed: its own words (e.g. `SYSTEM_RUN_DENIED: approval required`).
+    /// The node refused or failed: its own words (e.g. `SYSTEM_RUN_DENIED: approval required`)
+    /// and, when it says, why.
     #[error("node {node}: {message}")]
-    Node { node: String, message: String },
+    Node {
+        node: String,
+        message: String,
+        reason: String,
+    },
+    #[error("node {node}: denied by {by}")]
+    Denied { node: String, by: String },
+    #[error("node {0}: nobody answered the approval in time; not run")]
+    NotAnswered(String),
     #[error("node {0} answered something that is not a system.run result")]
     BadAnswer(String),
 }
@@ -73,12 +86,15 @@ pub fn shell_argv(platform: &str, line: &str) -> Vec<String> {
     argv.iter().map(|s| s.to_string()).collect()
 }
 
-/// Runs `line` on the node `query` names.
+/// Runs `line` on the node `query` names. When the node asks for the owner's approval, the
+/// owners are asked (Telegram buttons, `clawops approvals`) and the answer decides; every
+/// outcome goes to the audit log.
 pub async fn run(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     query: &str,
     line: &str,
     timeout: Option<Duration>,
+    approval_timeout: Duration,
     policy: Policy,
 ) -> Result<RunOutput, RunError> {
     let node = find(&gw.nodes.registry.list(), query)?;
@@ -86,16 +102,84 @@ pub async fn run(
         .display_name
         .clone()
         .unwrap_or_else(|| node.node_id[..12].to_string());
+    let started = std::time::Instant::now();
+    let record = |decision: &str, by: Option<String>, out: Option<&RunOutput>| {
+        gw.metrics
+            .node_execs
+            .get_or_create(&vec![("decision".to_string(), decision.to_string())])
+            .inc();
+        gw.nodes.audit.record(&ExecRecord {
+            ts: chrono::Utc::now(),
+            node_id: node.node_id.clone(),
+            node: label.clone(),
+            command: line.to_string(),
+            decision: decision.into(),
+            by,
+            exit_code: out.and_then(|o| o.exit_code),
+            duration_ms: started.elapsed().as_millis() as u64,
+            output_bytes: out.map_or(0, |o| o.stdout.len() + o.stderr.len()),
+        });
+    };
     if policy.security == Security::Deny {
+        record("refused", None, None);
         return Err(RunError::Disabled(label));
     }
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let first = invoke(gw, &node, line, timeout, policy, None).await;
+    let reason = match &first {
+        Err(RunError::Node {
+            message, reason, ..
+        }) if message == DenyReason::ApprovalRequired.message() => reason.clone(),
+        Ok(out) => {
+            record("ran", None, Some(out));
+            return first;
+        }
+        Err(_) => {
+            record("refused", None, None);
+            return first;
+        }
+    };
+    let answer = approvals::ask(gw, &node.node_id, &label, line, &reason, approval_timeout).await;
+    let (decision, by) = match answer {
+        Some((Decision::Deny, by)) => {
+            record("denied", Some(by.clone()), None);
+            return Err(RunError::Denied { node: label, by });
+        }
+        Some((d, by)) => (d, Some(by)),
+        // Nobody answered: the policy's fallback decides (Clawdbot's askFallback).
+        None if policy.ask_fallback == Security::Full => (Decision::AllowOnce, None),
+        None => {
+            record("timed-out", None, None);
+            return Err(RunError::NotAnswered(label));
+        }
+    };
+    let out = invoke(gw, &node, line, timeout, policy, Some(decision)).await;
+    match &out {
+        Ok(o) => record(decision.key(), by, Some(o)),
+        Err(_) => record("refused", by, None),
+    }
+    out
+}
+
+async fn invoke(
+    gw: &Gateway,
+    node: &NodeInfo,
+    line: &str,
+    timeout: Duration,
+    policy: Policy,
+    decision: Option<Decision>,
+) -> Result<RunOutput, RunError> {
+    let label = node
+        .display_name
+        .clone()
+        .unwrap_or_else(|| node.node_id[..12].to_string());
     let params = RunParams {
         command: shell_argv(&node.platform, line),
         raw_command: Some(line.to_string()),
         timeout_ms: Some(timeout.as_millis() as u64),
         run_id: Some(uuid()),
         policy: Some(policy),
+        approval_decision: decision.map(|d| d.key().to_string()),
         ..Default::default()
     };
     let params = serde_json::to_value(&params).expect("params serialize");
@@ -111,13 +195,20 @@ pub async fn run(
         )
         .await?;
     if !result.ok {
-        let message = result
-            .error
-            .map(|e| e.message)
-            .unwrap_or_else(|| "node invoke failed".into());
+        let error = result.error.unwrap_or_else(|| {
+            crate::protocol::frames::ErrorShape::new("UNAVAILABLE", "node invoke failed")
+        });
+        let reason = error
+            .details
+            .as_ref()
+            .and_then(|d| d.get("reason"))
+            .and_then(|r| r.as_str())
+            .unwrap_or_default()
+            .to_string();
         return Err(RunError::Node {
             node: label,
-            message,
+            message: error.message,
+            reason,
         });
     }
     result

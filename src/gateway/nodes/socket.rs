@@ -14,6 +14,8 @@ use super::handshake::{self, CLOSE_POLICY, CLOSE_TOO_BIG, Proven, Refusal};
 use super::registry::{NodeInfo, Outbound};
 use super::store::{Gate, PairedDevice, PendingDevice};
 use crate::gateway::Gateway;
+use crate::gateway::prompts::Choice;
+use crate::gateway::telegram::buttons;
 use crate::protocol::connect::{
     ConnectParams, Features, HANDSHAKE_TIMEOUT_MS, HelloAuth, HelloOk, HelloPolicy, ServerInfo,
     TICK_INTERVAL_MS,
@@ -160,7 +162,7 @@ fn first_request(text: &str) -> Result<(String, ConnectParams), (Option<String>,
 
 /// Proves the device, checks its token and passes the pairing gate.
 async fn admit(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     params: &ConnectParams,
     nonce: &str,
     ip: IpAddr,
@@ -225,6 +227,19 @@ async fn admit(
         } => {
             if created {
                 nodes.pair_limit.record(ip, Instant::now());
+                let name = params
+                    .client
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| "-".into());
+                ask_owner_to_pair(
+                    gw,
+                    &request_id,
+                    &name,
+                    &proven.device_id,
+                    &params.client.platform,
+                    ip,
+                );
                 tracing::warn!(
                     node = %params.describe(),
                     %ip,
@@ -247,6 +262,64 @@ async fn admit(
             "too many nodes wait for approval; approve or reject some with `clawops nodes list`",
         )),
     }
+}
+
+/// Tells the owners on Telegram, with Approve / Reject buttons.
+fn ask_owner_to_pair(
+    gw: &Arc<Gateway>,
+    request_id: &str,
+    name: &str,
+    node_id: &str,
+    platform: &str,
+    ip: IpAddr,
+) {
+    const CHOICES: [Choice; 2] = [
+        Choice {
+            label: "Approve",
+            key: "approve",
+        },
+        Choice {
+            label: "Reject",
+            key: "reject",
+        },
+    ];
+    let text = format!(
+        "🖥 Node {name} ({}) on {platform} from {ip} asks to pair. Approve it to let it connect; what it may run is decided by its own exec policy.",
+        &node_id[..12]
+    );
+    let (g, request) = (gw.clone(), request_id.to_string());
+    let id = gw.prompts.open(
+        text,
+        CHOICES.to_vec(),
+        Box::new(move |_, key, by| {
+            let now = now_ms();
+            let outcome = if key == "approve" {
+                match g.nodes.store.approve(&request, now) {
+                    Ok(_) => format!("✅ Approved by {by}: it connects on its next try."),
+                    Err(e) => format!("Not approved: {e}"),
+                }
+            } else {
+                match g.nodes.store.reject(&request, now) {
+                    Ok(_) => format!("❌ Rejected by {by}."),
+                    Err(e) => format!("Not rejected: {e}"),
+                }
+            };
+            tracing::info!(request = %request, %by, %outcome, "node pairing answered on Telegram");
+            Box::pin(async move { outcome })
+        }),
+    );
+    let g = gw.clone();
+    tokio::spawn(async move {
+        buttons::ask_owners(&g, &id).await;
+        // The request expires; so does the question.
+        tokio::time::sleep(Duration::from_millis(super::store::PENDING_TTL_MS as u64)).await;
+        if let Some(closed) = g
+            .prompts
+            .close(&id, "⏱ Expired: the node asks again on its next try.")
+        {
+            buttons::show(&g, &closed).await;
+        }
+    });
 }
 
 async fn session(

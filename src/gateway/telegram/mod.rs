@@ -3,6 +3,7 @@
 //! typing indicator while the model works, and paced sends retried on 429.
 
 pub mod bot_api;
+pub mod buttons;
 mod message;
 pub mod pace;
 pub mod pairing;

@@ -73,7 +73,7 @@ impl TelegramChannel {
                 .get_updates()
                 .offset(offset)
                 .timeout(self.polling.hold.as_secs() as u32)
-                .allowed_updates(vec![AllowedUpdate::Message]);
+                .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
             let Some(updates) = unless_stopped(&mut stop, poll).await else {
                 break;
             };
@@ -137,12 +137,23 @@ impl TelegramChannel {
             saved: None,
         }));
         let mut by_chat: BTreeMap<i64, Vec<(u32, Message)>> = BTreeMap::new();
+        let mut presses = Vec::new();
         for u in updates {
             match u.kind {
                 UpdateKind::Message(m) => by_chat.entry(m.chat.id.0).or_default().push((u.id.0, m)),
+                UpdateKind::CallbackQuery(q) => presses.push((u.id.0, q)),
                 _ => self.done(&progress, u.id.0).await,
             }
         }
+        let presses = presses.into_iter().map(|(id, q)| {
+            let (me, gw, progress) = (self.clone(), gw.clone(), progress.clone());
+            tokio::spawn(async move {
+                if let Err(e) = tokio::spawn(me.clone().on_callback(gw, q)).await {
+                    tracing::error!(channel = %me.name, update = id, error = %e, "button handler failed");
+                }
+                me.done(&progress, id).await;
+            })
+        });
         let chats = by_chat.into_values().map(|messages| {
             let (me, gw, progress) = (self.clone(), gw.clone(), progress.clone());
             tokio::spawn(async move {
@@ -155,7 +166,7 @@ impl TelegramChannel {
                 }
             })
         });
-        futures::future::join_all(chats).await;
+        futures::future::join_all(chats.chain(presses)).await;
         Some(last as i32 + 1)
     }
 

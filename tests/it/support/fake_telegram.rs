@@ -1,8 +1,10 @@
 //! A fake Telegram Bot API server: `/bot<token>/<method>` with getMe (optionally shaped like an
 //! older self-hosted server's), getUpdates (a long poll held for the `timeout` the client asks,
 //! as Telegram does, ending early when an update arrives; offsets confirm; optionally failing),
-//! sendMessage (optionally 429 with retry_after) and sendChatAction. Tests push user messages,
-//! read what the bot sent, and count polls the client cut off before the hold ended.
+//! sendMessage (optionally 429 with retry_after; inline keyboards kept, callback data over 64
+//! bytes refused as Telegram does), sendChatAction, answerCallbackQuery and editMessageText.
+//! Tests push user messages and button presses, read what the bot sent and edited, and count
+//! polls the client cut off before the hold ended.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -25,6 +27,9 @@ pub struct Sent {
     pub thread: Option<i64>,
     pub text: String,
     pub at: std::time::Instant,
+    pub message_id: i64,
+    /// Inline keyboard buttons: (label, callback data).
+    pub buttons: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -34,6 +39,10 @@ struct Inner {
     next_message: i64,
     sent: Vec<Sent>,
     actions: Vec<(i64, String)>,
+    /// answerCallbackQuery calls: (callback query id, text).
+    answers: Vec<(String, String)>,
+    /// editMessageText calls: (chat, message id, text).
+    edits: Vec<(i64, i64, String)>,
     /// The next sendMessage calls answered with 429 and this retry_after.
     throttle: Vec<u64>,
     get_updates_calls: u64,
@@ -112,6 +121,45 @@ impl FakeTelegram {
         }));
         drop(i);
         self.notify.notify_waiters();
+    }
+
+    /// User `from` presses the button with `data` under the bot's message `message_id`.
+    pub fn press(&self, from: i64, username: &str, message_id: i64, data: &str) {
+        let mut i = self.inner.lock().unwrap();
+        let update_id = i.next_update;
+        i.next_update += 1;
+        let text = i
+            .sent
+            .iter()
+            .find(|s| s.message_id == message_id)
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        i.updates.push(json!({
+            "update_id": update_id,
+            "callback_query": {
+                "id": format!("cq{update_id}"),
+                "from": {"id": from, "is_bot": false, "first_name": username, "username": username},
+                "message": {
+                    "message_id": message_id, "date": 1_763_700_002, "text": text,
+                    "chat": {"id": from, "type": "private", "first_name": username},
+                    "from": {"id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot"},
+                },
+                "chat_instance": "4242",
+                "data": data,
+            }
+        }));
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    /// What answerCallbackQuery said, in order: (query id, text).
+    pub fn answers(&self) -> Vec<(String, String)> {
+        self.inner.lock().unwrap().answers.clone()
+    }
+
+    /// editMessageText calls, in order: (chat, message id, text).
+    pub fn edits(&self) -> Vec<(i64, i64, String)> {
+        self.inner.lock().unwrap().edits.clone()
     }
 
     /// The next `n` sendMessage calls get 429 with `retry_after` seconds.
@@ -278,10 +326,40 @@ async fn call(
             let chat_id = body["chat_id"].as_i64().unwrap_or_default();
             let text = body["text"].as_str().unwrap_or_default().to_string();
             let thread = body["message_thread_id"].as_i64();
-            i.sent.push(Sent { chat_id, thread, text: text.clone(), at: std::time::Instant::now() });
+            let buttons: Vec<(String, String)> = body["reply_markup"]["inline_keyboard"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+                .map(|b| (b["text"].as_str().unwrap_or_default().to_string(), b["callback_data"].as_str().unwrap_or_default().to_string()))
+                .collect();
+            if buttons.iter().any(|(_, d)| d.is_empty() || d.len() > 64) {
+                return error(400, "Bad Request: BUTTON_DATA_INVALID");
+            }
             let id = i.next_message;
             i.next_message += 1;
+            i.sent.push(Sent { chat_id, thread, text: text.clone(), at: std::time::Instant::now(), message_id: id, buttons });
             ok(json!({"message_id": id, "date": 1_763_700_001, "chat": {"id": chat_id, "type": "private", "first_name": "x"}, "text": text,
+                      "from": {"id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot"}}))
+        }
+        "answercallbackquery" => {
+            let mut i = fake.inner.lock().unwrap();
+            let id = body["callback_query_id"].as_str().unwrap_or_default().to_string();
+            if id.is_empty() {
+                return error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid");
+            }
+            i.answers.push((id, body["text"].as_str().unwrap_or_default().to_string()));
+            ok(json!(true))
+        }
+        "editmessagetext" => {
+            let mut i = fake.inner.lock().unwrap();
+            let (chat, message) = (body["chat_id"].as_i64().unwrap_or_default(), body["message_id"].as_i64().unwrap_or_default());
+            if !i.sent.iter().any(|s| s.chat_id == chat && s.message_id == message) {
+                return error(400, "Bad Request: message to edit not found");
+            }
+            let text = body["text"].as_str().unwrap_or_default().to_string();
+            i.edits.push((chat, message, text.clone()));
+            ok(json!({"message_id": message, "date": 1_763_700_003, "edit_date": 1_763_700_004, "chat": {"id": chat, "type": "private", "first_name": "x"}, "text": text,
                       "from": {"id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot"}}))
         }
         "sendchataction" => {
