@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::identity::{self, Identity, StoredToken};
 use super::run;
+use super::status::{self, NodeStatus, State};
 use crate::exec::Host;
 use crate::protocol::connect::{
     ClientInfo, ConnectAuth, ConnectParams, DeviceBlock, HelloOk, NODE_CLIENT_ID, NODE_MODE,
@@ -108,11 +109,35 @@ pub async fn run(
     );
     tokio::pin!(stop);
     let mut backoff = FIRST_BACKOFF;
+    let tell = |state: State, last_error: Option<String>| {
+        let s = NodeStatus {
+            state,
+            gateway: opts.gateway.clone(),
+            node_id: id.device_id.clone(),
+            display_name: opts.display_name.clone(),
+            since: chrono::Utc::now(),
+            last_error,
+        };
+        if let Err(e) = status::write(&opts.state, &s) {
+            tracing::warn!(error = %e, "status file not written");
+        }
+    };
+    tell(State::Connecting, None);
     loop {
         let ended = tokio::select! {
-            ended = connect_once(&opts, &id, &mut backoff) => ended,
-            _ = &mut stop => return Ok(()),
+            ended = connect_once(&opts, &id, &mut backoff, || tell(State::Connected, None)) => ended,
+            _ = &mut stop => {
+                tell(State::Disconnected, Some("stopped".into()));
+                return Ok(());
+            }
         };
+        match &ended {
+            Ended::PairingRequired => tell(State::PairingRequired, None),
+            Ended::Refused(why) => tell(State::Refused, Some(why.clone())),
+            Ended::Unreachable(why) => tell(State::Unreachable, Some(why.clone())),
+            Ended::Closed(why) => tell(State::Disconnected, Some(why.clone())),
+            Ended::Retry => {}
+        }
         match &ended {
             Ended::PairingRequired => tracing::warn!(
                 "pairing required: ask the owner to approve node {} ({}): `clawops nodes approve {}`",
@@ -209,7 +234,12 @@ async fn next_frame(ws: &mut Socket) -> Result<Frame, Ended> {
     }
 }
 
-async fn connect_once(opts: &NodeOptions, id: &Identity, backoff: &mut Duration) -> Ended {
+async fn connect_once(
+    opts: &NodeOptions,
+    id: &Identity,
+    backoff: &mut Duration,
+    on_connected: impl FnOnce(),
+) -> Ended {
     let (mut ws, _) = match tokio_tungstenite::connect_async(opts.gateway.as_str()).await {
         Ok(x) => x,
         Err(e) => return Ended::Unreachable(format!("{}: {e}", opts.gateway)),
@@ -305,6 +335,7 @@ async fn connect_once(opts: &NodeOptions, id: &Identity, backoff: &mut Duration)
     }
     *backoff = FIRST_BACKOFF;
     tracing::info!(gateway = %opts.gateway, node = %id.short_id(), "connected");
+    on_connected();
     serve(
         opts,
         id,

@@ -6,3 +6,5 @@ pub mod client;
 pub mod host_fs;
 pub mod identity;
 pub mod run;
+pub mod service;
+pub mod status;

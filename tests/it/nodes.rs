@@ -154,6 +154,20 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
         node_state.join("identity/device-auth.json").exists(),
         "the device token is kept"
     );
+    let status = Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args([
+            "node",
+            "status",
+            "--state-dir",
+            node_state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&status).contains("node: desk") && text(&status).contains(" connected since"),
+        "{}",
+        text(&status)
+    );
 
     // Its own policy: nothing allowed yet, so a command needs approval, and with no owner to
     // answer (no Telegram here) it is not run.
@@ -661,4 +675,141 @@ async fn the_owner_approves_nodes_and_commands_with_telegram_buttons() {
 
     host.terminate(Duration::from_secs(10));
     gw.terminate(Duration::from_secs(10));
+}
+
+#[test]
+fn node_install_writes_a_user_unit_keeps_the_token_out_of_it_and_drives_systemctl() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = support::temp_dir("node-install");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = root.join("systemctl.log");
+    let script = |name: &str, body: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("systemctl", &format!("echo \"$@\" >> {}", calls.display()));
+    script("loginctl", "echo Linger=no");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let node_dir = root.join("node");
+    let run = |args: &[&str], path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_clawops"))
+            .args(args)
+            .env("HOME", &root)
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("PATH", path)
+            .env("USER", "tester")
+            .env_remove("CLAWOPS_GATEWAY_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let install = [
+        "node",
+        "install",
+        "--gateway",
+        "https://gw.example.com",
+        "--token",
+        "SECRET-gateway-token",
+        "--display-name",
+        "my desk",
+        "--state-dir",
+        node_dir.to_str().unwrap(),
+    ];
+    let out = run(&install, &path);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("enabled and started clawops-node.service"),
+        "{said}"
+    );
+    assert!(
+        said.contains("sudo loginctl enable-linger tester"),
+        "{said}"
+    );
+    let unit_path = root.join("config/systemd/user/clawops-node.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} node run --gateway wss://gw.example.com/ --display-name \"my desk\" --state-dir {}\n",
+            env!("CARGO_BIN_EXE_clawops"),
+            node_dir.display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Restart=always\nRestartSec=5\n")
+            && unit.contains(&format!("Environment=PATH={path}\n"))
+    );
+    assert!(!unit.contains("SECRET"), "the token is not in the unit");
+    let env_file = node_dir.join("node.env");
+    assert!(unit.contains(&format!("EnvironmentFile={}\n", env_file.display())));
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "CLAWOPS_GATEWAY_TOKEN=SECRET-gateway-token\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        log,
+        "--user daemon-reload\n--user enable --now clawops-node.service\n"
+    );
+
+    let again = run(&install, &path);
+    assert!(
+        !again.status.success() && text(&again).contains("--force"),
+        "{}",
+        text(&again)
+    );
+    let status = run(
+        &["node", "status", "--state-dir", node_dir.to_str().unwrap()],
+        &path,
+    );
+    assert!(
+        text(&status).contains("service: clawops-node.service"),
+        "{}",
+        text(&status)
+    );
+    assert!(
+        text(&status).contains("node: never started"),
+        "{}",
+        text(&status)
+    );
+
+    let out = run(
+        &[
+            "node",
+            "uninstall",
+            "--state-dir",
+            node_dir.to_str().unwrap(),
+        ],
+        &path,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!unit_path.exists() && !env_file.exists());
+    assert!(
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .contains("--user disable --now clawops-node.service")
+    );
+
+    // No user manager (a container, an SSH session without one): the unit is written and the
+    // commands to run are said.
+    script(
+        "systemctl",
+        "echo 'Failed to connect to bus: No medium found' >&2; exit 1",
+    );
+    let out = run(&install, &path);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "systemctl --user daemon-reload && systemctl --user enable --now clawops-node.service"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(unit_path.exists());
 }
