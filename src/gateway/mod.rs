@@ -145,12 +145,18 @@ impl Gateway {
         })
     }
 
-    /// Gives the gateway its cluster: Cron status is mirrored when it runs for an Agent.
+    /// Gives the gateway its cluster: Cron status is mirrored and NodePairings decide which
+    /// nodes are approved when it runs for an Agent.
     pub fn with_kube(mut self, client: kube::Client) -> Self {
         if let Some(k) = &self.config.kubernetes {
             self.cron_status = Some(cron::status::CronStatusWriter::new(
                 client.clone(),
                 &k.namespace,
+            ));
+            self.nodes.cluster = Some(nodes::cluster::ClusterPairings::new(
+                client.clone(),
+                &k.namespace,
+                &k.agent,
             ));
         }
         self.kube = Some(client);

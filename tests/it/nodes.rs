@@ -813,3 +813,169 @@ fn node_install_writes_a_user_unit_keeps_the_token_out_of_it_and_drives_systemct
     );
     assert!(unit_path.exists());
 }
+
+fn node_pairing(api: &crate::support::fake_api::FakeApi, name: &str) -> Option<Value> {
+    api.get(&format!(
+        "/apis/clawops.dev/v1alpha1/namespaces/default/nodepairings/{name}"
+    ))
+}
+
+async fn wait_pairing(
+    api: &crate::support::fake_api::FakeApi,
+    name: &str,
+    what: &str,
+    test: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(v) = node_pairing(api, name).filter(|v| test(v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "NodePairing {name}: timed out waiting for {what}: {:?}",
+            node_pairing(api, name)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
+    use clawops::crd::NodePairing;
+    use clawops::protocol::device;
+    let api = crate::support::fake_api::FakeApi::new();
+    let yaml = support::example_with("nodes-k8s", &[]);
+    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
+    let config = crate::cron::gateway_json(&yaml, false);
+    let port = free_port();
+    let mut gw = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_clawops"))
+            .args([
+                "gateway",
+                "--config",
+                config.to_str().unwrap(),
+                "--state-dir",
+            ])
+            .arg(config.with_file_name("state"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CLAWOPS_GATEWAY_TOKEN", TOKEN)
+            .env("CLAWOPS_SKIP_CRON", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::task::spawn_blocking(move || wait_for_http(port, "/healthz"))
+        .await
+        .unwrap();
+
+    // An unknown node: the gateway creates its NodePairing, not approved.
+    let a_state = support::temp_dir("nodes-k8s-a");
+    let s = a_state.clone();
+    let mut a = tokio::task::spawn_blocking(move || node(&s, port))
+        .await
+        .unwrap();
+    let listed = tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "a pending node", |v| {
+            v["pending"].as_array().is_some_and(|p| !p.is_empty())
+        })
+    })
+    .await
+    .unwrap();
+    let a_id = listed["pending"][0]["nodeId"].as_str().unwrap().to_string();
+    let a_name = format!("shrimp-{}", &a_id[..12]);
+    let np = wait_pairing(&api, &a_name, "the pending NodePairing", |v| {
+        v["spec"]["approved"] == false
+    })
+    .await;
+    assert_eq!(np["spec"]["nodeId"], a_id.as_str());
+    assert_eq!(np["spec"]["agentRef"], "shrimp");
+    assert_eq!(np["spec"]["displayName"], "desk");
+
+    // `kubectl patch nodepairing … approved: true`: it connects, and the status shows it.
+    api.set(
+        &format!("/apis/clawops.dev/v1alpha1/namespaces/default/nodepairings/{a_name}"),
+        "/spec",
+        "approved",
+        json!(true),
+    );
+    let np = wait_pairing(&api, &a_name, "Connected", |v| {
+        v["status"]["phase"] == "Connected"
+    })
+    .await;
+    assert_eq!(np["status"]["platform"], std::env::consts::OS);
+    assert!(
+        np["status"]["commands"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("system.run"))
+    );
+    assert!(np["status"]["lastSeen"].is_string());
+
+    // Revoked with the CLI: the NodePairing says so, and it is disconnected.
+    let out = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "revoke", "desk"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_pairing(&api, &a_name, "not approved and Disconnected", |v| {
+        v["spec"]["approved"] == false && v["status"]["phase"] == "Disconnected"
+    })
+    .await;
+    a.terminate(Duration::from_secs(10));
+
+    // A NodePairing written beforehand (in Git) approves its key: no request, it just connects.
+    let b_state = support::temp_dir("nodes-k8s-b");
+    let key = device::generate_key();
+    let b_id = device::device_id(&key.verifying_key());
+    std::fs::create_dir_all(b_state.join("identity")).unwrap();
+    std::fs::write(
+        b_state.join("identity/device.json"),
+        json!({
+            "version": 1, "deviceId": b_id,
+            "publicKeyPem": device::public_key_pem(&key.verifying_key()),
+            "privateKeyPem": device::private_key_pem(&key),
+            "createdAtMs": 1,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut np: NodePairing = serde_json::from_value(json!({
+        "apiVersion": "clawops.dev/v1alpha1", "kind": "NodePairing",
+        "metadata": {"name": "vps", "namespace": "default"},
+        "spec": {"agentRef": "shrimp", "nodeId": b_id, "publicKey": device::encode_public_key(&key.verifying_key()),
+                 "displayName": "vps", "approved": true},
+    }))
+    .unwrap();
+    np.metadata.uid = Some("uid-vps".into());
+    api.insert(&np);
+    let s = b_state.clone();
+    let mut b = tokio::task::spawn_blocking(move || node(&s, port))
+        .await
+        .unwrap();
+    wait_pairing(&api, "vps", "Connected", |v| {
+        v["status"]["phase"] == "Connected"
+    })
+    .await;
+    let listed = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "list", "--json"]))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        v["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["nodeId"] != b_id.as_str()),
+        "a pre-approved node never waits: {v}"
+    );
+    assert!(
+        !node_log(&b_state).contains("pairing required"),
+        "{}",
+        node_log(&b_state)
+    );
+
+    b.terminate(Duration::from_secs(10));
+    gw.terminate(Duration::from_secs(10));
+}

@@ -115,8 +115,8 @@ async fn act(
     let store = &gw.nodes.store;
     let now = now_ms();
     let done = match action.as_str() {
-        "approve" => store.approve(&req.id, now),
-        "revoke" => store.revoke(&req.id, ROLE_NODE, now),
+        "approve" => gw.nodes.approve(&req.id).await,
+        "revoke" => gw.nodes.revoke(&req.id).await,
         "rotate" => store.rotate(&req.id, ROLE_NODE, now),
         "reject" => {
             return match store.reject(&req.id, now) {

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod cluster;
 pub mod handshake;
 pub mod registry;
 pub mod run;
@@ -27,6 +28,8 @@ pub struct Nodes {
     pub pair_limit: WindowLimiter,
     pub approvals: approvals::ExecApprovals,
     pub audit: audit::Audit,
+    /// In a cluster: the NodePairings that decide which nodes are approved.
+    pub cluster: Option<cluster::ClusterPairings>,
     seq: AtomicU64,
 }
 
@@ -38,7 +41,52 @@ impl Nodes {
             pair_limit: WindowLimiter::new(PAIR_REQUESTS, PAIR_WINDOW),
             approvals: approvals::ExecApprovals::default(),
             audit: audit::Audit::new(state.clone()),
+            cluster: None,
             seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Approves a pending node (request id, node id or prefix); in a cluster its NodePairing
+    /// says so too.
+    pub async fn approve(&self, id: &str) -> Result<store::PairedDevice, store::StoreError> {
+        let d = self.store.approve(id, socket::now_ms())?;
+        self.write_through(&d, true).await;
+        Ok(d)
+    }
+
+    /// Revokes a paired node; in a cluster its NodePairing is set back to not approved.
+    pub async fn revoke(&self, id: &str) -> Result<store::PairedDevice, store::StoreError> {
+        let d = self
+            .store
+            .revoke(id, crate::protocol::connect::ROLE_NODE, socket::now_ms())?;
+        self.write_through(&d, false).await;
+        Ok(d)
+    }
+
+    async fn write_through(&self, d: &store::PairedDevice, approved: bool) {
+        if let Some(cluster) = &self.cluster
+            && let Err(e) = cluster
+                .set_approved(
+                    &d.device_id,
+                    &d.public_key,
+                    d.display_name.as_deref(),
+                    approved,
+                )
+                .await
+        {
+            tracing::error!(node = %&d.device_id[..12], error = %e, "NodePairing not updated; the gateway's own record changed");
+        }
+    }
+
+    /// The gateway's policy for a node: its NodePairing's `spec.exec` in a cluster, else the
+    /// default (allowlist, ask on a miss).
+    pub async fn policy(&self, node_id: &str) -> crate::exec::Policy {
+        match &self.cluster {
+            Some(c) => match c.find(node_id).await {
+                Ok(Some(np)) => cluster::policy_of(&np.spec.exec),
+                _ => crate::exec::Policy::default(),
+            },
+            None => crate::exec::Policy::default(),
         }
     }
 

@@ -212,8 +212,12 @@ async fn admit(
         is_repair: false,
         ts: now,
     };
-    let gate = nodes.store.gate(request, now).map_err(|e| {
-        tracing::error!(error = %e, "pairing store unusable");
+    let gate = match &nodes.cluster {
+        None => nodes.store.gate(request, now).map_err(|e| e.to_string()),
+        Some(cluster) => cluster_gate(gw, cluster, request, now).await,
+    }
+    .map_err(|e| {
+        tracing::error!(error = %e, "pairing state unusable");
         Refusal::invalid(
             codes::UNAVAILABLE,
             "the gateway cannot read its pairing state; see its log",
@@ -264,6 +268,42 @@ async fn admit(
     }
 }
 
+/// In a cluster the device's NodePairing decides: approved (with this key) pairs it; anything
+/// else — not approved, or none, which a pending request then creates — leaves it pending.
+async fn cluster_gate(
+    gw: &Gateway,
+    cluster: &super::cluster::ClusterPairings,
+    request: PendingDevice,
+    now: i64,
+) -> Result<Gate, String> {
+    let store = &gw.nodes.store;
+    let found = cluster
+        .find(&request.device_id)
+        .await
+        .map_err(|e| format!("reading NodePairings: {e}"))?;
+    if let Some(np) = &found
+        && np.spec.approved
+        && np.spec.public_key == request.public_key
+    {
+        return store
+            .pair(request, now)
+            .map(|d| Gate::Paired(Box::new(d)))
+            .map_err(|e| e.to_string());
+    }
+    // The NodePairing does not approve it: whatever the gateway's own record says, it waits.
+    let _ = store.revoke(&request.device_id, &request.role, now);
+    let gate = store
+        .gate(request.clone(), now)
+        .map_err(|e| e.to_string())?;
+    if found.is_none()
+        && matches!(gate, Gate::Pending { .. })
+        && let Err(e) = cluster.request(&request).await
+    {
+        tracing::error!(error = %e, "pending NodePairing not created");
+    }
+    Ok(gate)
+}
+
 /// Tells the owners on Telegram, with Approve / Reject buttons.
 fn ask_owner_to_pair(
     gw: &Arc<Gateway>,
@@ -292,20 +332,22 @@ fn ask_owner_to_pair(
         text,
         CHOICES.to_vec(),
         Box::new(move |_, key, by| {
-            let now = now_ms();
-            let outcome = if key == "approve" {
-                match g.nodes.store.approve(&request, now) {
-                    Ok(_) => format!("✅ Approved by {by}: it connects on its next try."),
-                    Err(e) => format!("Not approved: {e}"),
-                }
-            } else {
-                match g.nodes.store.reject(&request, now) {
-                    Ok(_) => format!("❌ Rejected by {by}."),
-                    Err(e) => format!("Not rejected: {e}"),
-                }
-            };
-            tracing::info!(request = %request, %by, %outcome, "node pairing answered on Telegram");
-            Box::pin(async move { outcome })
+            let approve = key == "approve";
+            Box::pin(async move {
+                let outcome = if approve {
+                    match g.nodes.approve(&request).await {
+                        Ok(_) => format!("✅ Approved by {by}: it connects on its next try."),
+                        Err(e) => format!("Not approved: {e}"),
+                    }
+                } else {
+                    match g.nodes.store.reject(&request, now_ms()) {
+                        Ok(_) => format!("❌ Rejected by {by}."),
+                        Err(e) => format!("Not rejected: {e}"),
+                    }
+                };
+                tracing::info!(request = %request, %by, %outcome, "node pairing answered on Telegram");
+                outcome
+            })
         }),
     );
     let g = gw.clone();
@@ -382,7 +424,10 @@ async fn session(
         connected_at_ms: now_ms(),
     };
     let (tx, mut rx) = mpsc::channel::<Outbound>(64);
-    let conn = gw.nodes.registry.connected(info, tx);
+    if let Some(c) = &gw.nodes.cluster {
+        c.connected(&info, true).await;
+    }
+    let conn = gw.nodes.registry.connected(info.clone(), tx);
     tracing::info!(node = %short, name = ?params.client.display_name, %ip, "node connected");
     let tick_every = Duration::from_millis(TICK_INTERVAL_MS);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
@@ -433,6 +478,9 @@ async fn session(
         }
     };
     gw.nodes.registry.disconnected(&node_id, conn);
+    if let Some(c) = &gw.nodes.cluster {
+        c.connected(&info, false).await;
+    }
     tracing::info!(node = %short, %why, "node disconnected");
 }
 

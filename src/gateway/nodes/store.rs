@@ -191,52 +191,35 @@ impl PairingStore {
         let key = find_request(&pending, id)?;
         let request = pending.remove(&key).expect("found above");
         let mut paired = self.paired()?;
-        let mut roles = paired
-            .get(&request.device_id)
-            .filter(|d| d.public_key == request.public_key)
-            .map(|d| d.roles.clone())
-            .unwrap_or_default();
-        if !roles.contains(&request.role) {
-            roles.push(request.role.clone());
-        }
-        let mut tokens = paired
-            .get(&request.device_id)
-            .filter(|d| d.public_key == request.public_key)
-            .map(|d| d.tokens.clone())
-            .unwrap_or_default();
-        let previous = tokens.get(&request.role).map(|t| t.created_at_ms);
-        tokens.insert(
-            request.role.clone(),
-            DeviceToken {
-                token: new_token(),
-                role: request.role.clone(),
-                scopes: request.scopes.clone(),
-                created_at_ms: previous.unwrap_or(now_ms),
-                rotated_at_ms: previous.map(|_| now_ms),
-                revoked_at_ms: None,
-                last_used_at_ms: None,
-            },
-        );
-        let device = PairedDevice {
-            device_id: request.device_id.clone(),
-            public_key: request.public_key,
-            display_name: request.display_name,
-            platform: request.platform,
-            client_id: request.client_id,
-            client_mode: request.client_mode,
-            role: request.role,
-            roles,
-            scopes: request.scopes,
-            remote_ip: request.remote_ip,
-            tokens,
-            created_at_ms: paired
-                .get(&request.device_id)
-                .map_or(now_ms, |d| d.created_at_ms),
-            approved_at_ms: now_ms,
-        };
+        let existing = paired.get(&request.device_id).cloned();
+        let device = paired_from(request, existing, now_ms);
         paired.insert(device.device_id.clone(), device.clone());
         self.state.write(PAIRED_FILE, &paired)?;
         self.state.write(PENDING_FILE, &pending)?;
+        Ok(device)
+    }
+
+    /// Pairs a device approved elsewhere (its NodePairing, in a cluster): kept as it is when it
+    /// is paired already with a live token, else paired with a fresh one.
+    pub fn pair(&self, request: PendingDevice, now_ms: i64) -> Result<PairedDevice, StoreError> {
+        let _g = self.lock.lock().expect("pairing lock");
+        let mut paired = self.paired()?;
+        let existing = paired.get(&request.device_id).cloned();
+        if let Some(d) = &existing
+            && d.public_key == request.public_key
+            && d.token(&request.role).is_some()
+        {
+            return Ok(d.clone());
+        }
+        let mut pending = self.pending(now_ms)?;
+        let before = pending.len();
+        pending.retain(|_, r| r.device_id != request.device_id);
+        let device = paired_from(request, existing, now_ms);
+        paired.insert(device.device_id.clone(), device.clone());
+        self.state.write(PAIRED_FILE, &paired)?;
+        if pending.len() != before {
+            self.state.write(PENDING_FILE, &pending)?;
+        }
         Ok(device)
     }
 
@@ -314,6 +297,51 @@ impl PairingStore {
             let _ = self.state.write(PAIRED_FILE, &paired);
         }
         ok
+    }
+}
+
+/// The paired device a request becomes: its roles and tokens kept when the key is the same,
+/// and a fresh token for its role.
+fn paired_from(
+    request: PendingDevice,
+    existing: Option<PairedDevice>,
+    now_ms: i64,
+) -> PairedDevice {
+    let same_key = existing
+        .as_ref()
+        .filter(|d| d.public_key == request.public_key);
+    let mut roles = same_key.map(|d| d.roles.clone()).unwrap_or_default();
+    if !roles.contains(&request.role) {
+        roles.push(request.role.clone());
+    }
+    let mut tokens = same_key.map(|d| d.tokens.clone()).unwrap_or_default();
+    let previous = tokens.get(&request.role).map(|t| t.created_at_ms);
+    tokens.insert(
+        request.role.clone(),
+        DeviceToken {
+            token: new_token(),
+            role: request.role.clone(),
+            scopes: request.scopes.clone(),
+            created_at_ms: previous.unwrap_or(now_ms),
+            rotated_at_ms: previous.map(|_| now_ms),
+            revoked_at_ms: None,
+            last_used_at_ms: None,
+        },
+    );
+    PairedDevice {
+        device_id: request.device_id,
+        public_key: request.public_key,
+        display_name: request.display_name,
+        platform: request.platform,
+        client_id: request.client_id,
+        client_mode: request.client_mode,
+        role: request.role,
+        roles,
+        scopes: request.scopes,
+        remote_ip: request.remote_ip,
+        tokens,
+        created_at_ms: existing.map_or(now_ms, |d| d.created_at_ms),
+        approved_at_ms: now_ms,
     }
 }
 

@@ -32,9 +32,9 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
 }
 
 /// What the gateway may do in its namespace: read its Channels, Crons and NodePairings, mirror
-/// pairing and cron state into their status, and emit Events. The NodePairing status and create
-/// rules are for node pairing, which is planned and not built yet. With the Tailscale sidecar,
-/// what containerboot needs on its pre-created state Secret.
+/// pairing, cron and node state into their status, create a NodePairing for a node asking to
+/// pair and patch its `approved` when the owner answers from the CLI or Telegram, and emit
+/// Events. With the Tailscale sidecar, what containerboot needs on its pre-created state Secret.
 pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
     let mut rules = vec![
         rule(
@@ -47,7 +47,7 @@ pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
             &["channels/status", "crons/status", "nodepairings/status"],
             &["get", "patch", "update"],
         ),
-        rule(&["clawops.dev"], &["nodepairings"], &["create"]),
+        rule(&["clawops.dev"], &["nodepairings"], &["create", "patch"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ];
     if exposure.sidecar().is_some() {
