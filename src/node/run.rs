@@ -95,12 +95,17 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
         .raw_command
         .clone()
         .unwrap_or_else(|| params.command.join(" "));
+    let mut allowlisted = Vec::new();
     if let Some(c) = &check {
         let now = chrono::Utc::now().timestamp_millis();
         let mut changed = false;
         if decision == Some("allow-always") && policy.security == crate::exec::Security::Allowlist {
             for path in c.resolved.iter().flatten() {
-                changed |= file.allow(AGENT, &path.to_string_lossy());
+                let pattern = path.to_string_lossy().into_owned();
+                if file.allow(AGENT, &pattern) {
+                    changed = true;
+                    allowlisted.push(pattern);
+                }
             }
         }
         let list = file.allowlist(AGENT);
@@ -125,7 +130,9 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
             tracing::warn!(error = %e, "could not record the allowlist use");
         }
     }
-    Ok(spawn(&params, cwd).await)
+    let mut out = spawn(&params, cwd).await;
+    out.allowlisted = allowlisted;
+    Ok(out)
 }
 
 fn env_for(overrides: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
@@ -186,6 +193,7 @@ async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
                 stdout: String::new(),
                 stderr: String::new(),
                 error: Some(format!("{}: {e}", params.command[0])),
+                allowlisted: Vec::new(),
             };
         }
     };
@@ -222,6 +230,7 @@ async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
         stdout,
         stderr,
         error: None,
+        allowlisted: Vec::new(),
     }
 }
 
@@ -300,7 +309,13 @@ mod tests {
         assert!(system_run(&s, sh("id -u")).await.is_err(), "once is once");
         let mut p = sh("id -u");
         p.approval_decision = Some("allow-always".into());
-        assert!(system_run(&s, p).await.unwrap().success);
+        let out = system_run(&s, p).await.unwrap();
+        assert!(out.success);
+        assert_eq!(
+            out.allowlisted,
+            [real("id")],
+            "the gateway is told what was added"
+        );
         assert!(system_run(&s, sh("id -u")).await.unwrap().success);
         let f: ApprovalsFile = s.read(approvals::FILE).unwrap().unwrap();
         assert_eq!(f.agents[AGENT].allowlist[0].pattern, real("id"));

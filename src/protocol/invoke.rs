@@ -118,6 +118,10 @@ pub struct RunOutput {
     pub stderr: String,
     /// Why it could not start, if it did not.
     pub error: Option<String>,
+    /// Patterns the node added to its allowlist for this run (an "Always allow"; clawops
+    /// nodes only), so the gateway can record them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowlisted: Vec<String>,
 }
 
 #[cfg(test)]

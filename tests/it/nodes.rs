@@ -976,6 +976,34 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
         node_log(&b_state)
     );
 
+    // "Always allow" is recorded on the NodePairing too.
+    let call = run_on_node(port, vec!["desk", "--", "id", "-u"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        assert!(Instant::now() < deadline, "no approval waits");
+        let listed =
+            tokio::task::spawn_blocking(move || clawops(port, &["approvals", "list", "--json"]))
+                .await
+                .unwrap();
+        let v: Value = serde_json::from_slice(&listed.stdout).unwrap_or(Value::Null);
+        if let Some(id) = v[0]["id"].as_str() {
+            break id.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        clawops(port, &["approvals", "resolve", &id, "allow-always"])
+    })
+    .await
+    .unwrap();
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(call.await.unwrap().status.code(), Some(0));
+    let np = wait_pairing(&api, "vps", "the allowlist entry", |v| {
+        !v["spec"]["exec"]["allowlist"].is_null()
+    })
+    .await;
+    assert_eq!(np["spec"]["exec"]["allowlist"][0], real_path("id").as_str());
+
     b.terminate(Duration::from_secs(10));
     gw.terminate(Duration::from_secs(10));
 }

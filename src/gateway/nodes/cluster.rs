@@ -117,6 +117,31 @@ impl ClusterPairings {
             .map(|_| ())
     }
 
+    /// Adds `patterns` to the NodePairing's `spec.exec.allowlist` (what the owner always
+    /// allowed), keeping what is there.
+    pub async fn allow(&self, node_id: &str, patterns: &[String]) -> Result<(), kube::Error> {
+        let Some(np) = self.find(node_id).await? else {
+            return Ok(());
+        };
+        let mut list = np.spec.exec.allowlist.clone();
+        for p in patterns {
+            if !list.contains(p) {
+                list.push(p.clone());
+            }
+        }
+        if list == np.spec.exec.allowlist {
+            return Ok(());
+        }
+        self.api
+            .patch(
+                &np.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "exec": { "allowlist": list } } })),
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// Mirrors a connection into the status (phase, last seen, platform, commands).
     pub async fn connected(&self, info: &NodeInfo, connected: bool) {
         let Ok(Some(np)) = self.find(&info.node_id).await else {

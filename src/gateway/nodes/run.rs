@@ -154,6 +154,12 @@ pub async fn run(
         }
     };
     let out = invoke(gw, &node, line, timeout, policy, Some(decision)).await;
+    if let (Ok(o), Some(cluster)) = (&out, &gw.nodes.cluster)
+        && !o.allowlisted.is_empty()
+        && let Err(e) = cluster.allow(&node.node_id, &o.allowlisted).await
+    {
+        tracing::error!(node = %label, error = %e, "always-allowed patterns not recorded on the NodePairing");
+    }
     match &out {
         Ok(o) => record(decision.key(), by, Some(o)),
         Err(_) => record("refused", by, None),

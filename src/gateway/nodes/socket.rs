@@ -404,14 +404,16 @@ async fn session(
     {
         return;
     }
-    // Commands outside what a system node may run are dropped, as Clawdbot does.
-    let commands: Vec<String> = params
+    // Commands outside what a system node may run are dropped, as Clawdbot does; said here.
+    let (commands, dropped): (Vec<String>, Vec<String>) = params
         .commands
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.trim().to_string())
-        .filter(|c| SYSTEM_COMMANDS.contains(&c.as_str()))
-        .collect();
+        .partition(|c| SYSTEM_COMMANDS.contains(&c.as_str()));
+    if !dropped.is_empty() {
+        tracing::warn!(node = %&proven.device_id[..12], ?dropped, "node declared commands a system node may not offer; ignored");
+    }
     let node_id = proven.device_id.clone();
     let short = node_id[..12].to_string();
     let info = NodeInfo {
