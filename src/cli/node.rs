@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Where the node keeps its key, device token and exec policy (`~/.clawops/node`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Trust only the gateway certificate with this SHA-256 (`sha256:AB:CD:…`), e.g. a
+    /// self-signed one; wss:// only.
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +59,21 @@ pub enum NodeAction {
     },
 }
 
+/// The pinned certificate, which only a wss:// gateway can have.
+fn pin(gateway: &str, fingerprint: Option<&str>) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(f) = fingerprint else {
+        return Ok(None);
+    };
+    if !gateway.starts_with("wss://") {
+        anyhow::bail!(
+            "--tls-fingerprint needs a wss:// (or https://) gateway; {gateway} is not TLS"
+        );
+    }
+    Ok(Some(
+        crate::node::tls::parse_fingerprint(f).map_err(anyhow::Error::msg)?,
+    ))
+}
+
 fn node_dir(state_dir: Option<PathBuf>) -> PathBuf {
     state_dir.unwrap_or_else(|| super::default_state_dir().join("node"))
 }
@@ -72,6 +91,7 @@ pub async fn run(action: NodeAction) -> anyhow::Result<()> {
     match action {
         NodeAction::Run(args) => {
             let gateway = client::normalise_url(&args.gateway).map_err(anyhow::Error::msg)?;
+            let tls_fingerprint = pin(&gateway, args.tls_fingerprint.as_deref())?;
             let state = StateDir::open(node_dir(args.state_dir))?;
             let opts = NodeOptions {
                 gateway,
@@ -81,11 +101,14 @@ pub async fn run(action: NodeAction) -> anyhow::Result<()> {
                     .map(SecretString::from),
                 display_name: args.display_name.unwrap_or_else(host_name),
                 state,
+                tls_fingerprint,
             };
             client::run(opts, crate::util::shutdown_signal()).await
         }
         NodeAction::Install { run, force } => {
             let gateway = client::normalise_url(&run.gateway).map_err(anyhow::Error::msg)?;
+            pin(&gateway, run.tls_fingerprint.as_deref())?;
+            let fingerprint = run.tls_fingerprint.clone();
             let dir = std::path::absolute(node_dir(run.state_dir))?;
             StateDir::open(&dir)?;
             let token = run.token.filter(|t| !t.trim().is_empty());
@@ -100,7 +123,14 @@ pub async fn run(action: NodeAction) -> anyhow::Result<()> {
                     run.display_name.unwrap_or_else(host_name),
                     "--state-dir".into(),
                     dir.to_string_lossy().into_owned(),
-                ],
+                ]
+                .into_iter()
+                .chain(
+                    fingerprint
+                        .into_iter()
+                        .flat_map(|f| ["--tls-fingerprint".to_string(), f]),
+                )
+                .collect(),
                 // A user service starts with systemd's short PATH; the node must find programs
                 // (and match its allowlist) as it does from this shell.
                 env: std::env::var("PATH")

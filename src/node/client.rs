@@ -43,6 +43,8 @@ pub struct NodeOptions {
     pub token: Option<SecretString>,
     pub display_name: String,
     pub state: StateDir,
+    /// Trust only the gateway certificate with this SHA-256 (`--tls-fingerprint`).
+    pub tls_fingerprint: Option<[u8; 32]>,
 }
 
 /// `wss://host[:port]`, `ws://…`, `https://…` (→ wss) or `http://…` (→ ws); a plain `ws://`
@@ -240,7 +242,17 @@ async fn connect_once(
     backoff: &mut Duration,
     on_connected: impl FnOnce(),
 ) -> Ended {
-    let (mut ws, _) = match tokio_tungstenite::connect_async(opts.gateway.as_str()).await {
+    let connector = opts
+        .tls_fingerprint
+        .map(|pin| tokio_tungstenite::Connector::Rustls(super::tls::pinned_config(pin)));
+    let connected = tokio_tungstenite::connect_async_tls_with_config(
+        opts.gateway.as_str(),
+        None,
+        false,
+        connector,
+    )
+    .await;
+    let (mut ws, _) = match connected {
         Ok(x) => x,
         Err(e) => return Ended::Unreachable(format!("{}: {e}", opts.gateway)),
     };

@@ -8,3 +8,4 @@ pub mod identity;
 pub mod run;
 pub mod service;
 pub mod status;
+pub mod tls;

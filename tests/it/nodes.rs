@@ -758,6 +758,22 @@ fn node_install_writes_a_user_unit_keeps_the_token_out_of_it_and_drives_systemct
         "--user daemon-reload\n--user enable --now clawops-node.service\n"
     );
 
+    let plain_pin = run(
+        &[
+            "node",
+            "run",
+            "--gateway",
+            "ws://127.0.0.1:1",
+            "--tls-fingerprint",
+            &"ab".repeat(32),
+        ],
+        &path,
+    );
+    assert!(
+        !plain_pin.status.success() && text(&plain_pin).contains("needs a wss://"),
+        "{}",
+        text(&plain_pin)
+    );
     let again = run(&install, &path);
     assert!(
         !again.status.success() && text(&again).contains("--force"),
