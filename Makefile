@@ -5,7 +5,7 @@ DOCKER ?= docker
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/clawops/clawops:$(VERSION)
 
-.PHONY: all build test lint fmt generate crds e2e bench run-operator render-example image image-push
+.PHONY: all build test lint fmt generate crds e2e interop bench run-operator render-example image image-push
 
 all: build
 
@@ -35,6 +35,12 @@ crds: generate
 ## End-to-end tests against the cluster in KUBECONFIG (needs the CRDs applied and the operator running).
 e2e:
 	$(CARGO) test --test it e2e:: -- --ignored --test-threads=1
+
+## Wire compatibility with the real Clawdbot 2026.1.24 node host (npm clawdbot@2026.1.24-3 on
+## Node 22, installed into .tools/): pair it with a standalone gateway, run an allowlisted
+## command and have a non-allowlisted one refused. Needs the npm registry; not part of `test`.
+interop:
+	scripts/interop-clawdbot-node.sh
 
 ## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead;
 ## cluster patrol time and peak memory over 10,000 pods.

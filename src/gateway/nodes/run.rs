@@ -11,6 +11,7 @@ use super::audit::ExecRecord;
 use super::registry::{InvokeError, NodeInfo};
 use crate::exec::{DenyReason, Policy, Security};
 use crate::gateway::Gateway;
+use crate::protocol::frames::ErrorShape;
 use crate::protocol::invoke::{RunOutput, RunParams, SYSTEM_RUN};
 use crate::util::uuid::uuid_v4 as uuid;
 
@@ -201,16 +202,10 @@ async fn invoke(
         )
         .await?;
     if !result.ok {
-        let error = result.error.unwrap_or_else(|| {
-            crate::protocol::frames::ErrorShape::new("UNAVAILABLE", "node invoke failed")
-        });
-        let reason = error
-            .details
-            .as_ref()
-            .and_then(|d| d.get("reason"))
-            .and_then(|r| r.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let error = result
+            .error
+            .unwrap_or_else(|| ErrorShape::new("UNAVAILABLE", "node invoke failed"));
+        let reason = why(&error);
         return Err(RunError::Node {
             node: label,
             message: error.message,
@@ -221,6 +216,20 @@ async fn invoke(
         .payload_value()
         .and_then(|v| serde_json::from_value(v).ok())
         .ok_or(RunError::BadAnswer(label))
+}
+
+/// Why the node refused, for the owner's approval prompt: its `details.reason` (a clawops node
+/// says which program is not on its allowlist), else its message — a Clawdbot node host sends
+/// only `SYSTEM_RUN_DENIED: approval required`, with no details.
+fn why(error: &ErrorShape) -> String {
+    error
+        .details
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or(&error.message)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -253,6 +262,21 @@ mod tests {
         ));
         assert!(matches!(find(&nodes, "zz"), Err(RunError::NoNode(_))));
         assert!(matches!(find(&nodes, ""), Err(RunError::NoNode(_))));
+    }
+
+    #[test]
+    fn the_prompt_says_why_the_node_asks_even_without_details() {
+        let approval = DenyReason::ApprovalRequired.message();
+        // A clawops node names the program that missed its allowlist.
+        let ours = ErrorShape::new("UNAVAILABLE", approval)
+            .with_details(serde_json::json!({ "reason": "/usr/bin/id is not on the allowlist" }));
+        assert_eq!(why(&ours), "/usr/bin/id is not on the allowlist");
+        // Clawdbot 2026.1.24's node host sends the message alone.
+        let clawdbot = ErrorShape::new("UNAVAILABLE", approval);
+        assert_eq!(why(&clawdbot), "SYSTEM_RUN_DENIED: approval required");
+        let blank = ErrorShape::new("UNAVAILABLE", approval)
+            .with_details(serde_json::json!({ "reason": " " }));
+        assert_eq!(why(&blank), approval);
     }
 
     #[test]
