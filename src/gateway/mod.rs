@@ -278,10 +278,15 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     // On SIGTERM the pollers stop fetching at once, while the HTTP side drains.
     let signal = futures::FutureExt::shared(crate::util::shutdown_signal());
     tokio::spawn({
-        let signal = signal.clone();
+        let (signal, gw) = (signal.clone(), gw.clone());
         async move {
             signal.await;
             let _ = stop_tx.send(true);
+            // Nodes hear it as Clawdbot's gateway says it, and reconnect after the restart.
+            gw.nodes
+                .registry
+                .close_all(nodes::handshake::CLOSE_RESTART, "service restart")
+                .await;
         }
     });
     axum::serve(

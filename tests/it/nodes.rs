@@ -258,6 +258,11 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
 
     // The gateway restarts: the node reconnects with its device token, no new approval.
     gw.terminate(Duration::from_secs(10));
+    let log = node_log(&node_state);
+    assert!(
+        log.contains("closed (1012): service restart"),
+        "the node is told the gateway restarts: {log}"
+    );
     let mut gw = gateway(&gw_state, port);
     wait_nodes(port, "the node reconnected", |v| {
         v["paired"][0]["connected"] == true && v["pending"].as_array().is_some_and(|p| p.is_empty())

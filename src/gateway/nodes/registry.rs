@@ -108,6 +108,22 @@ impl Registry {
         }
     }
 
+    /// Tells every connected node the gateway stops: a `shutdown` event, then a close.
+    pub async fn close_all(&self, code: u16, reason: &str) {
+        let outs: Vec<mpsc::Sender<Outbound>> = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .map(|s| s.out.clone())
+            .collect();
+        for out in outs {
+            let shutdown = Frame::event("shutdown", serde_json::json!({ "reason": reason }));
+            let _ = out.send(Outbound::Frame(shutdown)).await;
+            let _ = out.send(Outbound::Close(code, reason.into())).await;
+        }
+    }
+
     pub fn list(&self) -> Vec<NodeInfo> {
         let mut out: Vec<NodeInfo> = self
             .sessions

@@ -73,6 +73,11 @@ fn too_big_or_gone(e: &axum::Error) -> Refusal {
     let text = e.to_string();
     if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
         Refusal::close(CLOSE_TOO_BIG, "frame larger than 512 KiB")
+    } else if text.contains("reset")
+        || text.contains("closing handshake")
+        || text.contains("Broken pipe")
+    {
+        Refusal::close(handshake::CLOSE_NORMAL, "connection lost")
     } else {
         Refusal::close(CLOSE_POLICY, "invalid frame")
     }
