@@ -43,10 +43,12 @@ interop:
 	scripts/interop-clawdbot-node.sh
 
 ## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead;
-## cluster patrol time and peak memory over 10,000 pods.
+## node invoke round trip, handshake time and memory per idle node connection; cluster patrol time
+## and peak memory over 10,000 pods.
 bench:
 	$(CARGO) bench --bench build
 	$(CARGO) bench --bench gateway
+	$(CARGO) bench --bench nodes
 	$(CARGO) bench --bench patrol
 	$(CARGO) build --profile dist --bin clawops
 	$(CARGO) bench --bench operator -- --agents 10,250,500,1000 --steady-secs 60 --binary target/dist/clawops

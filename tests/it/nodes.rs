@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::nodes::{allow, connect_frame, node_host, node_log, open, outcome, real_path};
 use crate::support::{self, process::*};
 
 const TOKEN: &str = "test-gateway-token-0123456789";
@@ -37,33 +38,6 @@ fn gateway(state: &Path, port: u16) -> Reaper {
     gw
 }
 
-/// `clawops node run` with its log in `<state>/node.log`.
-fn node(state: &Path, port: u16) -> Reaper {
-    std::fs::create_dir_all(state).unwrap();
-    let log = std::fs::File::create(state.join("node.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_clawops"))
-        .args([
-            "node",
-            "run",
-            "--gateway",
-            &format!("ws://127.0.0.1:{port}"),
-            "--display-name",
-            "desk",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-        .env_remove("CLAWOPS_GATEWAY_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Reaper(child)
-}
-
-fn node_log(state: &Path) -> String {
-    std::fs::read_to_string(state.join("node.log")).unwrap_or_default()
-}
-
 /// Polls `clawops nodes list --json` until `test` holds.
 fn wait_nodes(port: u16, what: &str, test: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -84,36 +58,13 @@ fn wait_nodes(port: u16, what: &str, test: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-/// The real path (symlinks resolved) of `program` as PATH finds it, as the node matches it.
-fn real_path(program: &str) -> String {
-    std::env::var("PATH")
-        .unwrap()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .unwrap_or_else(|| panic!("{program} on this machine"))
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn allow(node_state: &Path, programs: &[&str]) {
-    let path = node_state.join("exec-approvals.json");
-    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    f["agents"]["main"]["allowlist"] = programs
-        .iter()
-        .map(|p| json!({ "pattern": real_path(p) }))
-        .collect();
-    std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
-}
-
 #[test]
 fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
     let gw_state = support::temp_dir("nodes-gw");
     let node_state = support::temp_dir("nodes-node");
     let port = free_port();
     let mut gw = gateway(&gw_state, port);
-    let mut host = node(&node_state, port);
+    let mut host = node_host(&node_state, port);
 
     // Unknown: it waits for the owner, and says so plainly.
     let listed = wait_nodes(port, "a pending node", |v| {
@@ -308,64 +259,6 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open(port: u16) -> (Ws, String) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .unwrap();
-    let Some(Ok(Message::Text(t))) = ws.next().await else {
-        panic!("no challenge")
-    };
-    let v: Value = serde_json::from_str(&t).unwrap();
-    assert_eq!(v["event"], "connect.challenge");
-    (ws, v["payload"]["nonce"].as_str().unwrap().to_string())
-}
-
-/// The answer frame (if any) and the close code and reason.
-async fn outcome(ws: &mut Ws) -> (Option<Value>, Option<(u16, String)>) {
-    let mut answer = None;
-    while let Some(Ok(m)) = ws.next().await {
-        match m {
-            Message::Text(t) => answer = Some(serde_json::from_str(&t).unwrap()),
-            Message::Close(c) => {
-                return (answer, c.map(|c| (u16::from(c.code), c.reason.to_string())));
-            }
-            _ => {}
-        }
-    }
-    (answer, None)
-}
-
-fn connect_frame(key: &ed25519_dalek::SigningKey, nonce: &str, token: Option<&str>) -> String {
-    use clawops::protocol::device::{self, SignedConnect};
-    let id = device::device_id(&key.verifying_key());
-    let signed_at = chrono::Utc::now().timestamp_millis();
-    let signature = SignedConnect {
-        device_id: &id,
-        client_id: "node-host",
-        client_mode: "node",
-        role: "node",
-        scopes: &[],
-        signed_at_ms: signed_at,
-        token: token.unwrap_or_default(),
-        nonce: Some(nonce),
-    }
-    .sign(key);
-    let mut params = json!({
-        "minProtocol": 3, "maxProtocol": 3,
-        "client": {"id": "node-host", "displayName": "raw", "version": "2026.1.24-3", "platform": "linux", "mode": "node"},
-        "caps": ["system"], "commands": ["system.run"], "role": "node", "scopes": [],
-        "device": {"id": id, "publicKey": device::encode_public_key(&key.verifying_key()),
-                   "signature": signature, "signedAt": signed_at, "nonce": nonce},
-    });
-    if let Some(t) = token {
-        params["auth"] = json!({ "token": t });
-    }
-    json!({"type": "req", "id": "c1", "method": "connect", "params": params}).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_connects_get_their_documented_answers_and_closes() {
     let state = support::temp_dir("nodes-raw");
@@ -546,7 +439,7 @@ async fn the_owner_approves_nodes_and_commands_with_telegram_buttons() {
     .await
     .unwrap();
     let ns = node_state.clone();
-    let mut host = tokio::task::spawn_blocking(move || node(&ns, port))
+    let mut host = tokio::task::spawn_blocking(move || node_host(&ns, port))
         .await
         .unwrap();
 
@@ -895,7 +788,7 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
     // An unknown node: the gateway creates its NodePairing, not approved.
     let a_state = support::temp_dir("nodes-k8s-a");
     let s = a_state.clone();
-    let mut a = tokio::task::spawn_blocking(move || node(&s, port))
+    let mut a = tokio::task::spawn_blocking(move || node_host(&s, port))
         .await
         .unwrap();
     let listed = tokio::task::spawn_blocking(move || {
@@ -972,7 +865,7 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
     np.metadata.uid = Some("uid-vps".into());
     api.insert(&np);
     let s = b_state.clone();
-    let mut b = tokio::task::spawn_blocking(move || node(&s, port))
+    let mut b = tokio::task::spawn_blocking(move || node_host(&s, port))
         .await
         .unwrap();
     wait_pairing(&api, "vps", "Connected", |v| {

@@ -1,0 +1,137 @@
+//! A node's side of the gateway protocol v3, for tests and benches: a raw WebSocket client
+//! (dial, challenge, a signed `connect`, the answer and the close), and the real node host
+//! (`clawops node run`) with its allowlist.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::process::Reaper;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An open WebSocket to the gateway on `port`, nothing read yet.
+pub async fn dial(port: u16) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .0
+}
+
+/// Reads the `connect.challenge` the gateway sends first; its nonce.
+pub async fn challenge(ws: &mut Ws) -> String {
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no challenge")
+    };
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["event"], "connect.challenge");
+    v["payload"]["nonce"].as_str().unwrap().to_string()
+}
+
+/// [`dial`] then [`challenge`].
+pub async fn open(port: u16) -> (Ws, String) {
+    let mut ws = dial(port).await;
+    let nonce = challenge(&mut ws).await;
+    (ws, nonce)
+}
+
+/// The answer frame (if any) and the close code and reason.
+pub async fn outcome(ws: &mut Ws) -> (Option<Value>, Option<(u16, String)>) {
+    let mut answer = None;
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Text(t) => answer = Some(serde_json::from_str(&t).unwrap()),
+            Message::Close(c) => {
+                return (answer, c.map(|c| (u16::from(c.code), c.reason.to_string())));
+            }
+            _ => {}
+        }
+    }
+    (answer, None)
+}
+
+/// A node's `connect` request (id `c1`) signed by `key` over `nonce`, declaring `system.run`,
+/// with `token` as `auth.token` when given.
+pub fn connect_frame(key: &ed25519_dalek::SigningKey, nonce: &str, token: Option<&str>) -> String {
+    use clawops::protocol::device::{self, SignedConnect};
+    let id = device::device_id(&key.verifying_key());
+    let signed_at = chrono::Utc::now().timestamp_millis();
+    let signature = SignedConnect {
+        device_id: &id,
+        client_id: "node-host",
+        client_mode: "node",
+        role: "node",
+        scopes: &[],
+        signed_at_ms: signed_at,
+        token: token.unwrap_or_default(),
+        nonce: Some(nonce),
+    }
+    .sign(key);
+    let mut params = json!({
+        "minProtocol": 3, "maxProtocol": 3,
+        "client": {"id": "node-host", "displayName": "raw", "version": "2026.1.24-3", "platform": "linux", "mode": "node"},
+        "caps": ["system"], "commands": ["system.run"], "role": "node", "scopes": [],
+        "device": {"id": id, "publicKey": device::encode_public_key(&key.verifying_key()),
+                   "signature": signature, "signedAt": signed_at, "nonce": nonce},
+    });
+    if let Some(t) = token {
+        params["auth"] = json!({ "token": t });
+    }
+    json!({"type": "req", "id": "c1", "method": "connect", "params": params}).to_string()
+}
+
+/// `clawops node run` named `desk` against the gateway on `port`, with its log in
+/// `<state>/node.log`.
+pub fn node_host(state: &Path, port: u16) -> Reaper {
+    std::fs::create_dir_all(state).unwrap();
+    let log = std::fs::File::create(state.join("node.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args([
+            "node",
+            "run",
+            "--gateway",
+            &format!("ws://127.0.0.1:{port}"),
+            "--display-name",
+            "desk",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env_remove("CLAWOPS_GATEWAY_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Reaper(child)
+}
+
+pub fn node_log(state: &Path) -> String {
+    std::fs::read_to_string(state.join("node.log")).unwrap_or_default()
+}
+
+/// The real path (symlinks resolved) of `program` as PATH finds it, as the node matches it.
+pub fn real_path(program: &str) -> String {
+    std::env::var("PATH")
+        .unwrap()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .unwrap_or_else(|| panic!("{program} on this machine"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Sets the node's allowlist (in its `exec-approvals.json`, which must exist) to `programs`.
+pub fn allow(node_state: &Path, programs: &[&str]) {
+    let path = node_state.join("exec-approvals.json");
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f["agents"]["main"]["allowlist"] = programs
+        .iter()
+        .map(|p| json!({ "pattern": real_path(p) }))
+        .collect();
+    std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
+}
