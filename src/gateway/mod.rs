@@ -259,6 +259,13 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", listen.addr))?;
+    // Small frames go out at once: an invoke right after a node's result would otherwise wait
+    // for the node's delayed ACK (40 ms per command).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let pollers: Vec<_> = gw
@@ -297,6 +304,11 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     .await?;
     for task in [heartbeat, mirror, scheduler, alerts].into_iter().flatten() {
         task.abort();
+    }
+    // Upgraded node sockets are not part of the HTTP drain: let them send their close first.
+    let closing = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !gw.nodes.registry.list().is_empty() && tokio::time::Instant::now() < closing {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Messages in hand get the rest of a pod's 30 s grace period; whatever is unfinished then
     // is fetched again after the restart (the offset only covers handled messages).

@@ -192,15 +192,9 @@ async fn admit(
             ),
         ));
     }
-    if let Err(wait) = nodes.pair_limit.check(ip, Instant::now()) {
-        return Err(Refusal::invalid(
-            codes::UNAVAILABLE,
-            format!(
-                "too many pairing requests from this address; retry in {} s",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
+    // Only new requests count against the address: paired nodes behind the same NAT or
+    // proxy are never locked out by strangers asking.
+    let limit = nodes.pair_limit.check(ip, Instant::now());
     let request = PendingDevice {
         request_id: uuid(),
         device_id: proven.device_id.clone(),
@@ -218,8 +212,11 @@ async fn admit(
         ts: now,
     };
     let gate = match &nodes.cluster {
-        None => nodes.store.gate(request, now).map_err(|e| e.to_string()),
-        Some(cluster) => cluster_gate(gw, cluster, request, now).await,
+        None => nodes
+            .store
+            .gate(request, now, limit.is_ok())
+            .map_err(|e| e.to_string()),
+        Some(cluster) => cluster_gate(gw, cluster, request, now, limit.is_ok()).await,
     }
     .map_err(|e| {
         tracing::error!(error = %e, "pairing state unusable");
@@ -266,6 +263,13 @@ async fn admit(
                 reason: "pairing required".into(),
             })
         }
+        Gate::Limited => Err(Refusal::invalid(
+            codes::UNAVAILABLE,
+            format!(
+                "too many pairing requests from this address; retry in {} s",
+                limit.err().unwrap_or_default().as_secs().max(1)
+            ),
+        )),
         Gate::Full => Err(Refusal::invalid(
             codes::UNAVAILABLE,
             "too many nodes wait for approval; approve or reject some with `clawops nodes list`",
@@ -280,6 +284,7 @@ async fn cluster_gate(
     cluster: &super::cluster::ClusterPairings,
     request: PendingDevice,
     now: i64,
+    may_ask: bool,
 ) -> Result<Gate, String> {
     let store = &gw.nodes.store;
     let found = cluster
@@ -298,7 +303,7 @@ async fn cluster_gate(
     // The NodePairing does not approve it: whatever the gateway's own record says, it waits.
     let _ = store.revoke(&request.device_id, &request.role, now);
     let gate = store
-        .gate(request.clone(), now)
+        .gate(request.clone(), now, may_ask)
         .map_err(|e| e.to_string())?;
     if found.is_none()
         && matches!(gate, Gate::Pending { .. })

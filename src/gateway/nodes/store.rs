@@ -92,6 +92,8 @@ pub enum Gate {
     Pending { request_id: String, created: bool },
     /// Too many requests wait already.
     Full,
+    /// Not paired, and its address may not ask again yet.
+    Limited,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,10 +111,21 @@ pub enum StoreError {
 type Pending = BTreeMap<String, PendingDevice>;
 type Paired = BTreeMap<String, PairedDevice>;
 
-/// The pairing store. One lock serialises read-modify-write of both files.
+/// Both files, read once and then kept in memory (the gateway owns them): a connect looks a
+/// device up without reading or parsing anything.
+#[derive(Default)]
+struct Cache {
+    loaded: bool,
+    pending: Pending,
+    paired: Paired,
+}
+
+/// The pairing store. One lock serialises read-modify-write of both files; every change is
+/// written through before it is answered, except a token's last-used time, which is kept in
+/// memory and written with the next change (losing it in a crash loses nothing else).
 pub struct PairingStore {
     state: StateDir,
-    lock: Mutex<()>,
+    cache: Mutex<Cache>,
 }
 
 /// A fresh token: 16 random bytes as 32 lowercase hex characters, as Clawdbot mints them.
@@ -120,117 +133,155 @@ fn new_token() -> String {
     hex(&rand::random::<[u8; 16]>())
 }
 
+enum Changed {
+    Pending,
+    Paired,
+    Both,
+}
+
 impl PairingStore {
     pub fn new(state: StateDir) -> Self {
         Self {
             state,
-            lock: Mutex::new(()),
+            cache: Mutex::default(),
         }
     }
 
-    fn pending(&self, now_ms: i64) -> Result<Pending, StateError> {
-        let mut p: Pending = self.state.read(PENDING_FILE)?.unwrap_or_default();
-        p.retain(|_, r| now_ms - r.ts <= PENDING_TTL_MS);
-        Ok(p)
+    /// Runs `f` on both maps under the lock (loading them first, pruning expired requests), and
+    /// writes what it says it changed. A failed write drops the cache, so memory never runs
+    /// ahead of the files.
+    fn with<T, E: From<StateError>>(
+        &self,
+        now_ms: i64,
+        f: impl FnOnce(&mut Pending, &mut Paired) -> Result<(T, Option<Changed>), E>,
+    ) -> Result<T, E> {
+        let mut c = self.cache.lock().expect("pairing lock");
+        if !c.loaded {
+            c.pending = self.state.read(PENDING_FILE)?.unwrap_or_default();
+            c.paired = self.state.read(PAIRED_FILE)?.unwrap_or_default();
+            c.loaded = true;
+        }
+        c.pending.retain(|_, r| now_ms - r.ts <= PENDING_TTL_MS);
+        let Cache {
+            pending, paired, ..
+        } = &mut *c;
+        let (out, changed) = f(pending, paired)?;
+        let written = match changed {
+            None => Ok(()),
+            Some(Changed::Pending) => self.state.write(PENDING_FILE, &c.pending),
+            Some(Changed::Paired) => self.state.write(PAIRED_FILE, &c.paired),
+            Some(Changed::Both) => self
+                .state
+                .write(PAIRED_FILE, &c.paired)
+                .and_then(|_| self.state.write(PENDING_FILE, &c.pending)),
+        };
+        if let Err(e) = written {
+            c.loaded = false;
+            return Err(e.into());
+        }
+        Ok(out)
     }
 
-    fn paired(&self) -> Result<Paired, StateError> {
-        Ok(self.state.read(PAIRED_FILE)?.unwrap_or_default())
+    /// Whether the device is paired for `role` with this key and a live token.
+    fn is_paired(paired: &Paired, request: &PendingDevice) -> Option<PairedDevice> {
+        paired
+            .get(&request.device_id)
+            .filter(|d| {
+                d.public_key == request.public_key
+                    && d.roles.contains(&request.role)
+                    && d.token(&request.role).is_some()
+            })
+            .cloned()
     }
 
     /// The gate for a device that proved its key: paired, or a (new or reused) pending request.
-    pub fn gate(&self, request: PendingDevice, now_ms: i64) -> Result<Gate, StateError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        let paired = self.paired()?;
-        if let Some(d) = paired.get(&request.device_id)
-            && d.public_key == request.public_key
-            && d.roles.contains(&request.role)
-            && d.token(&request.role).is_some()
-        {
-            return Ok(Gate::Paired(Box::new(d.clone())));
-        }
-        let mut pending = self.pending(now_ms)?;
-        if let Some(r) = pending.values().find(|r| r.device_id == request.device_id) {
-            return Ok(Gate::Pending {
-                request_id: r.request_id.clone(),
-                created: false,
-            });
-        }
-        if pending.len() >= MAX_PENDING {
-            return Ok(Gate::Full);
-        }
-        let is_repair = paired.contains_key(&request.device_id);
-        let request = PendingDevice {
-            is_repair,
-            ts: now_ms,
-            ..request
-        };
-        let id = request.request_id.clone();
-        pending.insert(id.clone(), request);
-        self.state.write(PENDING_FILE, &pending)?;
-        Ok(Gate::Pending {
-            request_id: id,
-            created: true,
+    /// Without `may_ask` (its address asked too often) no new request is made.
+    pub fn gate(
+        &self,
+        request: PendingDevice,
+        now_ms: i64,
+        may_ask: bool,
+    ) -> Result<Gate, StateError> {
+        self.with(now_ms, |pending, paired| {
+            if let Some(d) = Self::is_paired(paired, &request) {
+                return Ok((Gate::Paired(Box::new(d)), None));
+            }
+            if let Some(r) = pending.values().find(|r| r.device_id == request.device_id) {
+                let gate = Gate::Pending {
+                    request_id: r.request_id.clone(),
+                    created: false,
+                };
+                return Ok((gate, None));
+            }
+            if !may_ask {
+                return Ok((Gate::Limited, None));
+            }
+            if pending.len() >= MAX_PENDING {
+                return Ok((Gate::Full, None));
+            }
+            let request = PendingDevice {
+                is_repair: paired.contains_key(&request.device_id),
+                ts: now_ms,
+                ..request
+            };
+            let id = request.request_id.clone();
+            pending.insert(id.clone(), request);
+            let gate = Gate::Pending {
+                request_id: id,
+                created: true,
+            };
+            Ok((gate, Some(Changed::Pending)))
         })
     }
 
     /// Pending requests and paired devices.
     pub fn list(&self, now_ms: i64) -> Result<(Vec<PendingDevice>, Vec<PairedDevice>), StateError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        Ok((
-            self.pending(now_ms)?.into_values().collect(),
-            self.paired()?.into_values().collect(),
-        ))
+        self.with(now_ms, |pending, paired| {
+            Ok((
+                (
+                    pending.values().cloned().collect(),
+                    paired.values().cloned().collect(),
+                ),
+                None,
+            ))
+        })
     }
 
     /// Approves a pending request (by request id, or by device id or its prefix): the device
     /// becomes paired with a fresh token for its role.
     pub fn approve(&self, id: &str, now_ms: i64) -> Result<PairedDevice, StoreError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        let mut pending = self.pending(now_ms)?;
-        let key = find_request(&pending, id)?;
-        let request = pending.remove(&key).expect("found above");
-        let mut paired = self.paired()?;
-        let existing = paired.get(&request.device_id).cloned();
-        let device = paired_from(request, existing, now_ms);
-        paired.insert(device.device_id.clone(), device.clone());
-        self.state.write(PAIRED_FILE, &paired)?;
-        self.state.write(PENDING_FILE, &pending)?;
-        Ok(device)
+        self.with(now_ms, |pending, paired| {
+            let key = find_request(pending, id)?;
+            let request = pending.remove(&key).expect("found above");
+            let existing = paired.get(&request.device_id).cloned();
+            let device = paired_from(request, existing, now_ms);
+            paired.insert(device.device_id.clone(), device.clone());
+            Ok((device, Some(Changed::Both)))
+        })
     }
 
     /// Pairs a device approved elsewhere (its NodePairing, in a cluster): kept as it is when it
     /// is paired already with a live token, else paired with a fresh one.
     pub fn pair(&self, request: PendingDevice, now_ms: i64) -> Result<PairedDevice, StoreError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        let mut paired = self.paired()?;
-        let existing = paired.get(&request.device_id).cloned();
-        if let Some(d) = &existing
-            && d.public_key == request.public_key
-            && d.token(&request.role).is_some()
-        {
-            return Ok(d.clone());
-        }
-        let mut pending = self.pending(now_ms)?;
-        let before = pending.len();
-        pending.retain(|_, r| r.device_id != request.device_id);
-        let device = paired_from(request, existing, now_ms);
-        paired.insert(device.device_id.clone(), device.clone());
-        self.state.write(PAIRED_FILE, &paired)?;
-        if pending.len() != before {
-            self.state.write(PENDING_FILE, &pending)?;
-        }
-        Ok(device)
+        self.with(now_ms, |pending, paired| {
+            if let Some(d) = Self::is_paired(paired, &request) {
+                return Ok((d, None));
+            }
+            pending.retain(|_, r| r.device_id != request.device_id);
+            let existing = paired.get(&request.device_id).cloned();
+            let device = paired_from(request, existing, now_ms);
+            paired.insert(device.device_id.clone(), device.clone());
+            Ok((device, Some(Changed::Both)))
+        })
     }
 
     /// Rejects a pending request; the device may ask again.
     pub fn reject(&self, id: &str, now_ms: i64) -> Result<PendingDevice, StoreError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        let mut pending = self.pending(now_ms)?;
-        let key = find_request(&pending, id)?;
-        let request = pending.remove(&key).expect("found above");
-        self.state.write(PENDING_FILE, &pending)?;
-        Ok(request)
+        self.with(now_ms, |pending, _| {
+            let key = find_request(pending, id)?;
+            let request = pending.remove(&key).expect("found above");
+            Ok((request, Some(Changed::Pending)))
+        })
     }
 
     /// Revokes a device's token for `role`: it is refused until approved again.
@@ -240,7 +291,7 @@ impl PairingStore {
         role: &str,
         now_ms: i64,
     ) -> Result<PairedDevice, StoreError> {
-        self.update_token(device, role, |t| t.revoked_at_ms = Some(now_ms))
+        self.update_token(device, role, now_ms, |t| t.revoked_at_ms = Some(now_ms))
     }
 
     /// Replaces a device's token for `role` with a new one (the old one stops working).
@@ -250,7 +301,7 @@ impl PairingStore {
         role: &str,
         now_ms: i64,
     ) -> Result<PairedDevice, StoreError> {
-        self.update_token(device, role, |t| {
+        self.update_token(device, role, now_ms, |t| {
             t.token = new_token();
             t.rotated_at_ms = Some(now_ms);
             t.revoked_at_ms = None;
@@ -261,42 +312,39 @@ impl PairingStore {
         &self,
         device: &str,
         role: &str,
+        now_ms: i64,
         change: impl FnOnce(&mut DeviceToken),
     ) -> Result<PairedDevice, StoreError> {
-        let _g = self.lock.lock().expect("pairing lock");
-        let mut paired = self.paired()?;
-        let key = find_device(&paired, device)?;
-        let d = paired.get_mut(&key).expect("found above");
-        let token = d
-            .tokens
-            .get_mut(role)
-            .ok_or_else(|| StoreError::UnknownDevice(format!("{device} (role {role})")))?;
-        change(token);
-        let out = d.clone();
-        self.state.write(PAIRED_FILE, &paired)?;
-        Ok(out)
+        self.with(now_ms, |_, paired| {
+            let key = find_device(paired, device)?;
+            let d = paired.get_mut(&key).expect("found above");
+            let token = d
+                .tokens
+                .get_mut(role)
+                .ok_or_else(|| StoreError::UnknownDevice(format!("{device} (role {role})")))?;
+            change(token);
+            Ok((d.clone(), Some(Changed::Paired)))
+        })
     }
 
-    /// Whether `token` is `device`'s live token for `role`; records its use.
+    /// Whether `token` is `device`'s live token for `role`; records its use (in memory).
     pub fn verify_token(&self, device: &str, role: &str, token: &str, now_ms: i64) -> bool {
-        let _g = self.lock.lock().expect("pairing lock");
-        let Ok(mut paired) = self.paired() else {
-            return false;
-        };
-        let Some(t) = paired
-            .get_mut(device)
-            .and_then(|d| d.tokens.get_mut(role))
-            .filter(|t| t.revoked_at_ms.is_none())
-        else {
-            return false;
-        };
-        let ok: bool = subtle::ConstantTimeEq::ct_eq(t.token.as_bytes(), token.as_bytes()).into();
-        if ok {
-            t.last_used_at_ms = Some(now_ms);
-            // Best effort: a failed write loses only the last-used time.
-            let _ = self.state.write(PAIRED_FILE, &paired);
-        }
-        ok
+        self.with::<_, StateError>(now_ms, |_, paired| {
+            let Some(t) = paired
+                .get_mut(device)
+                .and_then(|d| d.tokens.get_mut(role))
+                .filter(|t| t.revoked_at_ms.is_none())
+            else {
+                return Ok((false, None));
+            };
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(t.token.as_bytes(), token.as_bytes()).into();
+            if ok {
+                t.last_used_at_ms = Some(now_ms);
+            }
+            Ok((ok, None))
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -413,7 +461,7 @@ mod tests {
     #[test]
     fn an_unknown_device_waits_once_then_is_paired_with_a_token() {
         let s = store();
-        let first = s.gate(request("dev1", "r1"), 1_000).unwrap();
+        let first = s.gate(request("dev1", "r1"), 1_000, true).unwrap();
         assert_eq!(
             first,
             Gate::Pending {
@@ -421,7 +469,7 @@ mod tests {
                 created: true
             }
         );
-        let again = s.gate(request("dev1", "r2"), 2_000).unwrap();
+        let again = s.gate(request("dev1", "r2"), 2_000, true).unwrap();
         assert_eq!(
             again,
             Gate::Pending {
@@ -433,7 +481,7 @@ mod tests {
         let token = d.token("node").unwrap().token.clone();
         assert_eq!(token.len(), 32);
         assert!(matches!(
-            s.gate(request("dev1", "r3"), 4_000).unwrap(),
+            s.gate(request("dev1", "r3"), 4_000, true).unwrap(),
             Gate::Paired(_)
         ));
         assert!(s.verify_token("dev1", "node", &token, 5_000));
@@ -446,7 +494,7 @@ mod tests {
     #[test]
     fn the_files_are_bare_maps_as_clawdbot_writes_them() {
         let s = store();
-        s.gate(request("dev1", "r1"), 1_000).unwrap();
+        s.gate(request("dev1", "r1"), 1_000, true).unwrap();
         let raw: serde_json::Value = s.state.read(PENDING_FILE).unwrap().unwrap();
         assert_eq!(raw["r1"]["deviceId"], "dev1");
         s.approve("r1", 2_000).unwrap();
@@ -458,23 +506,26 @@ mod tests {
     #[test]
     fn requests_expire_and_are_capped() {
         let s = store();
-        s.gate(request("old", "r0"), 0).unwrap();
+        s.gate(request("old", "r0"), 0, true).unwrap();
         assert!(s.list(PENDING_TTL_MS + 1).unwrap().0.is_empty());
         assert!(matches!(
             s.approve("r0", PENDING_TTL_MS + 1),
             Err(StoreError::UnknownRequest(_))
         ));
         for i in 0..MAX_PENDING {
-            s.gate(request(&format!("d{i}"), &format!("r{i}")), 1)
+            s.gate(request(&format!("d{i}"), &format!("r{i}")), 1, true)
                 .unwrap();
         }
-        assert_eq!(s.gate(request("one-more", "rx"), 1).unwrap(), Gate::Full);
+        assert_eq!(
+            s.gate(request("one-more", "rx"), 1, true).unwrap(),
+            Gate::Full
+        );
     }
 
     #[test]
     fn a_revoked_or_rotated_token_stops_working_and_a_changed_key_must_pair_again() {
         let s = store();
-        s.gate(request("dev1", "r1"), 0).unwrap();
+        s.gate(request("dev1", "r1"), 0, true).unwrap();
         let old = s.approve("r1", 0).unwrap().tokens["node"].token.clone();
         let new = s.rotate("dev1", "node", 10).unwrap().tokens["node"]
             .token
@@ -485,21 +536,50 @@ mod tests {
         s.revoke("dev1", "node", 12).unwrap();
         assert!(!s.verify_token("dev1", "node", &new, 13));
         assert!(matches!(
-            s.gate(request("dev1", "r2"), 14).unwrap(),
+            s.gate(request("dev1", "r2"), 14, true).unwrap(),
             Gate::Pending { .. }
         ));
         let mut other_key = request("dev1", "r3");
         other_key.public_key = "another".into();
         let s2 = store();
-        s2.gate(request("dev1", "r1"), 0).unwrap();
+        s2.gate(request("dev1", "r1"), 0, true).unwrap();
         s2.approve("r1", 0).unwrap();
         assert!(matches!(
-            s2.gate(other_key, 1).unwrap(),
+            s2.gate(other_key, 1, true).unwrap(),
             Gate::Pending { .. }
         ));
         assert!(matches!(
             s.revoke("nobody", "node", 0),
             Err(StoreError::UnknownDevice(_))
+        ));
+    }
+
+    #[test]
+    fn an_address_that_asked_too_often_cannot_ask_but_its_paired_nodes_still_connect() {
+        let s = store();
+        s.gate(request("dev1", "r1"), 0, true).unwrap();
+        s.approve("r1", 0).unwrap();
+        assert!(matches!(
+            s.gate(request("dev1", "r2"), 1, false).unwrap(),
+            Gate::Paired(_)
+        ));
+        assert_eq!(
+            s.gate(request("stranger", "r3"), 1, false).unwrap(),
+            Gate::Limited
+        );
+        assert!(s.list(1).unwrap().0.is_empty(), "no request was made");
+    }
+
+    #[test]
+    fn changes_reach_the_files_and_a_new_store_reads_them() {
+        let s = store();
+        s.gate(request("dev1", "r1"), 0, true).unwrap();
+        let token = s.approve("r1", 0).unwrap().tokens["node"].token.clone();
+        let again = PairingStore::new(s.state.clone());
+        assert!(again.verify_token("dev1", "node", &token, 1));
+        assert!(matches!(
+            again.gate(request("dev1", "r2"), 2, true).unwrap(),
+            Gate::Paired(_)
         ));
     }
 }
