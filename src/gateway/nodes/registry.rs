@@ -29,7 +29,8 @@ pub struct NodeInfo {
 /// What the gateway sends a connected node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Frame(Frame),
+    /// Boxed: the queue of every idle node holds a block of these.
+    Frame(Box<Frame>),
     /// Close the connection with this code and reason (a revoked pairing, a shutdown).
     Close(u16, String),
 }
@@ -119,7 +120,7 @@ impl Registry {
             .collect();
         for out in outs {
             let shutdown = Frame::event("shutdown", serde_json::json!({ "reason": reason }));
-            let _ = out.send(Outbound::Frame(shutdown)).await;
+            let _ = out.send(Outbound::Frame(Box::new(shutdown))).await;
             let _ = out.send(Outbound::Close(code, reason.into())).await;
         }
     }
@@ -201,7 +202,7 @@ impl Registry {
             node: node_id.into(),
             command: command.into(),
         };
-        if out.send(Outbound::Frame(frame)).await.is_err() {
+        if out.send(Outbound::Frame(Box::new(frame))).await.is_err() {
             self.waiting.lock().expect("waiting lock").remove(&id);
             return Err(gone());
         }
@@ -257,7 +258,10 @@ mod tests {
             r.invoke("n1", "system.run", None, Duration::from_secs(5), None)
                 .await
         });
-        let Some(Outbound::Frame(Frame::Event(e))) = rx.recv().await else {
+        let Some(Outbound::Frame(f)) = rx.recv().await else {
+            panic!("no invoke sent")
+        };
+        let Frame::Event(e) = *f else {
             panic!("no invoke sent")
         };
         let req: InvokeRequest = serde_json::from_value(e.payload.unwrap()).unwrap();

@@ -435,7 +435,7 @@ async fn session(
         remote_ip: ip.to_string(),
         connected_at_ms: now_ms(),
     };
-    let (tx, mut rx) = mpsc::channel::<Outbound>(64);
+    let (tx, mut rx) = mpsc::channel::<Outbound>(16);
     if let Some(c) = &gw.nodes.cluster {
         c.connected(&info, true).await;
     }
