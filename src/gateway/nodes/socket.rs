@@ -112,7 +112,10 @@ pub async fn serve(gw: Arc<Gateway>, mut socket: WebSocket, ip: IpAddr) {
         }
         Ok(Ok(text)) => text,
     };
-    let (id, params) = match first_request(&text) {
+    let parsed = first_request(&text);
+    // What lives across the session's awaits lives as long as the node stays connected.
+    drop(text);
+    let (id, params) = match parsed {
         Ok(x) => x,
         Err((id, r)) => return refuse(&mut socket, id.as_deref(), r, ip, "-").await,
     };
@@ -378,7 +381,7 @@ async fn session(
     gw: Arc<Gateway>,
     mut socket: WebSocket,
     connect_id: &str,
-    params: ConnectParams,
+    mut params: ConnectParams,
     proven: Proven,
     device: PairedDevice,
     ip: IpAddr,
@@ -417,6 +420,7 @@ async fn session(
     // Commands outside what a system node may run are dropped, as Clawdbot does; said here.
     let (commands, dropped): (Vec<String>, Vec<String>) = params
         .commands
+        .take()
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.trim().to_string())
@@ -441,6 +445,8 @@ async fn session(
     }
     let conn = gw.nodes.registry.connected(info.clone(), tx);
     tracing::info!(node = %short, name = ?params.client.display_name, %ip, "node connected");
+    // Kept for the life of an idle connection otherwise.
+    drop((params, proven, device));
     let tick_every = Duration::from_millis(TICK_INTERVAL_MS);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
     let why = loop {
