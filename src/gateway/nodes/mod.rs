@@ -2,6 +2,7 @@
 //! the registry of connected nodes, the handshake and the socket that speaks to them, running a
 //! command on one, the owner's approvals of commands, and the audit log of every exec.
 
+mod admit;
 pub mod approvals;
 pub mod audit;
 pub mod cluster;
@@ -16,6 +17,11 @@ use std::time::Duration;
 
 use crate::util::limiter::WindowLimiter;
 use crate::util::state_dir::StateDir;
+
+/// Milliseconds since the epoch, the unit of the pairing files and the protocol.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// New pairing requests one address may make within [`PAIR_WINDOW`].
 pub const PAIR_REQUESTS: u32 = 10;
@@ -49,7 +55,7 @@ impl Nodes {
     /// Approves a pending node (request id, node id or prefix); in a cluster its NodePairing
     /// says so too.
     pub async fn approve(&self, id: &str) -> Result<store::PairedDevice, store::StoreError> {
-        let d = self.store.approve(id, socket::now_ms())?;
+        let d = self.store.approve(id, now_ms())?;
         self.write_through(&d, true).await;
         Ok(d)
     }
@@ -58,7 +64,7 @@ impl Nodes {
     pub async fn revoke(&self, id: &str) -> Result<store::PairedDevice, store::StoreError> {
         let d = self
             .store
-            .revoke(id, crate::protocol::connect::ROLE_NODE, socket::now_ms())?;
+            .revoke(id, crate::protocol::connect::ROLE_NODE, now_ms())?;
         self.write_through(&d, false).await;
         Ok(d)
     }
