@@ -56,8 +56,9 @@ pub struct NodePairingSpec {
     pub exec: ExecPolicy,
 }
 
-/// Exec policy of a node (upstream `tools.exec`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Exec policy of a node (upstream `tools.exec`). The node applies the stricter of this and
+/// its own policy file: this can tighten what the machine's owner allowed, never loosen it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecPolicy {
     /// `deny` runs nothing, `allowlist` runs what matches `allowlist`, `full` runs anything.
@@ -66,9 +67,33 @@ pub struct ExecPolicy {
     /// When to ask the owner: `off`, `on-miss` (command not in the allowlist) or `always`.
     #[serde(default)]
     pub ask: ExecAsk,
-    /// Glob patterns of resolved binary paths allowed to run, e.g. `/usr/bin/uptime`.
+    /// What a command needing approval gets when nobody answers in time: `deny`, or `full` to
+    /// run it anyway. `allowlist` denies too, as what reaches the question already missed the
+    /// allowlist.
+    #[serde(default = "deny")]
+    pub ask_fallback: ExecSecurity,
+    /// Glob patterns of resolved binary paths (e.g. `/usr/bin/uptime`, `~/bin/*`) the owner
+    /// approves in advance: a clawops node runs a command they match instead of asking, when its
+    /// policy would ask (`ask: on-miss`). "Always allow" adds to it. A Clawdbot node host keeps
+    /// its own allowlist in `~/.clawdbot/exec-approvals.json`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub allowlist: Vec<String>,
+}
+
+fn deny() -> ExecSecurity {
+    ExecSecurity::Deny
+}
+
+impl Default for ExecPolicy {
+    fn default() -> Self {
+        Self {
+            security: ExecSecurity::default(),
+            ask: ExecAsk::default(),
+            ask_fallback: deny(),
+            allowlist: Vec::new(),
+        }
+    }
 }
 
 /// Exec security level.
@@ -98,7 +123,8 @@ pub enum ExecAsk {
 pub struct NodePairingStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
-    /// `Pending` (waiting for approval), `Approved`, `Connected` or `Disconnected`.
+    /// `Pending` (waiting for approval), `Approved`, `Connected`, `Disconnected` or `Revoked`
+    /// (approved once, no longer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<NodePhase>,
     /// When the node was last connected.
@@ -107,6 +133,12 @@ pub struct NodePairingStatus {
     /// The node's platform, e.g. `linux`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// The version of the node host software.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The address the node connects from (after `trustedProxies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
     /// Commands the node offered at connect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
@@ -119,4 +151,30 @@ pub enum NodePhase {
     Approved,
     Connected,
     Disconnected,
+    Revoked,
+}
+
+/// The kubectl command that approves the NodePairing `name` (in `namespace`, when given).
+pub fn approve_command(namespace: Option<&str>, name: &str) -> String {
+    let ns = namespace.map(|n| format!(" -n {n}")).unwrap_or_default();
+    format!(
+        r#"kubectl{ns} patch nodepairing {name} --type merge -p '{{"spec":{{"approved":true}}}}'"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_approve_command_is_one_a_shell_runs_as_is() {
+        assert_eq!(
+            approve_command(Some("home"), "shrimp-0123456789ab"),
+            r#"kubectl -n home patch nodepairing shrimp-0123456789ab --type merge -p '{"spec":{"approved":true}}'"#
+        );
+        assert_eq!(
+            approve_command(None, "n"),
+            r#"kubectl patch nodepairing n --type merge -p '{"spec":{"approved":true}}'"#
+        );
+    }
 }

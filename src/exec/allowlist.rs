@@ -13,6 +13,11 @@ pub const DEFAULT_SAFE_BINS: &[&str] = &[
     "jq", "grep", "cut", "sort", "uniq", "head", "tail", "tr", "wc",
 ];
 
+/// [`DEFAULT_SAFE_BINS`] as the list [`check`] takes.
+pub fn default_safe_bins() -> Vec<String> {
+    DEFAULT_SAFE_BINS.iter().map(|s| s.to_string()).collect()
+}
+
 /// One allowlist entry, as Clawdbot's `exec-approvals.json` stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -262,7 +267,7 @@ mod tests {
     }
 
     fn safe() -> Vec<String> {
-        DEFAULT_SAFE_BINS.iter().map(|s| s.to_string()).collect()
+        default_safe_bins()
     }
 
     fn passes(line: &str, patterns: &[&str]) -> bool {

@@ -279,6 +279,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let mirror = mirror::start(&gw);
     let alerts = alerts::start(&gw);
     let scheduler = cron::start(&gw);
+    let pairings = nodes::cluster::start(&gw);
     tracing::info!(addr = %listen.addr, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
     tracing::info!("{}", listen.why);
 
@@ -302,7 +303,10 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(signal)
     .await?;
-    for task in [heartbeat, mirror, scheduler, alerts].into_iter().flatten() {
+    for task in [heartbeat, mirror, scheduler, alerts, pairings]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     // Upgraded node sockets are not part of the HTTP drain: let them send their close first.

@@ -82,8 +82,9 @@ pub fn normalise_url(input: &str) -> Result<String, String> {
 /// How one connection ended.
 #[derive(Debug, PartialEq)]
 pub enum Ended {
-    /// The owner has not approved this node yet.
-    PairingRequired,
+    /// The owner has not approved this node yet; in a cluster the gateway says which kubectl
+    /// command approves it.
+    PairingRequired(Option<String>),
     /// The gateway refused it, in its words.
     Refused(String),
     /// It could not reach the gateway.
@@ -92,6 +93,31 @@ pub enum Ended {
     Closed(String),
     /// A stored device token was refused and forgotten: try again at once.
     Retry,
+}
+
+/// Why the gateway could not be reached; a certificate the node does not trust gets the way to
+/// trust it.
+fn unreachable(opts: &NodeOptions, error: &str) -> String {
+    let hint = if !error.contains("invalid peer certificate") {
+        ""
+    } else if opts.tls_fingerprint.is_some() {
+        " (the gateway presents another certificate than the pinned one: check --tls-fingerprint)"
+    } else {
+        " (the gateway's certificate is not trusted by the public roots; for a self-signed one, \
+         pin it with --tls-fingerprint sha256:…, from `openssl x509 -noout -fingerprint -sha256 -in cert.pem`)"
+    };
+    format!("{}: {error}{hint}", opts.gateway)
+}
+
+/// What the node says while it waits for its owner: who must do what, never a network error.
+pub fn pairing_required(name: &str, short_id: &str, kubectl: Option<&str>) -> String {
+    let kubectl = match kubectl {
+        Some(k) => format!("`{k}`"),
+        None => format!("in Kubernetes `kubectl patch nodepairing <agent>-{short_id} …`"),
+    };
+    format!(
+        "pairing required: ask the owner to approve node {name} ({short_id}): `clawops nodes approve {short_id}`, {kubectl}, or the Approve button on Telegram; this node retries by itself"
+    )
 }
 
 /// Runs the node until `stop` resolves.
@@ -134,18 +160,16 @@ pub async fn run(
             }
         };
         match &ended {
-            Ended::PairingRequired => tell(State::PairingRequired, None),
+            Ended::PairingRequired(_) => tell(State::PairingRequired, None),
             Ended::Refused(why) => tell(State::Refused, Some(why.clone())),
             Ended::Unreachable(why) => tell(State::Unreachable, Some(why.clone())),
             Ended::Closed(why) => tell(State::Disconnected, Some(why.clone())),
             Ended::Retry => {}
         }
         match &ended {
-            Ended::PairingRequired => tracing::warn!(
-                "pairing required: ask the owner to approve node {} ({}): `clawops nodes approve {}`",
-                opts.display_name,
-                id.short_id(),
-                id.short_id()
+            Ended::PairingRequired(kubectl) => tracing::warn!(
+                "{}",
+                pairing_required(&opts.display_name, id.short_id(), kubectl.as_deref())
             ),
             Ended::Refused(why) => tracing::error!(%why, "the gateway refused this node"),
             Ended::Unreachable(why) => tracing::warn!(%why, "cannot reach the gateway"),
@@ -254,7 +278,7 @@ async fn connect_once(
     .await;
     let (mut ws, _) = match connected {
         Ok(x) => x,
-        Err(e) => return Ended::Unreachable(format!("{}: {e}", opts.gateway)),
+        Err(e) => return Ended::Unreachable(unreachable(opts, &e.to_string())),
     };
     let nonce = match tokio::time::timeout(CHALLENGE_WAIT, async {
         loop {
@@ -320,7 +344,13 @@ async fn connect_once(
             .error
             .unwrap_or_else(|| crate::protocol::frames::ErrorShape::new("?", "refused"));
         if error.code == codes::NOT_PAIRED && error.message == "pairing required" {
-            return Ended::PairingRequired;
+            let kubectl = error
+                .details
+                .as_ref()
+                .and_then(|d| d.get("approveCommand"))
+                .and_then(|c| c.as_str())
+                .map(str::to_string);
+            return Ended::PairingRequired(kubectl);
         }
         if stored.is_some() && error.message.starts_with("unauthorized") {
             // The device token was revoked or rotated: forget it and pair again.
@@ -465,6 +495,28 @@ pub async fn invoke(state: &StateDir, node_id: &str, req: InvokeRequest) -> Invo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairing_required_says_who_approves_and_how() {
+        let k = r#"kubectl -n home patch nodepairing shrimp-0123456789ab --type merge -p '{"spec":{"approved":true}}'"#;
+        let said = pairing_required("desk", "0123456789ab", Some(k));
+        assert!(
+            said.starts_with("pairing required: ask the owner to approve node desk (0123456789ab)")
+        );
+        assert!(
+            said.contains("`clawops nodes approve 0123456789ab`"),
+            "{said}"
+        );
+        assert!(said.contains(k), "{said}");
+        let said = pairing_required("desk", "0123456789ab", None);
+        assert!(
+            said.contains("kubectl patch nodepairing <agent>-0123456789ab"),
+            "{said}"
+        );
+        for network in ["refused", "unreachable", "error", "failed"] {
+            assert!(!said.contains(network), "{said}");
+        }
+    }
 
     #[test]
     fn gateway_urls_are_normalised() {

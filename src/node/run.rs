@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::approvals::{self, AGENT};
 use super::host_fs::MachineHost;
-use crate::exec::{DenyReason, Verdict, allowlist, analyze};
+use crate::exec::{Ask, DenyReason, Policy, Security, Verdict, allowlist, analyze};
 use crate::protocol::frames::{ErrorShape, codes};
 use crate::protocol::invoke::{RunOutput, RunParams};
 use crate::util::state_dir::StateDir;
@@ -65,16 +65,19 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
     let cwd = params.cwd.as_deref().map(Path::new);
     let analysed = commands_of(&params.command);
     let check = analysed.as_ref().ok().map(|cmds| {
-        let safe: Vec<String> = allowlist::DEFAULT_SAFE_BINS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        allowlist::check(cmds, &file.allowlist(AGENT), &safe, &host, cwd)
+        allowlist::check(
+            cmds,
+            &file.allowlist(AGENT),
+            &allowlist::default_safe_bins(),
+            &host,
+            cwd,
+        )
     });
     let satisfied = check.as_ref().is_some_and(|c| c.satisfied);
     let decision = params.approval_decision.as_deref();
-    let approved =
-        matches!(decision, Some("allow-once" | "allow-always")) || params.approved == Some(true);
+    let approved = matches!(decision, Some("allow-once" | "allow-always"))
+        || params.approved == Some(true)
+        || (!satisfied && standing(&policy, &params.allowlist, &file, &analysed, &host, cwd));
     match policy.verdict(satisfied, approved) {
         Verdict::Run => {}
         Verdict::Ask => {
@@ -99,7 +102,7 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
     if let Some(c) = &check {
         let now = chrono::Utc::now().timestamp_millis();
         let mut changed = false;
-        if decision == Some("allow-always") && policy.security == crate::exec::Security::Allowlist {
+        if decision == Some("allow-always") && policy.security == Security::Allowlist {
             for path in c.resolved.iter().flatten() {
                 let pattern = path.to_string_lossy().into_owned();
                 if file.allow(AGENT, &pattern) {
@@ -133,6 +136,29 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
     let mut out = spawn(&params, cwd).await;
     out.allowlisted = allowlisted;
     Ok(out)
+}
+
+/// Whether the owner's standing approvals at the gateway answer the question this command
+/// would raise: only when the policy would ask on this miss (allowlist, `on-miss`), never
+/// when it would deny, and every simple command must match this node's allowlist, the
+/// gateway's patterns or a safe bin.
+fn standing(
+    policy: &Policy,
+    patterns: &[String],
+    file: &approvals::ApprovalsFile,
+    analysed: &Result<Vec<analyze::Words>, String>,
+    host: &MachineHost,
+    cwd: Option<&Path>,
+) -> bool {
+    let (Ok(cmds), false) = (analysed, patterns.is_empty()) else {
+        return false;
+    };
+    if policy.security != Security::Allowlist || policy.ask != Ask::OnMiss {
+        return false;
+    }
+    let mut both = file.allowlist(AGENT);
+    both.extend(patterns.iter().map(allowlist::AllowEntry::new));
+    allowlist::check(cmds, &both, &allowlist::default_safe_bins(), host, cwd).satisfied
 }
 
 fn env_for(overrides: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
@@ -342,6 +368,53 @@ mod tests {
         });
         let err = system_run(&s, tighten).await.unwrap_err();
         assert_eq!(err.message, "SYSTEM_RUN_DISABLED: security=deny");
+    }
+
+    #[tokio::test]
+    async fn the_gateways_patterns_answer_a_question_but_never_loosen_a_denial() {
+        let gateway = vec![real("id")];
+        // The node would ask about `id`: the owner's pattern at the gateway answers it.
+        let s = state(allowing(&[&real("echo")]));
+        let mut p = sh("echo a && id -u");
+        p.allowlist = gateway.clone();
+        assert!(system_run(&s, p).await.unwrap().success);
+        let mut p = sh("id -u && uname");
+        p.allowlist = gateway.clone();
+        let err = system_run(&s, p).await.unwrap_err();
+        assert_eq!(
+            err.message, "SYSTEM_RUN_DENIED: approval required",
+            "every command of the chain must match"
+        );
+        let f: ApprovalsFile = s.read(approvals::FILE).unwrap().unwrap();
+        assert_eq!(
+            f.agents[AGENT].allowlist.len(),
+            1,
+            "nothing is added on the node"
+        );
+        // The node's owner never asks (ask: off): a miss is denied, whatever the gateway says.
+        let mut f = allowing(&[]);
+        f.defaults.as_mut().unwrap().ask = Some(Ask::Off);
+        let s = state(f);
+        let mut p = sh("id -u");
+        p.allowlist = gateway.clone();
+        p.policy = Some(Policy {
+            security: Security::Allowlist,
+            ask: Ask::Off,
+            ask_fallback: Security::Deny,
+        });
+        let err = system_run(&s, p).await.unwrap_err();
+        assert_eq!(err.message, "SYSTEM_RUN_DENIED: allowlist miss");
+        // Ask always means every time: a standing approval does not count.
+        let s = state(allowing(&[]));
+        let mut p = sh("id -u");
+        p.allowlist = gateway;
+        p.policy = Some(Policy {
+            security: Security::Allowlist,
+            ask: Ask::Always,
+            ask_fallback: Security::Deny,
+        });
+        let err = system_run(&s, p).await.unwrap_err();
+        assert_eq!(err.message, "SYSTEM_RUN_DENIED: approval required");
     }
 
     #[tokio::test]

@@ -21,9 +21,15 @@ pub struct Need {
 pub const NEEDS: &[Need] = &[
     Need {
         groups: &["clawops.dev"],
-        resources: &["agents", "channels", "crons", "nodepairings"],
+        resources: &["agents", "channels", "crons"],
         verbs: &["get", "list", "watch"],
-        why: "reconciles Agents and resolves and watches each Agent's Channels, Crons and NodePairings",
+        why: "reconciles Agents and resolves and watches each Agent's Channels and Crons",
+    },
+    Need {
+        groups: &["clawops.dev"],
+        resources: &["nodepairings"],
+        verbs: &["list", "watch"],
+        why: "watches each Agent's NodePairings",
     },
     Need {
         groups: &["clawops.dev"],
@@ -250,8 +256,8 @@ pub fn helm_template() -> String {
     out.push_str(
         "  # Held only to grant them: Kubernetes lets the operator create the gateway's and the Cron\n  \
          # runner's Roles and bind clawops-cluster-reader only if it holds every permission in\n  \
-         # them. The gateway's Role (clawops.dev reads and status, NodePairing create, Events, the\n  \
-         # Tailscale state Secret):\n",
+         # them. The gateway's Role (clawops.dev reads and status, NodePairings watched and written,\n  \
+         # Events, the Tailscale state Secret):\n",
     );
     let (gateway, cron_runner) = granted_roles();
     let granted = granted_rules();

@@ -103,6 +103,11 @@ pub struct RunParams {
     /// the node takes the stricter of it and its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::exec::Policy>,
+    /// Patterns the owner approved in advance at the gateway (a NodePairing's
+    /// `spec.exec.allowlist`; clawops only): a command they match counts as approved when the
+    /// node's policy would ask about it, never when it would deny.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowlist: Vec<String>,
 }
 
 /// `system.run` result payload.

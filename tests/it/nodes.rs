@@ -807,6 +807,19 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
     assert_eq!(np["spec"]["nodeId"], a_id.as_str());
     assert_eq!(np["spec"]["agentRef"], "shrimp");
     assert_eq!(np["spec"]["displayName"], "desk");
+    // The waiting node tells its owner the kubectl command that approves it.
+    let approve = format!(
+        r#"kubectl -n default patch nodepairing {a_name} --type merge -p '{{"spec":{{"approved":true}}}}'"#
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !node_log(&a_state).contains(&approve) {
+        assert!(
+            Instant::now() < deadline,
+            "the node does not say how to approve it: {}",
+            node_log(&a_state)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // `kubectl patch nodepairing … approved: true`: it connects, and the status shows it.
     api.set(
@@ -827,14 +840,16 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
             .contains(&json!("system.run"))
     );
     assert!(np["status"]["lastSeen"].is_string());
+    assert_eq!(np["status"]["remoteAddress"], "127.0.0.1");
+    assert_eq!(np["status"]["version"], env!("CARGO_PKG_VERSION"));
 
     // Revoked with the CLI: the NodePairing says so, and it is disconnected.
     let out = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "revoke", "desk"]))
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    wait_pairing(&api, &a_name, "not approved and Disconnected", |v| {
-        v["spec"]["approved"] == false && v["status"]["phase"] == "Disconnected"
+    wait_pairing(&api, &a_name, "not approved and Revoked", |v| {
+        v["spec"]["approved"] == false && v["status"]["phase"] == "Revoked"
     })
     .await;
     a.terminate(Duration::from_secs(10));
@@ -918,6 +933,179 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
     .await;
     assert_eq!(np["spec"]["exec"]["allowlist"][0], real_path("id").as_str());
 
+    // The NodePairing's spec.exec is the gateway's policy: a pattern added with kubectl is the
+    // owner's approval in advance, so the node runs what it matches without asking...
+    let vps = "/apis/clawops.dev/v1alpha1/namespaces/default/nodepairings/vps";
+    let uname = real_path("uname");
+    api.set(
+        vps,
+        "/spec/exec",
+        "allowlist",
+        json!([real_path("id"), uname]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run_on_node(
+            port,
+            vec!["desk", "--approval-timeout", "1", "--", "uname", "-s"],
+        )
+        .await
+        .unwrap();
+        if out.status.success() {
+            assert!(text(&out).contains("Linux"), "{}", text(&out));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kubectl pattern never applied: {}",
+            text(&out)
+        );
+    }
+    // ... and `security: deny` there stops everything, whatever the node's own file allows.
+    api.set(vps, "/spec/exec", "security", json!("deny"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run_on_node(port, vec!["desk", "--", "id", "-u"])
+            .await
+            .unwrap();
+        if !out.status.success() {
+            assert!(text(&out).contains("security=deny"), "{}", text(&out));
+            break;
+        }
+        assert!(Instant::now() < deadline, "security: deny never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Revoked with kubectl while connected: the node is disconnected at once and asks again.
+    api.set(vps, "/spec", "approved", json!(false));
+    wait_pairing(&api, "vps", "Revoked", |v| {
+        v["status"]["phase"] == "Revoked"
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node_log(&b_state).contains("pairing required") {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked node was not told: {}",
+            node_log(&b_state)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = run_on_node(port, vec!["desk", "--", "true"]).await.unwrap();
+    assert!(
+        !out.status.success(),
+        "a revoked node runs nothing: {}",
+        text(&out)
+    );
+
+    // The gateway stayed within its Role, and the Role grants no NodePairing verb it never used.
+    let agent = clawops::manifests::Manifests::from_files(
+        &[yaml.to_string_lossy().into_owned()],
+        "default",
+    )
+    .unwrap()
+    .agents
+    .remove(0);
+    let role = clawops::plan::build::rbac::role(&agent, &agent.spec.gateway.exposure());
+    let rules = role.rules.clone().unwrap();
+    let allowed = support::rbac::allowed(&rules);
+    let used: std::collections::BTreeSet<_> =
+        api.take_log().iter().map(support::rbac::access).collect();
+    for access in &used {
+        assert!(allowed.contains(access), "{access:?} not in {rules:?}");
+    }
+    for access in allowed.iter().filter(|a| a.1.starts_with("nodepairings")) {
+        assert!(
+            used.contains(access),
+            "{access:?} is granted but never used"
+        );
+    }
+
     b.terminate(Duration::from_secs(10));
     gw.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_wss_a_pinned_certificate_is_trusted_and_no_other() {
+    use crate::support::nodes::{TLS_FINGERPRINT, node_host_at, tls_front};
+    let state = support::temp_dir("nodes-tls-gw");
+    let port = free_port();
+    let mut gw = tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || gateway(&state, port)
+    })
+    .await
+    .unwrap();
+    let front = tls_front(port).await;
+    let url = format!("wss://127.0.0.1:{front}");
+
+    // No pin: the self-signed certificate is not trusted, and the node says so.
+    let none = support::temp_dir("nodes-tls-none");
+    let mut n = node_host_at(&none, &url, &[]);
+    // A wrong pin: refused before anything is sent.
+    let wrong = support::temp_dir("nodes-tls-wrong");
+    let other = format!("sha256:{}", "00".repeat(32));
+    let mut w = node_host_at(&wrong, &url, &["--tls-fingerprint", &other]);
+    // The right pin: the handshake goes through to the gateway, which asks for pairing.
+    let pinned = support::temp_dir("nodes-tls-pinned");
+    let mut p = node_host_at(&pinned, &url, &["--tls-fingerprint", TLS_FINGERPRINT]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(node_log(&pinned).contains("pairing required")
+        && node_log(&none).contains("cannot reach the gateway")
+        && node_log(&wrong).contains("cannot reach the gateway"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "pinned: {}\nnone: {}\nwrong: {}",
+            node_log(&pinned),
+            node_log(&none),
+            node_log(&wrong)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        node_log(&none).contains("invalid peer certificate")
+            && node_log(&none).contains("pin it with --tls-fingerprint"),
+        "{}",
+        node_log(&none)
+    );
+    assert!(
+        node_log(&wrong).contains("not the one --tls-fingerprint names"),
+        "{}",
+        node_log(&wrong)
+    );
+    // Only the pinned node reached the gateway: one request waits, and it is the pinned one's.
+    let listed = tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "the pinned node's request", |v| {
+            v["pending"].as_array().is_some_and(|p| p.len() == 1)
+        })
+    })
+    .await
+    .unwrap();
+    let id = listed["pending"][0]["nodeId"].as_str().unwrap().to_string();
+    assert!(node_log(&pinned).contains(&id[..12]));
+
+    // Approved, it connects over wss and runs a command through the proxy.
+    let out = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "approve", &id[..12]]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "the pinned node connected", |v| {
+            v["paired"][0]["connected"] == true
+        })
+    })
+    .await
+    .unwrap();
+    let out = run_on_node(
+        port,
+        vec!["desk", "--approval-timeout", "1", "--", "tr", "a", "b"],
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for child in [&mut n, &mut w, &mut p, &mut gw] {
+        child.terminate(Duration::from_secs(10));
+    }
 }

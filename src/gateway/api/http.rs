@@ -53,6 +53,10 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     if !gw.channels_started.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "channels starting\n").into_response();
     }
+    // Until the NodePairings are listed, a node's connect would wait for them.
+    if gw.nodes.cluster.as_ref().is_some_and(|c| !c.synced()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "node pairings syncing\n").into_response();
+    }
     (StatusCode::OK, "ready\n").into_response()
 }
 

@@ -19,7 +19,6 @@ use super::auth;
 use crate::api::{
     ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode, ResolveApproval,
 };
-use crate::exec::Policy;
 use crate::gateway::Gateway;
 use crate::gateway::nodes::approvals::{self, Decision};
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
@@ -178,16 +177,7 @@ async fn run_command(State(gw): State<Arc<Gateway>>, Json(req): Json<NodeRunRequ
     let approval = req
         .approval_timeout_ms
         .map_or(approvals::APPROVAL_TIMEOUT, Duration::from_millis);
-    match run::run(
-        &gw,
-        &req.node,
-        &req.command,
-        timeout,
-        approval,
-        Policy::default(),
-    )
-    .await
-    {
+    match run::run(&gw, &req.node, &req.command, timeout, approval).await {
         Ok(out) => Json(out).into_response(),
         Err(e) => {
             let code = match &e {

@@ -84,6 +84,10 @@ pub(super) async fn admit(
             request_id,
             created,
         } => {
+            let kubectl = nodes
+                .cluster
+                .as_ref()
+                .map(|c| c.approve_command(&proven.device_id));
             if created {
                 nodes.pair_limit.record(ip, Instant::now());
                 let name = params
@@ -99,18 +103,26 @@ pub(super) async fn admit(
                     &params.client.platform,
                     ip,
                 );
+                let kubectl = kubectl
+                    .as_deref()
+                    .map(|k| format!(" or `{k}`"))
+                    .unwrap_or_default();
                 tracing::warn!(
                     node = %params.describe(),
                     %ip,
                     request = %request_id,
-                    "a node asks to pair: approve it with `clawops nodes approve {}`",
+                    "a node asks to pair: approve it with `clawops nodes approve {}`{kubectl}",
                     &proven.device_id[..12]
                 );
             }
+            // The node prints how its owner approves it, kubectl included in a cluster.
+            let mut details = json!({ "requestId": request_id });
+            if let Some(k) = kubectl {
+                details["approveCommand"] = json!(k);
+            }
             Err(Refusal {
                 error: Some(Box::new(
-                    ErrorShape::new(codes::NOT_PAIRED, "pairing required")
-                        .with_details(json!({ "requestId": request_id })),
+                    ErrorShape::new(codes::NOT_PAIRED, "pairing required").with_details(details),
                 )),
                 code: CLOSE_POLICY,
                 reason: "pairing required".into(),
@@ -143,7 +155,7 @@ async fn cluster_gate(
     let found = cluster
         .find(&request.device_id)
         .await
-        .map_err(|e| format!("reading NodePairings: {e}"))?;
+        .map_err(|e| e.to_string())?;
     if let Some(np) = &found
         && np.spec.approved
         && np.spec.public_key == request.public_key

@@ -1,22 +1,55 @@
 //! In a cluster the NodePairing resources are the truth about which nodes are approved: a
 //! device asking to pair gets a NodePairing (`approved: false`) the owner can approve with
 //! `kubectl patch`; one written beforehand (in Git) pre-approves its key; approvals from the CLI
-//! or Telegram are written through to it; and its status shows the connection.
+//! or Telegram are written through to it; its `spec.exec` is the gateway's policy for the node;
+//! and its status shows the connection. The gateway reads them from a watched cache, so a
+//! connect or a command costs no API call, and a pairing revoked or deleted with kubectl
+//! disconnects its node at once.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::handshake::CLOSE_POLICY;
+use super::now_ms;
 use super::registry::NodeInfo;
 use super::store::PendingDevice;
-use crate::crd::node_pairing::{ExecAsk, ExecSecurity, NodePairingSpec};
-use crate::crd::{NodePairing, node_pairing::ExecPolicy};
+use crate::crd::NodePairing;
+use crate::crd::node_pairing::{
+    ExecAsk, ExecPolicy, ExecSecurity, NodePairingSpec, NodePhase, approve_command,
+};
 use crate::exec::{Ask, Policy, Security};
+use crate::gateway::Gateway;
+use crate::protocol::connect::ROLE_NODE;
+
+/// How long a caller waits for the first list of NodePairings, or for its own write to come
+/// back through the watch.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "the NodePairings of this namespace could not be read yet (is the gateway's Role allowed to list and watch nodepairings?)"
+    )]
+    NotSynced,
+    #[error("writing NodePairing {name}: {source}")]
+    Write { name: String, source: kube::Error },
+}
 
 pub struct ClusterPairings {
     api: Api<NodePairing>,
+    namespace: String,
     agent: String,
+    cache: Store<NodePairing>,
+    /// Taken by [`start`], which feeds the cache from a watch.
+    writer: Mutex<Option<reflector::store::Writer<NodePairing>>>,
 }
 
 /// The name of the NodePairing the gateway creates for a device.
@@ -24,44 +57,98 @@ pub fn name_for(agent: &str, node_id: &str) -> String {
     format!("{agent}-{}", &node_id[..12.min(node_id.len())])
 }
 
+fn security_of(s: ExecSecurity) -> Security {
+    match s {
+        ExecSecurity::Deny => Security::Deny,
+        ExecSecurity::Allowlist => Security::Allowlist,
+        ExecSecurity::Full => Security::Full,
+    }
+}
+
 /// The gateway's policy for a node, from its NodePairing's `spec.exec`.
 pub fn policy_of(exec: &ExecPolicy) -> Policy {
     Policy {
-        security: match exec.security {
-            ExecSecurity::Deny => Security::Deny,
-            ExecSecurity::Allowlist => Security::Allowlist,
-            ExecSecurity::Full => Security::Full,
-        },
+        security: security_of(exec.security),
         ask: match exec.ask {
             ExecAsk::Off => Ask::Off,
             ExecAsk::OnMiss => Ask::OnMiss,
             ExecAsk::Always => Ask::Always,
         },
-        ask_fallback: Security::Deny,
+        ask_fallback: security_of(exec.ask_fallback),
     }
+}
+
+/// The phase the gateway records when a node connects or goes: a node whose pairing is no
+/// longer approved is Revoked, not merely Disconnected.
+pub fn phase_on(connected: bool, approved: bool) -> NodePhase {
+    match (connected, approved) {
+        (_, false) => NodePhase::Revoked,
+        (true, true) => NodePhase::Connected,
+        (false, true) => NodePhase::Disconnected,
+    }
+}
+
+/// Whether `np` lets the device with `public_key` connect.
+fn admits(np: &NodePairing, public_key: &str) -> bool {
+    np.spec.approved && np.spec.public_key == public_key
 }
 
 impl ClusterPairings {
     pub fn new(client: kube::Client, namespace: &str, agent: &str) -> Self {
+        let (cache, writer) = reflector::store();
         Self {
             api: Api::namespaced(client, namespace),
+            namespace: namespace.into(),
             agent: agent.into(),
+            cache,
+            writer: Mutex::new(Some(writer)),
         }
     }
 
+    /// The kubectl command that approves the device's NodePairing (the one written in Git, or
+    /// the one the gateway creates).
+    pub fn approve_command(&self, node_id: &str) -> String {
+        let name = self
+            .cached(node_id)
+            .map(|np| np.name_any())
+            .unwrap_or_else(|| name_for(&self.agent, node_id));
+        approve_command(Some(&self.namespace), &name)
+    }
+
+    /// Whether the first list of NodePairings has arrived.
+    pub fn synced(&self) -> bool {
+        matches!(self.cache.wait_until_ready().now_or_never(), Some(Ok(())))
+    }
+
+    async fn ready(&self) -> Result<(), ClusterError> {
+        match tokio::time::timeout(SYNC_WAIT, self.cache.wait_until_ready()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ClusterError::NotSynced),
+        }
+    }
+
+    fn cached(&self, node_id: &str) -> Option<Arc<NodePairing>> {
+        self.cache
+            .find(|np| np.spec.agent_ref == self.agent && np.spec.node_id == node_id)
+    }
+
     /// This Agent's NodePairing for `node_id`, if there is one.
-    pub async fn find(&self, node_id: &str) -> Result<Option<NodePairing>, kube::Error> {
-        Ok(self
-            .api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .find(|np| np.spec.agent_ref == self.agent && np.spec.node_id == node_id))
+    pub async fn find(&self, node_id: &str) -> Result<Option<Arc<NodePairing>>, ClusterError> {
+        self.ready().await?;
+        Ok(self.cached(node_id))
+    }
+
+    /// Waits until the cache shows what `done` looks for: a write is seen by the next reader
+    /// (a node reconnecting right after its approval must find it approved).
+    async fn settle(&self, node_id: &str, done: impl Fn(Option<&NodePairing>) -> bool) {
+        let deadline = tokio::time::Instant::now() + SYNC_WAIT;
+        while !done(self.cached(node_id).as_deref()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Creates the pending NodePairing of a device asking to pair (kept if it exists).
-    pub async fn request(&self, d: &PendingDevice) -> Result<(), kube::Error> {
+    pub async fn request(&self, d: &PendingDevice) -> Result<(), ClusterError> {
         self.create(&d.device_id, &d.public_key, d.display_name.as_deref())
             .await
     }
@@ -71,9 +158,10 @@ impl ClusterPairings {
         node_id: &str,
         public_key: &str,
         display_name: Option<&str>,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), ClusterError> {
+        let name = name_for(&self.agent, node_id);
         let np = NodePairing::new(
-            &name_for(&self.agent, node_id),
+            &name,
             NodePairingSpec {
                 agent_ref: self.agent.clone(),
                 node_id: node_id.into(),
@@ -86,20 +174,36 @@ impl ClusterPairings {
         match self.api.create(&PostParams::default(), &np).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-            Err(e) => Err(e),
+            Err(source) => Err(ClusterError::Write { name, source }),
         }
     }
 
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<(), ClusterError> {
+        self.api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| ClusterError::Write {
+                name: name.into(),
+                source,
+            })
+    }
+
     /// Sets `spec.approved` of the device's NodePairing (creating it when approving one that has
-    /// none).
+    /// none), and waits until the cache shows it.
     pub async fn set_approved(
         &self,
         node_id: &str,
         public_key: &str,
         display_name: Option<&str>,
         approved: bool,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), ClusterError> {
         let name = match self.find(node_id).await? {
+            Some(np) if np.spec.approved == approved => return Ok(()),
             Some(np) => np.name_any(),
             None if approved => {
                 self.create(node_id, public_key, display_name).await?;
@@ -107,19 +211,26 @@ impl ClusterPairings {
             }
             None => return Ok(()),
         };
-        self.api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "approved": approved } })),
-            )
-            .await
-            .map(|_| ())
+        self.patch_spec(&name, json!({ "approved": approved }))
+            .await?;
+        self.settle(node_id, |np| {
+            np.is_some_and(|np| np.spec.approved == approved)
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The gateway's policy for a node and the patterns its owner approved in advance.
+    pub async fn exec(&self, node_id: &str) -> Result<(Policy, Vec<String>), ClusterError> {
+        Ok(match self.find(node_id).await? {
+            Some(np) => (policy_of(&np.spec.exec), np.spec.exec.allowlist.clone()),
+            None => (Policy::default(), Vec::new()),
+        })
     }
 
     /// Adds `patterns` to the NodePairing's `spec.exec.allowlist` (what the owner always
     /// allowed), keeping what is there.
-    pub async fn allow(&self, node_id: &str, patterns: &[String]) -> Result<(), kube::Error> {
+    pub async fn allow(&self, node_id: &str, patterns: &[String]) -> Result<(), ClusterError> {
         let Some(np) = self.find(node_id).await? else {
             return Ok(());
         };
@@ -132,25 +243,22 @@ impl ClusterPairings {
         if list == np.spec.exec.allowlist {
             return Ok(());
         }
-        self.api
-            .patch(
-                &np.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "exec": { "allowlist": list } } })),
-            )
+        self.patch_spec(&np.name_any(), json!({ "exec": { "allowlist": list } }))
             .await
-            .map(|_| ())
     }
 
-    /// Mirrors a connection into the status (phase, last seen, platform, commands).
+    /// Mirrors a connection into the status (phase, last seen, platform, version, address,
+    /// commands).
     pub async fn connected(&self, info: &NodeInfo, connected: bool) {
         let Ok(Some(np)) = self.find(&info.node_id).await else {
             return;
         };
         let status = json!({ "status": {
-            "phase": if connected { "Connected" } else { "Disconnected" },
+            "phase": phase_on(connected, np.spec.approved),
             "lastSeen": Timestamp::now().to_string(),
             "platform": info.platform,
+            "version": info.version,
+            "remoteAddress": info.remote_ip,
             "commands": info.commands,
         }});
         if let Err(e) = self
@@ -165,6 +273,66 @@ impl ClusterPairings {
             tracing::warn!(nodepairing = %np.name_any(), error = %e, "NodePairing status not written");
         }
     }
+
+    /// The connected nodes whose NodePairing no longer admits them (not approved, another key,
+    /// or deleted), with why.
+    fn unwelcome(&self, connected: &[(String, String)]) -> Vec<(String, &'static str)> {
+        connected
+            .iter()
+            .filter_map(|(node_id, public_key)| match self.cached(node_id) {
+                None => Some((node_id.clone(), "pairing deleted")),
+                Some(np) if !admits(&np, public_key) => Some((node_id.clone(), "pairing revoked")),
+                Some(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Feeds the NodePairing cache from a watch of the namespace and, after each change, disconnects
+/// the nodes whose pairing was revoked or deleted (their device token is revoked too, so they
+/// ask to pair again).
+pub fn start(gw: &Arc<Gateway>) -> Option<tokio::task::JoinHandle<()>> {
+    let cluster = gw.nodes.cluster.as_ref()?;
+    let writer = cluster.writer.lock().expect("writer lock").take()?;
+    let stream = watcher(cluster.api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    let gw = gw.clone();
+    Some(tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(_) => enforce(&gw).await,
+                Err(e) => tracing::warn!(error = %e, "NodePairing watch failed; retrying"),
+            }
+        }
+    }))
+}
+
+async fn enforce(gw: &Gateway) {
+    let Some(cluster) = &gw.nodes.cluster else {
+        return;
+    };
+    let connected: Vec<(String, String)> = gw
+        .nodes
+        .registry
+        .list()
+        .into_iter()
+        .filter_map(|n| {
+            let key = gw.nodes.store.public_key(&n.node_id)?;
+            Some((n.node_id, key))
+        })
+        .collect();
+    for (node_id, why) in cluster.unwelcome(&connected) {
+        let short = &node_id[..12.min(node_id.len())];
+        if let Err(e) = gw.nodes.store.revoke(&node_id, ROLE_NODE, now_ms()) {
+            tracing::warn!(node = %short, error = %e, "device token not revoked");
+        }
+        if gw.nodes.registry.kick(&node_id, CLOSE_POLICY, why).await {
+            tracing::info!(node = %short, %why, "node disconnected: its NodePairing no longer approves it");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,9 +345,40 @@ mod tests {
         let p = policy_of(&ExecPolicy {
             security: ExecSecurity::Full,
             ask: ExecAsk::Always,
+            ask_fallback: ExecSecurity::Full,
             allowlist: vec![],
         });
-        assert_eq!((p.security, p.ask), (Security::Full, Ask::Always));
+        assert_eq!(
+            (p.security, p.ask, p.ask_fallback),
+            (Security::Full, Ask::Always, Security::Full)
+        );
         assert_eq!(policy_of(&ExecPolicy::default()), Policy::default());
+    }
+
+    #[test]
+    fn a_node_that_goes_unapproved_is_revoked_not_disconnected() {
+        assert_eq!(phase_on(true, true), NodePhase::Connected);
+        assert_eq!(phase_on(false, true), NodePhase::Disconnected);
+        assert_eq!(phase_on(false, false), NodePhase::Revoked);
+        assert_eq!(phase_on(true, false), NodePhase::Revoked);
+    }
+
+    #[test]
+    fn only_an_approved_pairing_of_the_same_key_admits() {
+        let mut np = NodePairing::new(
+            "n",
+            NodePairingSpec {
+                agent_ref: "shrimp".into(),
+                node_id: "a".repeat(64),
+                public_key: "k".repeat(43),
+                display_name: None,
+                approved: true,
+                exec: ExecPolicy::default(),
+            },
+        );
+        assert!(admits(&np, &"k".repeat(43)));
+        assert!(!admits(&np, &"j".repeat(43)), "another key");
+        np.spec.approved = false;
+        assert!(!admits(&np, &"k".repeat(43)));
     }
 }

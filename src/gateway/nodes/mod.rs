@@ -84,15 +84,16 @@ impl Nodes {
         }
     }
 
-    /// The gateway's policy for a node: its NodePairing's `spec.exec` in a cluster, else the
-    /// default (allowlist, ask on a miss).
-    pub async fn policy(&self, node_id: &str) -> crate::exec::Policy {
+    /// The gateway's policy for a node and the patterns its owner approved in advance: its
+    /// NodePairing's `spec.exec` in a cluster, else the default (allowlist, ask on a miss) and
+    /// none.
+    pub async fn exec_policy(
+        &self,
+        node_id: &str,
+    ) -> Result<(crate::exec::Policy, Vec<String>), cluster::ClusterError> {
         match &self.cluster {
-            Some(c) => match c.find(node_id).await {
-                Ok(Some(np)) => cluster::policy_of(&np.spec.exec),
-                _ => crate::exec::Policy::default(),
-            },
-            None => crate::exec::Policy::default(),
+            Some(c) => c.exec(node_id).await,
+            None => Ok((crate::exec::Policy::default(), Vec::new())),
         }
     }
 

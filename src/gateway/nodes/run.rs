@@ -1,6 +1,7 @@
 //! Running a command line on a node for its owner: find the node, refuse what the gateway's
-//! policy forbids outright, send `system.run` with that policy (the node applies the stricter
-//! of it and its own), ask the owner when the node wants approval, and record the outcome.
+//! policy forbids outright, send `system.run` with that policy and the owner's standing
+//! approvals (the node applies the stricter of the policy and its own), ask the owner when the
+//! node wants approval, and record the outcome.
 
 use std::time::Duration;
 
@@ -28,6 +29,11 @@ pub enum RunError {
     Ambiguous { query: String, names: Vec<String> },
     #[error("exec is off for node {0} (security=deny in the gateway's policy)")]
     Disabled(String),
+    #[error("node {node}: the gateway's policy for it is unknown: {source}")]
+    Policy {
+        node: String,
+        source: super::cluster::ClusterError,
+    },
     #[error(transparent)]
     Invoke(#[from] InvokeError),
     /// The node refused or failed: its own words (e.g. `SYSTEM_RUN_DENIED: approval required`)
@@ -96,7 +102,6 @@ pub async fn run(
     line: &str,
     timeout: Option<Duration>,
     approval_timeout: Duration,
-    policy: Policy,
 ) -> Result<RunOutput, RunError> {
     let node = find(&gw.nodes.registry.list(), query)?;
     let label = node
@@ -121,12 +126,28 @@ pub async fn run(
             output_bytes: out.map_or(0, |o| o.stdout.len() + o.stderr.len()),
         });
     };
+    let (policy, standing) = match gw.nodes.exec_policy(&node.node_id).await {
+        Ok(p) => p,
+        Err(source) => {
+            record("refused", None, None);
+            return Err(RunError::Policy {
+                node: label,
+                source,
+            });
+        }
+    };
     if policy.security == Security::Deny {
         record("refused", None, None);
         return Err(RunError::Disabled(label));
     }
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let first = invoke(gw, &node, line, timeout, policy, None).await;
+    let send = Sent {
+        line,
+        timeout,
+        policy,
+        standing: &standing,
+    };
+    let first = invoke(gw, &node, &send, None).await;
     let reason = match &first {
         Err(RunError::Node {
             message, reason, ..
@@ -154,7 +175,7 @@ pub async fn run(
             return Err(RunError::NotAnswered(label));
         }
     };
-    let out = invoke(gw, &node, line, timeout, policy, Some(decision)).await;
+    let out = invoke(gw, &node, &send, Some(decision)).await;
     if let (Ok(o), Some(cluster)) = (&out, &gw.nodes.cluster)
         && !o.allowlisted.is_empty()
         && let Err(e) = cluster.allow(&node.node_id, &o.allowlisted).await
@@ -168,14 +189,26 @@ pub async fn run(
     out
 }
 
+/// What the gateway sends for one command line, first and after an approval.
+struct Sent<'a> {
+    line: &'a str,
+    timeout: Duration,
+    policy: Policy,
+    standing: &'a [String],
+}
+
 async fn invoke(
     gw: &Gateway,
     node: &NodeInfo,
-    line: &str,
-    timeout: Duration,
-    policy: Policy,
+    sent: &Sent<'_>,
     decision: Option<Decision>,
 ) -> Result<RunOutput, RunError> {
+    let Sent {
+        line,
+        timeout,
+        policy,
+        standing,
+    } = *sent;
     let label = node
         .display_name
         .clone()
@@ -186,6 +219,7 @@ async fn invoke(
         timeout_ms: Some(timeout.as_millis() as u64),
         run_id: Some(uuid()),
         policy: Some(policy),
+        allowlist: standing.to_vec(),
         approval_decision: decision.map(|d| d.key().to_string()),
         ..Default::default()
     };

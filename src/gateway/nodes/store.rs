@@ -234,6 +234,15 @@ impl PairingStore {
         })
     }
 
+    /// The public key a paired device proved, if it is paired.
+    pub fn public_key(&self, device: &str) -> Option<String> {
+        self.with(super::now_ms(), |_, paired| {
+            Ok::<_, StateError>((paired.get(device).map(|d| d.public_key.clone()), None))
+        })
+        .ok()
+        .flatten()
+    }
+
     /// Pending requests and paired devices.
     pub fn list(&self, now_ms: i64) -> Result<(Vec<PendingDevice>, Vec<PairedDevice>), StateError> {
         self.with(now_ms, |pending, paired| {

@@ -31,23 +31,29 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
     }
 }
 
-/// What the gateway may do in its namespace: read its Channels, Crons and NodePairings, mirror
-/// pairing, cron and node state into their status, create a NodePairing for a node asking to
-/// pair and patch its `approved` when the owner answers from the CLI or Telegram, and emit
-/// Events. With the Tailscale sidecar, what containerboot needs on its pre-created state Secret.
+/// What the gateway may do in its namespace: read its Channels and Crons and mirror pairing and
+/// cron state into their status; keep a watched cache of the NodePairings (list, watch), create
+/// one for a node asking to pair, patch its `approved` and `exec.allowlist` when the owner
+/// answers from the CLI or Telegram, and patch its status with the connection; and emit Events.
+/// With the Tailscale sidecar, what containerboot needs on its pre-created state Secret.
 pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
     let mut rules = vec![
         rule(
             &["clawops.dev"],
-            &["agents", "channels", "crons", "nodepairings"],
+            &["agents", "channels", "crons"],
             &["get", "list", "watch"],
         ),
         rule(
             &["clawops.dev"],
-            &["channels/status", "crons/status", "nodepairings/status"],
+            &["channels/status", "crons/status"],
             &["get", "patch", "update"],
         ),
-        rule(&["clawops.dev"], &["nodepairings"], &["create", "patch"]),
+        rule(
+            &["clawops.dev"],
+            &["nodepairings"],
+            &["list", "watch", "create", "patch"],
+        ),
+        rule(&["clawops.dev"], &["nodepairings/status"], &["patch"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ];
     if exposure.sidecar().is_some() {

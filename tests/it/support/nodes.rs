@@ -87,6 +87,11 @@ pub fn connect_frame(key: &ed25519_dalek::SigningKey, nonce: &str, token: Option
 /// `clawops node run` named `desk` against the gateway on `port`, with its log in
 /// `<state>/node.log`.
 pub fn node_host(state: &Path, port: u16) -> Reaper {
+    node_host_at(state, &format!("ws://127.0.0.1:{port}"), &[])
+}
+
+/// `clawops node run` named `desk` against the gateway at `url`, with `extra` arguments.
+pub fn node_host_at(state: &Path, url: &str, extra: &[&str]) -> Reaper {
     std::fs::create_dir_all(state).unwrap();
     let log = std::fs::File::create(state.join("node.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_clawops"))
@@ -94,12 +99,13 @@ pub fn node_host(state: &Path, port: u16) -> Reaper {
             "node",
             "run",
             "--gateway",
-            &format!("ws://127.0.0.1:{port}"),
+            url,
             "--display-name",
             "desk",
             "--state-dir",
             state.to_str().unwrap(),
         ])
+        .args(extra)
         .env_remove("CLAWOPS_GATEWAY_TOKEN")
         .stdout(Stdio::null())
         .stderr(log)
@@ -134,4 +140,45 @@ pub fn allow(node_state: &Path, programs: &[&str]) {
         .map(|p| json!({ "pattern": real_path(p) }))
         .collect();
     std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
+}
+
+/// The SHA-256 fingerprint of `tests/fixtures/gateway-tls.crt`, as `openssl x509 -fingerprint
+/// -sha256` prints it.
+pub const TLS_FINGERPRINT: &str = "sha256:4D:17:A0:4C:00:C6:5C:43:E8:B8:FA:46:2D:2A:DE:A2:BA:B1:86:37:45:E1:F5:3E:E0:1E:08:56:2E:DC:17:34";
+
+/// A TLS-terminating proxy in front of the gateway on `port`, with the self-signed test
+/// certificate, as a user's Caddy or nginx would be: returns its port.
+pub async fn tls_front(port: u16) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let cert = CertificateDer::from_pem_file(format!("{dir}/gateway-tls.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/gateway-tls.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends the handshake: nothing to do.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut gw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut gw).await;
+            });
+        }
+    });
+    front
 }
