@@ -17,6 +17,7 @@ pub mod mirror;
 pub mod nodes;
 pub mod prompts;
 pub mod telegram;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

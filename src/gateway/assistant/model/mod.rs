@@ -4,6 +4,8 @@
 pub mod client;
 pub mod error;
 pub mod provider;
+pub mod tools;
 
 pub use client::{Completion, Message, ModelClient, RetryPolicy};
 pub use error::ModelError;
+pub use tools::{FunctionCall, ToolCall, ToolDef};
