@@ -70,6 +70,10 @@ pub struct AgentSpec {
     /// needs `clusterAccess: read`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertsSpec>,
+    /// The tools the assistant may call in a chat: cluster (with `clusterAccess: read`), nodes,
+    /// pod logs (opt-in), and their limits.
+    #[serde(default)]
+    pub tools: super::tools::ToolsSpec,
     /// The gateway workload: image, port, token, storage, resources and exposure.
     #[serde(default)]
     pub gateway: GatewaySpec,

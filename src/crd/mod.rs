@@ -10,6 +10,7 @@ pub mod common;
 pub mod cron;
 pub mod exposure;
 pub mod node_pairing;
+pub mod tools;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use channel::{Channel, ChannelSpec, ChannelStatus};

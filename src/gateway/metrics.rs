@@ -18,6 +18,8 @@ pub struct GatewayMetrics {
     pub pairing_requests: Counter,
     /// Commands run (or not) on nodes, by decision (`ran`, `allow-once`, `denied`, …).
     pub node_execs: Family<Vec<(String, String)>, Counter>,
+    /// The assistant's tool calls, by tool and outcome (`ok`, `refused`, `timed-out`, …).
+    pub tool_calls: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -71,9 +73,16 @@ impl Default for GatewayMetrics {
             "Commands asked of nodes, by decision: ran, allow-once, allow-always, denied, timed-out, refused",
             node_execs.clone(),
         );
+        let tool_calls = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "tool_calls",
+            "The assistant's tool calls, by tool and outcome: ok, unknown, bad-arguments, refused, failed, timed-out",
+            tool_calls.clone(),
+        );
         Self {
             registry,
             node_execs,
+            tool_calls,
             auth_failures,
             llm_latency,
             llm_retries,

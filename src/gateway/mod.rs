@@ -94,6 +94,8 @@ pub struct Gateway {
     pub nodes: nodes::Nodes,
     /// Questions to the owner waiting for a button press.
     pub prompts: prompts::Prompts,
+    /// Every tool call of the assistant.
+    pub tool_audit: tools::audit::ToolAudit,
 }
 
 impl Gateway {
@@ -126,6 +128,7 @@ impl Gateway {
             }
         }
         let nodes = nodes::Nodes::new(state.clone());
+        let state_for_audit = state.clone();
         Ok(Self {
             config,
             auth,
@@ -143,6 +146,7 @@ impl Gateway {
             last_chat: heartbeat::LastChat::default(),
             nodes,
             prompts: prompts::Prompts::default(),
+            tool_audit: tools::audit::ToolAudit::new(state_for_audit, tools::audit::FILE),
         })
     }
 
@@ -162,6 +166,20 @@ impl Gateway {
         }
         self.kube = Some(client);
         self
+    }
+
+    /// Answers a chat message with the tools this Agent may use: `conversation` keys its
+    /// history, `origin` is where approvals go and progress shows.
+    pub async fn answer(
+        self: &Arc<Self>,
+        conversation: &str,
+        text: &str,
+        origin: assistant::turn::Origin,
+    ) -> Result<String, assistant::model::ModelError> {
+        let toolbox = tools::TurnTools::new(self.clone(), conversation, origin);
+        self.assistant
+            .reply_with(conversation, text, &toolbox)
+            .await
     }
 
     /// Sends `text` to `to` (a chat id, or `<group>:topic:<id>` for a forum topic) through
@@ -256,6 +274,14 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let gw = Arc::new(gw);
     for line in gw.disabled() {
         tracing::warn!("{line}");
+    }
+    let (offered, off) = tools::offered(&gw);
+    let names: Vec<&str> = offered.iter().map(|d| d.name).collect();
+    tracing::info!(tools = ?names, off = ?off, "the assistant's tools");
+    if !in_cluster && gw.kube.is_some() && !names.is_empty() {
+        tracing::info!(
+            "cluster reads (patrols, alerts, tools) use the local kubeconfig ($KUBECONFIG or ~/.kube/config) and its current context"
+        );
     }
     let listener = tokio::net::TcpListener::bind(listen.addr)
         .await

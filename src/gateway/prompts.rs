@@ -19,6 +19,13 @@ pub struct Choice {
 /// outcome shown in place of the buttons.
 pub type Action = Box<dyn FnOnce(&str, &str, String) -> BoxFuture<'static, String> + Send>;
 
+/// A chat of a channel: where a question came from, so its prompts go back there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub channel: String,
+    pub chat: i64,
+}
+
 /// Where a prompt was sent: channel name, chat, message id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {

@@ -2,6 +2,7 @@
 //! reading of network failures, a per-address limiter and the atomic state directory.
 
 pub mod hex;
+pub mod jsonl;
 pub mod limiter;
 pub mod net_cause;
 pub mod shutdown;

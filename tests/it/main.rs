@@ -19,3 +19,4 @@ mod reconcile;
 mod render;
 mod support;
 mod telegram;
+mod tools;

@@ -32,6 +32,7 @@ fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> Agen
         time_format: TimeFormat::H24,
         cluster_access: ClusterAccess::None,
         alerts: None,
+        tools: Default::default(),
     }
 }
 

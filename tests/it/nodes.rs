@@ -16,9 +16,9 @@ use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
 use crate::support::nodes::{allow, connect_frame, node_host, node_log, open, outcome, real_path};
 use crate::support::{self, process::*};
 
-const TOKEN: &str = "test-gateway-token-0123456789";
+pub const TOKEN: &str = "test-gateway-token-0123456789";
 
-fn clawops(port: u16, args: &[&str]) -> Output {
+pub fn clawops(port: u16, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clawops"))
         .args(args)
         .env("CLAWOPS_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
@@ -27,7 +27,7 @@ fn clawops(port: u16, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
 
@@ -39,7 +39,7 @@ fn gateway(state: &Path, port: u16) -> Reaper {
 }
 
 /// Polls `clawops nodes list --json` until `test` holds.
-fn wait_nodes(port: u16, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+pub fn wait_nodes(port: u16, what: &str, test: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let o = clawops(port, &["nodes", "list", "--json"]);
@@ -349,7 +349,7 @@ async fn bad_connects_get_their_documented_answers_and_closes() {
 }
 
 /// Waits for a message to `chat` with buttons whose text contains `needle`; its id and buttons.
-async fn prompt(tg: &FakeTelegram, chat: i64, needle: &str) -> (i64, Vec<(String, String)>) {
+pub async fn prompt(tg: &FakeTelegram, chat: i64, needle: &str) -> (i64, Vec<(String, String)>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(s) = tg
@@ -369,7 +369,7 @@ async fn prompt(tg: &FakeTelegram, chat: i64, needle: &str) -> (i64, Vec<(String
     }
 }
 
-fn data<'a>(buttons: &'a [(String, String)], label: &str) -> &'a str {
+pub fn data<'a>(buttons: &'a [(String, String)], label: &str) -> &'a str {
     &buttons
         .iter()
         .find(|(l, _)| l == label)
@@ -377,7 +377,7 @@ fn data<'a>(buttons: &'a [(String, String)], label: &str) -> &'a str {
         .1
 }
 
-async fn wait_edit(tg: &FakeTelegram, message: i64, needle: &str) -> String {
+pub async fn wait_edit(tg: &FakeTelegram, message: i64, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some((_, _, text)) = tg

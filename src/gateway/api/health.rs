@@ -21,6 +21,7 @@ pub async fn report(gw: &Gateway) -> Value {
         channels.push(json!({"name": name, "kind": "telegram", "configured": false, "ok": false, "problem": why}));
     }
     let reachable = channels.iter().all(|c| c["ok"] == true);
+    let (offered, off) = crate::gateway::tools::offered(gw);
     json!({
         "ok": gw.disabled().is_empty() && reachable,
         "agent": {"id": cfg.agent.id, "name": cfg.agent.name},
@@ -33,6 +34,7 @@ pub async fn report(gw: &Gateway) -> Value {
         },
         "channels": channels,
         "auth": {"configured": gw.auth.configured(), "source": gw.auth.source()},
+        "tools": {"offered": offered.iter().map(|d| d.name).collect::<Vec<_>>(), "off": off},
         "disabled": gw.disabled(),
     })
 }

@@ -211,8 +211,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
             .into_response();
     }
     match gw
-        .assistant
-        .reply(&format!("api-{}", req.chat), &req.text)
+        .answer(&format!("api-{}", req.chat), &req.text, Default::default())
         .await
     {
         Ok(reply) => Json(ChatReply { reply }).into_response(),

@@ -16,15 +16,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::auth;
-use crate::api::{
-    ApiError, NodeAction, NodeList, NodeRunRequest, PairedNode, PendingNode, ResolveApproval,
-};
+use crate::api::{ApiError, NodeAction, NodeList, NodeRunRequest, PendingNode, ResolveApproval};
 use crate::gateway::Gateway;
 use crate::gateway::nodes::approvals::{self, Decision};
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
 use crate::gateway::nodes::registry::InvokeError;
 use crate::gateway::nodes::run::{self, RunError};
-use crate::gateway::nodes::store::{PairedDevice, StoreError};
+use crate::gateway::nodes::store::StoreError;
 use crate::gateway::nodes::{now_ms, socket};
 use crate::gateway::telegram::buttons;
 use crate::protocol::connect::ROLE_NODE;
@@ -70,25 +68,6 @@ fn error(code: StatusCode, kind: &str, message: String) -> Response {
         .into_response()
 }
 
-fn paired(gw: &Gateway, d: &PairedDevice) -> PairedNode {
-    let live = gw.nodes.registry.get(&d.device_id);
-    let token = d.tokens.get(ROLE_NODE);
-    PairedNode {
-        node_id: d.device_id.clone(),
-        display_name: d.display_name.clone(),
-        platform: d.platform.clone(),
-        connected: live.is_some(),
-        revoked: token.is_none_or(|t| t.revoked_at_ms.is_some()),
-        commands: live
-            .as_ref()
-            .map(|n| n.commands.clone())
-            .unwrap_or_default(),
-        remote_ip: live.map(|n| n.remote_ip).or_else(|| d.remote_ip.clone()),
-        last_seen_ms: token.and_then(|t| t.last_used_at_ms),
-        approved_at_ms: d.approved_at_ms,
-    }
-}
-
 async fn list(State(gw): State<Arc<Gateway>>) -> Response {
     match gw.nodes.store.list(now_ms()) {
         Ok((pending, devices)) => Json(NodeList {
@@ -103,7 +82,7 @@ async fn list(State(gw): State<Arc<Gateway>>) -> Response {
                     requested_at_ms: p.ts,
                 })
                 .collect(),
-            paired: devices.iter().map(|d| paired(&gw, d)).collect(),
+            paired: devices.iter().map(|d| gw.nodes.paired_node(d)).collect(),
         })
         .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
@@ -152,7 +131,7 @@ async fn act(
                     )
                     .await;
             }
-            Json(paired(&gw, &d)).into_response()
+            Json(gw.nodes.paired_node(&d)).into_response()
         }
         Err(e) => store_error(e),
     }
@@ -177,7 +156,7 @@ async fn run_command(State(gw): State<Arc<Gateway>>, Json(req): Json<NodeRunRequ
     let approval = req
         .approval_timeout_ms
         .map_or(approvals::APPROVAL_TIMEOUT, Duration::from_millis);
-    match run::run(&gw, &req.node, &req.command, timeout, approval).await {
+    match run::run(&gw, &req.node, &req.command, timeout, approval, None).await {
         Ok(out) => Json(out).into_response(),
         Err(e) => {
             let code = match &e {

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 pub use crate::api::PendingExec;
 use crate::gateway::Gateway;
-use crate::gateway::prompts::Choice;
+use crate::gateway::prompts::{Chat, Choice};
 use crate::gateway::telegram::buttons;
 
 /// How long an approval waits for the owner (Clawdbot's 120 s).
@@ -90,8 +90,8 @@ impl ExecApprovals {
     }
 }
 
-/// Asks the owners about `command` on `node`; the answer and who gave it, or None when nobody
-/// answered within `timeout`.
+/// Asks the owners about `command` on `node` — in the chat the request came from, if it came
+/// from one; the answer and who gave it, or None when nobody answered within `timeout`.
 pub async fn ask(
     gw: &Arc<Gateway>,
     node_id: &str,
@@ -99,6 +99,7 @@ pub async fn ask(
     command: &str,
     reason: &str,
     timeout: Duration,
+    origin: Option<&Chat>,
 ) -> Option<Answer> {
     let text = format!(
         "🖥 Node {node} wants to run:\n{command}\n\n{reason}\nAllow it? (expires in {} s)",
@@ -136,7 +137,7 @@ pub async fn ask(
                 tx,
             ),
         );
-    let told = buttons::ask_owners(gw, &id).await;
+    let told = buttons::ask_in(gw, &id, origin).await;
     tracing::info!(approval = %id, %node, told, "exec approval asked: `clawops approvals resolve {id} allow-once|allow-always|deny`");
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(answer)) => Some(answer),

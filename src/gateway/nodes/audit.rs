@@ -2,13 +2,9 @@
 //! denied, timed out — in `exec/audit.jsonl` (0600): who, node, command, decision, exit code,
 //! duration and output size; never the output itself.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 
-use crate::util::state_dir::StateDir;
+use crate::util::jsonl::JsonLog;
 
 pub const FILE: &str = "exec/audit.jsonl";
 
@@ -31,44 +27,5 @@ pub struct ExecRecord {
     pub output_bytes: usize,
 }
 
-pub struct Audit {
-    state: StateDir,
-    lock: Mutex<()>,
-}
-
-impl Audit {
-    pub fn new(state: StateDir) -> Self {
-        Self {
-            state,
-            lock: Mutex::new(()),
-        }
-    }
-
-    /// Appends a record; a failure is logged, never fatal to the command.
-    pub fn record(&self, r: &ExecRecord) {
-        let _g = self.lock.lock().expect("audit lock");
-        let path = self.state.path().join(FILE);
-        let line = serde_json::to_string(r).expect("record serializes") + "\n";
-        let written =
-            std::fs::create_dir_all(path.parent().expect("has a parent")).and_then(|_| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(&path)?
-                    .write_all(line.as_bytes())
-            });
-        if let Err(e) = written {
-            tracing::warn!(file = %path.display(), error = %e, "exec audit record not written");
-        }
-    }
-
-    /// The records, oldest first.
-    pub fn read(&self) -> Vec<ExecRecord> {
-        std::fs::read_to_string(self.state.path().join(FILE))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
+/// The exec audit log.
+pub type Audit = JsonLog<ExecRecord>;

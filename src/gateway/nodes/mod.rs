@@ -46,7 +46,7 @@ impl Nodes {
             registry: registry::Registry::default(),
             pair_limit: WindowLimiter::new(PAIR_REQUESTS, PAIR_WINDOW),
             approvals: approvals::ExecApprovals::default(),
-            audit: audit::Audit::new(state.clone()),
+            audit: audit::Audit::new(state.clone(), audit::FILE),
             cluster: None,
             seq: AtomicU64::new(0),
         }
@@ -94,6 +94,26 @@ impl Nodes {
         match &self.cluster {
             Some(c) => c.exec(node_id).await,
             None => Ok((crate::exec::Policy::default(), Vec::new())),
+        }
+    }
+
+    /// A paired device as the API and the assistant's tools show it: with its connection.
+    pub fn paired_node(&self, d: &store::PairedDevice) -> crate::api::PairedNode {
+        let live = self.registry.get(&d.device_id);
+        let token = d.tokens.get(crate::protocol::connect::ROLE_NODE);
+        crate::api::PairedNode {
+            node_id: d.device_id.clone(),
+            display_name: d.display_name.clone(),
+            platform: d.platform.clone(),
+            connected: live.is_some(),
+            revoked: token.is_none_or(|t| t.revoked_at_ms.is_some()),
+            commands: live
+                .as_ref()
+                .map(|n| n.commands.clone())
+                .unwrap_or_default(),
+            remote_ip: live.map(|n| n.remote_ip).or_else(|| d.remote_ip.clone()),
+            last_seen_ms: token.and_then(|t| t.last_used_at_ms),
+            approved_at_ms: d.approved_at_ms,
         }
     }
 

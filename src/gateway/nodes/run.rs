@@ -12,6 +12,7 @@ use super::audit::ExecRecord;
 use super::registry::{InvokeError, NodeInfo};
 use crate::exec::{DenyReason, Policy, Security};
 use crate::gateway::Gateway;
+use crate::gateway::prompts::Chat;
 use crate::protocol::frames::ErrorShape;
 use crate::protocol::invoke::{RunOutput, RunParams, SYSTEM_RUN};
 use crate::util::uuid::uuid_v4 as uuid;
@@ -94,14 +95,15 @@ pub fn shell_argv(platform: &str, line: &str) -> Vec<String> {
 }
 
 /// Runs `line` on the node `query` names. When the node asks for the owner's approval, the
-/// owners are asked (Telegram buttons, `clawops approvals`) and the answer decides; every
-/// outcome goes to the audit log.
+/// owners are asked (Telegram buttons — in the `origin` chat when the request came from one —
+/// and `clawops approvals`) and the answer decides; every outcome goes to the audit log.
 pub async fn run(
     gw: &Arc<Gateway>,
     query: &str,
     line: &str,
     timeout: Option<Duration>,
     approval_timeout: Duration,
+    origin: Option<&Chat>,
 ) -> Result<RunOutput, RunError> {
     let node = find(&gw.nodes.registry.list(), query)?;
     let label = node
@@ -114,7 +116,7 @@ pub async fn run(
             .node_execs
             .get_or_create(&vec![("decision".to_string(), decision.to_string())])
             .inc();
-        gw.nodes.audit.record(&ExecRecord {
+        gw.nodes.audit.append(&ExecRecord {
             ts: chrono::Utc::now(),
             node_id: node.node_id.clone(),
             node: label.clone(),
@@ -161,7 +163,16 @@ pub async fn run(
             return first;
         }
     };
-    let answer = approvals::ask(gw, &node.node_id, &label, line, &reason, approval_timeout).await;
+    let answer = approvals::ask(
+        gw,
+        &node.node_id,
+        &label,
+        line,
+        &reason,
+        approval_timeout,
+        origin,
+    )
+    .await;
     let (decision, by) = match answer {
         Some((Decision::Deny, by)) => {
             record("denied", Some(by.clone()), None);

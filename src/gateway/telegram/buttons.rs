@@ -119,6 +119,26 @@ pub async fn ask_owners(gw: &Gateway, id: &str) -> usize {
     delivered
 }
 
+/// Sends prompt `id` to the chat a question came from (only owners' presses count there too);
+/// to the owners' private chats when it is not given or cannot be reached.
+pub async fn ask_in(gw: &Gateway, id: &str, chat: Option<&prompts::Chat>) -> usize {
+    let channel = chat.and_then(|c| gw.channels.iter().find(|ch| ch.name == c.channel));
+    if let (Some(channel), Some(chat)) = (channel, chat)
+        && let Some(message) = channel.send_prompt(gw, chat.chat, id).await
+    {
+        gw.prompts.sent(
+            id,
+            Sent {
+                channel: channel.name.clone(),
+                chat: chat.chat,
+                message,
+            },
+        );
+        return 1;
+    }
+    ask_owners(gw, id).await
+}
+
 /// Shows an answered (or closed) prompt's outcome where it was sent.
 pub async fn show(gw: &Gateway, answered: &Answered) {
     for s in &answered.sent {

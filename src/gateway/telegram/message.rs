@@ -11,7 +11,10 @@ use teloxide::types::{ChatAction, Message};
 
 use super::pairing::{self, Outcome, SenderMeta};
 use super::policy::{self, Incoming, Verdict};
+use super::progress;
 use super::{Target, TelegramChannel};
+use crate::gateway::assistant::turn::Origin;
+use crate::gateway::prompts::Chat;
 use crate::gateway::{Gateway, assistant};
 
 impl TelegramChannel {
@@ -69,11 +72,24 @@ impl TelegramChannel {
             }
             Verdict::Answer => {
                 let typing = self.typing(Target::reply_to(&msg));
+                let (line, progress) =
+                    progress::ProgressLine::start(self.clone(), Target::reply_to(&msg));
+                let origin = Origin {
+                    chat: Some(Chat {
+                        channel: self.name.clone(),
+                        chat: msg.chat.id.0,
+                    }),
+                    progress: Some(progress),
+                };
                 let answer = gw
-                    .assistant
-                    .reply(&format!("telegram-{}-{}", self.name, msg.chat.id.0), text)
+                    .answer(
+                        &format!("telegram-{}-{}", self.name, msg.chat.id.0),
+                        text,
+                        origin,
+                    )
                     .await;
                 typing.abort();
+                line.finish().await;
                 let reply = answer.unwrap_or_else(|e| {
                     assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config))
                 });

@@ -9,6 +9,7 @@ pub mod pace;
 pub mod pairing;
 pub mod policy;
 mod poll;
+mod progress;
 mod target;
 pub mod text;
 

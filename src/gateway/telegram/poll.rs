@@ -1,7 +1,7 @@
 //! Long polling: getUpdates with the offset saved as each batch's messages are handled, getMe
 //! for the bot's name, backoff on failure, and a prompt stop.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, Message, Update, UpdateKind};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use super::bot_api::{BotApiError, lenient_username};
 use super::{Probe, TelegramChannel};
@@ -28,37 +28,63 @@ async fn unless_stopped<T>(
     }
 }
 
-/// Which updates of a batch are still being handled, and the offset last saved.
+/// Which fetched updates are still being handled, and the offset last saved.
 struct Progress {
     pending: BTreeSet<u32>,
-    /// The batch's highest update id.
-    last: u32,
+    /// One past the highest update id handed out.
+    next: i32,
     saved: Option<i32>,
 }
 
 impl Progress {
-    /// The offset that confirms exactly the handled prefix of the batch.
+    /// The offset that confirms exactly the handled prefix of what was fetched.
     fn offset(&self) -> i32 {
         self.pending
             .first()
-            .map_or(self.last as i32 + 1, |first| *first as i32)
+            .map_or(self.next, |first| *first as i32)
     }
 }
+
+/// The updates in hand, shared by the poller and the handlers.
+struct InHand {
+    progress: Mutex<Progress>,
+    /// Told when a handler finishes.
+    finished: Notify,
+}
+
+/// While updates are in hand, the poller asks at most this often for new ones (a button press
+/// must reach a turn waiting for it).
+const BUSY_POLL: Duration = Duration::from_secs(1);
+
+/// How long a chat's worker waits for its next message before it ends.
+const CHAT_IDLE: Duration = Duration::from_secs(60);
 
 fn offset_file(name: &str) -> String {
     format!("telegram/{name}-offset.json")
 }
 
 impl TelegramChannel {
-    /// Polls until `stop` turns true. A poll that ends empty is a success; every wait (a poll's
-    /// hold, getMe, a backoff) ends at once when `stop` turns true.
+    /// Polls until `stop` turns true, then waits for the updates in hand. A poll that ends empty
+    /// is a success; every wait (a poll's hold, getMe, a backoff) ends at once when `stop` turns
+    /// true. The poller never waits for a turn: each chat's messages are handled in order by its
+    /// own worker, button presses at once, while the poller keeps fetching — without confirming
+    /// to Telegram any update not yet handled, so a restart neither repeats nor loses one.
     pub async fn run(self: Arc<Self>, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
-        let mut offset: i32 = self
+        let saved: i32 = self
             .state
             .read(&offset_file(&self.name))
             .ok()
             .flatten()
             .unwrap_or(0);
+        let hand = Arc::new(InHand {
+            progress: Mutex::new(Progress {
+                pending: BTreeSet::new(),
+                next: saved,
+                saved: Some(saved),
+            }),
+            finished: Notify::new(),
+        });
+        let mut chats: HashMap<i64, mpsc::UnboundedSender<(u32, Message)>> = HashMap::new();
         let mut backoff = Duration::from_secs(1);
         let mut known = false;
         loop {
@@ -68,11 +94,22 @@ impl TelegramChannel {
                 };
                 known = identified;
             }
+            let (offset, busy) = {
+                let p = hand.progress.lock().await;
+                (p.offset(), !p.pending.is_empty())
+            };
+            // With updates in hand Telegram answers at once (they are not confirmed yet): ask
+            // without holding, and not more often than BUSY_POLL.
+            let hold = if busy {
+                0
+            } else {
+                self.polling.hold.as_secs() as u32
+            };
             let poll = self
                 .bot
                 .get_updates()
                 .offset(offset)
-                .timeout(self.polling.hold.as_secs() as u32)
+                .timeout(hold)
                 .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
             let Some(updates) = unless_stopped(&mut stop, poll).await else {
                 break;
@@ -86,8 +123,16 @@ impl TelegramChannel {
                         probe.error = None;
                     }
                     drop(probe);
-                    if let Some(next) = self.clone().handle_batch(&gw, updates).await {
-                        offset = next;
+                    self.clone().dispatch(&gw, &hand, &mut chats, updates).await;
+                    if hand.progress.lock().await.pending.is_empty() {
+                        continue;
+                    }
+                    let finished = hand.finished.notified();
+                    if unless_stopped(&mut stop, tokio::time::timeout(BUSY_POLL, finished))
+                        .await
+                        .is_none()
+                    {
+                        break;
                     }
                     continue;
                 }
@@ -122,60 +167,103 @@ impl TelegramChannel {
                 break;
             }
         }
+        // Stopping: what is in hand is finished (the caller bounds the wait by the grace
+        // period); what is not is fetched again after the restart.
+        loop {
+            let finished = hand.finished.notified();
+            if hand.progress.lock().await.pending.is_empty() {
+                break;
+            }
+            finished.await;
+        }
     }
 
-    /// Handles a batch: chats concurrently, each chat's messages in order (so a reply sees the
-    /// one before it). The offset moves past a message only once it and every earlier one were
-    /// handled (answered or explicitly refused), and is saved each time, so a restart neither
-    /// repeats nor loses one. Returns the new offset.
-    async fn handle_batch(self: Arc<Self>, gw: &Arc<Gateway>, updates: Vec<Update>) -> Option<i32> {
-        let ids: Vec<u32> = updates.iter().map(|u| u.id.0).collect();
-        let last = *ids.last()?;
-        let progress = Arc::new(Mutex::new(Progress {
-            pending: ids.into_iter().collect(),
-            last,
-            saved: None,
-        }));
-        let mut by_chat: BTreeMap<i64, Vec<(u32, Message)>> = BTreeMap::new();
-        let mut presses = Vec::new();
-        for u in updates {
+    /// Hands out fetched updates not handed out before: each message to its chat's worker (in
+    /// order, one at a time per chat), each button press at once.
+    async fn dispatch(
+        self: Arc<Self>,
+        gw: &Arc<Gateway>,
+        hand: &Arc<InHand>,
+        chats: &mut HashMap<i64, mpsc::UnboundedSender<(u32, Message)>>,
+        updates: Vec<Update>,
+    ) {
+        let fresh: Vec<Update> = {
+            let mut p = hand.progress.lock().await;
+            let fresh: Vec<Update> = updates
+                .into_iter()
+                .filter(|u| u.id.0 as i32 >= p.next)
+                .collect();
+            for u in &fresh {
+                p.pending.insert(u.id.0);
+                p.next = p.next.max(u.id.0 as i32 + 1);
+            }
+            fresh
+        };
+        for u in fresh {
+            let id = u.id.0;
             match u.kind {
-                UpdateKind::Message(m) => by_chat.entry(m.chat.id.0).or_default().push((u.id.0, m)),
-                UpdateKind::CallbackQuery(q) => presses.push((u.id.0, q)),
-                _ => self.done(&progress, u.id.0).await,
+                UpdateKind::Message(m) => {
+                    let chat = m.chat.id.0;
+                    let mut item = (id, m);
+                    // A worker that just ended gives the message back: start another.
+                    if let Some(tx) = chats.get(&chat) {
+                        match tx.send(item) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::SendError(back)) => item = back,
+                        }
+                    }
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tx.send(item).expect("the receiver is here");
+                    chats.insert(chat, tx);
+                    tokio::spawn(self.clone().chat_worker(gw.clone(), hand.clone(), rx));
+                }
+                UpdateKind::CallbackQuery(q) => {
+                    let (me, gw, hand) = (self.clone(), gw.clone(), hand.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = tokio::spawn(me.clone().on_callback(gw, q)).await {
+                            tracing::error!(channel = %me.name, update = id, error = %e, "button handler failed");
+                        }
+                        me.done(&hand, id).await;
+                    });
+                }
+                _ => self.done(hand, id).await,
             }
         }
-        let presses = presses.into_iter().map(|(id, q)| {
-            let (me, gw, progress) = (self.clone(), gw.clone(), progress.clone());
-            tokio::spawn(async move {
-                if let Err(e) = tokio::spawn(me.clone().on_callback(gw, q)).await {
-                    tracing::error!(channel = %me.name, update = id, error = %e, "button handler failed");
-                }
-                me.done(&progress, id).await;
-            })
-        });
-        let chats = by_chat.into_values().map(|messages| {
-            let (me, gw, progress) = (self.clone(), gw.clone(), progress.clone());
-            tokio::spawn(async move {
-                for (id, m) in messages {
-                    // A panic in one message must not stop the ones after it.
-                    if let Err(e) = tokio::spawn(me.clone().handle(gw.clone(), m)).await {
-                        tracing::error!(channel = %me.name, update = id, error = %e, "message handler failed");
-                    }
-                    me.done(&progress, id).await;
-                }
-            })
-        });
-        futures::future::join_all(chats.chain(presses)).await;
-        Some(last as i32 + 1)
+        chats.retain(|_, tx| !tx.is_closed());
+    }
+
+    /// Handles one chat's messages in order, until none comes for a while.
+    async fn chat_worker(
+        self: Arc<Self>,
+        gw: Arc<Gateway>,
+        hand: Arc<InHand>,
+        mut rx: mpsc::UnboundedReceiver<(u32, Message)>,
+    ) {
+        while let Ok(Some((id, m))) = tokio::time::timeout(CHAT_IDLE, rx.recv()).await {
+            // A panic in one message must not stop the ones after it.
+            if let Err(e) = tokio::spawn(self.clone().handle(gw.clone(), m)).await {
+                tracing::error!(channel = %self.name, update = id, error = %e, "message handler failed");
+            }
+            self.done(&hand, id).await;
+        }
+        // Anything sent after the last wait is handed back to the poller by the failed send.
+        rx.close();
+        while let Ok((id, m)) = rx.try_recv() {
+            if let Err(e) = tokio::spawn(self.clone().handle(gw.clone(), m)).await {
+                tracing::error!(channel = %self.name, update = id, error = %e, "message handler failed");
+            }
+            self.done(&hand, id).await;
+        }
     }
 
     /// Marks update `id` handled and saves the offset when it moved.
-    async fn done(&self, progress: &Mutex<Progress>, id: u32) {
-        let mut p = progress.lock().await;
+    async fn done(&self, hand: &InHand, id: u32) {
+        let mut p = hand.progress.lock().await;
         p.pending.remove(&id);
         let next = p.offset();
         if p.saved.is_some_and(|s| s >= next) {
+            drop(p);
+            hand.finished.notify_waiters();
             return;
         }
         p.saved = Some(next);
@@ -187,6 +275,8 @@ impl TelegramChannel {
             Ok(()) => {}
             Err(e) => tracing::error!(channel = %self.name, error = %e, "update offset not saved"),
         }
+        drop(p);
+        hand.finished.notify_waiters();
     }
 
     /// getMe: the bot's username, for `/health` and mentions.
@@ -237,7 +327,7 @@ mod tests {
     fn the_offset_covers_only_the_handled_prefix() {
         let mut p = Progress {
             pending: [5, 6, 7].into_iter().collect(),
-            last: 7,
+            next: 8,
             saved: None,
         };
         p.pending.remove(&7);

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::crd::agent::{ClusterAccess, TimeFormat, ZaiEndpoint};
 use crate::crd::channel::{DmPolicy, GroupPolicy, TelegramGroup};
 use crate::crd::cron::PatrolSpec;
+use crate::crd::tools::ToolsSpec;
 
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -49,6 +50,9 @@ pub struct AgentConfig {
     /// Immediate alerts, when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertsConfig>,
+    /// The tools the assistant may call, and their limits.
+    #[serde(default)]
+    pub tools: ToolsSpec,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -64,6 +64,7 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
                     },
                     cool_down: a.cool_down.clone(),
                 }),
+            tools: spec.tools.clone(),
         },
         gateway: ServerConfig {
             port: if spec.gateway.port == 0 {

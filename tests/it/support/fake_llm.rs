@@ -30,6 +30,14 @@ pub enum Answer {
     },
     /// Waits, then answers as `then`.
     Slow(Duration, Box<Answer>),
+    /// 200 asking for these tool calls (name, arguments), arguments sent as JSON text.
+    Tools(Vec<(&'static str, Value)>),
+    /// 200 with this `tool_calls` array as it is (malformed ones, arguments as objects).
+    ToolsRaw(Value),
+    /// 200 answering with the contents of the tool results the request carries.
+    QuoteTools,
+    /// 200 with this content, cut at the length limit (`finish_reason: length`).
+    Truncated(String),
 }
 
 impl Answer {
@@ -149,21 +157,135 @@ async fn complete(
     resp
 }
 
+/// The request checks GLM makes (code 1214, "messages parameter illegal"): every `tool`
+/// message answers a call of the assistant message before it, every call is answered before
+/// the conversation goes on, tool names are well-formed, and `tool_choice` is only "auto".
+pub fn validate(body: &Value) -> Result<(), String> {
+    if let Some(choice) = body.get("tool_choice")
+        && choice != "auto"
+    {
+        return Err(format!("tool_choice {choice}: only auto is supported"));
+    }
+    for t in body["tools"].as_array().into_iter().flatten() {
+        let name = t["function"]["name"].as_str().unwrap_or("");
+        let ok = t["type"] == "function"
+            && (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && t["function"]["parameters"].is_object();
+        if !ok {
+            return Err(format!("tools: invalid function {t}"));
+        }
+    }
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match m["role"].as_str() {
+            Some("tool") => {
+                let id = m["tool_call_id"].as_str().unwrap_or("");
+                let Some(at) = open.iter().position(|o| o == id) else {
+                    return Err(format!(
+                        "messages[{i}]: tool_call_id {id:?} answers no call"
+                    ));
+                };
+                open.remove(at);
+                if !m["content"].is_string() {
+                    return Err(format!("messages[{i}]: a tool message needs content"));
+                }
+            }
+            Some(role @ ("system" | "user" | "assistant")) => {
+                if !open.is_empty() {
+                    return Err(format!("messages[{i}]: calls {open:?} were not answered"));
+                }
+                if role == "assistant" {
+                    for c in m["tool_calls"].as_array().into_iter().flatten() {
+                        let args = &c["function"]["arguments"];
+                        if !args.is_string() {
+                            return Err(format!("messages[{i}]: arguments must be a string"));
+                        }
+                        open.push(c["id"].as_str().unwrap_or("").to_string());
+                    }
+                }
+            }
+            other => return Err(format!("messages[{i}]: role {other:?}")),
+        }
+    }
+    if !open.is_empty() {
+        return Err(format!("calls {open:?} were not answered"));
+    }
+    Ok(())
+}
+
+fn completion(body: &Value, finish: &str, message: Value) -> Response {
+    Json(json!({
+        "id": "chatcmpl-1", "request_id": "req-1", "created": 1, "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "prompt_tokens_details": {"cached_tokens": 0}}
+    }))
+    .into_response()
+}
+
 async fn respond(mut answer: Answer, body: &Value) -> Response {
+    if let Err(why) = validate(body) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "1214", "message": why}})),
+        )
+            .into_response();
+    }
     loop {
         match answer {
+            Answer::Tools(calls) => {
+                let calls: Vec<Value> = calls
+                    .into_iter()
+                    .map(|(name, args)| {
+                        let id = format!("call_{}", rand::random::<u32>());
+                        json!({"id": id, "type": "function", "index": 0,
+                               "function": {"name": name, "arguments": args.to_string()}})
+                    })
+                    .collect();
+                answer = Answer::ToolsRaw(Value::Array(calls));
+            }
+            Answer::ToolsRaw(calls) => {
+                return completion(
+                    body,
+                    "tool_calls",
+                    json!({"role": "assistant", "content": "", "reasoning_content": "", "tool_calls": calls}),
+                );
+            }
+            Answer::QuoteTools => {
+                let results: Vec<&str> = body["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["role"] == "tool")
+                    .filter_map(|m| m["content"].as_str())
+                    .collect();
+                answer = Answer::Text(format!("From the tools: {}", results.join(" | ")));
+            }
+            Answer::Truncated(content) => {
+                return completion(
+                    body,
+                    "length",
+                    json!({"role": "assistant", "content": content}),
+                );
+            }
             Answer::Slow(d, then) => {
                 tokio::time::sleep(d).await;
                 answer = *then;
             }
             Answer::Echo => answer = Answer::Text(echo(body)),
             Answer::Text(content) => {
-                return Json(json!({
-                    "id": "chatcmpl-1", "request_id": "req-1", "created": 1, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content, "reasoning_content": ""}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "prompt_tokens_details": {"cached_tokens": 0}}
-                }))
-                .into_response();
+                return completion(
+                    body,
+                    "stop",
+                    json!({"role": "assistant", "content": content, "reasoning_content": ""}),
+                );
             }
             Answer::Error {
                 status,

@@ -128,12 +128,18 @@ impl FakeTelegram {
         let mut i = self.inner.lock().unwrap();
         let update_id = i.next_update;
         i.next_update += 1;
-        let text = i
+        // The press comes from the chat the message was sent to, as Telegram reports it.
+        let (text, chat) = i
             .sent
             .iter()
             .find(|s| s.message_id == message_id)
-            .map(|s| s.text.clone())
+            .map(|s| (s.text.clone(), s.chat_id))
             .unwrap_or_default();
+        let chat = if chat < 0 {
+            json!({"id": chat, "type": "group", "title": "ops"})
+        } else {
+            json!({"id": from, "type": "private", "first_name": username})
+        };
         i.updates.push(json!({
             "update_id": update_id,
             "callback_query": {
@@ -141,7 +147,7 @@ impl FakeTelegram {
                 "from": {"id": from, "is_bot": false, "first_name": username, "username": username},
                 "message": {
                     "message_id": message_id, "date": 1_763_700_002, "text": text,
-                    "chat": {"id": from, "type": "private", "first_name": username},
+                    "chat": chat,
                     "from": {"id": BOT_ID, "is_bot": true, "first_name": "Shrimp", "username": "shrimp_bot"},
                 },
                 "chat_instance": "4242",

@@ -11,14 +11,23 @@ use tokio::sync::Semaphore;
 
 use super::error::{ModelError, classify};
 use super::provider::{Target, targets};
+use super::tools::{ToolCall, ToolDef};
 use crate::gateway::metrics::GatewayMetrics;
 use crate::plan::gateway_config::ModelConfig;
 
-/// One chat message on the wire.
+/// One chat message on the wire: `system`, `user`, `assistant` (with the tool calls it asked
+/// for, and its reasoning when thinking is on) or `tool` (one call's result).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// GLM wants the reasoning back with the tool results when thinking is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 impl Message {
@@ -26,6 +35,26 @@ impl Message {
         Self {
             role: role.into(),
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            reasoning_content: None,
+        }
+    }
+
+    /// The assistant's turn that asked for `calls`.
+    pub fn calling(completion: &Completion) -> Self {
+        Self {
+            tool_calls: completion.tool_calls.clone(),
+            reasoning_content: completion.reasoning.clone(),
+            ..Self::new("assistant", completion.text.clone())
+        }
+    }
+
+    /// The result of the call `id`.
+    pub fn tool_result(id: &str, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(id.into()),
+            ..Self::new("tool", content)
         }
     }
 }
@@ -67,10 +96,15 @@ impl RetryPolicy {
     }
 }
 
-/// A successful answer.
-#[derive(Clone, Debug)]
+/// A successful answer: text, or tool calls to run first.
+#[derive(Clone, Debug, Default)]
 pub struct Completion {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// `reasoning_content`, kept only when thinking is on (it goes back with tool results).
+    pub reasoning: Option<String>,
+    /// The answer stopped at the model's length limit.
+    pub truncated: bool,
     /// The model that answered (`provider/model`).
     pub model: String,
 }
@@ -113,9 +147,20 @@ impl ModelClient {
         self.key.as_ref().and_then(|k| k.as_ref().err().cloned())
     }
 
-    /// Answers `messages`, waiting for a slot first. Tries each model in order; the error is
-    /// the primary's when all fail.
+    /// Answers `messages` with text, waiting for a slot first. Tries each model in order; the
+    /// error is the primary's when all fail.
     pub async fn complete(&self, messages: &[Message]) -> Result<Completion, ModelError> {
+        self.complete_with(messages, &[]).await
+    }
+
+    /// Answers `messages`, offering `tools`: text, or the calls the model wants run first.
+    /// Each call takes its own slot, so `maxConcurrent` holds for every round of a turn while
+    /// no slot is held as tools run.
+    pub async fn complete_with(
+        &self,
+        messages: &[Message],
+        tools: &[ToolDef],
+    ) -> Result<Completion, ModelError> {
         let _slot = self
             .slots
             .acquire()
@@ -123,12 +168,10 @@ impl ModelClient {
             .expect("the semaphore is never closed");
         let mut first = None;
         for t in &self.targets {
-            match self.with_retries(t, messages).await {
-                Ok(text) => {
-                    return Ok(Completion {
-                        text,
-                        model: t.reference.clone(),
-                    });
+            match self.with_retries(t, messages, tools).await {
+                Ok(mut answer) => {
+                    answer.model = t.reference.clone();
+                    return Ok(answer);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "model call failed");
@@ -140,11 +183,16 @@ impl ModelClient {
         Err(first.expect("there is always a primary model"))
     }
 
-    async fn with_retries(&self, t: &Target, messages: &[Message]) -> Result<String, ModelError> {
+    async fn with_retries(
+        &self,
+        t: &Target,
+        messages: &[Message],
+        tools: &[ToolDef],
+    ) -> Result<Completion, ModelError> {
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let result = self.call(t, messages).await;
+            let result = self.call(t, messages, tools).await;
             self.metrics
                 .llm_latency
                 .observe(started.elapsed().as_secs_f64());
@@ -170,9 +218,19 @@ impl ModelClient {
         }
     }
 
-    async fn call(&self, t: &Target, messages: &[Message]) -> Result<String, ModelError> {
+    async fn call(
+        &self,
+        t: &Target,
+        messages: &[Message],
+        tools: &[ToolDef],
+    ) -> Result<Completion, ModelError> {
         let model = t.reference.clone();
         let mut body = json!({ "model": t.model, "messages": messages, "stream": false });
+        if !tools.is_empty() {
+            body["tools"] = tools.iter().map(ToolDef::wire).collect();
+            // GLM takes only "auto".
+            body["tool_choice"] = json!("auto");
+        }
         if t.is_zai {
             body["thinking"] =
                 json!({ "type": if self.thinking { "enabled" } else { "disabled" } });
@@ -227,7 +285,11 @@ impl ModelClient {
         if !(200..300).contains(&status) {
             return Err(classify(&model, status, &text, retry_after));
         }
-        answer(&model, &text)
+        let mut answer = answer(&model, &text)?;
+        if !self.thinking {
+            answer.reasoning = None;
+        }
+        Ok(answer)
     }
 }
 
@@ -239,8 +301,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// The text of `choices[0].message.content`; unknown fields are ignored.
-fn answer(model: &str, body: &str) -> Result<String, ModelError> {
+/// `choices[0]`: its text or tool calls, its reasoning, and whether it was cut; unknown fields
+/// are ignored.
+fn answer(model: &str, body: &str) -> Result<Completion, ModelError> {
     let malformed = |message: String| ModelError::Malformed {
         model: model.into(),
         message,
@@ -248,18 +311,47 @@ fn answer(model: &str, body: &str) -> Result<String, ModelError> {
     let v: serde_json::Value =
         serde_json::from_str(body).map_err(|e| malformed(format!("not JSON: {e}")))?;
     let choice = &v["choices"][0];
-    if choice["finish_reason"] == "sensitive" {
-        return Err(ModelError::Refused {
-            model: model.into(),
-            status: 200,
-            code: "sensitive".into(),
-            message: "the provider's content filter stopped the answer".into(),
-        });
+    match choice["finish_reason"].as_str() {
+        Some("sensitive") => {
+            return Err(ModelError::Refused {
+                model: model.into(),
+                status: 200,
+                code: "sensitive".into(),
+                message: "the provider's content filter stopped the answer".into(),
+            });
+        }
+        Some("network_error") => {
+            return Err(ModelError::Server {
+                model: model.into(),
+                status: 200,
+                message: "the provider reported a network error while answering".into(),
+            });
+        }
+        _ => {}
     }
-    match choice["message"]["content"].as_str().map(str::trim) {
-        Some(text) if !text.is_empty() => Ok(text.to_string()),
-        _ => Err(malformed("no choices[0].message.content".into())),
+    let message = &choice["message"];
+    let tool_calls: Vec<ToolCall> = match message.get("tool_calls") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(calls) => serde_json::from_value(calls.clone())
+            .map_err(|e| malformed(format!("choices[0].message.tool_calls: {e}")))?,
+    };
+    let text = message["content"].as_str().map(str::trim).unwrap_or("");
+    if text.is_empty() && tool_calls.is_empty() {
+        return Err(malformed("no choices[0].message.content".into()));
     }
+    Ok(Completion {
+        text: text.to_string(),
+        tool_calls,
+        reasoning: message["reasoning_content"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        truncated: matches!(
+            choice["finish_reason"].as_str(),
+            Some("length" | "model_context_window_exceeded")
+        ),
+        model: model.into(),
+    })
 }
 
 #[cfg(test)]
@@ -288,7 +380,7 @@ mod tests {
     #[test]
     fn answers_are_read_and_filtered_ones_refused() {
         let ok = r#"{"id":"x","request_id":"r","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":" hi ","reasoning_content":"…"}}],"usage":{}}"#;
-        assert_eq!(answer("m", ok).unwrap(), "hi");
+        assert_eq!(answer("m", ok).unwrap().text, "hi");
         let filtered = r#"{"choices":[{"finish_reason":"sensitive","message":{"content":""}}]}"#;
         assert!(matches!(
             answer("m", filtered),
@@ -296,6 +388,32 @@ mod tests {
         ));
         assert!(matches!(
             answer("m", "{}"),
+            Err(ModelError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn tool_calls_cut_answers_and_network_errors_are_told_apart() {
+        let calls = r#"{"choices":[{"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"reasoning_content":"look first",
+            "tool_calls":[{"id":"call_a","type":"function","function":{"name":"k8s_list","arguments":"{\"kind\":\"pods\"}"}},
+                          {"id":"call_b","type":"function","function":{"name":"nodes_list","arguments":{}}}]}}]}"#;
+        let c = answer("m", calls).unwrap();
+        assert_eq!(c.text, "");
+        assert_eq!(
+            c.tool_calls.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            ["k8s_list", "nodes_list"]
+        );
+        assert_eq!(c.tool_calls[1].args().unwrap(), json!({}));
+        assert_eq!(c.reasoning.as_deref(), Some("look first"));
+        let cut = r#"{"choices":[{"finish_reason":"length","message":{"content":"half an ans"}}]}"#;
+        assert!(answer("m", cut).unwrap().truncated);
+        let window = r#"{"choices":[{"finish_reason":"model_context_window_exceeded","message":{"content":"x"}}]}"#;
+        assert!(answer("m", window).unwrap().truncated);
+        let net = r#"{"choices":[{"finish_reason":"network_error","message":{"content":""}}]}"#;
+        assert!(answer("m", net).unwrap_err().retryable());
+        let bad = r#"{"choices":[{"finish_reason":"tool_calls","message":{"content":"","tool_calls":[{"id":1}]}}]}"#;
+        assert!(matches!(
+            answer("m", bad),
             Err(ModelError::Malformed { .. })
         ));
     }

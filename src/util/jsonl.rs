@@ -1,0 +1,58 @@
+//! An append-only JSON-lines log in the state dir (0600): one record per line, appended under a
+//! lock, read back oldest first. A failed append is logged, never fatal to what it records.
+
+use std::io::Write;
+use std::marker::PhantomData;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::state_dir::StateDir;
+
+pub struct JsonLog<T> {
+    state: StateDir,
+    file: &'static str,
+    lock: Mutex<()>,
+    kind: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize + DeserializeOwned> JsonLog<T> {
+    /// The log in `file`, relative to the state dir.
+    pub fn new(state: StateDir, file: &'static str) -> Self {
+        Self {
+            state,
+            file,
+            lock: Mutex::new(()),
+            kind: PhantomData,
+        }
+    }
+
+    pub fn append(&self, record: &T) {
+        let _g = self.lock.lock().expect("log lock");
+        let path = self.state.path().join(self.file);
+        let line = serde_json::to_string(record).expect("record serializes") + "\n";
+        let written =
+            std::fs::create_dir_all(path.parent().expect("has a parent")).and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(&path)?
+                    .write_all(line.as_bytes())
+            });
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), error = %e, "audit record not written");
+        }
+    }
+
+    /// The records, oldest first; lines that do not parse are skipped.
+    pub fn read(&self) -> Vec<T> {
+        std::fs::read_to_string(self.state.path().join(self.file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
