@@ -288,3 +288,48 @@ pub struct PendingExec {
 
 /// What a command run on a node did.
 pub use crate::protocol::invoke::RunOutput as NodeRunReply;
+
+/// One tool call of the assistant, as `tools/audit.jsonl` and `GET /api/audit` have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolRecord {
+    pub ts: chrono::DateTime<chrono::Utc>,
+    /// The conversation the turn belongs to (`telegram-<channel>-<chat>`, `api-<chat>`).
+    pub chat: String,
+    pub tool: String,
+    /// The arguments as JSON text, redacted.
+    pub arguments: String,
+    pub duration_ms: u64,
+    pub result_bytes: usize,
+    /// `ok`, or how it failed: `unknown`, `bad-arguments`, `refused`, `failed`, `timed-out`.
+    pub outcome: String,
+}
+
+/// One command asked of a node, as `exec/audit.jsonl` and `GET /api/audit` have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRecord {
+    pub ts: chrono::DateTime<chrono::Utc>,
+    pub node_id: String,
+    pub node: String,
+    pub command: String,
+    /// `ran` (the policy allowed it), `allow-once`, `allow-always`, `denied`, `timed-out`,
+    /// `refused` (the node or the gateway's policy said no), `failed` (no answer).
+    pub decision: String,
+    /// Who decided, when the owner did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub output_bytes: usize,
+}
+
+/// `GET /api/audit[?since=1h]`: the assistant's tool calls and the commands asked of nodes,
+/// oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLog {
+    pub tools: Vec<ToolRecord>,
+    pub execs: Vec<ExecRecord>,
+}

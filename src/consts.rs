@@ -54,6 +54,10 @@ pub const ENV_AGENT: &str = "CLAWOPS_AGENT";
 /// `helm uninstall` removes it); the operator only checks it exists and binds to it.
 pub const CLUSTER_READER_ROLE: &str = "clawops-cluster-reader";
 
+/// The ClusterRole that lets a gateway read pod logs, bound only to Agents that opt in with
+/// `spec.tools.podLogs` (logs can hold secrets). Installed by the chart with the reader.
+pub const POD_LOG_READER_ROLE: &str = "clawops-pod-log-reader";
+
 /// Containers of the gateway pod, named in status messages.
 pub const CONTAINER_GATEWAY: &str = "gateway";
 pub const CONTAINER_TAILSCALE: &str = "tailscale";

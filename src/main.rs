@@ -107,6 +107,13 @@ enum Command {
         #[command(flatten)]
         access: GatewayAccess,
     },
+    /// The assistant's tool calls and the commands asked of nodes, from a running gateway.
+    Audit {
+        #[command(flatten)]
+        args: cli::audit::AuditArgs,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
     /// Run this machine as a node of a gateway.
     Node {
         #[command(subcommand)]
@@ -169,6 +176,7 @@ fn main() -> ExitCode {
         Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
         Command::Nodes { action, access } => nodes(action, access),
         Command::Approvals { action, access } => block_on(cli::approvals::run(action, access)),
+        Command::Audit { args, access } => block_on(cli::audit::run(args, access)),
         Command::Node { action } => {
             telemetry::init(cli.log_format);
             block_on(cli::node::run(action))

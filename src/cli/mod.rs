@@ -1,8 +1,9 @@
 //! The command line's work beyond parsing: reaching a running gateway (`client`), and the
-//! `cron`, `pairing`, `nodes`, `node`, `approvals` and file-writing (`crd`, `generate`, `render`)
+//! `cron`, `pairing`, `nodes`, `node`, `approvals`, `audit` and file-writing (`crd`, `generate`, `render`)
 //! subcommands.
 
 pub mod approvals;
+pub mod audit;
 pub mod client;
 pub mod cron;
 pub mod files;

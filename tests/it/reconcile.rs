@@ -823,6 +823,43 @@ async fn the_cluster_reader_is_the_charts_the_operator_only_checks_it_and_says_w
 }
 
 #[tokio::test]
+async fn pod_logs_are_bound_while_the_agent_opts_in_and_unbound_after() {
+    const LOGS: &str =
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/clawops-default-shrimp-pod-logs";
+    let h = Harness::new("shrimp.yaml");
+    h.reconcile().await;
+    h.reconcile().await;
+    assert!(h.fake.get(CRB).is_some());
+    assert!(h.fake.get(LOGS).is_none(), "not without tools.podLogs");
+    h.fake
+        .set(AGENT, "/spec", "tools", json!({"podLogs": true}));
+    h.reconcile().await;
+    let crb = h.fake.get(LOGS).expect("bound once opted in");
+    assert_eq!(crb["roleRef"]["name"], "clawops-pod-log-reader");
+    assert_eq!(crb["subjects"][0]["name"], "shrimp-gateway");
+    // Without the chart's role, nothing is bound and the status says which role is missing.
+    h.fake
+        .remove("/apis/rbac.authorization.k8s.io/v1/clusterroles/clawops-pod-log-reader");
+    h.reconcile().await;
+    let ready = h.condition("Ready");
+    assert_eq!(ready["reason"], "ClusterReaderMissing", "{ready}");
+    let msg = ready["message"].as_str().unwrap();
+    assert!(
+        msg.contains("clawops-pod-log-reader") && msg.contains("tools.podLogs: false"),
+        "{msg}"
+    );
+    install_chart_objects(&h.fake);
+    h.fake
+        .set(AGENT, "/spec", "tools", json!({"podLogs": false}));
+    h.reconcile().await;
+    assert!(
+        h.fake.get(LOGS).is_none(),
+        "unbound when the Agent opts out"
+    );
+    assert!(h.fake.get(CRB).is_some(), "the reader stays");
+}
+
+#[tokio::test]
 async fn a_schedule_that_passes_the_schema_but_never_runs_is_refused_before_any_cron_job() {
     let h = Harness::new("shrimp.yaml");
     let cron = "/apis/clawops.dev/v1alpha1/namespaces/default/crons/evening-patrol";

@@ -212,6 +212,24 @@ async fn a_node_command_asked_in_a_group_runs_once_the_owner_allows_it_there() {
         exec.contains("\"allow-once\"") && exec.contains("\"denied\""),
         "{exec}"
     );
+    // `clawops audit` reads both logs from the running gateway.
+    let out = tokio::task::spawn_blocking(move || clawops(port, &["audit", "--since", "1h"]))
+        .await
+        .unwrap();
+    let listed = text(&out);
+    assert!(out.status.success(), "{listed}");
+    assert_eq!(listed.matches("  tool  node_exec").count(), 2, "{listed}");
+    assert!(
+        listed.contains("  exec  desk") && listed.contains("allow-once"),
+        "{listed}"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        clawops(port, &["audit", "--tool", "nodes_list", "--json"])
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, json!({"tools": [], "execs": []}));
 
     host.terminate(Duration::from_secs(10));
     gw.terminate(Duration::from_secs(10));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/status", get(status))
         .route("/api/chat", post(chat))
         .route("/api/cron/{name}/run", post(cron_run))
+        .route("/api/audit", get(audit))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
         .merge(super::nodes::routes())
@@ -40,6 +41,49 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .merge(api)
         .with_state(gw)
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    since: Option<String>,
+    tool: Option<String>,
+}
+
+/// The audit logs, newest last; `since` (e.g. `1h`) and `tool` narrow them.
+async fn audit(State(gw): State<Arc<Gateway>>, Query(q): Query<AuditQuery>) -> Response {
+    let since = match q.since.as_deref().map(crate::crd::common::parse_duration) {
+        None => None,
+        Some(Some(secs)) => Some(chrono::Utc::now() - chrono::Duration::seconds(secs as i64)),
+        Some(None) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(ApiError {
+                    error: "invalid".into(),
+                    message: "since: not a duration; use e.g. 30m, 1h or 2d".into(),
+                    detail: None,
+                }),
+            )
+                .into_response();
+        }
+    };
+    let recent = |ts: &chrono::DateTime<chrono::Utc>| since.is_none_or(|s| *ts >= s);
+    let tools = gw
+        .tool_audit
+        .read()
+        .into_iter()
+        .filter(|t| recent(&t.ts) && q.tool.as_ref().is_none_or(|n| *n == t.tool))
+        .collect();
+    let execs = if q.tool.is_some() {
+        Vec::new()
+    } else {
+        gw.nodes
+            .audit
+            .read()
+            .into_iter()
+            .filter(|e| recent(&e.ts))
+            .collect()
+    };
+    Json(crate::api::AuditLog { tools, execs }).into_response()
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {

@@ -2,7 +2,6 @@
 //! chat's turn, the tool, its arguments with anything secret-looking redacted, how long it
 //! took, how big its result was and how it ended; never the result itself.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::util::jsonl::JsonLog;
@@ -12,20 +11,7 @@ pub const FILE: &str = "tools/audit.jsonl";
 /// Arguments longer than this are cut in the log.
 const ARGS_CAP: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ToolRecord {
-    pub ts: chrono::DateTime<chrono::Utc>,
-    /// The conversation the turn belongs to (`telegram-<channel>-<chat>`, `api-<chat>`).
-    pub chat: String,
-    pub tool: String,
-    /// The arguments as JSON text, redacted.
-    pub arguments: String,
-    pub duration_ms: u64,
-    pub result_bytes: usize,
-    /// `ok`, or how it failed: `unknown`, `bad-arguments`, `refused`, `failed`, `timed-out`.
-    pub outcome: String,
-}
+pub use crate::api::ToolRecord;
 
 pub type ToolAudit = JsonLog<ToolRecord>;
 

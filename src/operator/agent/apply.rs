@@ -50,17 +50,38 @@ impl Writer<'_> {
 
 /// Whether the ClusterRole that `clusterAccess: read` binds to exists. The chart owns it (so
 /// uninstalling removes it); binding to a missing role would be refused by the API server.
-pub async fn cluster_reader_exists(client: &Client) -> Result<bool, Error> {
+pub async fn cluster_role_exists(client: &Client, name: &str) -> Result<bool, Error> {
     let found = Api::<ClusterRole>::all(client.clone())
-        .get_metadata_opt(CLUSTER_READER_ROLE)
+        .get_metadata_opt(name)
         .await
         .map_err(|source| ApplyError {
             action: "reading",
             kind: "ClusterRole".into(),
-            name: CLUSTER_READER_ROLE.into(),
+            name: name.into(),
             source,
         })?;
     Ok(found.is_some())
+}
+
+/// The chart's ClusterRoles `agent` needs bound that do not exist.
+pub async fn missing_cluster_roles(
+    client: &Client,
+    agent: &crate::crd::Agent,
+) -> Result<Vec<&'static str>, Error> {
+    let mut missing = Vec::new();
+    if agent.spec.cluster_access != crate::crd::agent::ClusterAccess::Read {
+        return Ok(missing);
+    }
+    let mut needed = vec![CLUSTER_READER_ROLE];
+    if agent.spec.tools.pod_logs {
+        needed.push(POD_LOG_READER_ROLE);
+    }
+    for role in needed {
+        if !cluster_role_exists(client, role).await? {
+            missing.push(role);
+        }
+    }
+    Ok(missing)
 }
 
 /// Applies every object, creates the once-only ones, and prunes what the spec dropped. Without
@@ -88,13 +109,20 @@ pub async fn apply_all(
     w.apply(&o.role);
     w.apply(&o.role_binding);
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
-    match &o.cluster_role_binding {
-        Some(crb) if bind_reader => w.plans.push(apply::plan_apply(crbs, crb.clone(), true)),
-        Some(_) => {}
-        None => w.plans.push(apply::plan_delete_if_present(
-            crbs,
-            meta::cluster_binding_name(agent),
-        )),
+    for (wanted, name) in [
+        (&o.cluster_role_binding, meta::cluster_binding_name(agent)),
+        (&o.pod_log_binding, meta::pod_log_binding_name(agent)),
+    ] {
+        match wanted {
+            Some(crb) if bind_reader => {
+                w.plans
+                    .push(apply::plan_apply(crbs.clone(), crb.clone(), true))
+            }
+            Some(_) => {}
+            None => w
+                .plans
+                .push(apply::plan_delete_if_present(crbs.clone(), name)),
+        }
     }
     w.apply(&o.cron_service_account);
     w.apply(&o.cron_role);

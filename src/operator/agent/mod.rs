@@ -20,7 +20,6 @@ use super::context::Context;
 use crate::conditions;
 use crate::consts::*;
 use crate::crd::Agent;
-use crate::crd::agent::ClusterAccess;
 use crate::plan::build::{self, meta};
 use crate::plan::validate::Problem;
 use crate::plan::{self, RunsIn};
@@ -90,14 +89,11 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
-    let reader_missing = async {
-        Ok(agent.spec.cluster_access == ClusterAccess::Read
-            && !apply::cluster_reader_exists(&ctx.client).await?)
-    };
+    let missing_roles = apply::missing_cluster_roles(&ctx.client, &agent);
     let resolved = async {
         Ok::<_, Error>(fetch::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
     };
-    let (resolved, reader_missing) = futures::try_join!(resolved, reader_missing)?;
+    let (resolved, missing_roles) = futures::try_join!(resolved, missing_roles)?;
     let (problems, applied) = match plan::plan(&resolved, RunsIn::Cluster) {
         Err(problems) => (problems, Ok(Vec::new())),
         Ok(plan) => {
@@ -105,7 +101,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
                 tracing::debug!(cron, why, "cron left out");
             }
             let objects = build::build_all(&plan, &ctx.image);
-            let bind_reader = !reader_missing;
+            let bind_reader = missing_roles.is_empty();
             (
                 Vec::new(),
                 apply::apply_all(ctx, &resolved, &objects, bind_reader).await,
@@ -118,7 +114,7 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         Err(e) => (Vec::new(), Some(e)),
     };
     let mut observed = observe::observe(ctx, &agent).await?;
-    observed.cluster_reader_missing = reader_missing;
+    observed.missing_cluster_roles = missing_roles;
     if resolved.channels.is_empty() {
         observed.held = Some(format!(
             "no Channel names this Agent in spec.agentRef yet; the gateway {} starts with the first one",
@@ -195,12 +191,17 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     }))
 }
 
-/// Deletion: namespaced objects go with their owner reference; the cluster-scoped binding
-/// needs deleting here.
+/// Deletion: namespaced objects go with their owner reference; the cluster-scoped bindings
+/// need deleting here.
 async fn cleanup(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
     let crbs = Api::<ClusterRoleBinding>::all(ctx.client.clone());
-    if let Some(change) = super::apply::delete(&crbs, &meta::cluster_binding_name(&agent)).await? {
-        tracing::info!(%change, "cleaned up");
+    for name in [
+        meta::cluster_binding_name(&agent),
+        meta::pod_log_binding_name(&agent),
+    ] {
+        if let Some(change) = super::apply::delete(&crbs, &name).await? {
+            tracing::info!(%change, "cleaned up");
+        }
     }
     Ok(Action::await_change())
 }

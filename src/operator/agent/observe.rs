@@ -88,7 +88,7 @@ pub async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         ingress,
         tailscale_state,
         pods,
-        cluster_reader_missing: false,
+        missing_cluster_roles: Vec::new(),
         held: None,
     })
 }

@@ -29,7 +29,8 @@ pub struct Observed {
     /// The gateway's pods and claim, read only while its Deployment is not rolled out.
     pub pods: Option<PodFacts>,
     /// `clusterAccess: read` asks for a ClusterRole that is not there (the chart installs it).
-    pub cluster_reader_missing: bool,
+    /// The chart's ClusterRoles the Agent needs bound that do not exist.
+    pub missing_cluster_roles: Vec<&'static str>,
     /// Why the first rollout waits, when it does.
     pub held: Option<String>,
 }
@@ -86,15 +87,21 @@ pub fn decide(
         (deployment, _) => gateway_available(agent, deployment.as_ref(), diagnosis.as_ref()),
     };
     let (exposed, url) = exposure(agent, observed, diagnosis.as_ref());
-    let reader = observed.cluster_reader_missing.then(|| {
+    let reader = (!observed.missing_cluster_roles.is_empty()).then(|| {
+        let roles = observed.missing_cluster_roles.join(" and ");
+        let turn_off = if observed.missing_cluster_roles == [POD_LOG_READER_ROLE] {
+            "set tools.podLogs: false"
+        } else {
+            "set clusterAccess: none"
+        };
         Cond::is_false(
             CONDITION_READY,
             READY_READER_MISSING,
             format!(
-                "clusterAccess: read needs the ClusterRole {CLUSTER_READER_ROLE}, which does not \
-                 exist; the clawops chart installs it (rbac.create: true), so upgrade or reinstall \
-                 the chart or apply manifests/install.yaml again, or set clusterAccess: none; the \
-                 gateway runs without its cluster view until then"
+                "clusterAccess: read needs the ClusterRole {roles}, which does not exist; the \
+                 clawops chart installs it (rbac.create: true), so upgrade or reinstall the chart \
+                 or apply manifests/install.yaml again, or {turn_off}; the gateway runs without \
+                 its cluster view until then"
             ),
         )
     });

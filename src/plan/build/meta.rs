@@ -58,10 +58,19 @@ pub fn cron_job_name(agent: &Agent, cron: &str) -> String {
 }
 /// Cluster-scoped, so it carries the namespace.
 pub fn cluster_binding_name(agent: &Agent) -> String {
+    cluster_scoped_name(agent, "reader")
+}
+
+/// The binding to the pod log reader; cluster-scoped like the reader's.
+pub fn pod_log_binding_name(agent: &Agent) -> String {
+    cluster_scoped_name(agent, "pod-logs")
+}
+
+fn cluster_scoped_name(agent: &Agent, what: &str) -> String {
     let ns = agent.namespace().unwrap_or_default();
     child_name(
         &format!("clawops-{ns}"),
-        &format!("{}-reader", agent.name_any()),
+        &format!("{}-{what}", agent.name_any()),
         253,
     )
 }

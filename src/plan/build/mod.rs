@@ -33,6 +33,8 @@ pub struct GatewayObjects {
     pub role: Role,
     pub role_binding: RoleBinding,
     pub cluster_role_binding: Option<ClusterRoleBinding>,
+    /// With `tools.podLogs`: the binding to the pod log reader.
+    pub pod_log_binding: Option<ClusterRoleBinding>,
     /// The Cron runs' own identity, to record their failures on their Crons.
     pub cron_service_account: ServiceAccount,
     pub cron_role: Role,
@@ -78,6 +80,7 @@ pub fn build_all(plan: &AgentPlan, image: &str) -> GatewayObjects {
         role: rbac::role(agent, exposure),
         role_binding: rbac::role_binding(agent),
         cluster_role_binding: rbac::cluster_role_binding(agent),
+        pod_log_binding: rbac::pod_log_binding(agent),
         cron_service_account: rbac::cron_service_account(agent),
         cron_role: rbac::cron_role(agent, &plan.crons),
         cron_role_binding: rbac::cron_role_binding(agent),
@@ -109,6 +112,7 @@ impl GatewayObjects {
             v(&self.role_binding),
         ];
         out.extend(self.cluster_role_binding.iter().map(v));
+        out.extend(self.pod_log_binding.iter().map(v));
         out.push(v(&self.cron_service_account));
         out.push(v(&self.cron_role));
         out.push(v(&self.cron_role_binding));

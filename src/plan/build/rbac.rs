@@ -131,23 +131,28 @@ pub fn cron_role_binding(agent: &Agent) -> RoleBinding {
     binding(agent, meta::cron_runner_name(agent), COMPONENT_CRON)
 }
 
-/// The read-only view of the cluster that patrols need: nodes and their metrics, workloads,
-/// storage, events and cert-manager Certificates. No write verb, and no Secrets.
+/// Labels of the ClusterRoles the chart installs.
+fn chart_labels() -> std::collections::BTreeMap<String, String> {
+    [
+        (LABEL_NAME, APP_NAME),
+        (LABEL_MANAGED_BY, FIELD_MANAGER),
+        (LABEL_PART_OF, APP_NAME),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The read-only view of the cluster that patrols and the assistant's cluster tools need:
+/// nodes and their metrics, workloads, networking, storage, events, cert-manager Certificates,
+/// and ConfigMaps (the tools show their keys, never their values). No write verb, and no
+/// Secrets.
 pub fn cluster_reader_role() -> ClusterRole {
     let read = &["get", "list", "watch"];
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(CLUSTER_READER_ROLE.into()),
-            labels: Some(
-                [
-                    (LABEL_NAME, APP_NAME),
-                    (LABEL_MANAGED_BY, FIELD_MANAGER),
-                    (LABEL_PART_OF, APP_NAME),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ),
+            labels: Some(chart_labels()),
             ..Default::default()
         },
         rules: Some(vec![
@@ -170,6 +175,9 @@ pub fn cluster_reader_role() -> ClusterRole {
                 read,
             ),
             rule(&["batch"], &["jobs", "cronjobs"], read),
+            // The cluster tools: Ingresses (k8s_list/k8s_get) and ConfigMaps (their keys only).
+            rule(&["networking.k8s.io"], &["ingresses"], read),
+            rule(&[""], &["configmaps"], read),
             rule(&["events.k8s.io"], &["events"], read),
             rule(&["metrics.k8s.io"], &["nodes", "pods"], &["get", "list"]),
             // Certificate expiry from cert-manager's Certificate status. Secrets are deliberately
@@ -183,17 +191,52 @@ pub fn cluster_reader_role() -> ClusterRole {
 /// Binds the gateway's ServiceAccount to the cluster reader role. Cluster-scoped objects cannot
 /// be owned by a namespaced Agent, so the Agent's finalizer deletes it.
 pub fn cluster_role_binding(agent: &Agent) -> Option<ClusterRoleBinding> {
-    (agent.spec.cluster_access == ClusterAccess::Read).then(|| ClusterRoleBinding {
+    (agent.spec.cluster_access == ClusterAccess::Read).then(|| {
+        bind_cluster_role(
+            agent,
+            meta::cluster_binding_name(agent),
+            CLUSTER_READER_ROLE,
+        )
+    })
+}
+
+/// Pod logs can hold secrets: read only by the gateways of Agents that opt in
+/// (`spec.tools.podLogs`, with `clusterAccess: read`), through a role of its own.
+pub fn pod_log_reader_role() -> ClusterRole {
+    ClusterRole {
         metadata: ObjectMeta {
-            name: Some(meta::cluster_binding_name(agent)),
+            name: Some(POD_LOG_READER_ROLE.into()),
+            labels: Some(chart_labels()),
+            ..Default::default()
+        },
+        rules: Some(vec![rule(&[""], &["pods/log"], &["get"])]),
+        aggregation_rule: None,
+    }
+}
+
+/// Binds the gateway to the pod log reader when its Agent opts in.
+pub fn pod_log_binding(agent: &Agent) -> Option<ClusterRoleBinding> {
+    (agent.spec.cluster_access == ClusterAccess::Read && agent.spec.tools.pod_logs).then(|| {
+        bind_cluster_role(
+            agent,
+            meta::pod_log_binding_name(agent),
+            POD_LOG_READER_ROLE,
+        )
+    })
+}
+
+fn bind_cluster_role(agent: &Agent, name: String, role: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name),
             labels: Some(meta::labels(agent, COMPONENT_GATEWAY)),
             ..Default::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: CLUSTER_READER_ROLE.into(),
+            name: role.into(),
         },
         subjects: Some(vec![gateway_subject(agent)]),
-    })
+    }
 }

@@ -518,6 +518,43 @@ fn cluster_access_read_binds_a_read_only_role() {
 }
 
 #[test]
+fn pod_logs_are_readable_only_by_an_agent_that_opts_in() {
+    let mut m = example("shrimp.yaml");
+    assert!(
+        build_from(&m, "d").pod_log_binding.is_none(),
+        "off by default"
+    );
+    m.agents[0].spec.tools.pod_logs = true;
+    let crb = build_from(&m, "d").pod_log_binding.unwrap();
+    assert_eq!(crb.role_ref.name, "clawops-pod-log-reader");
+    assert_ne!(
+        crb.metadata.name,
+        build_from(&m, "d")
+            .cluster_role_binding
+            .unwrap()
+            .metadata
+            .name
+    );
+    // The reader itself never reads logs, nor Secrets.
+    let reader = rbac::cluster_reader_role().rules.unwrap();
+    assert!(
+        reader.iter().all(|r| {
+            r.resources
+                .iter()
+                .flatten()
+                .all(|x| x != "pods/log" && x != "secrets")
+        }),
+        "{reader:?}"
+    );
+    assert_eq!(rbac::pod_log_reader_role().rules.unwrap()[0].verbs, ["get"]);
+    m.agents[0].spec.cluster_access = crate::crd::agent::ClusterAccess::None;
+    assert!(
+        build_from(&m, "d").pod_log_binding.is_none(),
+        "needs clusterAccess: read"
+    );
+}
+
+#[test]
 fn objects_without_a_cluster_uid_carry_no_owner_reference_and_with_one_they_do() {
     let mut m = example("shrimp.yaml");
     assert!(

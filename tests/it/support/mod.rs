@@ -47,6 +47,7 @@ pub fn example_in(file: &str, ns: &str) -> Manifests {
 /// ClusterRole that gateways with `clusterAccess: read` are bound to.
 pub fn install_chart_objects(fake: &fake_api::FakeApi) {
     fake.insert(&clawops::plan::build::rbac::cluster_reader_role());
+    fake.insert(&clawops::plan::build::rbac::pod_log_reader_role());
 }
 
 /// The example YAML with text edits (e.g. the model and Bot API pointed at fakes), written into

@@ -516,7 +516,7 @@ fn the_newest_live_pod_is_the_one_diagnosed() {
 fn a_missing_cluster_reader_holds_ready_and_says_how_to_fix_it() {
     let a = agent(false);
     let mut o = observed(available(), vec![], "Bound");
-    o.cluster_reader_missing = true;
+    o.missing_cluster_roles = vec![CLUSTER_READER_ROLE];
     let d = decide(&a, &[], None, &o);
     let ready = cond(&d, CONDITION_READY);
     assert_eq!(
