@@ -50,6 +50,7 @@ bench:
 	$(CARGO) bench --bench gateway
 	$(CARGO) bench --bench nodes
 	$(CARGO) bench --bench patrol
+	$(CARGO) bench --bench tools
 	$(CARGO) build --profile dist --bin clawops
 	$(CARGO) bench --bench operator -- --agents 10,250,500,1000 --steady-secs 60 --binary target/dist/clawops
 
