@@ -196,9 +196,23 @@ async fn read_capped(mut stream: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
     (kept, truncated)
 }
 
+/// The argv that runs: a login shell (`sh -lc`, as gateways send it) becomes a plain one, since
+/// a login shell reads a PATH from /etc/profile that the allowlist check never saw — the check
+/// would pass one `docker` and the shell run another.
+fn runnable(argv: &[String]) -> Vec<String> {
+    let shell = argv.first().and_then(|a| a.rsplit('/').next());
+    let mut out = argv.to_vec();
+    if matches!(shell, Some("sh" | "bash" | "dash" | "zsh")) && argv.len() == 3 && argv[1] == "-lc"
+    {
+        out[1] = "-c".into();
+    }
+    out
+}
+
 async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
-    let mut cmd = tokio::process::Command::new(&params.command[0]);
-    cmd.args(&params.command[1..])
+    let argv = runnable(&params.command);
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -415,6 +429,21 @@ mod tests {
         });
         let err = system_run(&s, p).await.unwrap_err();
         assert_eq!(err.message, "SYSTEM_RUN_DENIED: approval required");
+    }
+
+    #[test]
+    fn a_login_shell_runs_as_a_plain_one_so_path_is_what_was_checked() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            runnable(&v(&["/bin/sh", "-lc", "docker ps"])),
+            v(&["/bin/sh", "-c", "docker ps"])
+        );
+        assert_eq!(runnable(&v(&["bash", "-lc", "x"])), v(&["bash", "-c", "x"]));
+        assert_eq!(
+            runnable(&v(&["/usr/bin/env", "-lc", "x"])),
+            v(&["/usr/bin/env", "-lc", "x"])
+        );
+        assert_eq!(runnable(&v(&["uptime"])), v(&["uptime"]));
     }
 
     #[tokio::test]

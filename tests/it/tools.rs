@@ -317,3 +317,76 @@ async fn bad_tool_calls_are_error_results_and_rounds_are_bounded() {
     said(&tg, OWNER, "half an ans\n\n（回答太长").await;
     gw.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps() {
+    use crate::support::nodes::node_host_env;
+    use std::os::unix::fs::PermissionsExt;
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let (mut gw, port, _) = gateway("tools-docker", &llm, &tg, &[]).await;
+    // The host's docker, as far as the node can tell: a program on its PATH that prints what
+    // `docker ps` prints.
+    let bin = support::temp_dir("tools-docker-bin");
+    let docker = bin.join("docker");
+    std::fs::write(
+        &docker,
+        "#!/bin/sh\n[ \"$1\" = ps ] || exit 2\necho 'CONTAINER ID   IMAGE                      STATUS        NAMES'\necho '3f2a9c1d0b7e   jellyfin/jellyfin:10.10    Up 3 days     jellyfin'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let node_state = support::temp_dir("tools-docker-node");
+    let (ns, p) = (node_state.clone(), path.clone());
+    let mut host = tokio::task::spawn_blocking(move || {
+        node_host_env(&ns, &format!("ws://127.0.0.1:{port}"), &[], &[("PATH", &p)])
+    })
+    .await
+    .unwrap();
+    let listed = tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "a pending node", |v| {
+            v["pending"].as_array().is_some_and(|p| !p.is_empty())
+        })
+    })
+    .await
+    .unwrap();
+    let id = listed["pending"][0]["nodeId"].as_str().unwrap()[..12].to_string();
+    assert!(clawops(port, &["nodes", "approve", &id]).status.success());
+    tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "the node connected", |v| {
+            v["paired"][0]["connected"] == true
+        })
+    })
+    .await
+    .unwrap();
+    // The owner allowlisted `docker ps` on the host (its real path).
+    let approvals = node_state.join("exec-approvals.json");
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&approvals).unwrap()).unwrap();
+    f["agents"]["main"]["allowlist"] =
+        json!([{"pattern": std::fs::canonicalize(&docker).unwrap()}]);
+    std::fs::write(&approvals, f.to_string()).unwrap();
+
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![(
+                "node_exec",
+                json!({"node": "desk", "command": "docker ps"}),
+            )]),
+            Answer::QuoteTools,
+        ],
+    );
+    tg.dm(OWNER, "owner", "宿主机上有哪些 docker 容器在跑？");
+    let answer = said(&tg, OWNER, "From the tools:").await;
+    assert!(
+        answer.contains("jellyfin/jellyfin:10.10") && answer.contains("exit code 0"),
+        "{answer}"
+    );
+    assert!(
+        !tg.sent()
+            .iter()
+            .any(|s| !s.buttons.is_empty() && s.text.contains("wants to run")),
+        "an allowlisted command asks nobody"
+    );
+    host.terminate(Duration::from_secs(10));
+    gw.terminate(Duration::from_secs(10));
+}

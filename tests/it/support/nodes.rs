@@ -92,6 +92,11 @@ pub fn node_host(state: &Path, port: u16) -> Reaper {
 
 /// `clawops node run` named `desk` against the gateway at `url`, with `extra` arguments.
 pub fn node_host_at(state: &Path, url: &str, extra: &[&str]) -> Reaper {
+    node_host_env(state, url, extra, &[])
+}
+
+/// [`node_host_at`] with environment variables set for the node host.
+pub fn node_host_env(state: &Path, url: &str, extra: &[&str], envs: &[(&str, &str)]) -> Reaper {
     std::fs::create_dir_all(state).unwrap();
     let log = std::fs::File::create(state.join("node.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_clawops"))
@@ -106,6 +111,7 @@ pub fn node_host_at(state: &Path, url: &str, extra: &[&str]) -> Reaper {
             state.to_str().unwrap(),
         ])
         .args(extra)
+        .envs(envs.iter().copied())
         .env_remove("CLAWOPS_GATEWAY_TOKEN")
         .stdout(Stdio::null())
         .stderr(log)
