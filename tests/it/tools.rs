@@ -279,6 +279,17 @@ async fn bad_tool_calls_are_error_results_and_rounds_are_bounded() {
             .map(|m| m["content"].as_str().unwrap().to_string())
             .collect()
     };
+    let calling = seen[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["tool_calls"].is_array())
+        .unwrap()
+        .clone();
+    assert!(
+        calling.get("reasoning_content").is_none(),
+        "no reasoning goes back with thinking off: {calling}"
+    );
     let first = results(1);
     assert!(
         first[0].starts_with("error: unknown tool `rm_rf`"),
@@ -388,5 +399,85 @@ async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps()
         "an allowlisted command asks nobody"
     );
     host.terminate(Duration::from_secs(10));
+    gw.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_model_call_of_a_turn_takes_a_slot_and_thinking_goes_back_with_the_results() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let (mut gw, port, _) = gateway(
+        "tools-slots",
+        &llm,
+        &tg,
+        &[(
+            "    primary: zai/glm-4.7\n",
+            "    primary: zai/glm-4.7\n    thinking: true\n".into(),
+        )],
+    )
+    .await;
+    let slow = |a: Answer| Answer::Slow(Duration::from_millis(150), Box::new(a));
+    let mut script = Vec::new();
+    for _ in 0..2 {
+        script.push(slow(Answer::Tools(vec![("nodes_list", json!({}))])));
+    }
+    // Two turns at once, each of two model calls: with maxConcurrent 1 the model never sees two
+    // requests at a time, also while a turn's tools run between its calls.
+    llm.script(MODEL, script);
+    llm.script(
+        MODEL,
+        [
+            slow(Answer::Text("a".into())),
+            slow(Answer::Text("b".into())),
+        ],
+    );
+    let turns: Vec<_> = (0..2)
+        .map(|i| {
+            tokio::task::spawn_blocking(move || {
+                let body = json!({"chat": format!("c{i}"), "text": "nodes?"}).to_string();
+                request(
+                    port,
+                    "POST",
+                    "/api/chat",
+                    &[
+                        &format!("Authorization: Bearer {TOKEN}"),
+                        "Content-Type: application/json",
+                    ],
+                    &body,
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in turns {
+        let r = t.await.unwrap();
+        assert_eq!(r.code, 200, "{}", r.body);
+    }
+    assert_eq!(llm.seen().len(), 4);
+    assert_eq!(
+        llm.peak(),
+        1,
+        "maxConcurrent holds for every call of a turn"
+    );
+    // With thinking on, the reasoning goes back with the tool results, as GLM asks.
+    let followed = llm
+        .seen()
+        .into_iter()
+        .find(|s| {
+            s.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["role"] == "tool")
+        })
+        .unwrap();
+    let calling = followed.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["tool_calls"].is_array())
+        .unwrap()
+        .clone();
+    assert_eq!(calling["reasoning_content"], "I should look first.");
+    assert_eq!(followed.body["thinking"]["type"], "enabled");
     gw.terminate(Duration::from_secs(10));
 }

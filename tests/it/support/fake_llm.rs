@@ -255,7 +255,7 @@ async fn respond(mut answer: Answer, body: &Value) -> Response {
                 return completion(
                     body,
                     "tool_calls",
-                    json!({"role": "assistant", "content": "", "reasoning_content": "", "tool_calls": calls}),
+                    json!({"role": "assistant", "content": "", "reasoning_content": "I should look first.", "tool_calls": calls}),
                 );
             }
             Answer::QuoteTools => {
