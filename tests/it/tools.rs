@@ -243,8 +243,8 @@ async fn bad_tool_calls_are_error_results_and_rounds_are_bounded() {
         &llm,
         &tg,
         &[(
-            "  maxConcurrent: 1\n",
-            "  maxConcurrent: 1\n  tools:\n    maxRounds: 2\n".into(),
+            "    podLogs: false\n",
+            "    podLogs: false\n    maxRounds: 2\n".into(),
         )],
     )
     .await;
