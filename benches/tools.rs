@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::fake_llm::{Answer, FakeLlm};
 use support::fake_telegram::{BOT_TOKEN, FakeTelegram};
-use support::process::{free_port, get, request};
+use support::process::{api_chat, free_port, get};
 
 const TOKEN: &str = "bench-gateway-token-0123456789";
 const ROUNDS: usize = 3;
@@ -71,18 +71,7 @@ async fn main() {
         let before = llm.seen().len();
         let started = Instant::now();
         let reply = tokio::task::spawn_blocking(move || {
-            let body = json!({"chat": format!("bench-{t}"), "text": "what runs?"}).to_string();
-            request(
-                port,
-                "POST",
-                "/api/chat",
-                &[
-                    &format!("Authorization: Bearer {TOKEN}"),
-                    "Content-Type: application/json",
-                ],
-                &body,
-            )
-            .unwrap()
+            api_chat(port, TOKEN, &format!("bench-{t}"), "what runs?")
         })
         .await
         .unwrap();

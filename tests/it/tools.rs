@@ -80,6 +80,23 @@ async fn said(tg: &FakeTelegram, chat: i64, needle: &str) -> String {
     }
 }
 
+/// Approves the one node waiting on the gateway at `port` and waits until it is connected.
+async fn approve_the_waiting_node(port: u16) {
+    tokio::task::spawn_blocking(move || {
+        let listed = wait_nodes(port, "a pending node", |v| {
+            v["pending"].as_array().is_some_and(|p| !p.is_empty())
+        });
+        let id = &listed["pending"][0]["nodeId"].as_str().unwrap()[..12];
+        let out = clawops(port, &["nodes", "approve", id]);
+        assert!(out.status.success(), "{}", text(&out));
+        wait_nodes(port, "the node connected", |v| {
+            v["paired"][0]["connected"] == true
+        });
+    })
+    .await
+    .unwrap();
+}
+
 async fn metrics(port: u16) -> String {
     tokio::task::spawn_blocking(move || get(port, "/metrics").unwrap().body)
         .await
@@ -95,25 +112,7 @@ async fn a_node_command_asked_in_a_group_runs_once_the_owner_allows_it_there() {
     let mut host = tokio::task::spawn_blocking(move || node_host(&ns, port))
         .await
         .unwrap();
-    let listed = tokio::task::spawn_blocking(move || {
-        wait_nodes(port, "a pending node", |v| {
-            v["pending"].as_array().is_some_and(|p| !p.is_empty())
-        })
-    })
-    .await
-    .unwrap();
-    let id = listed["pending"][0]["nodeId"].as_str().unwrap()[..12].to_string();
-    let out = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "approve", &id]))
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    tokio::task::spawn_blocking(move || {
-        wait_nodes(port, "the node connected", |v| {
-            v["paired"][0]["connected"] == true
-        })
-    })
-    .await
-    .unwrap();
+    approve_the_waiting_node(port).await;
 
     // The model asks to run `id -u` on the node; `id` is not on its allowlist, so the owner is
     // asked — in the group the question came from, not in a private chat.
@@ -353,22 +352,7 @@ async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps()
     })
     .await
     .unwrap();
-    let listed = tokio::task::spawn_blocking(move || {
-        wait_nodes(port, "a pending node", |v| {
-            v["pending"].as_array().is_some_and(|p| !p.is_empty())
-        })
-    })
-    .await
-    .unwrap();
-    let id = listed["pending"][0]["nodeId"].as_str().unwrap()[..12].to_string();
-    assert!(clawops(port, &["nodes", "approve", &id]).status.success());
-    tokio::task::spawn_blocking(move || {
-        wait_nodes(port, "the node connected", |v| {
-            v["paired"][0]["connected"] == true
-        })
-    })
-    .await
-    .unwrap();
+    approve_the_waiting_node(port).await;
     // The owner allowlisted `docker ps` on the host (its real path).
     let approvals = node_state.join("exec-approvals.json");
     let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&approvals).unwrap()).unwrap();
@@ -432,20 +416,7 @@ async fn every_model_call_of_a_turn_takes_a_slot_and_thinking_goes_back_with_the
     );
     let turns: Vec<_> = (0..2)
         .map(|i| {
-            tokio::task::spawn_blocking(move || {
-                let body = json!({"chat": format!("c{i}"), "text": "nodes?"}).to_string();
-                request(
-                    port,
-                    "POST",
-                    "/api/chat",
-                    &[
-                        &format!("Authorization: Bearer {TOKEN}"),
-                        "Content-Type: application/json",
-                    ],
-                    &body,
-                )
-                .unwrap()
-            })
+            tokio::task::spawn_blocking(move || api_chat(port, TOKEN, &format!("c{i}"), "nodes?"))
         })
         .collect();
     for t in turns {

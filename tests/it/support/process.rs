@@ -79,6 +79,22 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[&str], body: &str
     })
 }
 
+/// One turn through `POST /api/chat` with the gateway token.
+pub fn api_chat(port: u16, token: &str, chat: &str, text: &str) -> Reply {
+    let body = serde_json::json!({"chat": chat, "text": text}).to_string();
+    request(
+        port,
+        "POST",
+        "/api/chat",
+        &[
+            &format!("Authorization: Bearer {token}"),
+            "Content-Type: application/json",
+        ],
+        &body,
+    )
+    .expect("the gateway answers")
+}
+
 pub fn get(port: u16, path: &str) -> Option<Reply> {
     request(port, "GET", path, &[], "")
 }
