@@ -489,7 +489,10 @@ async fn usage_from_metrics_server_or_a_plain_answer_without_it() {
     );
     // Each node's share needs its allocatable, from the Nodes.
     let paths: Vec<String> = api.take_log().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/apis/metrics.k8s.io/v1beta1/nodes", "/api/v1/nodes"]);
+    assert_eq!(
+        paths,
+        ["/apis/metrics.k8s.io/v1beta1/nodes", "/api/v1/nodes"]
+    );
     let out = ok(
         &t,
         "k8s_usage",

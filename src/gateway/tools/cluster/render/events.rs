@@ -60,7 +60,7 @@ impl EventRow {
 
 /// The newest `limit` of `rows`, newest first, and a line for the older ones left out.
 pub fn newest(mut rows: Vec<EventRow>, limit: usize, now: DateTime<Utc>) -> String {
-    rows.sort_by(|a, b| b.last.cmp(&a.last));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.last));
     let older = rows.len().saturating_sub(limit);
     let mut out = String::from(HEADER);
     for r in rows.iter().take(limit) {

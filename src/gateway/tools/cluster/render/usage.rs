@@ -17,10 +17,9 @@ pub struct Usage {
 }
 
 fn percent(used: u64, of: u64) -> String {
-    if of == 0 {
-        "-".into()
-    } else {
-        format!("{}%", used * 100 / of)
+    match (used * 100).checked_div(of) {
+        Some(p) => format!("{p}%"),
+        None => "-".into(),
     }
 }
 
