@@ -182,6 +182,16 @@ async fn list_filters_by_label_and_says_what_it_left_out() {
     )
     .await;
     assert_eq!(out, "no pods in namespace empty");
+    let e = err(
+        &t,
+        "k8s_list",
+        json!({"kind": "events", "labelSelector": "app=web"}),
+    )
+    .await;
+    assert!(
+        matches!(&e, ToolError::BadArguments(m) if m.contains("k8s_events")),
+        "{e}"
+    );
     // A selector the API server cannot parse comes back as the model's to fix.
     let e = err(
         &t,

@@ -59,6 +59,12 @@ impl ClusterTools {
                     a.selector("labelSelector")?,
                     limit(&a)?,
                 );
+                if kind == Kind::Events && selector.is_some() {
+                    return Err(ToolError::BadArguments(
+                        "events have no labels to select by; use k8s_events with kind and name"
+                            .into(),
+                    ));
+                }
                 if kind == Kind::Events {
                     // Events only make sense newest first, which the API server cannot sort.
                     let of = events::Of {
