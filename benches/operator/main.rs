@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 mod fake_api;
 mod scale;
+#[path = "../../tests/it/support/selectors.rs"]
+mod selectors;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod chart;
+mod cluster_tools;
 mod crds;
 mod cron;
 mod e2e;

@@ -5,6 +5,7 @@
 
 mod args;
 pub mod audit;
+pub mod cluster;
 pub mod error;
 pub mod nodes;
 

@@ -260,14 +260,8 @@ impl EventFacts {
         if e.type_.as_deref() != Some("Warning") {
             return None;
         }
-        let series = e.series.as_ref();
-        let last = series
-            .and_then(|s| s.last_observed_time.as_ref().map(|t| utc(&t.0)))
-            .or(e.last_timestamp.as_ref().map(|t| utc(&t.0)))
-            .or(e.event_time.as_ref().map(|t| utc(&t.0)))
-            .or(e.first_timestamp.as_ref().map(|t| utc(&t.0)))
-            .or(e.metadata.creation_timestamp.as_ref().map(|t| utc(&t.0)));
-        let count = series.and_then(|s| s.count).or(e.count).unwrap_or(1).max(1) as u32;
+        let last = event_last_seen(&e);
+        let count = event_count(&e);
         let o = e.involved_object;
         Some(Self {
             reason: e.reason.unwrap_or_default(),
@@ -279,6 +273,24 @@ impl EventFacts {
             message: e.message.unwrap_or_default(),
         })
     }
+}
+
+/// When an event last happened: the series' last observation, else the newest time it carries
+/// (clients of both event APIs fill different fields).
+pub fn event_last_seen(e: &Event) -> Option<DateTime<Utc>> {
+    e.series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref().map(|t| utc(&t.0)))
+        .or(e.last_timestamp.as_ref().map(|t| utc(&t.0)))
+        .or(e.event_time.as_ref().map(|t| utc(&t.0)))
+        .or(e.first_timestamp.as_ref().map(|t| utc(&t.0)))
+        .or(e.metadata.creation_timestamp.as_ref().map(|t| utc(&t.0)))
+}
+
+/// How often an event happened (at least once).
+pub fn event_count(e: &Event) -> u32 {
+    let series = e.series.as_ref().and_then(|s| s.count);
+    series.or(e.count).unwrap_or(1).max(1) as u32
 }
 
 /// A certificate's expiry, from a TLS Secret or a cert-manager Certificate.

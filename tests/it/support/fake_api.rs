@@ -1,6 +1,8 @@
 //! An in-memory Kubernetes API server behind a `tower-test` mock: it keeps objects, answers
-//! GET, LIST (label selectors), PATCH (apply, merge, JSON patch), POST and DELETE like the real
-//! one does for what clawops uses, and records every request so tests can assert on them.
+//! GET, LIST (label and field selectors, limit and continue), PATCH (apply, merge, JSON patch),
+//! POST, DELETE and pod logs like the real one does for what clawops uses, serves
+//! `metrics.k8s.io` only once metrics were stored (as if metrics-server were installed), and
+//! records every request so tests can assert on them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,12 +18,24 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::selectors::{fields_match, labels_match};
+
 type ReplyBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
 
-/// A JSON answer, or a watch stream that stays open and carries events.
+/// A JSON answer, plain text (pod logs), or a watch stream that stays open and carries events.
 enum Reply {
     Json(StatusCode, Value),
+    Text(StatusCode, String),
     Watch(mpsc::UnboundedReceiver<Bytes>),
+}
+
+impl Reply {
+    fn content_type(&self) -> &'static str {
+        match self {
+            Reply::Text(..) => "text/plain",
+            _ => "application/json",
+        }
+    }
 }
 
 impl From<(StatusCode, Value)> for Reply {
@@ -82,6 +96,8 @@ struct State {
     /// Stand in for the Deployment and Ingress controllers: a written Deployment reports its
     /// pod available, an Ingress its load balancer address.
     controllers: bool,
+    /// Container logs by (pod path, container, previous run).
+    logs: BTreeMap<(String, String, bool), String>,
 }
 
 impl State {
@@ -107,7 +123,8 @@ impl State {
             json!({"type": event, "object": metadata_of(&obj)})
         ));
         self.watchers.retain(|w| {
-            if !in_collection(key, &w.collection) || !matches_selector(&obj, &w.selector) {
+            let selected = labels_match(&obj, &w.selector).unwrap_or(false);
+            if !in_collection(key, &w.collection) || !selected {
                 return true;
             }
             let line = if w.metadata_only { &meta_line } else { &line };
@@ -136,6 +153,7 @@ fn plural(kind: &str) -> String {
         "ingress" => "ingresses".into(),
         "networkpolicy" => "networkpolicies".into(),
         "nodemetrics" => "nodes".into(),
+        "podmetrics" => "pods".into(),
         _ => format!("{lower}s"),
     }
 }
@@ -227,12 +245,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn matches_selector(obj: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').expect("equality selectors only");
-        obj["metadata"]["labels"][k].as_str() == Some(v)
-    })
+/// The reason of a Status the API server answers with `code`.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        410 => "Expired",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Invalid",
+    }
 }
+
+/// Metrics are served by metrics-server through an APIService: without it the API server does
+/// not know the group and answers 404.
+const METRICS: &str = "/apis/metrics.k8s.io/";
 
 /// RFC 7386 JSON merge patch, for fixtures.
 pub fn merge_into(target: &mut Value, patch: &Value) {
@@ -318,11 +350,14 @@ impl FakeApi {
                 let (parts, body) = req.into_parts();
                 let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
                 let req = Request::from_parts(parts, Body::from(bytes.to_vec()));
-                let (code, body) = match me.handle(req).await {
+                let reply = me.handle(req).await;
+                let content_type = reply.content_type();
+                let (code, body) = match reply {
                     Reply::Json(code, v) => (
                         code,
                         axum::body::Body::from(serde_json::to_vec(&v).unwrap()),
                     ),
+                    Reply::Text(code, t) => (code, axum::body::Body::from(t)),
                     Reply::Watch(rx) => {
                         let events = futures::stream::unfold(rx, |mut rx| async move {
                             rx.recv()
@@ -334,7 +369,7 @@ impl FakeApi {
                 };
                 Response::builder()
                     .status(code)
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(body)
                     .unwrap()
             }
@@ -360,11 +395,14 @@ impl FakeApi {
         let me = self.clone();
         tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
-                let (code, body) = match me.handle(req).await {
+                let reply = me.handle(req).await;
+                let content_type = reply.content_type();
+                let (code, body) = match reply {
                     Reply::Json(code, v) => (
                         code,
                         Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())).boxed_unsync(),
                     ),
+                    Reply::Text(code, t) => (code, Full::new(Bytes::from(t)).boxed_unsync()),
                     Reply::Watch(rx) => {
                         let events = futures::stream::unfold(rx, |mut rx| async move {
                             rx.recv()
@@ -376,13 +414,144 @@ impl FakeApi {
                 };
                 let resp = Response::builder()
                     .status(code)
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(body)
                     .unwrap();
                 send.send_response(resp);
             }
         });
         kube::Client::new(service, "default")
+    }
+
+    /// A collection's objects matching the request's label and field selectors, a page of
+    /// `limit` after the `continue` token, as the API server pages them: the token when more
+    /// match, and their count when the list is not filtered (the API server cannot count
+    /// filtered ones without reading them all).
+    fn list(s: &State, coll: &str, query: &str, metadata_only: bool) -> Result<Value, String> {
+        let labels = query_param(query, "labelSelector").unwrap_or_default();
+        let fields = query_param(query, "fieldSelector").unwrap_or_default();
+        let after = query_param(query, "continue").filter(|c| !c.is_empty());
+        let limit = query_param(query, "limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
+        // A namespaced collection's objects sit together under its path.
+        let start = if coll.contains("/namespaces/") {
+            format!("{coll}/")
+        } else {
+            String::new()
+        };
+        let mut matching = Vec::new();
+        for (k, o) in s.objects.range(start.clone()..) {
+            if !k.starts_with(&start) {
+                break;
+            }
+            if after.as_ref().is_some_and(|a| k <= a) || !in_collection(k, coll) {
+                continue;
+            }
+            if labels_match(o, &labels)? && fields_match(o, &fields)? {
+                matching.push((k, o));
+            }
+        }
+        let shown = limit.unwrap_or(matching.len()).min(matching.len());
+        let rest = matching.len() - shown;
+        let items: Vec<Value> = matching[..shown]
+            .iter()
+            .map(|(_, o)| {
+                if metadata_only {
+                    metadata_of(o)
+                } else {
+                    (*o).clone()
+                }
+            })
+            .collect();
+        let mut meta = json!({"resourceVersion": s.resource_version.to_string()});
+        if rest > 0 {
+            meta["continue"] = json!(matching[shown - 1].0);
+            if labels.is_empty() && fields.is_empty() {
+                meta["remainingItemCount"] = json!(rest);
+            }
+        }
+        Ok(json!({"apiVersion": "v1", "kind": "List", "metadata": meta, "items": items}))
+    }
+
+    /// `GET …/pods/{name}/log`: the stored log as text, refused as the API server refuses it
+    /// (no such pod, container to choose, container not started, no previous run).
+    fn log(s: &State, coll: &str, name: &str, query: &str) -> Reply {
+        let key = format!("{coll}/{name}");
+        let refuse = |m: String| Reply::from(status(StatusCode::BAD_REQUEST, "BadRequest", &m));
+        let Some(pod) = s.objects.get(&key).filter(|_| coll.ends_with("/pods")) else {
+            return Reply::from(status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("pods \"{name}\" not found"),
+            ));
+        };
+        let names = |field: &str| -> Vec<String> {
+            pod["spec"][field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        };
+        let containers = names("containers");
+        let container = match query_param(query, "container") {
+            Some(c) => c,
+            None if containers.len() == 1 => containers[0].clone(),
+            None => {
+                return refuse(format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    containers.join(" ")
+                ));
+            }
+        };
+        if !containers.contains(&container) && !names("initContainers").contains(&container) {
+            return refuse(format!("container {container} is not valid for pod {name}"));
+        }
+        let previous = query_param(query, "previous").as_deref() == Some("true");
+        let statuses = ["containerStatuses", "initContainerStatuses"];
+        let st = statuses
+            .iter()
+            .flat_map(|f| pod["status"][f].as_array().into_iter().flatten())
+            .find(|c| c["name"] == container.as_str());
+        let last_run = st.is_some_and(|c| c["lastState"]["terminated"].is_object());
+        if previous && !last_run {
+            return refuse(format!(
+                "previous terminated container \"{container}\" in pod \"{name}\" not found"
+            ));
+        }
+        if let Some(reason) = st.and_then(|c| c["state"]["waiting"]["reason"].as_str())
+            && !previous
+            && !last_run
+        {
+            return refuse(format!(
+                "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+            ));
+        }
+        let text = s
+            .logs
+            .get(&(key, container, previous))
+            .cloned()
+            .unwrap_or_default();
+        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+        if let Some(n) = query_param(query, "tailLines").and_then(|n| n.parse::<usize>().ok()) {
+            lines.drain(..lines.len().saturating_sub(n));
+        }
+        let mut out = lines.concat().into_bytes();
+        if let Some(n) = query_param(query, "limitBytes").and_then(|n| n.parse::<usize>().ok()) {
+            out.truncate(n);
+        }
+        Reply::Text(StatusCode::OK, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Stores what a container of pod `ns/pod` logged (in its `previous` run, or the current).
+    pub fn set_log(&self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
+        let key = format!("/api/v1/namespaces/{ns}/pods/{pod}");
+        self.state
+            .lock()
+            .unwrap()
+            .logs
+            .insert((key, container.into(), previous), text.into());
     }
 
     fn next_rv(state: &mut State) -> String {
@@ -508,10 +677,24 @@ impl FakeApi {
             .iter()
             .find(|(m, p, ..)| *m == method && *p == path)
         {
+            let reason = reason_of(*code);
             let code = StatusCode::from_u16(*code).unwrap();
-            return Reply::from(status(code, "Invalid", message));
+            return Reply::from(status(code, reason, message));
+        }
+        if path.starts_with(METRICS) && !s.objects.keys().any(|k| k.starts_with(METRICS)) {
+            return Reply::from(status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
         let (coll, name, sub) = split(&path);
+        if method == "GET"
+            && sub.as_deref() == Some("log")
+            && let Some(name) = &name
+        {
+            return Self::log(&s, &coll, name, &query);
+        }
         let key = name.as_ref().map(|n| format!("{coll}/{n}"));
         if method == "GET"
             && key.is_none()
@@ -519,6 +702,9 @@ impl FakeApi {
         {
             let (tx, rx) = mpsc::unbounded_channel();
             let selector = query_param(&query, "labelSelector").unwrap_or_default();
+            if let Err(e) = labels_match(&json!({}), &selector) {
+                return Reply::from(status(StatusCode::BAD_REQUEST, "BadRequest", &e));
+            }
             s.watchers.push(Watcher {
                 collection: coll,
                 selector,
@@ -537,32 +723,10 @@ impl FakeApi {
                     &format!("{key} not found"),
                 ),
             },
-            ("GET", None) => {
-                let selector = query_param(&query, "labelSelector").unwrap_or_default();
-                // A namespaced collection's objects sit together under its path.
-                let start = if coll.contains("/namespaces/") {
-                    format!("{coll}/")
-                } else {
-                    String::new()
-                };
-                let items: Vec<Value> = s
-                    .objects
-                    .range(start.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&start))
-                    .filter(|(k, o)| in_collection(k, &coll) && matches_selector(o, &selector))
-                    .map(|(_, o)| {
-                        if metadata_only {
-                            metadata_of(o)
-                        } else {
-                            o.clone()
-                        }
-                    })
-                    .collect();
-                (
-                    StatusCode::OK,
-                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
-                )
-            }
+            ("GET", None) => match Self::list(&s, &coll, &query, metadata_only) {
+                Ok(list) => (StatusCode::OK, list),
+                Err(e) => status(StatusCode::BAD_REQUEST, "BadRequest", &e),
+            },
             ("POST", None) => {
                 let mut obj = body.expect("POST body");
                 let name = obj["metadata"]["name"].as_str().expect("name").to_string();

@@ -7,6 +7,7 @@ pub mod fake_telegram;
 pub mod nodes;
 pub mod process;
 pub mod rbac;
+pub mod selectors;
 
 use clawops::manifests::Manifests;
 
