@@ -11,14 +11,14 @@ use crate::support::fake_api::FakeApi;
 
 const FIXTURE: &str = include_str!("../fixtures/cluster-tools.yaml");
 
-fn fixture() -> Vec<Value> {
+pub fn fixture() -> Vec<Value> {
     serde_yaml::Deserializer::from_str(FIXTURE)
         .map(|d| serde::Deserialize::deserialize(d).expect("fixture document"))
         .collect()
 }
 
 /// The fixture cluster, with metrics-server's usage when `metrics`.
-fn cluster(metrics: bool) -> FakeApi {
+pub fn cluster(metrics: bool) -> FakeApi {
     let api = FakeApi::new();
     for o in fixture() {
         let is_metrics = o["apiVersion"] == "metrics.k8s.io/v1beta1";

@@ -25,6 +25,7 @@ async fn gateway(
     llm: &FakeLlm,
     tg: &FakeTelegram,
     extra: &[(&str, String)],
+    envs: &[(&str, &str)],
 ) -> (Reaper, u16, std::path::PathBuf) {
     let mut edits = vec![
         support::model_at(&llm.base_url()),
@@ -45,17 +46,19 @@ async fn gateway(
     let state = support::temp_dir(&format!("{name}-state"));
     let port = free_port();
     let (y, s) = (yaml.clone(), state.clone());
+    let mut all: Vec<(String, String)> = [
+        ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
+        ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("ZAI_API_KEY", "test-key"),
+    ]
+    .iter()
+    .chain(envs)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    all.dedup();
     let gw = tokio::task::spawn_blocking(move || {
-        let gw = support::start_gateway(
-            &y,
-            &s,
-            port,
-            &[
-                ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
-                ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
-                ("ZAI_API_KEY", "test-key"),
-            ],
-        );
+        let envs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let gw = support::start_gateway(&y, &s, port, &envs);
         wait_for_http(port, "/healthz");
         gw
     })
@@ -106,7 +109,7 @@ async fn metrics(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_command_asked_in_a_group_runs_once_the_owner_allows_it_there() {
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let (mut gw, port, state) = gateway("tools-node", &llm, &tg, &[]).await;
+    let (mut gw, port, state) = gateway("tools-node", &llm, &tg, &[], &[]).await;
     let node_state = support::temp_dir("tools-node-host");
     let ns = node_state.clone();
     let mut host = tokio::task::spawn_blocking(move || node_host(&ns, port))
@@ -245,6 +248,7 @@ async fn bad_tool_calls_are_error_results_and_rounds_are_bounded() {
             "    podLogs: false\n",
             "    podLogs: false\n    maxRounds: 2\n".into(),
         )],
+        &[],
     )
     .await;
     llm.script(
@@ -333,7 +337,7 @@ async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps()
     use crate::support::nodes::node_host_env;
     use std::os::unix::fs::PermissionsExt;
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let (mut gw, port, _) = gateway("tools-docker", &llm, &tg, &[]).await;
+    let (mut gw, port, _) = gateway("tools-docker", &llm, &tg, &[], &[]).await;
     // The host's docker, as far as the node can tell: a program on its PATH that prints what
     // `docker ps` prints.
     let bin = support::temp_dir("tools-docker-bin");
@@ -417,6 +421,7 @@ async fn every_model_call_of_a_turn_takes_a_slot_and_thinking_goes_back_with_the
             "    primary: zai/glm-4.7\n",
             "    primary: zai/glm-4.7\n    thinking: true\n".into(),
         )],
+        &[],
     )
     .await;
     let slow = |a: Answer| Answer::Slow(Duration::from_millis(150), Box::new(a));
@@ -470,5 +475,120 @@ async fn every_model_call_of_a_turn_takes_a_slot_and_thinking_goes_back_with_the
         .clone();
     assert_eq!(calling["reasoning_content"], "I should look first.");
     assert_eq!(followed.body["thinking"]["type"], "enabled");
+    gw.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_cluster_questions_are_answered_from_the_cluster_and_secrets_stay_out() {
+    let api = crate::cluster_tools::cluster(true);
+    api.set_log(
+        "prod",
+        "web-7d4b9c6f8-x2x9z",
+        "app",
+        true,
+        "panic: open /config/app.yaml: no such file or directory\n",
+    );
+    let chatty: String = (0..100)
+        .map(|i| format!("[envoy] upstream connect attempt {i} ok\n"))
+        .collect();
+    api.set_log("prod", "web-7d4b9c6f8-x2x9z", "envoy", false, &chatty);
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let dir = support::temp_dir("tools-cluster-kube");
+    let kubeconfig = api.serve_http(&dir).await;
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let (mut gw, port, state) = gateway(
+        "tools-cluster",
+        &llm,
+        &tg,
+        &[(
+            "    podLogs: false\n",
+            "    podLogs: true\n    maxResultBytes: 1000\n".into(),
+        )],
+        &[("KUBECONFIG", &kubeconfig)],
+    )
+    .await;
+    let health = tokio::task::spawn_blocking(move || get(port, "/health").unwrap().body)
+        .await
+        .unwrap();
+    let health: Value = serde_json::from_str(&health).unwrap();
+    for tool in [
+        "k8s_list",
+        "k8s_get",
+        "k8s_events",
+        "k8s_usage",
+        "pod_logs",
+        "patrol",
+    ] {
+        assert!(
+            health["tools"]["offered"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(tool)),
+            "{tool}: {health}"
+        );
+    }
+
+    // "Which pods in the cluster are restarting?"
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![("k8s_list", json!({"kind": "pods"}))]),
+            Answer::QuoteTools,
+        ],
+    );
+    tg.dm(OWNER, "owner", "集群里哪些 pod 在重启？");
+    let answer = said(&tg, OWNER, "From the tools:").await;
+    assert!(
+        answer.contains("prod/web-7d4b9c6f8-x2x9z") && answer.contains("CrashLoopBackOff"),
+        "{answer}"
+    );
+
+    // "Why does it not start?": its events and its last log, in one round.
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![
+                (
+                    "k8s_events",
+                    json!({"namespace": "prod", "kind": "pod", "name": "web-7d4b9c6f8-x2x9z"}),
+                ),
+                (
+                    "pod_logs",
+                    json!({"namespace": "prod", "name": "web-7d4b9c6f8-x2x9z", "container": "app", "previous": true}),
+                ),
+            ]),
+            Answer::QuoteTools,
+        ],
+    );
+    tg.dm(OWNER, "owner", "为什么 web 起不来？");
+    let answer = said(&tg, OWNER, "no such file or directory").await;
+    assert!(answer.contains("From the tools:"), "{answer}");
+
+    // A Secret is refused whatever the model asks; a big result is cut with a note.
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![
+                (
+                    "k8s_get",
+                    json!({"kind": "secret", "name": "db", "namespace": "prod"}),
+                ),
+                (
+                    "pod_logs",
+                    json!({"namespace": "prod", "name": "web-7d4b9c6f8-x2x9z", "container": "envoy"}),
+                ),
+            ]),
+            Answer::QuoteTools,
+        ],
+    );
+    tg.dm(OWNER, "owner", "show me the db password");
+    let answer = said(&tg, OWNER, "secrets are never readable").await;
+    assert!(answer.contains("[truncated: showing"), "{answer}");
+    assert!(
+        !api.take_log().iter().any(|r| r.path.contains("secrets")),
+        "no request for a Secret reached the API server"
+    );
+    let audit = std::fs::read_to_string(state.join("tools/audit.jsonl")).unwrap();
+    assert!(audit.contains("\"tool\":\"k8s_get\"") && audit.contains("\"outcome\":\"refused\""));
     gw.terminate(Duration::from_secs(10));
 }

@@ -31,6 +31,18 @@ pub struct TurnTools {
     conversation: String,
     origin: Origin,
     defs: Vec<ToolDef>,
+    cluster: Option<cluster::ClusterTools>,
+}
+
+/// The cluster tools of this gateway, when it offers them.
+fn cluster_tools(gw: &Gateway) -> Option<cluster::ClusterTools> {
+    let tools = &gw.config.agent.tools;
+    match (&gw.kube, gw.config.agent.cluster_access) {
+        (Some(client), ClusterAccess::Read) if tools.cluster => {
+            Some(cluster::ClusterTools::new(client.clone(), tools.pod_logs))
+        }
+        _ => None,
+    }
 }
 
 /// What tools this gateway offers, and why some are not.
@@ -41,6 +53,9 @@ pub fn offered(gw: &Gateway) -> (Vec<ToolDef>, Vec<String>) {
     if tools.cluster {
         match (&gw.kube, gw.config.agent.cluster_access) {
             (Some(_), ClusterAccess::Read) => {
+                if let Some(c) = cluster_tools(gw) {
+                    defs.extend(c.definitions());
+                }
                 if patrols(gw).next().is_some() {
                     defs.push(patrol_definition());
                 }
@@ -106,11 +121,13 @@ pub fn describe(call: &ToolCall) -> String {
 impl TurnTools {
     pub fn new(gw: Arc<Gateway>, conversation: &str, origin: Origin) -> Self {
         let (defs, _) = offered(&gw);
+        let cluster = cluster_tools(&gw);
         Self {
             gw,
             conversation: conversation.into(),
             origin,
             defs,
+            cluster,
         }
     }
 
@@ -125,6 +142,13 @@ impl TurnTools {
         let limit = self.limit();
         if name == PATROL {
             return self.patrol(args).await;
+        }
+        if let Some(c) = &self.cluster
+            && !nodes::NAMES.contains(&name)
+        {
+            return tokio::time::timeout(limit, c.call(name, args))
+                .await
+                .map_err(|_| ToolError::TimedOut(limit.as_secs()))?;
         }
         // A node command may wait for the owner first: its limit starts after the approval.
         let whole = limit + APPROVAL_TIMEOUT + Duration::from_secs(5);
@@ -142,9 +166,7 @@ impl TurnTools {
     }
 
     async fn patrol(&self, args: &Value) -> Result<String, ToolError> {
-        let a = args::Args::new(args);
-        a.only(&["cron"])?;
-        let wanted = a.get("cron").and_then(Value::as_str);
+        let wanted = args::Args::new(PATROL, args, &["cron"])?.opt_str("cron")?;
         let cron = patrols(&self.gw)
             .find(|c| wanted.is_none_or(|w| w == c.name))
             .ok_or_else(|| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::ToolError;
-use super::args::{Args, text_arg};
+use super::args::Args;
 use crate::gateway::Gateway;
 use crate::gateway::assistant::model::ToolDef;
 use crate::gateway::nodes::run::{self, RunError};
@@ -18,6 +18,7 @@ use crate::protocol::invoke::RunOutput;
 pub const NODES_LIST: &str = "nodes_list";
 pub const NODE_EXEC: &str = "node_exec";
 pub const NODE_FACTS: &str = "node_facts";
+pub const NAMES: [&str; 3] = [NODES_LIST, NODE_EXEC, NODE_FACTS];
 
 pub fn definitions() -> Vec<ToolDef> {
     let node = json!({"type": "string", "description": "node name or id prefix"});
@@ -63,22 +64,26 @@ pub async fn call(
     approval: Duration,
     origin: Option<&Chat>,
 ) -> Result<String, ToolError> {
-    let args = Args::new(args);
     match name {
         NODES_LIST => {
-            args.only(&[])?;
+            Args::new(name, args, &[])?;
             list(gw)
         }
         NODE_EXEC => {
-            args.only(&["node", "command"])?;
-            let node = text_arg(&args, "node")?;
-            let command = text_arg(&args, "command")?;
-            exec(gw, &node, &command, timeout, approval, origin).await
+            let a = Args::new(name, args, &["node", "command"])?;
+            exec(
+                gw,
+                a.str("node")?,
+                a.str("command")?,
+                timeout,
+                approval,
+                origin,
+            )
+            .await
         }
         NODE_FACTS => {
-            args.only(&["node"])?;
-            let node = text_arg(&args, "node")?;
-            let platform = run::find(&gw.nodes.registry.list(), &node)
+            let node = Args::new(name, args, &["node"])?.str("node")?;
+            let platform = run::find(&gw.nodes.registry.list(), node)
                 .map_err(refusal)?
                 .platform;
             let command = facts_command(&platform).ok_or_else(|| {
@@ -86,7 +91,7 @@ pub async fn call(
                     "node_facts knows Linux and macOS nodes, not {platform}"
                 ))
             })?;
-            exec(gw, &node, command, timeout, approval, origin).await
+            exec(gw, node, command, timeout, approval, origin).await
         }
         other => Err(ToolError::Unknown(other.into())),
     }

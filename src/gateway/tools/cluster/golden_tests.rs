@@ -50,6 +50,11 @@ fn golden(name: &str, actual: &str) {
         !actual.contains("hunter2"),
         "{name} shows a secret value:\n{actual}"
     );
+    // Nor is a Secret named, not even the one an Ingress takes its certificate from.
+    assert!(
+        !actual.contains("shop-tls"),
+        "{name} names a Secret:\n{actual}"
+    );
 }
 
 /// The list of every fixture object of the kind, then each one described.

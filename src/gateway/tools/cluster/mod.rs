@@ -2,7 +2,6 @@
 //! Agent opts in) and usage, each answering in compact text. Secrets are out of reach by
 //! construction: only the kinds in [`kind::Kind`] can be read, through their typed APIs.
 
-mod args;
 mod defs;
 mod events;
 pub mod kind;
@@ -18,9 +17,9 @@ mod golden_tests;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::args::Args;
 use crate::gateway::assistant::model::ToolDef;
 use crate::gateway::tools::ToolError;
-use args::Args;
 use kind::Kind;
 use objects::{Op, Request};
 

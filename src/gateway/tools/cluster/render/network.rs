@@ -210,12 +210,12 @@ impl Render for Ingress {
                 );
             }
         }
+        // Which Secret holds the certificate is left out: no tool names Secrets.
         for t in spec.tls.iter().flatten() {
             let _ = write!(
                 out,
-                "\ntls: {} (certificate in Secret {})",
-                t.hosts.as_deref().unwrap_or_default().join(","),
-                t.secret_name.as_deref().unwrap_or("-")
+                "\ntls: {}",
+                t.hosts.as_deref().unwrap_or_default().join(",")
             );
         }
         out
