@@ -3,7 +3,7 @@
 //! request, which is parsing the answer, running the tool (`nodes_list`, in memory), auditing
 //! it and building the next request; the model answers instantly and is not counted — p50/p99
 //! over sequential turns of three rounds, and the size of the tools schema sent with every
-//! request (tokens cost money).
+//! request (tokens cost money), with the cluster tools offered (an empty fake cluster).
 //!
 //! `make bench` (or `cargo bench --bench tools`); under `cargo test` it runs a short smoke.
 
@@ -41,8 +41,13 @@ async fn main() {
             support::telegram_at(&tg.api_url()),
         ],
     );
+    // A cluster (empty) so that the cluster tools are offered and counted in the schema.
+    let api = support::fake_api::FakeApi::new();
+    let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
     let port = free_port();
     let envs = [
+        ("KUBECONFIG", kubeconfig.as_str()),
         ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
         (
             "ZAI_API_KEY",

@@ -119,11 +119,14 @@ pub async fn ask_owners(gw: &Gateway, id: &str) -> usize {
     delivered
 }
 
-/// Sends prompt `id` to the chat a question came from (only owners' presses count there too);
-/// to the owners' private chats when it is not given or cannot be reached.
+/// Sends prompt `id` to the chat a question came from — a group, or an owner's private chat;
+/// only owners' presses count there too. To the owners' private chats when the question came
+/// from someone else's private chat (who could not answer it), from no chat, or the chat
+/// cannot be reached.
 pub async fn ask_in(gw: &Gateway, id: &str, chat: Option<&prompts::Chat>) -> usize {
     let channel = chat.and_then(|c| gw.channels.iter().find(|ch| ch.name == c.channel));
     if let (Some(channel), Some(chat)) = (channel, chat)
+        && (chat.chat < 0 || channel.owner_chats().contains(&chat.chat))
         && let Some(message) = channel.send_prompt(gw, chat.chat, id).await
     {
         gw.prompts.sent(
