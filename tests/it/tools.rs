@@ -360,8 +360,12 @@ async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps()
     // The owner allowlisted `docker ps` on the host (its real path).
     let approvals = node_state.join("exec-approvals.json");
     let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&approvals).unwrap()).unwrap();
-    f["agents"]["main"]["allowlist"] =
-        json!([{"pattern": std::fs::canonicalize(&docker).unwrap()}]);
+    // And what node_facts runs.
+    let mut allowed = vec![json!({"pattern": std::fs::canonicalize(&docker).unwrap()})];
+    for program in ["uname", "uptime", "free", "df"] {
+        allowed.push(json!({"pattern": crate::support::nodes::real_path(program)}));
+    }
+    f["agents"]["main"]["allowlist"] = json!(allowed);
     std::fs::write(&approvals, f.to_string()).unwrap();
 
     llm.script(
@@ -385,6 +389,23 @@ async fn what_runs_on_my_host_is_answered_from_the_nodes_allowlisted_docker_ps()
             .iter()
             .any(|s| !s.buttons.is_empty() && s.text.contains("wants to run")),
         "an allowlisted command asks nobody"
+    );
+
+    // The host's system facts, through the same allowlist.
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![("node_facts", json!({"node": "desk"}))]),
+            Answer::QuoteTools,
+        ],
+    );
+    tg.dm(OWNER, "owner", "how is the host doing?");
+    let answer = said(&tg, OWNER, "Filesystem").await;
+    assert!(
+        answer.contains("exit code 0")
+            && answer.contains("load average")
+            && answer.contains("Mem:"),
+        "{answer}"
     );
 
     // A model that obeys the injected line in that output still runs nothing the node's policy
@@ -563,6 +584,34 @@ async fn the_seeds_cluster_questions_are_answered_from_the_cluster_and_secrets_s
     tg.dm(OWNER, "owner", "为什么 web 起不来？");
     let answer = said(&tg, OWNER, "no such file or directory").await;
     assert!(answer.contains("From the tools:"), "{answer}");
+
+    // "Run the patrol now": the patrol's checks, answered in the chat.
+    llm.script(
+        MODEL,
+        [
+            Answer::Tools(vec![("patrol", json!({}))]),
+            Answer::QuoteTools,
+        ],
+    );
+    let before = tg.sent_to(OWNER).len();
+    tg.dm(OWNER, "owner", "现在巡检一下");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let patrol = loop {
+        if let Some(t) = tg.sent_to(OWNER).get(before) {
+            break t.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer to the patrol question"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        patrol.starts_with("From the tools: Patrol of the cluster")
+            && patrol.contains("nodes: 1 of 2 Ready")
+            && patrol.contains("BackOff 287"),
+        "{patrol}"
+    );
 
     // A Secret is refused whatever the model asks; a big result is cut with a note.
     llm.script(
