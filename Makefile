@@ -12,8 +12,10 @@ all: build
 build:
 	$(CARGO) build --release
 
-## Unit, reconcile (fake API), CRD drift, render golden tests, then formatting and lints.
+## Unit, reconcile (fake API), CRD drift, render golden tests, the Control UI in Chromium, then
+## formatting and lints.
 test:
+	scripts/install-ui-deps.sh
 	$(CARGO) test --all-targets
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings

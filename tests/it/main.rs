@@ -21,3 +21,4 @@ mod render;
 mod support;
 mod telegram;
 mod tools;
+mod ui;

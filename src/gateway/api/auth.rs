@@ -135,12 +135,26 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[String]) 
         .unwrap_or(peer)
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Header,
+    /// `?token=`: answered with a cookie, so the token leaves the address bar.
+    Query,
+    /// The cookie a browser sends by itself: a state-changing request must also carry
+    /// [`CSRF_HEADER`], which another site's page cannot set.
+    Cookie,
+}
+
+/// The header the Control UI sends with every request; a cross-site form or image cannot.
+pub const CSRF_HEADER: &str = "x-clawops-csrf";
+
 /// The token a request presents: bearer header, then `?token=`, then the cookie.
 pub fn presented<'a>(
     authorization: Option<&'a str>,
     query: Option<&'a str>,
     cookie: Option<&'a str>,
-) -> Option<(&'a str, bool)> {
+) -> Option<(&'a str, Via)> {
     if let Some(t) = authorization
         .and_then(|h| {
             h.get(..7)
@@ -150,13 +164,13 @@ pub fn presented<'a>(
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        return Some((t, false));
+        return Some((t, Via::Header));
     }
     if let Some(t) = query
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
         .filter(|t| !t.is_empty())
     {
-        return Some((t, true));
+        return Some((t, Via::Query));
     }
     cookie
         .and_then(|c| {
@@ -168,7 +182,26 @@ pub fn presented<'a>(
         })
         .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
         .filter(|t| !t.is_empty())
-        .map(|t| (t, false))
+        .map(|t| (t, Via::Cookie))
+}
+
+/// Whether the browser reached the gateway over TLS: a trusted proxy (Ingress, Tailscale serve)
+/// says so in `X-Forwarded-Proto`.
+pub fn secure(headers: &axum::http::HeaderMap, peer: IpAddr, trusted: &[String]) -> bool {
+    is_trusted(peer, trusted)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The session cookie holding `token`: HttpOnly, SameSite=Strict, Secure behind TLS.
+pub fn session_cookie(token: &str, secure: bool) -> Option<axum::http::HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    axum::http::HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"
+    ))
+    .ok()
 }
 
 /// The generated gateway token's file in the state directory (standalone).
@@ -294,19 +327,19 @@ mod tests {
     fn tokens_are_found_in_header_query_and_cookie() {
         assert_eq!(
             presented(Some("Bearer abc"), None, None),
-            Some(("abc", false))
+            Some(("abc", Via::Header))
         );
         assert_eq!(
             presented(None, Some("x=1&token=abc"), None),
-            Some(("abc", true))
+            Some(("abc", Via::Query))
         );
         assert_eq!(
             presented(None, None, Some("a=b; clawops_token=abc")),
-            Some(("abc", false))
+            Some(("abc", Via::Cookie))
         );
         assert_eq!(
             presented(Some("bearer abc"), None, None),
-            Some(("abc", false))
+            Some(("abc", Via::Header))
         );
         assert_eq!(presented(Some("Basic abc"), None, None), None);
         assert_eq!(presented(None, Some("token="), None), None);

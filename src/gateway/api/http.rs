@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,7 +34,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .merge(super::nodes::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
-        .route("/", get(super::nodes::upgrade))
+        .route("/", get(super::ui::root))
+        .merge(super::ui::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/health", get(health))
@@ -287,6 +288,7 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let ip = auth::client_ip(peer, forwarded, &gw.config.gateway.trusted_proxies);
+    let req_secure = auth::secure(req.headers(), peer, &gw.config.gateway.trusted_proxies);
     let found = {
         let header = |name| {
             req.headers()
@@ -298,21 +300,42 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
             req.uri().query(),
             header(header::COOKIE),
         )
-        .map(|(t, from_query)| (t.to_string(), from_query))
+        .map(|(t, via)| (t.to_string(), via))
     };
+    let changes = !matches!(req.method(), &Method::GET | &Method::HEAD);
     match gw
         .auth
         .check(ip, found.as_ref().map(|(t, _)| t.as_str()), Instant::now())
     {
+        Ok(())
+            if changes
+                && found
+                    .as_ref()
+                    .is_some_and(|(_, via)| *via == auth::Via::Cookie)
+                && !req.headers().contains_key(auth::CSRF_HEADER) =>
+        {
+            tracing::warn!(%ip, path = %req.uri().path(), "a cookie-signed request without the Control UI's header was refused (cross-site?)");
+            (
+                StatusCode::FORBIDDEN,
+                Json(ApiError {
+                    error: "csrf".into(),
+                    message: format!(
+                        "refused: a request signed in by cookie that changes something must carry the {} header the Control UI sends (a cross-site request cannot)",
+                        auth::CSRF_HEADER
+                    ),
+                    detail: None,
+                }),
+            )
+                .into_response()
+        }
         Ok(()) => {
-            let cookie = found.filter(|(_, from_query)| *from_query).map(|(t, _)| t);
+            let cookie = found
+                .filter(|(_, via)| *via == auth::Via::Query)
+                .map(|(t, _)| t);
             let mut resp = next.run(req).await;
             // `?token=` once, then a cookie, so the token leaves the URL.
             if let Some(t) = cookie
-                && let Ok(v) = HeaderValue::from_str(&format!(
-                    "{}={t}; HttpOnly; SameSite=Strict; Path=/",
-                    auth::COOKIE
-                ))
+                && let Some(v) = auth::session_cookie(&t, req_secure)
             {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }

@@ -1,0 +1,282 @@
+// The clawops Control UI: one small page per hash route, talking to /api with the session cookie
+// and the CSRF header. No framework, no build step, nothing from another origin. Every value from
+// the gateway is put on the page as text, never as HTML.
+"use strict";
+
+const CSRF = { "X-Clawops-Csrf": "1" };
+
+const TEXT = {
+  en: {
+    overview: "Overview", chat: "Chat", pairing: "Pairing", nodes: "Nodes", crons: "Crons",
+    audit: "Audit", signout: "Sign out", loading: "Loading…", signin: "Sign in",
+    token: "Gateway token", signin_help: "Paste the gateway token. In a cluster it is in the Secret <agent>-gateway-token (kubectl get secret … -o jsonpath='{.data.token}' | base64 -d); standalone, in the state directory's gateway-token file.",
+    wrong_link: "The token in the link is wrong.", limited: "Too many failed sign-ins from this address; wait a minute.",
+    unset: "This gateway has no token set, so its API is off.",
+    health: "Health", model: "Model", channels: "Channels", tools: "Tools", disabled: "Disabled",
+    version: "Version", uptime: "Up", ok: "ok", problem: "problem", none: "none",
+    pending_codes: "Waiting for approval", approve: "Approve", reject: "Reject", revoke: "Revoke",
+    approved_senders: "Approved senders", no_pending: "Nobody waits.",
+    pending_nodes: "Nodes waiting for approval", paired_nodes: "Paired nodes",
+    approvals: "Commands waiting for the owner", allow_once: "Allow once", allow_always: "Always allow", deny: "Deny",
+    connected: "connected", disconnected: "disconnected", revoked: "revoked",
+    run_now: "Run now", ran: "Ran", send: "Send", message: "Message",
+    tool_calls: "Tool calls", node_commands: "Node commands", nothing: "Nothing recorded.",
+    since: "Since", filter: "Filter", error: "Error",
+    name: "Name", state: "State", sender: "Sender", code: "Code", expires: "Expires", actions: "Actions",
+    node: "Node", command: "Command", why: "Why", platform: "Platform", address: "Address",
+    last_seen: "Last seen", schedule: "Schedule", time_zone: "Time zone", when: "When", tool: "Tool",
+    outcome: "Outcome", took: "Took", arguments: "Arguments", decision: "Decision", exit: "Exit",
+  },
+  zh: {
+    overview: "概览", chat: "对话", pairing: "配对", nodes: "节点", crons: "定时任务",
+    audit: "审计", signout: "退出", loading: "加载中…", signin: "登录",
+    token: "网关令牌", signin_help: "粘贴网关令牌。集群中它在 Secret <agent>-gateway-token 里（kubectl get secret … -o jsonpath='{.data.token}' | base64 -d）；单机运行时在状态目录的 gateway-token 文件里。",
+    wrong_link: "链接里的令牌不对。", limited: "这个地址登录失败太多次，请等一分钟。",
+    unset: "这个网关没有设置令牌，API 已关闭。",
+    health: "健康", model: "模型", channels: "频道", tools: "工具", disabled: "已停用",
+    version: "版本", uptime: "运行", ok: "正常", problem: "问题", none: "无",
+    pending_codes: "等待批准", approve: "批准", reject: "拒绝", revoke: "撤销",
+    approved_senders: "已批准的用户", no_pending: "没有等待的请求。",
+    pending_nodes: "等待批准的节点", paired_nodes: "已配对的节点",
+    approvals: "等待主人批准的命令", allow_once: "允许一次", allow_always: "总是允许", deny: "拒绝",
+    connected: "已连接", disconnected: "未连接", revoked: "已撤销",
+    run_now: "立即运行", ran: "已运行", send: "发送", message: "消息",
+    tool_calls: "工具调用", node_commands: "节点命令", nothing: "没有记录。",
+    since: "时间范围", filter: "筛选", error: "错误",
+    name: "名称", state: "状态", sender: "用户", code: "配对码", expires: "过期", actions: "操作",
+    node: "节点", command: "命令", why: "原因", platform: "平台", address: "地址",
+    last_seen: "最后在线", schedule: "计划", time_zone: "时区", when: "时间", tool: "工具",
+    outcome: "结果", took: "耗时", arguments: "参数", decision: "决定", exit: "退出码",
+  },
+};
+const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+const t = (k) => TEXT[LANG][k] || TEXT.en[k] || k;
+
+/// An element with attributes and children (strings become text nodes).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "onclick" || k === "onsubmit") e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) e.append(typeof c === "string" || typeof c === "number" ? String(c) : c);
+  return e;
+}
+
+class Unauthorized extends Error {}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { ...CSRF }, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path.replace(/^\//, ""), opts);
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (r.status === 401) throw new Unauthorized(data && data.message);
+  if (!r.ok) throw new Error((data && data.message) || `HTTP ${r.status}`);
+  return data;
+}
+
+const main = () => document.getElementById("main");
+
+function show(...nodes) {
+  const m = main();
+  m.replaceChildren(...nodes);
+  m.focus();
+}
+
+function failed(e) {
+  if (e instanceof Unauthorized) return signin(e.message);
+  show(el("p", { class: "error", role: "alert" }, `${t("error")}: ${e.message}`));
+}
+
+/// A button that runs `action`, then redraws the page (unless `stay`: the action shows its own
+/// result).
+function act(label, action, cls, stay) {
+  return el("button", {
+    type: "button", class: cls || "",
+    onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        await action();
+        if (stay) ev.target.disabled = false; else route();
+      } catch (e) { failed(e); }
+    },
+  }, label);
+}
+
+function signin(reason) {
+  document.getElementById("nav").hidden = true;
+  const hash = location.hash;
+  const why = hash.includes("signin=wrong") ? t("wrong_link")
+    : hash.includes("signin=limited") ? t("limited")
+    : hash.includes("signin=unset") ? t("unset") : reason;
+  const input = el("input", { id: "token", type: "password", autocomplete: "current-password", required: true });
+  const msg = el("p", { class: "error", role: "alert", id: "signin-error" }, why || "");
+  show(el("form", {
+    class: "card signin",
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("POST", "/ui/session", { token: input.value });
+        location.hash = "#overview";
+        start();
+      } catch (e) { msg.textContent = e.message; }
+    },
+  },
+  el("h1", {}, t("signin")),
+  el("label", { for: "token" }, t("token")), input,
+  el("p", { class: "help" }, t("signin_help")),
+  msg,
+  el("button", { type: "submit" }, t("signin"))));
+}
+
+function table(head, rows) {
+  return el("table", {},
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
+}
+
+const ago = (ms) => {
+  if (!ms) return "-";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 90 ? `${s}s` : s < 5400 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+};
+
+async function overview() {
+  const s = await api("GET", "/api/status");
+  const channels = s.channels.map((c) => [c.name, c.bot || "-", c.ok ? t("ok") : (c.problem || t("problem")), String(c.approvedSenders ?? "-")]);
+  show(el("h1", {}, t("overview")),
+    el("section", { class: "card" },
+      el("h2", {}, t("health")),
+      el("p", { class: s.ok ? "good" : "bad", id: "health" }, s.ok ? t("ok") : t("problem")),
+      el("dl", {},
+        el("dt", {}, "Agent"), el("dd", {}, `${s.agent.name} (${s.agent.id})`),
+        el("dt", {}, t("model")), el("dd", {}, `${s.model.primary} ${s.model.configured ? "" : "— " + (s.model.problem || "")}`),
+        el("dt", {}, t("version")), el("dd", {}, s.version),
+        el("dt", {}, t("uptime")), el("dd", {}, `${Math.floor(s.uptimeSeconds / 60)} min`),
+        el("dt", {}, t("tools")), el("dd", {}, (s.tools.offered || []).join(", ") || t("none")))),
+    el("section", { class: "card" }, el("h2", {}, t("channels")),
+      table([t("name"), "bot", t("state"), t("approved_senders")], channels)),
+    s.disabled.length ? el("section", { class: "card" }, el("h2", {}, t("disabled")),
+      el("ul", {}, s.disabled.map((d) => el("li", {}, d)))) : "");
+}
+
+async function chat() {
+  const log = el("div", { class: "chatlog", "aria-live": "polite" });
+  const input = el("textarea", { id: "message", rows: 3, required: true });
+  show(el("h1", {}, t("chat")), log,
+    el("form", {
+      class: "chatform",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        input.value = "";
+        log.append(el("p", { class: "me" }, text));
+        try {
+          const r = await api("POST", "/api/chat", { chat: "webchat", text });
+          log.append(el("p", { class: "bot" }, r.reply));
+        } catch (e) { log.append(el("p", { class: "error" }, e.message)); }
+      },
+    }, el("label", { for: "message" }, t("message")), input, el("button", { type: "submit" }, t("send"))));
+}
+
+async function pairing() {
+  const s = await api("GET", "/api/status");
+  const sections = [];
+  for (const c of s.channels.filter((c) => c.configured)) {
+    const p = await api("GET", `/api/pairing/${encodeURIComponent(c.name)}`);
+    const rows = p.pending.map((r) => [r.sender, r.code, new Date(r.expiresAt).toLocaleTimeString(),
+      act(t("approve"), () => api("POST", `/api/pairing/${encodeURIComponent(c.name)}/approve`, { code: r.code, notify: true }))]);
+    sections.push(el("section", { class: "card" },
+      el("h2", {}, `${c.name} — ${t("pending_codes")}`),
+      rows.length ? table([t("sender"), t("code"), t("expires"), t("actions")], rows) : el("p", {}, t("no_pending")),
+      el("p", {}, `${t("approved_senders")}: ${p.approvedSenders}`)));
+  }
+  show(el("h1", {}, t("pairing")), ...sections);
+}
+
+async function nodes() {
+  const [n, waiting] = await Promise.all([api("GET", "/api/nodes"), api("GET", "/api/approvals")]);
+  const node = (id, action) => api("POST", `/api/nodes/${action}`, { id });
+  const pending = n.pending.map((p) => [p.displayName || "-", p.nodeId.slice(0, 12), p.platform, p.remoteIp || "-",
+    el("span", {}, act(t("approve"), () => node(p.requestId, "approve")), " ", act(t("reject"), () => node(p.requestId, "reject"), "secondary"))]);
+  const paired = n.paired.map((p) => [p.displayName || "-", p.nodeId.slice(0, 12), p.platform,
+    p.revoked ? t("revoked") : p.connected ? t("connected") : t("disconnected"), ago(p.lastSeenMs),
+    p.revoked ? "" : act(t("revoke"), () => node(p.nodeId, "revoke"), "secondary")]);
+  const resolve = (id, decision) => api("POST", "/api/approvals/resolve", { id, decision });
+  const asks = waiting.map((w) => [w.node, el("code", {}, w.command), w.reason,
+    el("span", {}, act(t("allow_once"), () => resolve(w.id, "allow-once")), " ",
+      act(t("allow_always"), () => resolve(w.id, "allow-always")), " ",
+      act(t("deny"), () => resolve(w.id, "deny"), "secondary"))]);
+  show(el("h1", {}, t("nodes")),
+    el("section", { class: "card" }, el("h2", {}, t("approvals")),
+      asks.length ? table([t("node"), t("command"), t("why"), t("actions")], asks) : el("p", {}, t("no_pending"))),
+    el("section", { class: "card" }, el("h2", {}, t("pending_nodes")),
+      pending.length ? table([t("name"), "id", t("platform"), t("address"), t("actions")], pending) : el("p", {}, t("no_pending"))),
+    el("section", { class: "card" }, el("h2", {}, t("paired_nodes")),
+      paired.length ? table([t("name"), "id", t("platform"), t("state"), t("last_seen"), t("actions")], paired) : el("p", {}, t("none"))));
+}
+
+async function crons() {
+  const s = await api("GET", "/api/status");
+  const out = el("pre", { class: "result", "aria-live": "polite" });
+  const rows = s.crons.map((c) => [c.name, el("code", {}, c.schedule), c.timeZone,
+    act(t("run_now"), async () => {
+      const r = await api("POST", `/api/cron/${encodeURIComponent(c.name)}/run`);
+      out.textContent = `${t("ran")} ${c.name}: ${r.run.status}${r.run.delivered ? " ✓" : ""}\n${r.run.summary}`;
+    }, "", true)]);
+  show(el("h1", {}, t("crons")), el("section", { class: "card" },
+    rows.length ? table([t("name"), t("schedule"), t("time_zone"), t("actions")], rows) : el("p", {}, t("none"))), out);
+}
+
+async function audit() {
+  const since = new URLSearchParams(location.hash.split("?")[1] || "").get("since") || "24h";
+  const log = await api("GET", `/api/audit?since=${encodeURIComponent(since)}`);
+  const tools = log.tools.slice().reverse().map((r) => [new Date(r.ts).toLocaleString(), r.tool, r.outcome, `${r.durationMs} ms`, el("code", {}, r.arguments)]);
+  const execs = log.execs.slice().reverse().map((r) => [new Date(r.ts).toLocaleString(), r.node, r.decision, r.exitCode ?? "-", el("code", {}, r.command)]);
+  show(el("h1", {}, t("audit")),
+    el("p", {}, `${t("since")}: `, ...["1h", "24h", "7d"].map((s) => el("a", { href: `#audit?since=${s}`, class: s === since ? "current" : "" }, s, " "))),
+    el("section", { class: "card" }, el("h2", {}, t("tool_calls")),
+      tools.length ? table([t("when"), t("tool"), t("outcome"), t("took"), t("arguments")], tools) : el("p", {}, t("nothing"))),
+    el("section", { class: "card" }, el("h2", {}, t("node_commands")),
+      execs.length ? table([t("when"), t("node"), t("decision"), t("exit"), t("command")], execs) : el("p", {}, t("nothing"))));
+}
+
+const PAGES = { overview, chat, pairing, nodes, crons, audit };
+
+function route() {
+  const name = location.hash.replace(/^#/, "").split("?")[0] || "overview";
+  if (name.startsWith("signin")) return signin();
+  const page = PAGES[name] || overview;
+  for (const a of document.querySelectorAll("nav a")) {
+    a.toggleAttribute("aria-current", a.dataset.page === name);
+  }
+  page().catch(failed);
+}
+
+async function start() {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  if (location.hash.startsWith("#signin")) return signin();
+  try {
+    await api("GET", "/api/status");
+  } catch (e) {
+    // Not signed in yet: the form, without the API's wording meant for scripts.
+    return e instanceof Unauthorized ? signin() : failed(e);
+  }
+  document.getElementById("nav").hidden = false;
+  route();
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("signout").addEventListener("click", async () => {
+    await api("DELETE", "/ui/session").catch(() => {});
+    location.hash = "";
+    signin();
+  });
+  start();
+});

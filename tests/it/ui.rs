@@ -1,0 +1,162 @@
+//! The Control UI in a real browser: Debian's Chromium, driven by playwright-core
+//! (`tests/ui/journey.mjs`), against the real gateway binary with the fake Bot API and model
+//! and the real node host on loopback. The browser signs in with a tokenized link, approves a
+//! Telegram pairing and a node, runs a Cron, chats; this test checks that each reached the
+//! fakes, that a wrong token and a cross-site request are refused, and that axe-core finds no
+//! serious accessibility violation. Screenshots land in `target/ui-shots/`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::nodes::{TOKEN, wait_nodes};
+use crate::support::fake_llm::FakeLlm;
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::nodes::node_host;
+use crate::support::{self, process::*};
+
+const STRANGER: i64 = 4242;
+/// The example Crons' `deliver.to`.
+const CRON_CHAT: i64 = 123456789;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_runs_the_gateway_from_the_browser() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        std::path::Path::new(&format!("{root}/tests/ui/node_modules/playwright-core")).exists(),
+        "the browser driver is not installed: run scripts/install-ui-deps.sh (make test does)"
+    );
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_at_fakes("ui", &llm, &tg);
+    let state = support::temp_dir("ui-state");
+    let port = free_port();
+    let (y, s) = (yaml.clone(), state.clone());
+    let mut gw = tokio::task::spawn_blocking(move || {
+        let gw = support::start_gateway(
+            &y,
+            &s,
+            port,
+            &[
+                ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
+                ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+                ("ZAI_API_KEY", "test-key"),
+            ],
+        );
+        wait_for_http(port, "/healthz");
+        gw
+    })
+    .await
+    .unwrap();
+    // Someone asks to pair on Telegram; a node asks to pair.
+    tg.dm(STRANGER, "stranger", "hi");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.sent_to(STRANGER).is_empty() {
+        assert!(Instant::now() < deadline, "no pairing code sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let node_state = support::temp_dir("ui-node");
+    let ns = node_state.clone();
+    let mut host = tokio::task::spawn_blocking(move || node_host(&ns, port))
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "a pending node", |v| {
+            v["pending"].as_array().is_some_and(|p| !p.is_empty())
+        })
+    })
+    .await
+    .unwrap();
+
+    let shots = format!("{root}/target/ui-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(format!("{root}/tests/ui/journey.mjs"))
+            .env("URL", format!("http://127.0.0.1:{port}"))
+            .env("TOKEN", TOKEN)
+            .env("SHOTS", &shots)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(printed.trim()).unwrap();
+
+    // Sign-in: a wrong token is named as such; the right one leaves the address bar.
+    assert!(
+        seen["wrongToken"]
+            .as_str()
+            .unwrap()
+            .contains("token in the link is wrong"),
+        "{seen}"
+    );
+    assert_eq!(seen["urlAfterSignIn"], format!("http://127.0.0.1:{port}/"));
+    assert!(
+        seen["overview"].as_str().unwrap().contains("@shrimp_bot"),
+        "{seen}"
+    );
+    // The approved sender's next message is answered.
+    tg.dm(STRANGER, "stranger", "am I in now?");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tg
+        .sent_to(STRANGER)
+        .iter()
+        .any(|t| t.contains("am I in now?"))
+    {
+        assert!(Instant::now() < deadline, "{:?}", tg.sent_to(STRANGER));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The node approved in the browser is connected.
+    assert!(
+        seen["nodes"].as_str().unwrap().contains("connected"),
+        "{seen}"
+    );
+    tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "the node connected", |v| {
+            v["paired"][0]["connected"] == true
+        })
+    })
+    .await
+    .unwrap();
+    // Run now reached the Cron's chat.
+    assert!(
+        seen["cronRun"].as_str().unwrap().contains("-patrol: ok ✓"),
+        "{seen}"
+    );
+    assert!(
+        !tg.sent_to(CRON_CHAT).is_empty(),
+        "the patrol report was delivered"
+    );
+    assert!(
+        seen["chat"]
+            .as_str()
+            .unwrap()
+            .contains("hello from the browser"),
+        "{seen}"
+    );
+    // A cookie-signed POST without the UI's header is refused.
+    assert_eq!(seen["csrfStatus"], 403);
+    assert!(seen["zhNav"].as_str().unwrap().contains("节点"), "{seen}");
+    // axe-core: nothing serious or critical on any page.
+    for (page, violations) in seen["axe"].as_object().unwrap() {
+        for v in violations.as_array().unwrap() {
+            assert!(
+                !matches!(v["impact"].as_str(), Some("serious" | "critical")),
+                "{page}: {v}"
+            );
+        }
+    }
+    println!(
+        "Control UI: first load {} bytes, interactive in {} ms",
+        seen["firstLoadBytes"], seen["interactiveMs"]
+    );
+    host.terminate(Duration::from_secs(10));
+    gw.terminate(Duration::from_secs(10));
+}

@@ -1,0 +1,127 @@
+// Drives the Control UI in Debian's Chromium (playwright-core, no browser download) through the
+// owner's journey, for tests/it/ui.rs, which set up the gateway and the fakes and check what
+// reached them. Prints one JSON object of what the browser saw; screenshots go to $SHOTS.
+//
+// Env: URL (the gateway), TOKEN, SHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const { URL: BASE, TOKEN, SHOTS } = process.env;
+const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const seen = {};
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ARGS, headless: true,
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, locale: "en-US" });
+  const page = await context.newPage();
+  const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+
+  // A wrong token in the link: the sign-in page says so (in a context of its own, so that the
+  // first load below starts with an empty cache).
+  const other = await browser.newContext({ viewport: { width: 1100, height: 900 }, locale: "en-US" });
+  const wrong = await other.newPage();
+  await wrong.goto(`${BASE}/?token=not-the-token`);
+  await wrong.waitForSelector("#signin-error:not(:empty)");
+  seen.wrongToken = await wrong.textContent("#signin-error");
+  await wrong.screenshot({ path: `${SHOTS}/signin-wrong.png`, fullPage: true });
+  await other.close();
+
+  // The tokenized link: signed in, the token gone from the address bar, the bot on Overview.
+  let bytes = 0;
+  const sizes = [];
+  page.on("requestfinished", (r) => sizes.push(r.sizes().then((s) => { bytes += s.responseBodySize + s.responseHeadersSize; })));
+  const started = Date.now();
+  await page.goto(`${BASE}/?token=${TOKEN}`);
+  await page.waitForSelector("#health");
+  seen.interactiveMs = Date.now() - started;
+  await Promise.all(sizes);
+  seen.firstLoadBytes = bytes;
+  seen.urlAfterSignIn = page.url();
+  seen.overview = await page.textContent("main");
+  await shot("overview");
+
+  // Pairing: approve the waiting sender.
+  await page.goto(`${BASE}/#pairing`);
+  await page.getByRole("button", { name: "Approve" }).first().click();
+  await page.waitForSelector("text=Nobody waits.");
+  seen.pairing = await page.textContent("main");
+  await shot("pairing");
+
+  // Nodes: approve the waiting node, then see it connected.
+  await page.goto(`${BASE}/#nodes`);
+  await page.getByRole("button", { name: "Approve" }).first().click();
+  for (let i = 0; i < 60; i++) {
+    await page.goto(`${BASE}/#overview`);
+    await page.goto(`${BASE}/#nodes`);
+    await page.waitForSelector("h1");
+    if ((await page.textContent("main")).includes("connected") && !(await page.textContent("main")).includes("disconnected")) break;
+    await page.waitForTimeout(500);
+  }
+  seen.nodes = await page.textContent("main");
+  await shot("nodes");
+
+  // Crons: Run now.
+  await page.goto(`${BASE}/#crons`);
+  await page.getByRole("button", { name: "Run now" }).first().click();
+  await page.waitForSelector("pre.result:not(:empty)", { timeout: 60000 });
+  seen.cronRun = await page.textContent("pre.result");
+  await shot("crons");
+
+  // Chat.
+  await page.goto(`${BASE}/#chat`);
+  await page.fill("#message", "hello from the browser");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.waitForSelector(".chatlog .bot");
+  seen.chat = await page.textContent(".chatlog .bot");
+  await shot("chat");
+
+  await page.goto(`${BASE}/#audit`);
+  await page.waitForSelector("h1");
+  await shot("audit");
+
+  // A state-changing request with the cookie but without the UI's header, as another site's
+  // form would send it: refused.
+  seen.csrfStatus = await page.evaluate(async () => (await fetch("api/pairing/telegram/approve", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ code: "AAAAAAAA", notify: false }),
+  })).status);
+
+  // Chinese browsers get Chinese pages.
+  const zh = await browser.newContext({ locale: "zh-CN" });
+  const zpage = await zh.newPage();
+  await zpage.goto(`${BASE}/?token=${TOKEN}`);
+  await zpage.waitForSelector("#health");
+  seen.zhNav = await zpage.textContent("nav");
+  await zh.close();
+
+  // Accessibility: axe-core on each page (its script injected past the CSP in this context only).
+  const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  const a11y = await browser.newContext({ bypassCSP: true });
+  const apage = await a11y.newPage();
+  await apage.goto(`${BASE}/?token=${TOKEN}`);
+  await apage.waitForSelector("#health");
+  seen.axe = {};
+  for (const name of ["overview", "pairing", "nodes", "crons", "chat", "audit"]) {
+    await apage.goto(`${BASE}/#${name}`);
+    await apage.waitForSelector("h1");
+    await apage.waitForTimeout(300);
+    await apage.evaluate(axeSource);
+    const result = await apage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+    seen.axe[name] = result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  }
+  // The sign-in form too.
+  await apage.evaluate(async () => fetch("ui/session", { method: "DELETE", headers: { "X-Clawops-Csrf": "1" } }));
+  await apage.goto(`${BASE}/`);
+  await apage.waitForSelector("#token");
+  await apage.evaluate(axeSource);
+  const signin = await apage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  seen.axe.signin = signin.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  await a11y.close();
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
