@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{AllowedUpdate, Message, Update, UpdateKind};
+use teloxide::types::{AllowedUpdate, Update, UpdateKind};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::{Mutex, Notify, mpsc, watch};
+use tokio::sync::{Mutex, Notify, watch};
 
 use super::bot_api::{BotApiError, lenient_username};
 use super::{Probe, TelegramChannel};
@@ -56,9 +56,6 @@ struct InHand {
 /// must reach a turn waiting for it).
 const BUSY_POLL: Duration = Duration::from_secs(1);
 
-/// How long a chat's worker waits for its next message before it ends.
-const CHAT_IDLE: Duration = Duration::from_secs(60);
-
 fn offset_file(name: &str) -> String {
     format!("telegram/{name}-offset.json")
 }
@@ -66,8 +63,8 @@ fn offset_file(name: &str) -> String {
 impl TelegramChannel {
     /// Polls until `stop` turns true, then waits for the updates in hand. A poll that ends empty
     /// is a success; every wait (a poll's hold, getMe, a backoff) ends at once when `stop` turns
-    /// true. The poller never waits for a turn: each chat's messages are handled in order by its
-    /// own worker, button presses at once, while the poller keeps fetching — without confirming
+    /// true. The poller never waits for a turn: each chat's messages are handled in order, one
+    /// after the other, button presses at once, while the poller keeps fetching — without confirming
     /// to Telegram any update not yet handled, so a restart neither repeats nor loses one.
     pub async fn run(self: Arc<Self>, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
         let saved: i32 = self
@@ -84,7 +81,7 @@ impl TelegramChannel {
             }),
             finished: Notify::new(),
         });
-        let mut chats: HashMap<i64, mpsc::UnboundedSender<(u32, Message)>> = HashMap::new();
+        let mut chats: HashMap<i64, watch::Receiver<bool>> = HashMap::new();
         let mut backoff = Duration::from_secs(1);
         let mut known = false;
         loop {
@@ -178,13 +175,13 @@ impl TelegramChannel {
         }
     }
 
-    /// Hands out fetched updates not handed out before: each message to its chat's worker (in
-    /// order, one at a time per chat), each button press at once.
+    /// Hands out fetched updates not handed out before: each message once the chat's message
+    /// before it is handled (in order, one at a time per chat), each button press at once.
     async fn dispatch(
         self: Arc<Self>,
         gw: &Arc<Gateway>,
         hand: &Arc<InHand>,
-        chats: &mut HashMap<i64, mpsc::UnboundedSender<(u32, Message)>>,
+        chats: &mut HashMap<i64, watch::Receiver<bool>>,
         updates: Vec<Update>,
     ) {
         let fresh: Vec<Update> = {
@@ -203,19 +200,23 @@ impl TelegramChannel {
             let id = u.id.0;
             match u.kind {
                 UpdateKind::Message(m) => {
-                    let chat = m.chat.id.0;
-                    let mut item = (id, m);
-                    // A worker that just ended gives the message back: start another.
-                    if let Some(tx) = chats.get(&chat) {
-                        match tx.send(item) {
-                            Ok(()) => continue,
-                            Err(mpsc::error::SendError(back)) => item = back,
+                    // Each message of a chat waits for the one before it to be handled.
+                    let before = chats.remove(&m.chat.id.0);
+                    let (handled, after) = watch::channel(false);
+                    chats.insert(m.chat.id.0, after);
+                    let (me, gw, hand) = (self.clone(), gw.clone(), hand.clone());
+                    tokio::spawn(async move {
+                        if let Some(mut before) = before {
+                            // Err: the one before ended without saying (it panicked); go on.
+                            let _ = before.wait_for(|done| *done).await;
                         }
-                    }
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    tx.send(item).expect("the receiver is here");
-                    chats.insert(chat, tx);
-                    tokio::spawn(self.clone().chat_worker(gw.clone(), hand.clone(), rx));
+                        // A panic in one message must not stop the ones after it.
+                        if let Err(e) = tokio::spawn(me.clone().handle(gw, m)).await {
+                            tracing::error!(channel = %me.name, update = id, error = %e, "message handler failed");
+                        }
+                        me.done(&hand, id).await;
+                        let _ = handled.send(true);
+                    });
                 }
                 UpdateKind::CallbackQuery(q) => {
                     let (me, gw, hand) = (self.clone(), gw.clone(), hand.clone());
@@ -229,31 +230,8 @@ impl TelegramChannel {
                 _ => self.done(hand, id).await,
             }
         }
-        chats.retain(|_, tx| !tx.is_closed());
-    }
-
-    /// Handles one chat's messages in order, until none comes for a while.
-    async fn chat_worker(
-        self: Arc<Self>,
-        gw: Arc<Gateway>,
-        hand: Arc<InHand>,
-        mut rx: mpsc::UnboundedReceiver<(u32, Message)>,
-    ) {
-        while let Ok(Some((id, m))) = tokio::time::timeout(CHAT_IDLE, rx.recv()).await {
-            // A panic in one message must not stop the ones after it.
-            if let Err(e) = tokio::spawn(self.clone().handle(gw.clone(), m)).await {
-                tracing::error!(channel = %self.name, update = id, error = %e, "message handler failed");
-            }
-            self.done(&hand, id).await;
-        }
-        // Anything sent after the last wait is handed back to the poller by the failed send.
-        rx.close();
-        while let Ok((id, m)) = rx.try_recv() {
-            if let Err(e) = tokio::spawn(self.clone().handle(gw.clone(), m)).await {
-                tracing::error!(channel = %self.name, update = id, error = %e, "message handler failed");
-            }
-            self.done(&hand, id).await;
-        }
+        // Chats whose last message is handled need no waiting.
+        chats.retain(|_, after| !*after.borrow());
     }
 
     /// Marks update `id` handled and saves the offset when it moved.
