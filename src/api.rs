@@ -92,6 +92,23 @@ pub struct PairingList {
     pub channel: String,
     pub pending: Vec<PendingRequest>,
     pub approved_senders: usize,
+    /// The approved senders' Telegram user ids.
+    #[serde(default)]
+    pub approved: Vec<String>,
+}
+
+/// `POST /api/pairing/{channel}/reject`: a pending code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    pub code: String,
+}
+
+/// `POST /api/pairing/{channel}/revoke`: an approved sender's Telegram user id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub sender: String,
 }
 
 /// A pairing request waiting for the owner.

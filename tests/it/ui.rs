@@ -17,6 +17,7 @@ use crate::support::nodes::node_host;
 use crate::support::{self, process::*};
 
 const STRANGER: i64 = 4242;
+const OTHER: i64 = 4343;
 /// The example Crons' `deliver.to`.
 const CRON_CHAT: i64 = 123456789;
 
@@ -48,11 +49,12 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
     })
     .await
     .unwrap();
-    // Someone asks to pair on Telegram; a node asks to pair.
+    // Two people ask to pair on Telegram; a node asks to pair.
     tg.dm(STRANGER, "stranger", "hi");
+    tg.dm(OTHER, "other", "hello?");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tg.sent_to(STRANGER).is_empty() {
-        assert!(Instant::now() < deadline, "no pairing code sent");
+    while tg.sent_to(STRANGER).is_empty() || tg.sent_to(OTHER).is_empty() {
+        assert!(Instant::now() < deadline, "no pairing codes sent");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let node_state = support::temp_dir("ui-node");
@@ -113,6 +115,19 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
         assert!(Instant::now() < deadline, "{:?}", tg.sent_to(STRANGER));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The rejected one is asked to pair again, with a new code.
+    tg.dm(OTHER, "other", "and me?");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.sent_to(OTHER).len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", tg.sent_to(OTHER));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let replies = tg.sent_to(OTHER);
+    assert_ne!(replies[0], replies[1], "a new code: {replies:?}");
+    assert!(
+        !replies.iter().any(|t| t.contains("and me?")),
+        "not answered: {replies:?}"
+    );
     // The node approved in the browser is connected.
     assert!(
         seen["nodes"].as_str().unwrap().contains("connected"),

@@ -44,9 +44,11 @@ try {
   seen.overview = await page.textContent("main");
   await shot("overview");
 
-  // Pairing: approve the waiting sender.
+  // Pairing: reject one waiting sender, approve the other.
   await page.goto(`${BASE}/#pairing`);
-  await page.getByRole("button", { name: "Approve" }).first().click();
+  await page.getByRole("row", { name: /other/ }).getByRole("button", { name: "Reject" }).click();
+  await page.waitForSelector("tr:has-text('stranger')");
+  await page.getByRole("row", { name: /stranger/ }).getByRole("button", { name: "Approve" }).click();
   await page.waitForSelector("text=Nobody waits.");
   seen.pairing = await page.textContent("main");
   await shot("pairing");

@@ -3,7 +3,7 @@
 
 use crate::api::{
     ApiError, ApproveRequest, Approved, ApprovedSender, ChatReply, ChatRequest, CronRunReply,
-    PairingList, PendingRequest,
+    PairingList, PendingRequest, RejectRequest, RevokeRequest,
 };
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/audit", get(audit))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
+        .route("/api/pairing/{channel}/reject", post(pairing_reject))
+        .route("/api/pairing/{channel}/revoke", post(pairing_revoke))
         .merge(super::nodes::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
@@ -197,10 +199,12 @@ async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String
             id: r.id,
         })
         .collect();
+    let approved = c.pairing.allowed().await;
     Json(PairingList {
         channel: c.name.clone(),
         pending,
-        approved_senders: c.pairing.allowed_count().await,
+        approved_senders: approved.len(),
+        approved,
     })
     .into_response()
 }
@@ -236,6 +240,57 @@ async fn pairing_approve(
             .into_response()
         }
         Err(e @ pairing::PairingError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
+    }
+}
+
+/// Rejects a pending code: the sender gets a new one if they write again.
+async fn pairing_reject(
+    State(gw): State<Arc<Gateway>>,
+    Path(channel): Path<String>,
+    Json(req): Json<RejectRequest>,
+) -> Response {
+    let c = match gw.channel(&channel) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::NOT_FOUND, "channel", why),
+    };
+    pairing_changed(
+        &c.name,
+        "rejected",
+        c.pairing
+            .reject(&req.code, chrono::Utc::now())
+            .await
+            .map(|r| r.id),
+    )
+}
+
+/// Takes an approved sender off the list: their next message asks to pair again.
+async fn pairing_revoke(
+    State(gw): State<Arc<Gateway>>,
+    Path(channel): Path<String>,
+    Json(req): Json<RevokeRequest>,
+) -> Response {
+    let c = match gw.channel(&channel) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::NOT_FOUND, "channel", why),
+    };
+    let done = c.pairing.revoke(&req.sender).await.map(|_| req.sender);
+    pairing_changed(&c.name, "revoked", done)
+}
+
+fn pairing_changed(
+    channel: &str,
+    what: &str,
+    done: Result<String, pairing::PairingError>,
+) -> Response {
+    match done {
+        Ok(sender) => {
+            tracing::info!(channel, %sender, "pairing {what}");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e @ (pairing::PairingError::NotFound(_) | pairing::PairingError::NotApproved(_))) => {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),

@@ -86,6 +86,8 @@ pub enum PairingError {
         "no pending pairing request found for code {0}; `clawops pairing list` shows the pending ones (codes expire after an hour)"
     )]
     NotFound(String),
+    #[error("{0} is not an approved sender; `clawops pairing list` shows how many there are")]
+    NotApproved(String),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -211,21 +213,60 @@ impl PairingStore {
         if !l.allowed.contains(&request.id) {
             l.allowed.push(request.id.clone());
         }
+        self.save_allowed(&l)?;
+        self.save_pending(&l)?;
+        Ok(request)
+    }
+
+    /// Rejects a code: the request goes; the sender gets a new code if they write again.
+    pub async fn reject(&self, code: &str, now: DateTime<Utc>) -> Result<Request, PairingError> {
+        let mut l = self.lists.lock().await;
+        let wanted = code.trim().to_ascii_uppercase();
+        let i = l
+            .pending
+            .iter()
+            .position(|r| r.code == wanted && r.expires_at() > now)
+            .ok_or_else(|| PairingError::NotFound(code.trim().to_string()))?;
+        let request = l.pending.remove(i);
+        self.save_pending(&l)?;
+        Ok(request)
+    }
+
+    /// The approved senders' ids.
+    pub async fn allowed(&self) -> Vec<String> {
+        self.lists.lock().await.allowed.clone()
+    }
+
+    /// Takes a sender off the allow list: their next message asks to pair again.
+    pub async fn revoke(&self, sender: &str) -> Result<(), PairingError> {
+        let mut l = self.lists.lock().await;
+        let before = l.allowed.len();
+        l.allowed.retain(|a| a != sender.trim());
+        if l.allowed.len() == before {
+            return Err(PairingError::NotApproved(sender.trim().to_string()));
+        }
+        self.save_allowed(&l)?;
+        Ok(())
+    }
+
+    fn save_allowed(&self, l: &Lists) -> Result<(), StateError> {
         self.state.write(
             &self.allow_file,
             &AllowFile {
                 version: 1,
                 allow_from: l.allowed.clone(),
             },
-        )?;
+        )
+    }
+
+    fn save_pending(&self, l: &Lists) -> Result<(), StateError> {
         self.state.write(
             &self.pending_file,
             &PendingFile {
                 version: 1,
                 requests: l.pending.clone(),
             },
-        )?;
-        Ok(request)
+        )
     }
 }
 
@@ -241,6 +282,36 @@ pub const APPROVED_NOTICE: &str = "✅ clawops access approved. Send a message t
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_rejected_code_is_gone_and_a_revoked_sender_must_pair_again() {
+        let s = store();
+        let Outcome::Created(code) = s.request("1", SenderMeta::default(), t(0)).await.unwrap()
+        else {
+            panic!()
+        };
+        s.reject(&code.to_lowercase(), t(1)).await.unwrap();
+        assert!(s.pending(t(1)).await.is_empty());
+        assert!(matches!(
+            s.approve(&code, t(1)).await,
+            Err(PairingError::NotFound(_))
+        ));
+        let Outcome::Created(again) = s.request("1", SenderMeta::default(), t(2)).await.unwrap()
+        else {
+            panic!("a rejected sender asks anew")
+        };
+        s.approve(&again, t(2)).await.unwrap();
+        assert_eq!(s.allowed().await, ["1"]);
+        s.revoke("1").await.unwrap();
+        assert!(!s.is_allowed("1").await);
+        assert!(matches!(
+            s.revoke("1").await,
+            Err(PairingError::NotApproved(_))
+        ));
+        // Kept across a restart.
+        let reopened = PairingStore::open(s.state.clone(), "telegram").unwrap();
+        assert!(reopened.allowed().await.is_empty());
+    }
 
     fn store() -> PairingStore {
         let dir = std::env::temp_dir().join(format!(

@@ -187,13 +187,17 @@ async function pairing() {
   const s = await api("GET", "/api/status");
   const sections = [];
   for (const c of s.channels.filter((c) => c.configured)) {
-    const p = await api("GET", `/api/pairing/${encodeURIComponent(c.name)}`);
-    const rows = p.pending.map((r) => [r.sender, r.code, new Date(r.expiresAt).toLocaleTimeString(),
-      act(t("approve"), () => api("POST", `/api/pairing/${encodeURIComponent(c.name)}/approve`, { code: r.code, notify: true }))]);
+    const base = `/api/pairing/${encodeURIComponent(c.name)}`;
+    const p = await api("GET", base);
+    const rows = p.pending.map((r) => [`${r.sender || "-"} (${r.id})`, r.code, new Date(r.expiresAt).toLocaleTimeString(),
+      el("span", {}, act(t("approve"), () => api("POST", `${base}/approve`, { code: r.code, notify: true })), " ",
+        act(t("reject"), () => api("POST", `${base}/reject`, { code: r.code }), "secondary"))]);
+    const approved = p.approved.map((id) => [id, act(t("revoke"), () => api("POST", `${base}/revoke`, { sender: id }), "secondary")]);
     sections.push(el("section", { class: "card" },
       el("h2", {}, `${c.name} — ${t("pending_codes")}`),
       rows.length ? table([t("sender"), t("code"), t("expires"), t("actions")], rows) : el("p", {}, t("no_pending")),
-      el("p", {}, `${t("approved_senders")}: ${p.approvedSenders}`)));
+      el("h2", {}, `${t("approved_senders")}: ${p.approvedSenders}`),
+      approved.length ? table([t("sender"), t("actions")], approved) : ""));
   }
   show(el("h1", {}, t("pairing")), ...sections);
 }
