@@ -1,5 +1,5 @@
-//! `clawops pairing list|approve`: the pending Telegram pairing codes of a running gateway, and
-//! approving one.
+//! `clawops pairing list|approve|reject|revoke`: the pending Telegram pairing codes of a running
+//! gateway, approving or rejecting one, and taking an approved sender off the list.
 
 use clap::Subcommand;
 
@@ -22,6 +22,10 @@ pub enum PairingAction {
         #[arg(long)]
         notify: bool,
     },
+    /// Reject a pairing code (the sender gets a new one if they write again).
+    Reject { channel: String, code: String },
+    /// Take an approved sender (their Telegram user id) off the list: they must pair again.
+    Revoke { channel: String, sender: String },
 }
 
 /// Runs the command against the gateway `access` reaches.
@@ -64,6 +68,20 @@ pub async fn run(action: PairingAction, access: GatewayAccess) -> anyhow::Result
                 "Approved Telegram user {}{sender} on channel {}{told}.",
                 body.approved.id, body.channel
             );
+        }
+        PairingAction::Reject { channel, code } => {
+            let request = serde_json::to_value(crate::api::RejectRequest { code: code.clone() })?;
+            api.post(&format!("/api/pairing/{channel}/reject"), &request)
+                .await?;
+            println!("Rejected pairing code {code} on channel {channel}.");
+        }
+        PairingAction::Revoke { channel, sender } => {
+            let request = serde_json::to_value(crate::api::RevokeRequest {
+                sender: sender.clone(),
+            })?;
+            api.post(&format!("/api/pairing/{channel}/revoke"), &request)
+                .await?;
+            println!("Telegram user {sender} on channel {channel} must pair again.");
         }
     }
     Ok(())

@@ -178,6 +178,16 @@ async fn pairing_chat_limits_and_restart() {
         !ok && err.contains("no pending pairing request found for code ZZZZZZZZ"),
         "{err}"
     );
+    let (ok, _, err) = cli(&["pairing", "reject", "telegram", "ZZZZZZZZ"], port).await;
+    assert!(
+        !ok && err.contains("no pending pairing request found for code ZZZZZZZZ"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["pairing", "revoke", "telegram", "777"], port).await;
+    assert!(
+        !ok && err.contains("777 is not an approved sender"),
+        "{err}"
+    );
 
     // Now they chat, and the answer carries the persona.
     tg.dm(ALICE, "alice", "集群怎么样？");
@@ -258,6 +268,16 @@ async fn pairing_chat_limits_and_restart() {
     assert!(
         history.as_array().unwrap().len() > 2,
         "the conversation history survived the restart"
+    );
+    // Revoked, Alice is asked to pair again.
+    let (ok, out, err) = cli(&["pairing", "revoke", "telegram", &ALICE.to_string()], port).await;
+    assert!(ok && out.contains("must pair again"), "{out}{err}");
+    tg.dm(ALICE, "alice", "还在吗？");
+    eventually("a new pairing reply", || tg.sent_to(ALICE).len() == 9).await;
+    assert!(
+        tg.sent_to(ALICE)[8].contains("clawops pairing approve telegram"),
+        "{:?}",
+        tg.sent_to(ALICE)
     );
     assert!(gw.terminate(Duration::from_secs(15)).success());
 }
