@@ -350,3 +350,17 @@ pub struct AuditLog {
     pub tools: Vec<ToolRecord>,
     pub execs: Vec<ExecRecord>,
 }
+
+/// `GET /api/crons`: each Cron with its schedule, next run and last runs (newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronView {
+    pub name: String,
+    pub schedule: String,
+    pub time_zone: String,
+    pub suspended: bool,
+    pub patrol: bool,
+    /// The next run in the Cron's time zone; none while suspended.
+    pub next_run: Option<String>,
+    pub last_runs: Vec<RunRecord>,
+}

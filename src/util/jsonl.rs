@@ -13,43 +13,46 @@ use super::state_dir::StateDir;
 
 pub struct JsonLog<T> {
     state: StateDir,
-    file: &'static str,
+    file: String,
     lock: Mutex<()>,
     kind: PhantomData<fn(T)>,
 }
 
 impl<T: Serialize + DeserializeOwned> JsonLog<T> {
     /// The log in `file`, relative to the state dir.
-    pub fn new(state: StateDir, file: &'static str) -> Self {
+    pub fn new(state: StateDir, file: impl Into<String>) -> Self {
         Self {
             state,
-            file,
+            file: file.into(),
             lock: Mutex::new(()),
             kind: PhantomData,
         }
     }
 
     pub fn append(&self, record: &T) {
-        let _g = self.lock.lock().expect("log lock");
-        let path = self.state.path().join(self.file);
-        let line = serde_json::to_string(record).expect("record serializes") + "\n";
-        let written =
-            std::fs::create_dir_all(path.parent().expect("has a parent")).and_then(|_| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(&path)?
-                    .write_all(line.as_bytes())
-            });
-        if let Err(e) = written {
-            tracing::warn!(file = %path.display(), error = %e, "audit record not written");
+        if let Err(e) = self.try_append(record) {
+            let path = self.state.path().join(&self.file);
+            tracing::warn!(file = %path.display(), error = %e, "record not written");
         }
+    }
+
+    /// [`JsonLog::append`], saying whether it worked.
+    pub fn try_append(&self, record: &T) -> std::io::Result<()> {
+        let _g = self.lock.lock().expect("log lock");
+        let path = self.state.path().join(&self.file);
+        let line = serde_json::to_string(record).expect("record serializes") + "\n";
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?
+            .write_all(line.as_bytes())
     }
 
     /// The records, oldest first; lines that do not parse are skipped.
     pub fn read(&self) -> Vec<T> {
-        std::fs::read_to_string(self.state.path().join(self.file))
+        std::fs::read_to_string(self.state.path().join(&self.file))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())

@@ -71,6 +71,10 @@ try {
   await page.getByRole("button", { name: "Run now" }).first().click();
   await page.waitForSelector("pre.result:not(:empty)", { timeout: 60000 });
   seen.cronRun = await page.textContent("pre.result");
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#crons`);
+  await page.waitForSelector("h2");
+  seen.crons = await page.textContent("main");
   await shot("crons");
 
   // Chat.

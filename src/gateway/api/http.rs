@@ -29,6 +29,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/chat", post(chat))
         .route("/api/cron/{name}/run", post(cron_run))
         .route("/api/audit", get(audit))
+        .route("/api/crons", get(crons))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
         .route("/api/pairing/{channel}/reject", post(pairing_reject))
@@ -141,6 +142,38 @@ fn error(code: StatusCode, kind: &str, message: String) -> Response {
         detail: None,
     };
     (code, Json(body)).into_response()
+}
+
+/// Runs kept per Cron in `/api/crons`.
+const LAST_RUNS: usize = 5;
+
+/// The Crons with their next and last runs.
+async fn crons(State(gw): State<Arc<Gateway>>) -> Json<Vec<crate::api::CronView>> {
+    let now = chrono::Utc::now();
+    let state = gw.state.clone();
+    let crons = gw.config.crons.clone();
+    let views = tokio::task::spawn_blocking(move || {
+        crons
+            .iter()
+            .map(|c| {
+                let mut runs = cron::run::runs(&state, &c.name).read();
+                runs.reverse();
+                runs.truncate(LAST_RUNS);
+                crate::api::CronView {
+                    name: c.name.clone(),
+                    schedule: c.schedule.clone(),
+                    time_zone: c.time_zone.clone(),
+                    suspended: c.suspend,
+                    patrol: c.patrol.is_some(),
+                    next_run: cron::occurrence::next_run(c, now),
+                    last_runs: runs,
+                }
+            })
+            .collect()
+    })
+    .await
+    .expect("run logs read");
+    Json(views)
 }
 
 /// Runs a Cron now; 200 when answered (and delivered, if it delivers), 502 otherwise.

@@ -4,8 +4,6 @@
 //! marked as such: a patrol is never lost. Every run is recorded in the state directory and, in
 //! a cluster, in the Cron's status.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -15,6 +13,7 @@ use crate::gateway::Gateway;
 use crate::gateway::assistant::{explain, speaks_cjk};
 use crate::patrol::Report;
 use crate::plan::gateway_config::CronConfig;
+use crate::util::jsonl::JsonLog;
 
 fn first_line(s: &str) -> String {
     s.lines()
@@ -94,7 +93,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
     };
     tracing::info!(cron = %cron.name, status = status.as_str(), delivered, patrol = record.patrol.as_deref().unwrap_or("-"), "cron run");
     let (state, line) = (gw.state.clone(), record.clone());
-    if let Err(e) = tokio::task::spawn_blocking(move || append(&state, &line))
+    if let Err(e) = tokio::task::spawn_blocking(move || runs(&state, &line.cron).try_append(&line))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     {
@@ -106,18 +105,7 @@ pub async fn run(gw: &Gateway, cron: &CronConfig) -> RunRecord {
     record
 }
 
-/// Appends the record to `cron/runs/<name>.jsonl` (mode 0600).
-fn append(state: &crate::util::state_dir::StateDir, record: &RunRecord) -> std::io::Result<()> {
-    let dir = state.path().join("cron/runs");
-    std::fs::create_dir_all(&dir)?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(dir.join(format!("{}.jsonl", record.cron)))?;
-    writeln!(
-        f,
-        "{}",
-        serde_json::to_string(record).expect("record serializes")
-    )
+/// The run log of Cron `name`: `cron/runs/<name>.jsonl` (mode 0600), oldest first.
+pub fn runs(state: &crate::util::state_dir::StateDir, name: &str) -> JsonLog<RunRecord> {
+    JsonLog::new(state.clone(), format!("cron/runs/{name}.jsonl"))
 }

@@ -26,6 +26,7 @@ const TEXT = {
     node: "Node", command: "Command", why: "Why", platform: "Platform", address: "Address",
     last_seen: "Last seen", schedule: "Schedule", time_zone: "Time zone", when: "When", tool: "Tool",
     outcome: "Outcome", took: "Took", arguments: "Arguments", decision: "Decision", exit: "Exit",
+    next_run: "Next run", suspended: "suspended", delivered: "Delivered", summary: "Summary",
   },
   zh: {
     overview: "概览", chat: "对话", pairing: "配对", nodes: "节点", crons: "定时任务",
@@ -47,6 +48,7 @@ const TEXT = {
     node: "节点", command: "命令", why: "原因", platform: "平台", address: "地址",
     last_seen: "最后在线", schedule: "计划", time_zone: "时区", when: "时间", tool: "工具",
     outcome: "结果", took: "耗时", arguments: "参数", decision: "决定", exit: "退出码",
+    next_run: "下次运行", suspended: "已暂停", delivered: "已送达", summary: "摘要",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
@@ -225,15 +227,22 @@ async function nodes() {
 }
 
 async function crons() {
-  const s = await api("GET", "/api/status");
+  const list = await api("GET", "/api/crons");
   const out = el("pre", { class: "result", "aria-live": "polite" });
-  const rows = s.crons.map((c) => [c.name, el("code", {}, c.schedule), c.timeZone,
+  const cards = list.map((c) => el("section", { class: "card" },
+    el("h2", {}, c.name),
+    el("dl", {},
+      el("dt", {}, t("schedule")), el("dd", {}, el("code", {}, c.schedule), ` (${c.timeZone})`),
+      el("dt", {}, t("next_run")), el("dd", {}, c.suspended ? t("suspended") : (c.nextRun || "-"))),
+    c.lastRuns.length
+      ? table([t("when"), t("outcome"), t("delivered"), t("summary")],
+        c.lastRuns.map((r) => [new Date(r.ts).toLocaleString(), r.status, r.delivered ? "✓" : "-", r.summary]))
+      : el("p", {}, t("nothing")),
     act(t("run_now"), async () => {
       const r = await api("POST", `/api/cron/${encodeURIComponent(c.name)}/run`);
       out.textContent = `${t("ran")} ${c.name}: ${r.run.status}${r.run.delivered ? " ✓" : ""}\n${r.run.summary}`;
-    }, "", true)]);
-  show(el("h1", {}, t("crons")), el("section", { class: "card" },
-    rows.length ? table([t("name"), t("schedule"), t("time_zone"), t("actions")], rows) : el("p", {}, t("none"))), out);
+    }, "", true)));
+  show(el("h1", {}, t("crons")), ...(cards.length ? cards : [el("p", {}, t("none"))]), out);
 }
 
 async function audit() {
