@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::auth::{self, Denied};
+use super::error;
 use super::health;
 use crate::gateway::telegram::pairing;
 use crate::gateway::{Gateway, assistant, cron};
@@ -133,15 +134,6 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
             .collect::<Vec<_>>()
     );
     Json(body)
-}
-
-fn error(code: StatusCode, kind: &str, message: String) -> Response {
-    let body = ApiError {
-        error: kind.into(),
-        message,
-        detail: None,
-    };
-    (code, Json(body)).into_response()
 }
 
 /// Runs kept per Cron in `/api/crons`.

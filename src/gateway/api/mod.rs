@@ -7,3 +7,17 @@ pub mod health;
 pub mod http;
 pub mod nodes;
 pub mod ui;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An error answer of the API: the status and a typed body naming what went wrong.
+pub fn error(code: StatusCode, kind: &str, message: String) -> Response {
+    let body = crate::api::ApiError {
+        error: kind.into(),
+        message,
+        detail: None,
+    };
+    (code, Json(body)).into_response()
+}

@@ -16,7 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::auth;
-use crate::api::{ApiError, NodeAction, NodeList, NodeRunRequest, PendingNode, ResolveApproval};
+use super::error;
+use crate::api::{NodeAction, NodeList, NodeRunRequest, PendingNode, ResolveApproval};
 use crate::gateway::Gateway;
 use crate::gateway::nodes::approvals::{self, Decision};
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
@@ -54,18 +55,6 @@ pub async fn upgrade(
         .max_frame_size(MAX_PAYLOAD)
         .max_write_buffer_size(MAX_BUFFERED_BYTES)
         .on_upgrade(move |socket| socket::serve(gw, socket, ip))
-}
-
-fn error(code: StatusCode, kind: &str, message: String) -> Response {
-    (
-        code,
-        Json(ApiError {
-            error: kind.into(),
-            message,
-            detail: None,
-        }),
-    )
-        .into_response()
 }
 
 async fn list(State(gw): State<Arc<Gateway>>) -> Response {

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::auth::{self, Denied};
-use crate::api::ApiError;
+use super::error;
 use crate::gateway::Gateway;
 
 const INDEX: &str = include_str!("ui/index.html");
@@ -159,18 +159,6 @@ struct SignIn {
     token: String,
 }
 
-fn refused(code: StatusCode, kind: &str, message: String) -> Response {
-    (
-        code,
-        Json(ApiError {
-            error: kind.into(),
-            message,
-            detail: None,
-        }),
-    )
-        .into_response()
-}
-
 /// `POST /ui/session {"token"}` from the sign-in form: the cookie, or why not (wrong, not set,
 /// and where this gateway reads its token from). Only with the UI's CSRF header.
 async fn sign_in(
@@ -180,7 +168,7 @@ async fn sign_in(
     Json(req): Json<SignIn>,
 ) -> Response {
     if !headers.contains_key(auth::CSRF_HEADER) {
-        return refused(
+        return error(
             StatusCode::FORBIDDEN,
             "csrf",
             format!(
@@ -205,7 +193,7 @@ async fn sign_in(
                 Denied::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            refused(code, "unauthorized", denied.message())
+            error(code, "unauthorized", denied.message())
         }
     }
 }
@@ -213,7 +201,7 @@ async fn sign_in(
 /// `DELETE /ui/session`: signs out (the cookie is dropped).
 async fn sign_out(headers: HeaderMap) -> Response {
     if !headers.contains_key(auth::CSRF_HEADER) {
-        return refused(
+        return error(
             StatusCode::FORBIDDEN,
             "csrf",
             format!(

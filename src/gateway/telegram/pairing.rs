@@ -104,6 +104,17 @@ pub struct PairingStore {
     lists: Mutex<Lists>,
 }
 
+/// Takes the live request with `code` (case-insensitively) out of the pending list.
+fn take_pending(l: &mut Lists, code: &str, now: DateTime<Utc>) -> Result<Request, PairingError> {
+    let wanted = code.trim().to_ascii_uppercase();
+    let i = l
+        .pending
+        .iter()
+        .position(|r| r.code == wanted && r.expires_at() > now)
+        .ok_or_else(|| PairingError::NotFound(code.trim().to_string()))?;
+    Ok(l.pending.remove(i))
+}
+
 fn new_code(taken: &[Request]) -> String {
     loop {
         let code: String = (0..CODE_LENGTH)
@@ -203,13 +214,7 @@ impl PairingStore {
     /// Approves a code (case-insensitively): the sender joins the allow list.
     pub async fn approve(&self, code: &str, now: DateTime<Utc>) -> Result<Request, PairingError> {
         let mut l = self.lists.lock().await;
-        let wanted = code.trim().to_ascii_uppercase();
-        let i = l
-            .pending
-            .iter()
-            .position(|r| r.code == wanted && r.expires_at() > now)
-            .ok_or_else(|| PairingError::NotFound(code.trim().to_string()))?;
-        let request = l.pending.remove(i);
+        let request = take_pending(&mut l, code, now)?;
         if !l.allowed.contains(&request.id) {
             l.allowed.push(request.id.clone());
         }
@@ -221,13 +226,7 @@ impl PairingStore {
     /// Rejects a code: the request goes; the sender gets a new code if they write again.
     pub async fn reject(&self, code: &str, now: DateTime<Utc>) -> Result<Request, PairingError> {
         let mut l = self.lists.lock().await;
-        let wanted = code.trim().to_ascii_uppercase();
-        let i = l
-            .pending
-            .iter()
-            .position(|r| r.code == wanted && r.expires_at() > now)
-            .ok_or_else(|| PairingError::NotFound(code.trim().to_string()))?;
-        let request = l.pending.remove(i);
+        let request = take_pending(&mut l, code, now)?;
         self.save_pending(&l)?;
         Ok(request)
     }
