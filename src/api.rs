@@ -167,6 +167,9 @@ fn default_chat() -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatReply {
     pub reply: String,
+    /// The tool calls the turn made, each as a short line (`node_exec docker ps`), in order.
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 /// Every error the API answers with.

@@ -468,6 +468,9 @@ async fn every_model_call_of_a_turn_takes_a_slot_and_thinking_goes_back_with_the
     for t in turns {
         let r = t.await.unwrap();
         assert_eq!(r.code, 200, "{}", r.body);
+        // The answer says which tools the turn called (WebChat shows them).
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["tools"], json!(["nodes_list"]), "{body}");
     }
     assert_eq!(llm.seen().len(), 4);
     assert_eq!(

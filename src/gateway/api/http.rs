@@ -335,11 +335,23 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
         )
             .into_response();
     }
+    // The calls are shown beside the answer (WebChat): collected from the progress lines.
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = calls.clone();
+    let origin = crate::gateway::assistant::turn::Origin {
+        chat: None,
+        progress: Some(Arc::new(move |line: &str| {
+            sink.lock().expect("calls lock").push(line.to_string())
+        })),
+    };
     match gw
-        .answer(&format!("api-{}", req.chat), &req.text, Default::default())
+        .answer(&format!("api-{}", req.chat), &req.text, origin)
         .await
     {
-        Ok(reply) => Json(ChatReply { reply }).into_response(),
+        Ok(reply) => {
+            let tools = std::mem::take(&mut *calls.lock().expect("calls lock"));
+            Json(ChatReply { reply, tools }).into_response()
+        }
         Err(e) => {
             let notice = assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config));
             (

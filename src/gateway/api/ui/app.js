@@ -179,6 +179,7 @@ async function chat() {
         log.append(el("p", { class: "me" }, text));
         try {
           const r = await api("POST", "/api/chat", { chat: "webchat", text });
+          for (const call of r.tools || []) log.append(el("p", { class: "tool" }, `🔧 ${call}`));
           log.append(el("p", { class: "bot" }, r.reply));
         } catch (e) { log.append(el("p", { class: "error" }, e.message)); }
       },
