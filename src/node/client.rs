@@ -1,5 +1,5 @@
 //! The node's connection to its gateway: connect, answer the challenge with a signed `connect`,
-//! keep the device token it is given, run what it is invoked for, watch the ticks, and
+//! keep the device token it is given, hand what it is invoked for to `invoke`, watch the ticks, and
 //! reconnect with a jittered backoff. It says plainly which state it is in: "pairing required"
 //! is the owner's move, not a network error.
 
@@ -7,30 +7,23 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::identity::{self, Identity, StoredToken};
-use super::run;
 use super::status::{self, NodeStatus, State};
-use crate::exec::Host;
 use crate::protocol::connect::{
     ClientInfo, ConnectAuth, ConnectParams, DeviceBlock, HelloOk, NODE_CLIENT_ID, NODE_MODE,
     ROLE_NODE,
 };
 use crate::protocol::device::{self, SignedConnect};
 use crate::protocol::frames::{Frame, PROTOCOL_VERSION, codes};
-use crate::protocol::invoke::{
-    EVENT_INVOKE_REQUEST, InvokeRequest, InvokeResult, METHOD_INVOKE_RESULT, RunParams, SYSTEM_RUN,
-    SYSTEM_WHICH,
-};
+use crate::protocol::invoke::{EVENT_INVOKE_REQUEST, InvokeRequest, METHOD_INVOKE_RESULT};
 use crate::util::state_dir::StateDir;
 use crate::util::uuid::uuid_v4;
 
-/// The commands this node serves.
-pub const COMMANDS: &[&str] = &[SYSTEM_RUN, SYSTEM_WHICH];
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CHALLENGE_WAIT: Duration = Duration::from_secs(5);
@@ -216,7 +209,12 @@ fn connect_params(opts: &NodeOptions, id: &Identity, nonce: &str, token: &str) -
             instance_id: None,
         },
         caps: Some(vec!["system".into()]),
-        commands: Some(COMMANDS.iter().map(|c| c.to_string()).collect()),
+        commands: Some(
+            super::invoke::COMMANDS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        ),
         permissions: None,
         path_env: std::env::var("PATH").ok(),
         role: Some(ROLE_NODE.into()),
@@ -406,7 +404,7 @@ async fn serve(opts: &NodeOptions, id: &Identity, ws: Socket, tick: Duration) ->
                         let (tx, state) = (tx.clone(), opts.state.clone());
                         let node_id = id.device_id.clone();
                         tokio::spawn(async move {
-                            let result = invoke(&state, &node_id, req).await;
+                            let result = super::invoke::invoke(&state, &node_id, req).await;
                             let params = serde_json::to_value(&result).expect("result serializes");
                             let frame = Frame::req(&uuid_v4(), METHOD_INVOKE_RESULT, params);
                             let _ = tx.send(Message::Text(frame.to_text().into())).await;
@@ -432,63 +430,6 @@ async fn serve(opts: &NodeOptions, id: &Identity, ws: Socket, tick: Duration) ->
                 }
             }
         }
-    }
-}
-
-/// Runs one invoke and words its result.
-pub async fn invoke(state: &StateDir, node_id: &str, req: InvokeRequest) -> InvokeResult {
-    let params: Value = req
-        .params_json
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or(Value::Null);
-    let outcome: Result<Value, crate::protocol::frames::ErrorShape> = match req.command.as_str() {
-        SYSTEM_RUN => match serde_json::from_value::<RunParams>(params) {
-            Ok(p) => run::system_run(state, p)
-                .await
-                .map(|o| serde_json::to_value(o).expect("output serializes")),
-            Err(e) => Err(crate::protocol::frames::ErrorShape::new(
-                codes::INVALID_REQUEST,
-                format!("system.run params: {e}"),
-            )),
-        },
-        SYSTEM_WHICH => {
-            let host = super::host_fs::MachineHost::from_env();
-            let bins: serde_json::Map<String, Value> = params
-                .get("bins")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter_map(|b| {
-                    host.resolve(b, None)
-                        .map(|p| (b.to_string(), json!(p.to_string_lossy())))
-                })
-                .collect();
-            Ok(json!({ "bins": bins }))
-        }
-        _ => Err(crate::protocol::frames::ErrorShape::new(
-            codes::UNAVAILABLE,
-            "command not supported",
-        )),
-    };
-    match outcome {
-        Ok(payload) => InvokeResult {
-            id: req.id,
-            node_id: node_id.into(),
-            ok: true,
-            payload: None,
-            payload_json: Some(payload.to_string()),
-            error: None,
-        },
-        Err(error) => InvokeResult {
-            id: req.id,
-            node_id: node_id.into(),
-            ok: false,
-            payload: None,
-            payload_json: None,
-            error: Some(error),
-        },
     }
 }
 

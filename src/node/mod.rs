@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod client;
 pub mod host_fs;
 pub mod identity;
+pub mod invoke;
 pub mod run;
 pub mod service;
 pub mod status;

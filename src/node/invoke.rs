@@ -1,0 +1,67 @@
+//! What the node answers when the gateway invokes it: `system.run` through the node's own exec
+//! policy, and `system.which` (the real path of each program, as its allowlist matches them).
+
+use serde_json::{Value, json};
+
+use super::run;
+use crate::exec::Host;
+use crate::protocol::frames::{ErrorShape, codes};
+use crate::protocol::invoke::{InvokeRequest, InvokeResult, RunParams, SYSTEM_RUN, SYSTEM_WHICH};
+use crate::util::state_dir::StateDir;
+
+/// The commands this node serves.
+pub const COMMANDS: &[&str] = &[SYSTEM_RUN, SYSTEM_WHICH];
+
+/// Runs one invoke and words its result.
+pub async fn invoke(state: &StateDir, node_id: &str, req: InvokeRequest) -> InvokeResult {
+    let params: Value = req
+        .params_json
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or(Value::Null);
+    let outcome: Result<Value, ErrorShape> = match req.command.as_str() {
+        SYSTEM_RUN => match serde_json::from_value::<RunParams>(params) {
+            Ok(p) => run::system_run(state, p)
+                .await
+                .map(|o| serde_json::to_value(o).expect("output serializes")),
+            Err(e) => Err(ErrorShape::new(
+                codes::INVALID_REQUEST,
+                format!("system.run params: {e}"),
+            )),
+        },
+        SYSTEM_WHICH => {
+            let host = super::host_fs::MachineHost::from_env();
+            let bins: serde_json::Map<String, Value> = params
+                .get("bins")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(|b| {
+                    host.resolve(b, None)
+                        .map(|p| (b.to_string(), json!(p.to_string_lossy())))
+                })
+                .collect();
+            Ok(json!({ "bins": bins }))
+        }
+        _ => Err(ErrorShape::new(codes::UNAVAILABLE, "command not supported")),
+    };
+    match outcome {
+        Ok(payload) => InvokeResult {
+            id: req.id,
+            node_id: node_id.into(),
+            ok: true,
+            payload: None,
+            payload_json: Some(payload.to_string()),
+            error: None,
+        },
+        Err(error) => InvokeResult {
+            id: req.id,
+            node_id: node_id.into(),
+            ok: false,
+            payload: None,
+            payload_json: None,
+            error: Some(error),
+        },
+    }
+}
