@@ -301,23 +301,31 @@ pub fn start(gw: &Arc<Gateway>) -> Option<tokio::task::JoinHandle<()>> {
     Some(tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
+            // A change concerns its own node (the gateway's own status writes come back here
+            // too); after a relist, whatever went while the watch was down concerns them all.
             match event {
+                Ok(watcher::Event::Apply(np) | watcher::Event::Delete(np)) => {
+                    enforce(&gw, Some(&np.spec.node_id)).await
+                }
+                Ok(watcher::Event::InitDone) => enforce(&gw, None).await,
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Ok(_) => enforce(&gw).await,
                 Err(e) => tracing::warn!(error = %e, "NodePairing watch failed; retrying"),
             }
         }
     }))
 }
 
-async fn enforce(gw: &Gateway) {
+/// Disconnects the connected nodes (only `node_id`, when given) whose pairing no longer admits
+/// them.
+async fn enforce(gw: &Gateway, node_id: Option<&str>) {
     let Some(cluster) = &gw.nodes.cluster else {
         return;
     };
-    let connected: Vec<(String, String)> = gw
-        .nodes
-        .registry
-        .list()
+    let nodes = match node_id {
+        Some(id) => gw.nodes.registry.get(id).into_iter().collect(),
+        None => gw.nodes.registry.list(),
+    };
+    let connected: Vec<(String, String)> = nodes
         .into_iter()
         .filter_map(|n| {
             let key = gw.nodes.store.public_key(&n.node_id)?;
