@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::crd::node_pairing::{ExecAsk, ExecSecurity};
+
 /// How a Cron run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -159,7 +161,7 @@ pub struct ChatRequest {
     pub text: String,
 }
 
-fn default_chat() -> String {
+pub fn default_chat() -> String {
     "webchat".into()
 }
 
@@ -170,6 +172,59 @@ pub struct ChatReply {
     /// The tool calls the turn made, each as a short line (`node_exec docker ps`), in order.
     #[serde(default)]
     pub tools: Vec<String>,
+}
+
+/// `GET /api/chat[?chat=webchat]`: the conversation so far (what the agent remembers), oldest
+/// first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatHistory {
+    pub chat: String,
+    pub messages: Vec<ChatLine>,
+}
+
+/// One message of a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub text: String,
+}
+
+/// `GET /api/alerts`: the conditions the owner was told of that still hold, and the clearings
+/// told lately.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsView {
+    pub enabled: bool,
+    /// Why alerts are off, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_reason: Option<String>,
+    pub told: Vec<ToldAlert>,
+    pub cleared: Vec<ClearedAlert>,
+}
+
+/// A condition the owner was told of that still holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToldAlert {
+    /// `pod <namespace>/<name>` or `node <name>`.
+    pub object: String,
+    pub reason: String,
+    /// Empty for a condition told before the gateway restarted, until it is told again.
+    pub detail: String,
+    pub action: String,
+    pub since: DateTime<Utc>,
+}
+
+/// A clearing that was told.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearedAlert {
+    pub object: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The object was deleted.
+    pub gone: bool,
 }
 
 /// Every error the API answers with.
@@ -269,6 +324,53 @@ pub struct NodeAction {
     pub id: String,
 }
 
+/// `GET|POST /api/nodes/{id}/exec`: the gateway's exec settings for a paired node — a
+/// NodePairing's `spec.exec` in a cluster, the state dir standalone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeExec {
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub security: ExecSecurity,
+    pub ask: ExecAsk,
+    pub ask_fallback: ExecSecurity,
+    /// The patterns the owner approved in advance, with their last use.
+    pub allowlist: Vec<AllowedPattern>,
+    /// Where the settings are kept, e.g. `NodePairing clawops/shrimp-3f2a…` or the state file.
+    pub source: String,
+}
+
+/// One pattern of a node's allowlist and when it last let a command run without asking (from
+/// the exec audit log).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedPattern {
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<String>,
+}
+
+/// `POST /api/nodes/{id}/exec`: what to change; fields left out stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecEdit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<ExecSecurity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<ExecAsk>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_fallback: Option<ExecSecurity>,
+    /// Patterns to add (kept once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    /// Patterns to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
 /// `POST /api/nodes/run`: run a command line on a node, through its exec policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -343,6 +445,9 @@ pub struct ExecRecord {
     pub exit_code: Option<i32>,
     pub duration_ms: u64,
     pub output_bytes: usize,
+    /// The gateway's allowlist patterns that let it run without asking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowlist: Vec<String>,
 }
 
 /// `GET /api/audit[?since=1h]`: the assistant's tool calls and the commands asked of nodes,

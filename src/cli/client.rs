@@ -163,6 +163,15 @@ impl ApiClient {
         })
     }
 
+    /// `value` as one path segment of an API URL (a display name may hold spaces or `/`).
+    pub fn segment(value: &str) -> String {
+        let mut url = reqwest::Url::parse("http://x/").expect("static URL");
+        url.path_segments_mut()
+            .expect("http URLs have segments")
+            .push(value);
+        url.path()[1..].to_string()
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await

@@ -1,11 +1,13 @@
-//! `clawops nodes list|approve|reject|revoke|rotate|run`: the paired machines of a running
-//! gateway, and running a command on one through its exec policy.
+//! `clawops nodes list|approve|reject|revoke|rotate|exec|run`: the paired machines of a running
+//! gateway, their exec settings, and running a command on one through its exec policy.
 
 use clap::Subcommand;
 
 use super::GatewayAccess;
 use super::client::ApiClient;
-use crate::api::{NodeAction, NodeList, NodeRunReply, NodeRunRequest, PairedNode};
+use crate::api::{
+    ExecEdit, NodeAction, NodeExec, NodeList, NodeRunReply, NodeRunRequest, PairedNode,
+};
 
 #[derive(Subcommand)]
 pub enum NodesAction {
@@ -23,6 +25,30 @@ pub enum NodesAction {
     Revoke { id: String },
     /// Give a paired node a new token (the old one stops working; the node reconnects).
     Rotate { id: String },
+    /// Show or change the gateway's exec settings for a paired node (its NodePairing's
+    /// `spec.exec` in a cluster): `clawops nodes exec desk --allow /usr/bin/uptime`.
+    Exec {
+        /// The node: its id, a prefix of it, or its display name.
+        node: String,
+        /// deny, allowlist or full.
+        #[arg(long)]
+        security: Option<String>,
+        /// off, on-miss or always.
+        #[arg(long)]
+        ask: Option<String>,
+        /// What a command gets when nobody answers: deny or full.
+        #[arg(long)]
+        ask_fallback: Option<String>,
+        /// Add a pattern of a program's resolved path (repeatable), e.g. /usr/bin/uptime.
+        #[arg(long)]
+        allow: Vec<String>,
+        /// Remove a pattern (repeatable).
+        #[arg(long)]
+        disallow: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a command line on a node (`clawops nodes run desk -- uptime`), through its policy.
     Run {
         /// The node: its id, a prefix of it, or its display name.
@@ -56,6 +82,32 @@ pub async fn run(action: NodesAction, access: GatewayAccess) -> anyhow::Result<O
         NodesAction::Reject { id } => act(&api, "reject", id).await?,
         NodesAction::Revoke { id } => act(&api, "revoke", id).await?,
         NodesAction::Rotate { id } => act(&api, "rotate", id).await?,
+        NodesAction::Exec {
+            node,
+            security,
+            ask,
+            ask_fallback,
+            allow,
+            disallow,
+            json,
+        } => {
+            let path = format!("/api/nodes/{}/exec", ApiClient::segment(&node));
+            let edit: ExecEdit = serde_json::from_value(serde_json::json!({
+                "security": security, "ask": ask, "askFallback": ask_fallback,
+                "add": allow, "remove": disallow,
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}; see clawops nodes exec --help"))?;
+            let body = if edit == ExecEdit::default() {
+                api.get(&path).await?
+            } else {
+                api.post(&path, &serde_json::to_value(&edit)?).await?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                print!("{}", exec_text(&serde_json::from_value(body)?));
+            }
+        }
         NodesAction::Run {
             node,
             timeout,
@@ -110,6 +162,31 @@ async fn act(api: &ApiClient, verb: &str, id: String) -> anyhow::Result<()> {
     };
     println!("Node {name} ({}) {done}.", short(&node.node_id));
     Ok(())
+}
+
+/// A node's exec settings as text.
+fn exec_text(e: &NodeExec) -> String {
+    let word = |v: serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    let mut out = format!(
+        "Node {} ({}): security {}, ask {}, ask fallback {}  [{}]\n",
+        e.display_name.as_deref().unwrap_or("-"),
+        short(&e.node_id),
+        word(serde_json::json!(e.security)),
+        word(serde_json::json!(e.ask)),
+        word(serde_json::json!(e.ask_fallback)),
+        e.source
+    );
+    if e.allowlist.is_empty() {
+        out.push_str("Allowlist: empty (every command but the safe bins is asked about)\n");
+    }
+    for p in &e.allowlist {
+        let used = match (&p.last_used, &p.last_command) {
+            (Some(t), Some(c)) => format!("last used {} ({c})", t.format("%Y-%m-%d %H:%M UTC")),
+            _ => "not used yet".into(),
+        };
+        out.push_str(&format!("  {:<40} {used}\n", p.pattern));
+    }
+    out
 }
 
 fn short(id: &str) -> &str {

@@ -228,6 +228,49 @@ pub struct GatewaySpec {
     /// The NetworkPolicy that admits traffic to the gateway.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// The Control UI (the owner's web console on the gateway's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_ui: Option<ControlUiSpec>,
+}
+
+/// Where the Control UI is served.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlUiSpec {
+    /// A path prefix such as `/clawops`, for a host shared with other apps: the gateway serves
+    /// the Control UI, `/api` and the node WebSocket under it (and still at `/`), and the
+    /// Ingress routes only this prefix. Nodes then connect to `wss://<host>/clawops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$"))]
+    pub base_path: Option<String>,
+}
+
+/// Why `path` cannot be a `basePath`, if it cannot (the CRD schema's pattern, for files read
+/// without the API server).
+pub fn check_base_path(path: &str) -> Result<(), String> {
+    let segments_ok = path.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/').all(|seg| {
+            !seg.is_empty()
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+        })
+    });
+    if segments_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` is not a path prefix such as /clawops (a leading /, no trailing /, segments of letters, digits and . _ ~ - not starting with .)"
+        ))
+    }
+}
+
+impl GatewaySpec {
+    /// The Control UI's path prefix, if one is set.
+    pub fn base_path(&self) -> Option<&str> {
+        self.control_ui.as_ref()?.base_path.as_deref()
+    }
 }
 
 impl Default for GatewaySpec {
@@ -241,6 +284,7 @@ impl Default for GatewaySpec {
             resources: None,
             expose: None,
             network_policy: NetworkPolicySpec::default(),
+            control_ui: None,
         }
     }
 }

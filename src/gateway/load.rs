@@ -84,6 +84,15 @@ fn check(cfg: &GatewayConfig, shown: &str) -> Result<(), LoadError> {
             ));
         }
     }
+    if let Some(Err(e)) = cfg
+        .gateway
+        .control_ui
+        .as_ref()
+        .and_then(|c| c.base_path.as_deref())
+        .map(crate::crd::agent::check_base_path)
+    {
+        return Err(invalid("gateway.controlUi.basePath".into(), e));
+    }
     for (i, c) in cfg.crons.iter().enumerate() {
         if let Some(d) = &c.deliver
             && !cfg.channels.iter().any(|ch| ch.name == d.channel)
@@ -186,6 +195,15 @@ mod tests {
         );
         let err = parse("{", "gateway.json").unwrap_err().to_string();
         assert!(err.contains("gateway.json"), "{err}");
+        let mut cfg: serde_json::Value = serde_json::from_str(&example_json()).unwrap();
+        cfg["gateway"]["controlUi"] = serde_json::json!({"basePath": "clawops/"});
+        let err = parse(&cfg.to_string(), "gateway.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gateway.controlUi.basePath: `clawops/` is not a path prefix"),
+            "{err}"
+        );
     }
 
     #[test]

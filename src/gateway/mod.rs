@@ -96,6 +96,8 @@ pub struct Gateway {
     pub prompts: prompts::Prompts,
     /// Every tool call of the assistant.
     pub tool_audit: tools::audit::ToolAudit,
+    /// What the alerts told and cleared, for the Control UI.
+    pub alerts: Arc<alerts::Board>,
 }
 
 impl Gateway {
@@ -147,6 +149,7 @@ impl Gateway {
             nodes,
             prompts: prompts::Prompts::default(),
             tool_audit: tools::audit::ToolAudit::new(state_for_audit, tools::audit::FILE),
+            alerts: Arc::default(),
         })
     }
 
@@ -324,9 +327,22 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
                 .await;
         }
     });
+    let base: Option<Arc<str>> = gw
+        .config
+        .gateway
+        .control_ui
+        .as_ref()
+        .and_then(|c| c.base_path.as_deref())
+        .map(Arc::from);
+    let app = tower_layer::Layer::layer(
+        &axum::middleware::from_fn_with_state(base, api::prefix::strip),
+        api::http::router(gw.clone()),
+    );
     axum::serve(
         listener,
-        api::http::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(signal)
     .await?;

@@ -75,9 +75,14 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
     });
     let satisfied = check.as_ref().is_some_and(|c| c.satisfied);
     let decision = params.approval_decision.as_deref();
-    let approved = matches!(decision, Some("allow-once" | "allow-always"))
-        || params.approved == Some(true)
-        || (!satisfied && standing(&policy, &params.allowlist, &file, &analysed, &host, cwd));
+    let by_owner =
+        matches!(decision, Some("allow-once" | "allow-always")) || params.approved == Some(true);
+    let standing = if by_owner || satisfied {
+        None
+    } else {
+        standing(&policy, &params.allowlist, &file, &analysed, &host, cwd)
+    };
+    let approved = by_owner || standing.is_some();
     match policy.verdict(satisfied, approved) {
         Verdict::Run => {}
         Verdict::Ask => {
@@ -135,13 +140,14 @@ pub async fn system_run(state: &StateDir, params: RunParams) -> Result<RunOutput
     }
     let mut out = spawn(&params, cwd).await;
     out.allowlisted = allowlisted;
+    out.standing = standing.unwrap_or_default();
     Ok(out)
 }
 
-/// Whether the owner's standing approvals at the gateway answer the question this command
-/// would raise: only when the policy would ask on this miss (allowlist, `on-miss`), never
-/// when it would deny, and every simple command must match this node's allowlist, the
-/// gateway's patterns or a safe bin.
+/// The gateway's patterns that answer the question this command would raise, when the owner's
+/// standing approvals at the gateway do: only when the policy would ask on this miss
+/// (allowlist, `on-miss`), never when it would deny, and every simple command must match this
+/// node's allowlist, the gateway's patterns or a safe bin.
 fn standing(
     policy: &Policy,
     patterns: &[String],
@@ -149,16 +155,24 @@ fn standing(
     analysed: &Result<Vec<analyze::Words>, String>,
     host: &MachineHost,
     cwd: Option<&Path>,
-) -> bool {
+) -> Option<Vec<String>> {
     let (Ok(cmds), false) = (analysed, patterns.is_empty()) else {
-        return false;
+        return None;
     };
     if policy.security != Security::Allowlist || policy.ask != Ask::OnMiss {
-        return false;
+        return None;
     }
     let mut both = file.allowlist(AGENT);
+    let own = both.len();
     both.extend(patterns.iter().map(allowlist::AllowEntry::new));
-    allowlist::check(cmds, &both, &allowlist::default_safe_bins(), host, cwd).satisfied
+    let check = allowlist::check(cmds, &both, &allowlist::default_safe_bins(), host, cwd);
+    check.satisfied.then(|| {
+        check
+            .matched
+            .iter()
+            .filter_map(|i| i.checked_sub(own).and_then(|g| patterns.get(g)).cloned())
+            .collect()
+    })
 }
 
 fn env_for(overrides: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
@@ -233,7 +247,7 @@ async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
                 stdout: String::new(),
                 stderr: String::new(),
                 error: Some(format!("{}: {e}", params.command[0])),
-                allowlisted: Vec::new(),
+                ..Default::default()
             };
         }
     };
@@ -270,7 +284,7 @@ async fn spawn(params: &RunParams, cwd: Option<&Path>) -> RunOutput {
         stdout,
         stderr,
         error: None,
-        allowlisted: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -390,8 +404,18 @@ mod tests {
         // The node would ask about `id`: the owner's pattern at the gateway answers it.
         let s = state(allowing(&[&real("echo")]));
         let mut p = sh("echo a && id -u");
+        p.allowlist = vec![real("uname"), real("id")];
+        let out = system_run(&s, p).await.unwrap();
+        assert!(out.success);
+        assert_eq!(
+            out.standing,
+            [real("id")],
+            "the gateway's pattern that answered"
+        );
+        let mut p = sh("echo only");
         p.allowlist = gateway.clone();
-        assert!(system_run(&s, p).await.unwrap().success);
+        let out = system_run(&s, p).await.unwrap();
+        assert!(out.standing.is_empty(), "the node's own list sufficed");
         let mut p = sh("id -u && uname");
         p.allowlist = gateway.clone();
         let err = system_run(&s, p).await.unwrap_err();

@@ -60,7 +60,9 @@ pub fn plan(resolved: &Resolved, runs_in: RunsIn) -> Result<AgentPlan, Vec<Probl
         agent: &agent,
         channels: &valid.channels,
         crons: &valid.crons,
-        public_url: exposure.configured_url(),
+        public_url: exposure
+            .configured_url()
+            .map(|u| u + agent.spec.gateway.base_path().unwrap_or_default()),
         extra_trusted_proxies: trusted,
         namespace: match runs_in {
             RunsIn::Cluster => agent.namespace(),

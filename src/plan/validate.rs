@@ -132,6 +132,13 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
             "set exactly one of expose.ingress or expose.tailscale".into(),
         );
     }
+    if let Some(Err(e)) = spec
+        .gateway
+        .base_path()
+        .map(crate::crd::agent::check_base_path)
+    {
+        spec_problem("spec.gateway.controlUi.basePath", e);
+    }
     if let Err(e) = check_time_zone(&spec.user_timezone) {
         spec_problem("spec.userTimezone", e);
     }

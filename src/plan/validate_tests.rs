@@ -179,6 +179,9 @@ fn heartbeat_and_time_zone_errors_name_their_fields() {
     let mut m = example();
     m.agents[0].spec.heartbeat.as_mut().unwrap().every = "soon".into();
     m.agents[0].spec.user_timezone = "Asia/Atlantis".into();
+    m.agents[0].spec.gateway.control_ui = Some(crate::crd::agent::ControlUiSpec {
+        base_path: Some("/claw/../x".into()),
+    });
     let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels)
         .iter()
         .map(ToString::to_string)
@@ -191,6 +194,11 @@ fn heartbeat_and_time_zone_errors_name_their_fields() {
     assert!(
         text.iter()
             .any(|t| t.starts_with("spec.userTimezone: `Asia/Atlantis`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("spec.gateway.controlUi.basePath: `/claw/../x`")),
         "{text:?}"
     );
 }

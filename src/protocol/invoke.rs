@@ -127,6 +127,10 @@ pub struct RunOutput {
     /// nodes only), so the gateway can record them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowlisted: Vec<String>,
+    /// The gateway's patterns (`RunParams.allowlist`) that let this run go without asking
+    /// (clawops nodes only), so the owner sees when each was last used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standing: Vec<String>,
 }
 
 #[cfg(test)]

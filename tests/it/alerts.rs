@@ -31,6 +31,7 @@ fn watch(api: &FakeApi, timing: Timing) -> mpsc::UnboundedReceiver<String> {
         timing,
         false,
         None,
+        std::sync::Arc::default(),
         move |text| {
             let tx = tx.clone();
             async move {

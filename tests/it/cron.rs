@@ -257,6 +257,18 @@ async fn alerts_reach_the_owner_from_the_running_gateway() {
         ]
     );
     assert!(llm.seen().is_empty(), "alerts take no model turn");
+    // The Control UI's Alerts page shows it as told and still holding.
+    let view = tokio::task::spawn_blocking(move || {
+        let auth = format!("Authorization: Bearer {GATEWAY_TOKEN}");
+        request(port, "GET", "/api/alerts", &[&auth], "").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(view.code, 200, "{}", view.body);
+    let v: Value = serde_json::from_str(&view.body).unwrap();
+    assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(v["told"][0]["object"], "pod web/api-7d9f", "{v}");
+    assert_eq!(v["told"][0]["reason"], "CrashLoopBackOff", "{v}");
     assert!(gw.terminate(Duration::from_secs(15)).success());
 }
 

@@ -961,6 +961,67 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
             text(&out)
         );
     }
+    // The owner sees when each pattern last let a command through, and edits the list with the
+    // CLI (as the Control UI does): written to the NodePairing. A kubectl edit made just before
+    // is not lost, even if the gateway's cache has not seen it yet (the patch names the
+    // resourceVersion it was made from).
+    let b_short = b_id[..16].to_string();
+    let bs = b_short.clone();
+    let shown = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "exec", &bs]))
+        .await
+        .unwrap();
+    assert!(shown.status.success(), "{}", text(&shown));
+    let line = text(&shown)
+        .lines()
+        .find(|l| l.contains(uname.as_str()))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("last used") && line.contains("(uname -s)"),
+        "{}",
+        text(&shown)
+    );
+    assert!(
+        text(&shown).contains("NodePairing default/vps"),
+        "{}",
+        text(&shown)
+    );
+    let df = real_path("df");
+    api.set(
+        vps,
+        "/spec/exec",
+        "allowlist",
+        json!([real_path("id"), uname, df]),
+    );
+    let (u, bs) = (uname.clone(), b_short.clone());
+    let edited = tokio::task::spawn_blocking(move || {
+        clawops(
+            port,
+            &["nodes", "exec", &bs, "--disallow", &u, "--ask", "always"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(edited.status.success(), "{}", text(&edited));
+    let np = node_pairing(&api, "vps").unwrap();
+    assert_eq!(
+        np["spec"]["exec"]["allowlist"],
+        json!([real_path("id"), df]),
+        "the kubectl edit survived and the CLI's applied"
+    );
+    assert_eq!(np["spec"]["exec"]["ask"], "always");
+    let bad = tokio::task::spawn_blocking(move || {
+        clawops(port, &["nodes", "exec", &b_short, "--allow", "uname"])
+    })
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("add: `uname` has no `/`"),
+        "{}",
+        text(&bad)
+    );
+
     // ... and `security: deny` there stops everything, whatever the node's own file allows.
     api.set(vps, "/spec/exec", "security", json!("deny"));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -996,6 +1057,50 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
         !out.status.success(),
         "a revoked node runs nothing: {}",
         text(&out)
+    );
+
+    // A request the owner rejects: the NodePairing the gateway made for it goes too.
+    let c_state = support::temp_dir("nodes-k8s-c");
+    let s = c_state.clone();
+    let mut c = tokio::task::spawn_blocking(move || node_host(&s, port))
+        .await
+        .unwrap();
+    let known = [a_id.clone(), b_id.clone()];
+    let is_c = move |p: &Value| !known.iter().any(|k| p["nodeId"] == k.as_str());
+    let c_pending = is_c.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        wait_nodes(port, "node c pending", |v| {
+            v["pending"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(&c_pending))
+        })
+    })
+    .await
+    .unwrap();
+    let c_id = listed["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| is_c(p))
+        .unwrap()["nodeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c_name = format!("shrimp-{}", &c_id[..12]);
+    wait_pairing(&api, &c_name, "c's pending NodePairing", |v| {
+        v["metadata"]["labels"]["clawops.dev/requested-by"] == "gateway"
+    })
+    .await;
+    c.terminate(Duration::from_secs(10));
+    let prefix = c_id[..16].to_string();
+    let out = tokio::task::spawn_blocking(move || clawops(port, &["nodes", "reject", &prefix]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        node_pairing(&api, &c_name),
+        None,
+        "deleted with the request"
     );
 
     // The gateway stayed within its Role, and the Role grants no NodePairing verb it never used.

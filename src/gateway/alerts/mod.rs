@@ -2,6 +2,7 @@
 //! once about a crash loop, an OOM kill, a node NotReady or under pressure — once per object and
 //! reason per cool-down — and again when the condition clears.
 
+mod board;
 mod conditions;
 mod notice;
 mod tracker;
@@ -13,6 +14,7 @@ use chrono::TimeDelta;
 use kube::Client;
 use tokio::task::JoinHandle;
 
+pub use board::Board;
 pub use conditions::{Active, node_conditions, pod_conditions};
 pub use notice::Notice;
 pub use tracker::{Timing, Tracker};
@@ -24,15 +26,26 @@ use crate::crd::agent::ClusterAccess;
 /// Starts the alert loop when alerts are on and the Agent may read the cluster; warns when they
 /// are on but there is no client.
 pub fn start(gw: &Arc<Gateway>) -> Option<JoinHandle<()>> {
-    match (&gw.kube, &gw.config.agent.alerts) {
-        (Some(client), Some(_)) if gw.config.agent.cluster_access == ClusterAccess::Read => {
-            Some(tokio::spawn(run(gw.clone(), client.clone())))
-        }
-        (None, Some(_)) => {
-            tracing::warn!("alerts are on but there is no Kubernetes client: no alerts");
+    match (off_reason(gw), &gw.kube) {
+        (None, Some(client)) => Some(tokio::spawn(run(gw.clone(), client.clone()))),
+        (Some(why), _) if gw.config.agent.alerts.is_some() => {
+            tracing::warn!("alerts are configured but off: {why}");
             None
         }
         _ => None,
+    }
+}
+
+/// Why alerts do not run in this gateway, if they do not.
+pub fn off_reason(gw: &Gateway) -> Option<String> {
+    if gw.config.agent.alerts.is_none() {
+        Some("the Agent sets no spec.alerts".into())
+    } else if gw.config.agent.cluster_access != ClusterAccess::Read {
+        Some("alerts watch the cluster: they need spec.clusterAccess: read".into())
+    } else if gw.kube.is_none() {
+        Some("there is no Kubernetes client (standalone without a kubeconfig)".into())
+    } else {
+        None
     }
 }
 
@@ -48,18 +61,26 @@ pub async fn run(gw: Arc<Gateway>, client: Client) {
     tracing::info!(channel = %cfg.deliver.channel, cool_down = %cfg.cool_down, "alerts on");
     let state = Some(gw.state.clone());
     let gw2 = gw.clone();
-    watch(client, Timing::new(cool_down), cjk, state, move |text| {
-        let (gw, cfg) = (gw2.clone(), cfg.clone());
-        async move {
-            match gw
-                .deliver(&cfg.deliver.channel, &cfg.deliver.to, &text)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!("alert not delivered"),
-                Err(why) => tracing::warn!(%why, "alert not delivered"),
+    let board = gw.alerts.clone();
+    watch(
+        client,
+        Timing::new(cool_down),
+        cjk,
+        state,
+        board,
+        move |text| {
+            let (gw, cfg) = (gw2.clone(), cfg.clone());
+            async move {
+                match gw
+                    .deliver(&cfg.deliver.channel, &cfg.deliver.to, &text)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("alert not delivered"),
+                    Err(why) => tracing::warn!(%why, "alert not delivered"),
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }

@@ -181,6 +181,19 @@ impl Tracker {
         out
     }
 
+    /// What the owner was told of and still holds (or has not held clear long enough to be
+    /// told so): object, reason and when it was told.
+    pub fn told(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.announced && (e.active || e.absent_since.is_some()))
+            .filter_map(|(k, e)| {
+                let (object, reason) = k.split_once('|')?;
+                Some((object.to_string(), reason.to_string(), e.alerted_at?))
+            })
+            .collect()
+    }
+
     /// Objects of a kind (`pod `, `node `) this tracker remembers.
     pub fn objects(&self, kind: &str) -> BTreeSet<String> {
         self.entries

@@ -2,6 +2,7 @@
 //! what is news, and each notice is handed to the caller's `send`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -9,6 +10,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
+use super::board::Board;
 use super::conditions::{node_conditions, pod_conditions};
 use super::notice::Notice;
 use super::tracker::{Entry, Timing, Tracker};
@@ -62,6 +64,7 @@ pub async fn watch<F, Fut>(
     timing: Timing,
     cjk: bool,
     state: Option<StateDir>,
+    board: Arc<Board>,
     send: F,
 ) where
     F: Fn(String) -> Fut,
@@ -72,6 +75,7 @@ pub async fn watch<F, Fut>(
         .and_then(|s| s.read::<BTreeMap<String, Entry>>(STATE_FILE).ok().flatten())
         .unwrap_or_default();
     let mut tracker = Tracker::load(timing, saved);
+    board.sync(tracker.told());
     let pods = events(Api::<Pod>::all(client.clone()), "pod", POD, Seen::Pod);
     let nodes = events(Api::<Node>::all(client), "node", NODE, Seen::Node);
     let mut seen = std::pin::pin!(futures::stream::select(pods, nodes));
@@ -104,7 +108,7 @@ pub async fn watch<F, Fut>(
                         for object in vanished {
                             notices.extend(tracker.observe(&object, Vec::new(), true, now));
                         }
-                        send_all(&tracker, &state, &send, cjk, notices).await;
+                        send_all(&tracker, &state, &board, &send, cjk, notices).await;
                         continue;
                     }
                 };
@@ -117,7 +121,7 @@ pub async fn watch<F, Fut>(
             }
             _ = tick.tick() => tracker.tick(Utc::now()),
         };
-        send_all(&tracker, &state, &send, cjk, notices).await;
+        send_all(&tracker, &state, &board, &send, cjk, notices).await;
     }
 }
 
@@ -125,6 +129,7 @@ pub async fn watch<F, Fut>(
 async fn send_all<F, Fut>(
     tracker: &Tracker,
     state: &Option<StateDir>,
+    board: &Board,
     send: &F,
     cjk: bool,
     notices: Vec<Notice>,
@@ -132,6 +137,11 @@ async fn send_all<F, Fut>(
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let now = Utc::now();
+    for n in &notices {
+        board.record(n, now);
+    }
+    board.sync(tracker.told());
     if notices.is_empty() {
         return;
     }

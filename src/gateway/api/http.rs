@@ -27,10 +27,11 @@ use crate::gateway::{Gateway, assistant, cron};
 pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
-        .route("/api/chat", post(chat))
+        .route("/api/chat", get(chat_history).post(chat))
         .route("/api/cron/{name}/run", post(cron_run))
         .route("/api/audit", get(audit))
         .route("/api/crons", get(crons))
+        .route("/api/alerts", get(alerts))
         .route("/api/pairing/{channel}", get(pairing_list))
         .route("/api/pairing/{channel}/approve", post(pairing_approve))
         .route("/api/pairing/{channel}/reject", post(pairing_reject))
@@ -134,6 +135,18 @@ async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
             .collect::<Vec<_>>()
     );
     Json(body)
+}
+
+/// What the alerts told that still holds, and the clearings told lately.
+async fn alerts(State(gw): State<Arc<Gateway>>) -> Json<crate::api::AlertsView> {
+    let off_reason = crate::gateway::alerts::off_reason(&gw);
+    let (told, cleared) = gw.alerts.view();
+    Json(crate::api::AlertsView {
+        enabled: off_reason.is_none(),
+        off_reason,
+        told,
+        cleared,
+    })
 }
 
 /// Runs kept per Cron in `/api/crons`.
@@ -322,6 +335,38 @@ fn pairing_changed(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ChatQuery {
+    #[serde(default = "crate::api::default_chat")]
+    chat: String,
+}
+
+/// The WebChat conversation so far, so the page opens where it was left.
+async fn chat_history(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<ChatQuery>,
+) -> Json<crate::api::ChatHistory> {
+    let messages = gw
+        .assistant
+        .history(&api_chat(&q.chat))
+        .await
+        .into_iter()
+        .map(|m| crate::api::ChatLine {
+            role: m.role,
+            text: m.content,
+        })
+        .collect();
+    Json(crate::api::ChatHistory {
+        chat: q.chat,
+        messages,
+    })
+}
+
+/// The conversation key of an API chat: apart from the Telegram chats.
+fn api_chat(chat: &str) -> String {
+    format!("api-{chat}")
+}
+
 /// One turn through the agent, for WebChat and tests. A failure is told as the chat would be.
 async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> Response {
     if req.text.trim().is_empty() {
@@ -344,10 +389,7 @@ async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> R
             sink.lock().expect("calls lock").push(line.to_string())
         })),
     };
-    match gw
-        .answer(&format!("api-{}", req.chat), &req.text, origin)
-        .await
-    {
+    match gw.answer(&api_chat(&req.chat), &req.text, origin).await {
         Ok(reply) => {
             let tools = std::mem::take(&mut *calls.lock().expect("calls lock"));
             Json(ChatReply { reply, tools }).into_response()

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod health;
 pub mod http;
 pub mod nodes;
+pub mod prefix;
 pub mod ui;
 
 use axum::Json;

@@ -17,9 +17,12 @@ use axum::{Json, Router};
 
 use super::auth;
 use super::error;
-use crate::api::{NodeAction, NodeList, NodeRunRequest, PendingNode, ResolveApproval};
+use crate::api::{
+    ExecEdit, NodeAction, NodeExec, NodeList, NodeRunRequest, PendingNode, ResolveApproval,
+};
 use crate::gateway::Gateway;
 use crate::gateway::nodes::approvals::{self, Decision};
+use crate::gateway::nodes::exec::{self, ExecError};
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
 use crate::gateway::nodes::registry::InvokeError;
 use crate::gateway::nodes::run::{self, RunError};
@@ -34,6 +37,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/api/nodes", get(list))
         .route("/api/nodes/run", post(run_command))
         .route("/api/nodes/{action}", post(act))
+        .route("/api/nodes/{id}/exec", get(exec_get).post(exec_edit))
         .route("/api/approvals", get(approvals_list))
         .route("/api/approvals/resolve", post(approvals_resolve))
 }
@@ -90,7 +94,7 @@ async fn act(
         "revoke" => gw.nodes.revoke(&req.id).await,
         "rotate" => store.rotate(&req.id, ROLE_NODE, now),
         "reject" => {
-            return match store.reject(&req.id, now) {
+            return match gw.nodes.reject(&req.id).await {
                 Ok(p) => {
                     tracing::info!(node = %&p.device_id[..12.min(p.device_id.len())], "pairing rejected");
                     Json(serde_json::json!({ "rejected": p.request_id })).into_response()
@@ -124,6 +128,68 @@ async fn act(
         }
         Err(e) => store_error(e),
     }
+}
+
+/// A paired node's exec settings as the owner sees them, with each pattern's last use.
+async fn exec_view(gw: &Gateway, id: &str) -> Result<NodeExec, Response> {
+    let d = gw.nodes.store.device(id).map_err(store_error)?;
+    let s = gw
+        .nodes
+        .exec_settings(&d.device_id)
+        .await
+        .map_err(exec_error)?;
+    let records = gw.nodes.audit.read();
+    Ok(NodeExec {
+        allowlist: exec::with_last_use(&s.allowlist, &d.device_id, &records),
+        source: gw.nodes.exec_source(&d.device_id),
+        node_id: d.device_id,
+        display_name: d.display_name,
+        security: s.security,
+        ask: s.ask,
+        ask_fallback: s.ask_fallback,
+    })
+}
+
+async fn exec_get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    match exec_view(&gw, &id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Changes a node's exec settings: written to its NodePairing in a cluster, the state dir
+/// standalone; the next command uses them.
+async fn exec_edit(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    Json(edit): Json<ExecEdit>,
+) -> Response {
+    let d = match gw.nodes.store.device(&id) {
+        Ok(d) => d,
+        Err(e) => return store_error(e),
+    };
+    if let Err(e) = gw.nodes.edit_exec(&d.device_id, &edit).await {
+        return exec_error(e);
+    }
+    tracing::info!(node = %&d.device_id[..12.min(d.device_id.len())], added = edit.add.len(), removed = edit.remove.len(), "node exec settings changed");
+    exec_get(State(gw), Path(d.device_id)).await
+}
+
+fn exec_error(e: ExecError) -> Response {
+    let code = match &e {
+        ExecError::Edit(_) => StatusCode::BAD_REQUEST,
+        ExecError::NoPairing(_) => StatusCode::NOT_FOUND,
+        ExecError::Cluster(crate::gateway::nodes::cluster::ClusterError::Busy(_)) => {
+            StatusCode::CONFLICT
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let kind = if code == StatusCode::BAD_REQUEST {
+        "invalid"
+    } else {
+        "exec"
+    };
+    error(code, kind, e.to_string())
 }
 
 fn store_error(e: StoreError) -> Response {

@@ -194,6 +194,11 @@ impl Assistant {
         Ok(self.model.complete(&messages).await?.text)
     }
 
+    /// What is remembered of `chat` (user questions and final answers), oldest first.
+    pub async fn history(&self, chat: &str) -> Vec<Message> {
+        self.load(chat).await
+    }
+
     // The cache lock is held only for map operations; file I/O (with its fsync) runs on the
     // blocking pool outside it, so chats never wait for each other's disk.
     async fn load(&self, chat: &str) -> Vec<Message> {

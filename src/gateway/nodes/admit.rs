@@ -215,7 +215,7 @@ fn ask_owner_to_pair(
                         Err(e) => format!("Not approved: {e}"),
                     }
                 } else {
-                    match g.nodes.store.reject(&request, now_ms()) {
+                    match g.nodes.reject(&request).await {
                         Ok(_) => format!("❌ Rejected by {by}."),
                         Err(e) => format!("Not rejected: {e}"),
                     }

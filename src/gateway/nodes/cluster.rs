@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::exec::{EditError, ExecError};
 use super::handshake::CLOSE_POLICY;
 use super::now_ms;
 use super::registry::NodeInfo;
@@ -41,7 +42,15 @@ pub enum ClusterError {
     NotSynced,
     #[error("writing NodePairing {name}: {source}")]
     Write { name: String, source: kube::Error },
+    #[error("{0} kept changing while it was edited; reload and try again")]
+    Busy(String),
 }
+
+/// Times an edit is made again after someone else changed the NodePairing first.
+const EDIT_ATTEMPTS: usize = 3;
+/// The label on the NodePairings the gateway creates for a device asking to pair.
+pub const REQUESTED_BY_LABEL: &str = "clawops.dev/requested-by";
+pub const REQUESTED_BY: &str = "gateway";
 
 pub struct ClusterPairings {
     api: Api<NodePairing>,
@@ -160,7 +169,7 @@ impl ClusterPairings {
         display_name: Option<&str>,
     ) -> Result<(), ClusterError> {
         let name = name_for(&self.agent, node_id);
-        let np = NodePairing::new(
+        let mut np = NodePairing::new(
             &name,
             NodePairingSpec {
                 agent_ref: self.agent.clone(),
@@ -171,6 +180,7 @@ impl ClusterPairings {
                 exec: ExecPolicy::default(),
             },
         );
+        np.metadata.labels = Some([(REQUESTED_BY_LABEL.into(), REQUESTED_BY.into())].into());
         match self.api.create(&PostParams::default(), &np).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
@@ -220,31 +230,92 @@ impl ClusterPairings {
         Ok(())
     }
 
-    /// The gateway's policy for a node and the patterns its owner approved in advance.
-    pub async fn exec(&self, node_id: &str) -> Result<(Policy, Vec<String>), ClusterError> {
-        Ok(match self.find(node_id).await? {
-            Some(np) => (policy_of(&np.spec.exec), np.spec.exec.allowlist.clone()),
-            None => (Policy::default(), Vec::new()),
-        })
+    /// The gateway's exec settings for a node: its NodePairing's `spec.exec`, the default when it
+    /// has none.
+    pub async fn exec(&self, node_id: &str) -> Result<ExecPolicy, ClusterError> {
+        Ok(self
+            .find(node_id)
+            .await?
+            .map(|np| np.spec.exec.clone())
+            .unwrap_or_default())
     }
 
-    /// Adds `patterns` to the NodePairing's `spec.exec.allowlist` (what the owner always
-    /// allowed), keeping what is there.
-    pub async fn allow(&self, node_id: &str, patterns: &[String]) -> Result<(), ClusterError> {
+    /// Where a node's exec settings are kept, for the owner.
+    pub fn source(&self, node_id: &str) -> String {
+        let name = self
+            .cached(node_id)
+            .map(|np| np.name_any())
+            .unwrap_or_else(|| name_for(&self.agent, node_id));
+        format!("NodePairing {}/{name}", self.namespace)
+    }
+
+    /// Replaces the NodePairing's `spec.exec` with what `change` makes of it, and waits until the
+    /// cache shows it. The patch names the resourceVersion it was made from, so an edit made
+    /// meanwhile (kubectl, GitOps, another tab) is not overwritten: the change is made again
+    /// from the newer version.
+    pub async fn edit_exec(
+        &self,
+        node_id: &str,
+        change: impl Fn(&ExecPolicy) -> Result<ExecPolicy, EditError>,
+    ) -> Result<ExecPolicy, ExecError> {
+        for _ in 0..EDIT_ATTEMPTS {
+            let Some(np) = self.find(node_id).await? else {
+                return Err(ExecError::NoPairing(node_id.to_string()));
+            };
+            let next = change(&np.spec.exec)?;
+            if next == np.spec.exec {
+                return Ok(next);
+            }
+            let name = np.name_any();
+            // The whole object, with an empty allowlist written out: a merge patch leaves out
+            // what it does not name.
+            let mut exec = serde_json::to_value(&next).expect("exec serializes");
+            exec["allowlist"] = json!(next.allowlist);
+            let patch = json!({
+                "metadata": { "resourceVersion": np.resource_version() },
+                "spec": { "exec": exec },
+            });
+            match self
+                .api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) => {
+                    self.settle(node_id, |np| np.is_some_and(|np| np.spec.exec == next))
+                        .await;
+                    return Ok(next);
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    let seen = np.resource_version();
+                    self.settle(node_id, |np| {
+                        np.is_none_or(|np| np.resource_version() != seen)
+                    })
+                    .await;
+                }
+                Err(source) => return Err(ClusterError::Write { name, source }.into()),
+            }
+        }
+        Err(ClusterError::Busy(format!("NodePairing {}", self.source(node_id))).into())
+    }
+
+    /// Deletes the NodePairing the gateway made for a device's request, when the owner rejects
+    /// the request; one written by the owner (in Git) stays.
+    pub async fn forget(&self, node_id: &str) -> Result<(), ClusterError> {
         let Some(np) = self.find(node_id).await? else {
             return Ok(());
         };
-        let mut list = np.spec.exec.allowlist.clone();
-        for p in patterns {
-            if !list.contains(p) {
-                list.push(p.clone());
-            }
-        }
-        if list == np.spec.exec.allowlist {
+        let ours = np.labels().get(REQUESTED_BY_LABEL).map(String::as_str) == Some(REQUESTED_BY);
+        if np.spec.approved || !ours {
             return Ok(());
         }
-        self.patch_spec(&np.name_any(), json!({ "exec": { "allowlist": list } }))
-            .await
+        let name = np.name_any();
+        match self.api.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(ClusterError::Write { name, source }),
+        }
+        self.settle(node_id, |np| np.is_none()).await;
+        Ok(())
     }
 
     /// Mirrors a connection into the status (phase, last seen, platform, version, address,

@@ -6,6 +6,7 @@ mod admit;
 pub mod approvals;
 pub mod audit;
 pub mod cluster;
+pub mod exec;
 pub mod handshake;
 pub mod registry;
 pub mod run;
@@ -34,6 +35,8 @@ pub struct Nodes {
     pub pair_limit: WindowLimiter,
     pub approvals: approvals::ExecApprovals,
     pub audit: audit::Audit,
+    /// Standalone: the gateway's exec settings per node (in a cluster, the NodePairings).
+    pub local_exec: exec::LocalExec,
     /// In a cluster: the NodePairings that decide which nodes are approved.
     pub cluster: Option<cluster::ClusterPairings>,
     seq: AtomicU64,
@@ -47,6 +50,7 @@ impl Nodes {
             pair_limit: WindowLimiter::new(PAIR_REQUESTS, PAIR_WINDOW),
             approvals: approvals::ExecApprovals::default(),
             audit: audit::Audit::new(state.clone(), audit::FILE),
+            local_exec: exec::LocalExec::new(state.clone()),
             cluster: None,
             seq: AtomicU64::new(0),
         }
@@ -84,16 +88,57 @@ impl Nodes {
         }
     }
 
-    /// The gateway's policy for a node and the patterns its owner approved in advance: its
-    /// NodePairing's `spec.exec` in a cluster, else the default (allowlist, ask on a miss) and
-    /// none.
+    /// Rejects a pending node; in a cluster the NodePairing made for its request goes too.
+    pub async fn reject(&self, id: &str) -> Result<store::PendingDevice, store::StoreError> {
+        let p = self.store.reject(id, now_ms())?;
+        if let Some(cluster) = &self.cluster
+            && let Err(e) = cluster.forget(&p.device_id).await
+        {
+            tracing::error!(node = %&p.device_id[..12.min(p.device_id.len())], error = %e, "the rejected node's NodePairing was not deleted");
+        }
+        Ok(p)
+    }
+
+    /// The gateway's exec settings for a node: its NodePairing's `spec.exec` in a cluster, else
+    /// the state dir's (the default until the owner edits them).
+    pub async fn exec_settings(
+        &self,
+        node_id: &str,
+    ) -> Result<crate::crd::node_pairing::ExecPolicy, exec::ExecError> {
+        match &self.cluster {
+            Some(c) => Ok(c.exec(node_id).await?),
+            None => Ok(self.local_exec.get(node_id)?),
+        }
+    }
+
+    /// The gateway's policy for a node and the patterns its owner approved in advance.
     pub async fn exec_policy(
         &self,
         node_id: &str,
-    ) -> Result<(crate::exec::Policy, Vec<String>), cluster::ClusterError> {
+    ) -> Result<(crate::exec::Policy, Vec<String>), exec::ExecError> {
+        let s = self.exec_settings(node_id).await?;
+        Ok((cluster::policy_of(&s), s.allowlist))
+    }
+
+    /// Where a node's exec settings are kept, for the owner.
+    pub fn exec_source(&self, node_id: &str) -> String {
         match &self.cluster {
-            Some(c) => c.exec(node_id).await,
-            None => Ok((crate::exec::Policy::default(), Vec::new())),
+            Some(c) => c.source(node_id),
+            None => self.local_exec.source(),
+        }
+    }
+
+    /// Applies the owner's `edit` to a node's exec settings, written through before it returns.
+    pub async fn edit_exec(
+        &self,
+        node_id: &str,
+        edit: &crate::api::ExecEdit,
+    ) -> Result<crate::crd::node_pairing::ExecPolicy, exec::ExecError> {
+        match &self.cluster {
+            Some(c) => c.edit_exec(node_id, |cur| exec::apply(cur, edit)).await,
+            None => self
+                .local_exec
+                .update(node_id, |cur| Ok(exec::apply(cur, edit)?)),
         }
     }
 

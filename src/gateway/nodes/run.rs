@@ -33,7 +33,7 @@ pub enum RunError {
     #[error("node {node}: the gateway's policy for it is unknown: {source}")]
     Policy {
         node: String,
-        source: super::cluster::ClusterError,
+        source: super::exec::ExecError,
     },
     #[error(transparent)]
     Invoke(#[from] InvokeError),
@@ -126,6 +126,7 @@ pub async fn run(
             exit_code: out.and_then(|o| o.exit_code),
             duration_ms: started.elapsed().as_millis() as u64,
             output_bytes: out.map_or(0, |o| o.stdout.len() + o.stderr.len()),
+            allowlist: out.map(|o| o.standing.clone()).unwrap_or_default(),
         });
     };
     let (policy, standing) = match gw.nodes.exec_policy(&node.node_id).await {
@@ -187,11 +188,18 @@ pub async fn run(
         }
     };
     let out = invoke(gw, &node, &send, Some(decision)).await;
-    if let (Ok(o), Some(cluster)) = (&out, &gw.nodes.cluster)
+    // "Always allow" is the owner's standing approval: kept with the gateway's settings too (the
+    // NodePairing in a cluster), where the owner sees and edits it.
+    if let Ok(o) = &out
         && !o.allowlisted.is_empty()
-        && let Err(e) = cluster.allow(&node.node_id, &o.allowlisted).await
     {
-        tracing::error!(node = %label, error = %e, "always-allowed patterns not recorded on the NodePairing");
+        let add = crate::api::ExecEdit {
+            add: o.allowlisted.clone(),
+            ..Default::default()
+        };
+        if let Err(e) = gw.nodes.edit_exec(&node.node_id, &add).await {
+            tracing::error!(node = %label, error = %e, "always-allowed patterns not recorded with the node's exec settings");
+        }
     }
     match &out {
         Ok(o) => record(decision.key(), by, Some(o)),

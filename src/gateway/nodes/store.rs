@@ -243,6 +243,14 @@ impl PairingStore {
         .flatten()
     }
 
+    /// A paired device by id, unique id prefix or display name.
+    pub fn device(&self, id: &str) -> Result<PairedDevice, StoreError> {
+        self.with(super::now_ms(), |_, paired| {
+            let key = find_device(paired, id)?;
+            Ok((paired[&key].clone(), None))
+        })
+    }
+
     /// Pending requests and paired devices.
     pub fn list(&self, now_ms: i64) -> Result<(Vec<PendingDevice>, Vec<PairedDevice>), StateError> {
         self.with(now_ms, |pending, paired| {

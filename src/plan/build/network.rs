@@ -89,7 +89,7 @@ fn web_ingress(agent: &Agent, ing: &IngressExpose) -> Ingress {
                 host: Some(ing.host.clone()),
                 http: Some(HTTPIngressRuleValue {
                     paths: vec![HTTPIngressPath {
-                        path: Some("/".into()),
+                        path: Some(agent.spec.gateway.base_path().unwrap_or("/").into()),
                         path_type: "Prefix".into(),
                         backend: backend(agent),
                     }],

@@ -33,8 +33,9 @@ pub fn service_account(agent: &Agent) -> ServiceAccount {
 
 /// What the gateway may do in its namespace: read its Channels and Crons and mirror pairing and
 /// cron state into their status; keep a watched cache of the NodePairings (list, watch), create
-/// one for a node asking to pair, patch its `approved` and `exec.allowlist` when the owner
-/// answers from the CLI or Telegram, and patch its status with the connection; and emit Events.
+/// one for a node asking to pair (and delete it when the owner rejects the request), patch its
+/// `approved` and `exec` when the owner answers or edits from the CLI, Telegram or the Control
+/// UI, and patch its status with the connection; and emit Events.
 /// With the Tailscale sidecar, what containerboot needs on its pre-created state Secret.
 pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
     let mut rules = vec![
@@ -51,7 +52,7 @@ pub fn role(agent: &Agent, exposure: &Exposure) -> Role {
         rule(
             &["clawops.dev"],
             &["nodepairings"],
-            &["list", "watch", "create", "patch"],
+            &["list", "watch", "create", "patch", "delete"],
         ),
         rule(&["clawops.dev"], &["nodepairings/status"], &["patch"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),

@@ -222,7 +222,20 @@ fn ingress_uses_traefik_and_cert_manager_or_a_given_secret() {
         .unwrap();
     tls.cluster_issuer = None;
     tls.secret_name = Some("my-cert".into());
+    // Under a path prefix, the Ingress routes only the prefix.
+    m.agents[0].spec.gateway.control_ui = Some(crate::crd::agent::ControlUiSpec {
+        base_path: Some("/clawops".into()),
+    });
     let ing = build_from(&m, "d").ingress.unwrap();
+    let path = &ing.spec.as_ref().unwrap().rules.as_ref().unwrap()[0]
+        .http
+        .as_ref()
+        .unwrap()
+        .paths[0];
+    assert_eq!(
+        (path.path.as_deref(), path.path_type.as_str()),
+        (Some("/clawops"), "Prefix")
+    );
     assert!(ing.metadata.annotations.is_none());
     assert_eq!(
         ing.spec.unwrap().tls.unwrap()[0].secret_name.as_deref(),

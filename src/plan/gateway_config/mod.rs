@@ -98,6 +98,9 @@ pub struct ServerConfig {
     /// The external URL, when the gateway is exposed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// The Control UI's path prefix (`gateway.controlUi.basePath`, as in Clawdbot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_ui: Option<crate::crd::agent::ControlUiSpec>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

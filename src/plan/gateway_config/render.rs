@@ -78,6 +78,7 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
             },
             trusted_proxies,
             public_url: inputs.public_url.clone(),
+            control_ui: spec.gateway.control_ui.clone(),
         },
         channels: inputs
             .channels

@@ -772,6 +772,20 @@ impl FakeApi {
                             &format!("{key} not found"),
                         ));
                     };
+                    // A patch that names a resourceVersion applies only to that version.
+                    if let Some(rv) = patch
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        && o["metadata"]["resourceVersion"].as_str() != Some(rv)
+                    {
+                        return Reply::from(status(
+                            StatusCode::CONFLICT,
+                            "Conflict",
+                            &format!(
+                                "Operation cannot be fulfilled on {key}: the object has been modified; please apply your changes to the latest version and try again"
+                            ),
+                        ));
+                    }
                     if content_type.starts_with("application/merge-patch") {
                         if sub.as_deref() == Some("status") {
                             merge(&mut o, &json!({"status": patch["status"].clone()}));

@@ -27,6 +27,14 @@ const TEXT = {
     last_seen: "Last seen", schedule: "Schedule", time_zone: "Time zone", when: "When", tool: "Tool",
     outcome: "Outcome", took: "Took", arguments: "Arguments", decision: "Decision", exit: "Exit",
     next_run: "Next run", suspended: "suspended", delivered: "Delivered", summary: "Summary",
+    exec_policy: "exec policy", security: "Security", ask: "Ask", ask_fallback: "When nobody answers",
+    save: "Save", allowlist: "Allowlist", pattern: "Pattern", add: "Add", remove: "Remove",
+    last_used: "Last used", never: "never", kept_in: "Kept in",
+    allowlist_empty: "Empty: every command but the stdin-only safe programs is asked about.",
+    pattern_help: "The resolved path of a program, e.g. /usr/bin/uptime or ~/bin/*.",
+    alerts: "Alerts", alerts_off: "Alerts are off", told_now: "Told, still holding", cleared_recently: "Cleared lately",
+    object: "Object", reason: "Reason", detail: "Detail", since_when: "Since", all_clear: "Nothing is wrong.",
+    gone: "object deleted",
   },
   zh: {
     overview: "概览", chat: "对话", pairing: "配对", nodes: "节点", crons: "定时任务",
@@ -49,6 +57,14 @@ const TEXT = {
     last_seen: "最后在线", schedule: "计划", time_zone: "时区", when: "时间", tool: "工具",
     outcome: "结果", took: "耗时", arguments: "参数", decision: "决定", exit: "退出码",
     next_run: "下次运行", suspended: "已暂停", delivered: "已送达", summary: "摘要",
+    exec_policy: "执行策略", security: "安全级别", ask: "询问", ask_fallback: "无人应答时",
+    save: "保存", allowlist: "允许列表", pattern: "模式", add: "添加", remove: "移除",
+    last_used: "上次使用", never: "从未", kept_in: "保存于",
+    allowlist_empty: "空：除只读标准输入的安全程序外，每条命令都会先询问。",
+    pattern_help: "程序解析后的路径，例如 /usr/bin/uptime 或 ~/bin/*。",
+    alerts: "告警", alerts_off: "告警已关闭", told_now: "已通知、仍存在", cleared_recently: "最近恢复",
+    object: "对象", reason: "原因", detail: "详情", since_when: "开始于", all_clear: "一切正常。",
+    gone: "对象已删除",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
@@ -166,7 +182,9 @@ async function overview() {
 }
 
 async function chat() {
-  const log = el("div", { class: "chatlog", "aria-live": "polite" });
+  const past = await api("GET", "/api/chat?chat=webchat");
+  const log = el("div", { class: "chatlog", "aria-live": "polite" },
+    past.messages.map((m) => el("p", { class: m.role === "user" ? "me" : "bot" }, m.text)));
   const input = el("textarea", { id: "message", rows: 3, required: true });
   show(el("h1", {}, t("chat")), log,
     el("form", {
@@ -176,12 +194,14 @@ async function chat() {
         const text = input.value.trim();
         if (!text) return;
         input.value = "";
-        log.append(el("p", { class: "me" }, text));
+        const waiting = el("p", { class: "pending", "aria-busy": "true" }, "…");
+        log.append(el("p", { class: "me" }, text), waiting);
         try {
           const r = await api("POST", "/api/chat", { chat: "webchat", text });
           for (const call of r.tools || []) log.append(el("p", { class: "tool" }, `🔧 ${call}`));
           log.append(el("p", { class: "bot" }, r.reply));
         } catch (e) { log.append(el("p", { class: "error" }, e.message)); }
+        waiting.remove();
       },
     }, el("label", { for: "message" }, t("message")), input, el("button", { type: "submit" }, t("send"))));
 }
@@ -218,13 +238,59 @@ async function nodes() {
     el("span", {}, act(t("allow_once"), () => resolve(w.id, "allow-once")), " ",
       act(t("allow_always"), () => resolve(w.id, "allow-always")), " ",
       act(t("deny"), () => resolve(w.id, "deny"), "secondary"))]);
+  const settings = await Promise.all(n.paired.filter((p) => !p.revoked)
+    .map((p) => api("GET", `/api/nodes/${encodeURIComponent(p.nodeId)}/exec`)));
   show(el("h1", {}, t("nodes")),
     el("section", { class: "card" }, el("h2", {}, t("approvals")),
       asks.length ? table([t("node"), t("command"), t("why"), t("actions")], asks) : el("p", {}, t("no_pending"))),
     el("section", { class: "card" }, el("h2", {}, t("pending_nodes")),
       pending.length ? table([t("name"), "id", t("platform"), t("address"), t("actions")], pending) : el("p", {}, t("no_pending"))),
     el("section", { class: "card" }, el("h2", {}, t("paired_nodes")),
-      paired.length ? table([t("name"), "id", t("platform"), t("state"), t("last_seen"), t("actions")], paired) : el("p", {}, t("none"))));
+      paired.length ? table([t("name"), "id", t("platform"), t("state"), t("last_seen"), t("actions")], paired) : el("p", {}, t("none"))),
+    ...settings.map(execCard));
+}
+
+const choice = (id, label, value, options) => el("div", {},
+  el("label", { for: id }, label),
+  el("select", { id }, options.map((o) => el("option", { value: o, selected: o === value }, o))));
+
+/// One node's exec settings: the policy and the allowlist editor. Edits go to the gateway, which
+/// writes them to the node's NodePairing in a cluster.
+function execCard(x) {
+  const id = x.nodeId.slice(0, 12);
+  const edit = (body) => api("POST", `/api/nodes/${encodeURIComponent(x.nodeId)}/exec`, body);
+  const msg = el("p", { class: "error", role: "alert" });
+  const tryEdit = async (body) => {
+    try { await edit(body); route(); } catch (e) { if (e instanceof Unauthorized) throw e; msg.textContent = e.message; }
+  };
+  const policy = el("form", {
+    class: "policy",
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const v = (k) => document.getElementById(`${k}-${id}`).value;
+      tryEdit({ security: v("security"), ask: v("ask"), askFallback: v("fallback") });
+    },
+  },
+  choice(`security-${id}`, t("security"), x.security, ["deny", "allowlist", "full"]),
+  choice(`ask-${id}`, t("ask"), x.ask, ["off", "on-miss", "always"]),
+  choice(`fallback-${id}`, t("ask_fallback"), x.askFallback, ["deny", "full"]),
+  el("button", { type: "submit" }, t("save")));
+  const rows = x.allowlist.map((p) => [el("code", {}, p.pattern),
+    p.lastUsed ? new Date(p.lastUsed).toLocaleString() : t("never"), p.lastCommand ? el("code", {}, p.lastCommand) : "-",
+    act(t("remove"), () => edit({ remove: [p.pattern] }), "secondary")]);
+  const input = el("input", { id: `pattern-${id}`, required: true, placeholder: "/usr/bin/uptime", "aria-describedby": `pattern-help-${id}` });
+  const add = el("form", {
+    class: "add",
+    onsubmit: (ev) => { ev.preventDefault(); tryEdit({ add: [input.value.trim()] }); },
+  }, el("label", { for: `pattern-${id}` }, t("pattern")), input, el("button", { type: "submit" }, t("add")),
+  el("p", { class: "help", id: `pattern-help-${id}` }, t("pattern_help")));
+  return el("section", { class: "card exec", "data-node": x.nodeId },
+    el("h2", {}, `${x.displayName || id} — ${t("exec_policy")}`),
+    policy,
+    el("h3", {}, t("allowlist")),
+    rows.length ? table([t("pattern"), t("last_used"), t("command"), t("actions")], rows) : el("p", {}, t("allowlist_empty")),
+    add, msg,
+    el("p", { class: "help" }, `${t("kept_in")}: ${x.source}`));
 }
 
 async function crons() {
@@ -246,6 +312,18 @@ async function crons() {
   show(el("h1", {}, t("crons")), ...(cards.length ? cards : [el("p", {}, t("none"))]), out);
 }
 
+async function alerts() {
+  const a = await api("GET", "/api/alerts");
+  const told = a.told.map((x) => [x.object, x.reason, x.detail ? `${x.detail} → ${x.action}` : "-", new Date(x.since).toLocaleString()]);
+  const cleared = a.cleared.map((x) => [x.object, x.reason + (x.gone ? ` (${t("gone")})` : ""), new Date(x.at).toLocaleString()]);
+  show(el("h1", {}, t("alerts")),
+    a.enabled ? "" : el("section", { class: "card" }, el("h2", {}, t("alerts_off")), el("p", { id: "alerts-off" }, a.offReason)),
+    el("section", { class: "card" }, el("h2", {}, t("told_now")),
+      told.length ? table([t("object"), t("reason"), t("detail"), t("since_when")], told) : el("p", {}, t("all_clear"))),
+    el("section", { class: "card" }, el("h2", {}, t("cleared_recently")),
+      cleared.length ? table([t("object"), t("reason"), t("when")], cleared) : el("p", {}, t("nothing"))));
+}
+
 async function audit() {
   const since = new URLSearchParams(location.hash.split("?")[1] || "").get("since") || "24h";
   const log = await api("GET", `/api/audit?since=${encodeURIComponent(since)}`);
@@ -259,7 +337,7 @@ async function audit() {
       execs.length ? table([t("when"), t("node"), t("decision"), t("exit"), t("command")], execs) : el("p", {}, t("nothing"))));
 }
 
-const PAGES = { overview, chat, pairing, nodes, crons, audit };
+const PAGES = { overview, chat, pairing, nodes, crons, alerts, audit };
 
 function route() {
   const name = location.hash.replace(/^#/, "").split("?")[0] || "overview";
