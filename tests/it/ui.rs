@@ -13,13 +13,15 @@ use serde_json::Value;
 use crate::nodes::{TOKEN, wait_nodes};
 use crate::support::fake_llm::FakeLlm;
 use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
-use crate::support::nodes::node_host;
+use crate::support::nodes::{node_host_at, real_path};
 use crate::support::{self, process::*};
 
 const STRANGER: i64 = 4242;
 const OTHER: i64 = 4343;
 /// The example Crons' `deliver.to`.
 const CRON_CHAT: i64 = 123456789;
+/// `spec.gateway.controlUi.basePath`.
+const BASE: &str = "/claw";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_runs_the_gateway_from_the_browser() {
@@ -29,7 +31,19 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
         "the browser driver is not installed: run scripts/install-ui-deps.sh (make test does)"
     );
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
-    let yaml = support::example_at_fakes("ui", &llm, &tg);
+    // Served under a path prefix, as behind an Ingress that routes `/claw` on a shared host:
+    // the browser, the API and the node's WebSocket all go through it.
+    let yaml = support::example_with(
+        "ui",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "  gateway:\n",
+                format!("  gateway:\n    controlUi:\n      basePath: {BASE}\n"),
+            ),
+        ],
+    );
     let state = support::temp_dir("ui-state");
     let port = free_port();
     let (y, s) = (yaml.clone(), state.clone());
@@ -59,9 +73,11 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
     }
     let node_state = support::temp_dir("ui-node");
     let ns = node_state.clone();
-    let mut host = tokio::task::spawn_blocking(move || node_host(&ns, port))
-        .await
-        .unwrap();
+    let mut host = tokio::task::spawn_blocking(move || {
+        node_host_at(&ns, &format!("ws://127.0.0.1:{port}{BASE}"), &[])
+    })
+    .await
+    .unwrap();
     tokio::task::spawn_blocking(move || {
         wait_nodes(port, "a pending node", |v| {
             v["pending"].as_array().is_some_and(|p| !p.is_empty())
@@ -75,8 +91,9 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(format!("{root}/tests/ui/journey.mjs"))
-            .env("URL", format!("http://127.0.0.1:{port}"))
+            .env("URL", format!("http://127.0.0.1:{port}{BASE}"))
             .env("TOKEN", TOKEN)
+            .env("ALLOW", real_path("id"))
             .env("SHOTS", &shots)
             .output()
             .expect("node runs")
@@ -99,7 +116,10 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
             .contains("token in the link is wrong"),
         "{seen}"
     );
-    assert_eq!(seen["urlAfterSignIn"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(
+        seen["urlAfterSignIn"],
+        format!("http://127.0.0.1:{port}{BASE}/")
+    );
     assert!(
         seen["overview"].as_str().unwrap().contains("@shrimp_bot"),
         "{seen}"
@@ -140,6 +160,28 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
     })
     .await
     .unwrap();
+    // Before the owner's pattern the node asked (nobody answered in a second: not run); after
+    // adding it on the Nodes page the same command ran without asking, and the page shows
+    // when the pattern was last used.
+    assert_eq!(seen["runBefore"]["status"], 403, "{seen}");
+    assert!(
+        seen["runBefore"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("nobody answered"),
+        "{seen}"
+    );
+    assert_eq!(seen["runAfter"]["status"], 200, "{seen}");
+    assert_eq!(seen["runAfter"]["exitCode"], 0, "{seen}");
+    let card = seen["execCard"].as_str().unwrap();
+    assert!(
+        card.contains(&real_path("id")) && card.contains("id -u"),
+        "{card}"
+    );
+    assert!(
+        card.contains("nodes/exec.json"),
+        "kept in the state dir: {card}"
+    );
     // Run now reached the Cron's chat.
     assert!(
         seen["cronRun"].as_str().unwrap().contains("-patrol: ok ✓"),
@@ -154,6 +196,20 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
             .as_str()
             .unwrap()
             .contains("hello from the browser"),
+        "{seen}"
+    );
+    // The conversation is there when the page opens again.
+    let again = seen["chatAgain"].as_str().unwrap();
+    assert!(
+        again.contains("hello from the browser") && again.contains(seen["chat"].as_str().unwrap()),
+        "{seen}"
+    );
+    // Alerts need the cluster: the page says why they are off here.
+    assert!(
+        seen["alerts"]
+            .as_str()
+            .unwrap()
+            .contains("there is no Kubernetes client"),
         "{seen}"
     );
     // A cookie-signed POST without the UI's header is refused.

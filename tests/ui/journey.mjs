@@ -2,12 +2,13 @@
 // owner's journey, for tests/it/ui.rs, which set up the gateway and the fakes and check what
 // reached them. Prints one JSON object of what the browser saw; screenshots go to $SHOTS.
 //
-// Env: URL (the gateway), TOKEN, SHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
+// Env: URL (the gateway, with its path prefix), TOKEN, SHOTS (a directory), ALLOW (the resolved
+// path of `id` on the node), CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
-const { URL: BASE, TOKEN, SHOTS } = process.env;
+const { URL: BASE, TOKEN, SHOTS, ALLOW } = process.env;
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const seen = {};
@@ -64,6 +65,32 @@ try {
     await page.waitForTimeout(500);
   }
   seen.nodes = await page.textContent("main");
+
+  // The allowlist: `id -u` is asked about (nobody answers within a second: not run); the owner
+  // adds the pattern on the node's card; the same command then runs without asking.
+  const run = () => page.evaluate(async () => {
+    const r = await fetch("api/nodes/run", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Clawops-Csrf": "1" },
+      body: JSON.stringify({ node: "desk", command: "id -u", approvalTimeoutMs: 1000 }),
+    });
+    const body = await r.text();
+    let exitCode = null;
+    try { exitCode = JSON.parse(body).exitCode; } catch { /* an error text */ }
+    return { status: r.status, body, exitCode };
+  });
+  seen.runBefore = await run();
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#nodes`);
+  const card = page.locator("section.exec").first();
+  await card.getByLabel("Pattern").fill(ALLOW);
+  await card.getByRole("button", { name: "Add" }).click();
+  await page.waitForSelector(`section.exec code:text-is("${ALLOW}")`);
+  seen.runAfter = await run();
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#nodes`);
+  await page.waitForSelector("section.exec td:has-text('id -u')");
+  seen.execCard = await page.locator("section.exec").first().textContent();
   await shot("nodes");
 
   // Crons: Run now.
@@ -83,7 +110,17 @@ try {
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForSelector(".chatlog .bot");
   seen.chat = await page.textContent(".chatlog .bot");
+  // Back later: the conversation is still there.
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#chat`);
+  await page.waitForSelector(".chatlog .bot");
+  seen.chatAgain = await page.textContent(".chatlog");
   await shot("chat");
+
+  await page.goto(`${BASE}/#alerts`);
+  await page.waitForSelector("h1");
+  seen.alerts = await page.textContent("main");
+  await shot("alerts");
 
   await page.goto(`${BASE}/#audit`);
   await page.waitForSelector("h1");
@@ -102,6 +139,9 @@ try {
   await zpage.goto(`${BASE}/?token=${TOKEN}`);
   await zpage.waitForSelector("#health");
   seen.zhNav = await zpage.textContent("nav");
+  await zpage.goto(`${BASE}/#nodes`);
+  await zpage.waitForSelector("section.exec");
+  await zpage.screenshot({ path: `${SHOTS}/nodes-zh.png`, fullPage: true });
   await zh.close();
 
   // Accessibility: axe-core on each page (its script injected past the CSP in this context only).
@@ -111,7 +151,7 @@ try {
   await apage.goto(`${BASE}/?token=${TOKEN}`);
   await apage.waitForSelector("#health");
   seen.axe = {};
-  for (const name of ["overview", "pairing", "nodes", "crons", "chat", "audit"]) {
+  for (const name of ["overview", "pairing", "nodes", "crons", "chat", "alerts", "audit"]) {
     await apage.goto(`${BASE}/#${name}`);
     await apage.waitForSelector("h1");
     await apage.waitForTimeout(300);

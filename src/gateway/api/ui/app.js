@@ -34,7 +34,7 @@ const TEXT = {
     pattern_help: "The resolved path of a program, e.g. /usr/bin/uptime or ~/bin/*.",
     alerts: "Alerts", alerts_off: "Alerts are off", told_now: "Told, still holding", cleared_recently: "Cleared lately",
     object: "Object", reason: "Reason", detail: "Detail", since_when: "Since", all_clear: "Nothing is wrong.",
-    gone: "object deleted",
+    gone: "object deleted", now: "now",
   },
   zh: {
     overview: "概览", chat: "对话", pairing: "配对", nodes: "节点", crons: "定时任务",
@@ -64,7 +64,7 @@ const TEXT = {
     pattern_help: "程序解析后的路径，例如 /usr/bin/uptime 或 ~/bin/*。",
     alerts: "告警", alerts_off: "告警已关闭", told_now: "已通知、仍存在", cleared_recently: "最近恢复",
     object: "对象", reason: "原因", detail: "详情", since_when: "开始于", all_clear: "一切正常。",
-    gone: "对象已删除",
+    gone: "对象已删除", now: "现在",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
@@ -231,7 +231,7 @@ async function nodes() {
   const pending = n.pending.map((p) => [p.displayName || "-", p.nodeId.slice(0, 12), p.platform, p.remoteIp || "-",
     el("span", {}, act(t("approve"), () => node(p.requestId, "approve")), " ", act(t("reject"), () => node(p.requestId, "reject"), "secondary"))]);
   const paired = n.paired.map((p) => [p.displayName || "-", p.nodeId.slice(0, 12), p.platform,
-    p.revoked ? t("revoked") : p.connected ? t("connected") : t("disconnected"), ago(p.lastSeenMs),
+    p.revoked ? t("revoked") : p.connected ? t("connected") : t("disconnected"), p.connected ? t("now") : ago(p.lastSeenMs),
     p.revoked ? "" : act(t("revoke"), () => node(p.nodeId, "revoke"), "secondary")]);
   const resolve = (id, decision) => api("POST", "/api/approvals/resolve", { id, decision });
   const asks = waiting.map((w) => [w.node, el("code", {}, w.command), w.reason,
