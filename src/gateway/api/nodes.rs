@@ -21,8 +21,10 @@ use crate::api::{
     ExecEdit, NodeAction, NodeExec, NodeList, NodeRunRequest, PendingNode, ResolveApproval,
 };
 use crate::gateway::Gateway;
+use crate::gateway::nodes::ExecError;
 use crate::gateway::nodes::approvals::{self, Decision};
-use crate::gateway::nodes::exec::{self, ExecError};
+use crate::gateway::nodes::cluster::ClusterError;
+use crate::gateway::nodes::exec;
 use crate::gateway::nodes::handshake::CLOSE_POLICY;
 use crate::gateway::nodes::registry::InvokeError;
 use crate::gateway::nodes::run::{self, RunError};
@@ -177,11 +179,9 @@ async fn exec_edit(
 
 fn exec_error(e: ExecError) -> Response {
     let code = match &e {
-        ExecError::Edit(_) => StatusCode::BAD_REQUEST,
-        ExecError::NoPairing(_) => StatusCode::NOT_FOUND,
-        ExecError::Cluster(crate::gateway::nodes::cluster::ClusterError::Busy(_)) => {
-            StatusCode::CONFLICT
-        }
+        ExecError::Edit(_) | ExecError::Cluster(ClusterError::Edit(_)) => StatusCode::BAD_REQUEST,
+        ExecError::Cluster(ClusterError::NoPairing(_)) => StatusCode::NOT_FOUND,
+        ExecError::Cluster(ClusterError::Busy(_)) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let kind = if code == StatusCode::BAD_REQUEST {

@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::exec::{EditError, ExecError};
+use super::exec::EditError;
 use super::handshake::CLOSE_POLICY;
 use super::now_ms;
 use super::registry::NodeInfo;
@@ -44,6 +44,12 @@ pub enum ClusterError {
     Write { name: String, source: kube::Error },
     #[error("{0} kept changing while it was edited; reload and try again")]
     Busy(String),
+    #[error(
+        "node {0} has no NodePairing in this namespace; approve the node first (its NodePairing is made then)"
+    )]
+    NoPairing(String),
+    #[error(transparent)]
+    Edit(#[from] EditError),
 }
 
 /// Times an edit is made again after someone else changed the NodePairing first.
@@ -257,10 +263,10 @@ impl ClusterPairings {
         &self,
         node_id: &str,
         change: impl Fn(&ExecPolicy) -> Result<ExecPolicy, EditError>,
-    ) -> Result<ExecPolicy, ExecError> {
+    ) -> Result<ExecPolicy, ClusterError> {
         for _ in 0..EDIT_ATTEMPTS {
             let Some(np) = self.find(node_id).await? else {
-                return Err(ExecError::NoPairing(node_id.to_string()));
+                return Err(ClusterError::NoPairing(node_id.to_string()));
             };
             let next = change(&np.spec.exec)?;
             if next == np.spec.exec {
@@ -292,10 +298,10 @@ impl ClusterPairings {
                     })
                     .await;
                 }
-                Err(source) => return Err(ClusterError::Write { name, source }.into()),
+                Err(source) => return Err(ClusterError::Write { name, source }),
             }
         }
-        Err(ClusterError::Busy(format!("NodePairing {}", self.source(node_id))).into())
+        Err(ClusterError::Busy(self.source(node_id)))
     }
 
     /// Deletes the NodePairing the gateway made for a device's request, when the owner rejects

@@ -26,20 +26,6 @@ pub enum EditError {
     TooMany,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error(transparent)]
-    Edit(#[from] EditError),
-    #[error(transparent)]
-    Cluster(#[from] super::cluster::ClusterError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(
-        "node {0} has no NodePairing in this namespace; approve the node first (its NodePairing is made then)"
-    )]
-    NoPairing(String),
-}
-
 /// Why `pattern` cannot be a pattern of the resolved program path, if it cannot.
 pub fn check_pattern(pattern: &str) -> Result<(), &'static str> {
     if pattern.trim().is_empty() {

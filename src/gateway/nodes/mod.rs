@@ -28,6 +28,17 @@ pub fn now_ms() -> i64 {
 pub const PAIR_REQUESTS: u32 = 10;
 pub const PAIR_WINDOW: Duration = Duration::from_secs(300);
 
+/// Why a node's exec settings could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Edit(#[from] exec::EditError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    State(#[from] crate::util::state_dir::StateError),
+}
+
 /// The nodes feature's state.
 pub struct Nodes {
     pub store: store::PairingStore,
@@ -104,7 +115,7 @@ impl Nodes {
     pub async fn exec_settings(
         &self,
         node_id: &str,
-    ) -> Result<crate::crd::node_pairing::ExecPolicy, exec::ExecError> {
+    ) -> Result<crate::crd::node_pairing::ExecPolicy, ExecError> {
         match &self.cluster {
             Some(c) => Ok(c.exec(node_id).await?),
             None => Ok(self.local_exec.get(node_id)?),
@@ -115,7 +126,7 @@ impl Nodes {
     pub async fn exec_policy(
         &self,
         node_id: &str,
-    ) -> Result<(crate::exec::Policy, Vec<String>), exec::ExecError> {
+    ) -> Result<(crate::exec::Policy, Vec<String>), ExecError> {
         let s = self.exec_settings(node_id).await?;
         Ok((cluster::policy_of(&s), s.allowlist))
     }
@@ -133,9 +144,9 @@ impl Nodes {
         &self,
         node_id: &str,
         edit: &crate::api::ExecEdit,
-    ) -> Result<crate::crd::node_pairing::ExecPolicy, exec::ExecError> {
+    ) -> Result<crate::crd::node_pairing::ExecPolicy, ExecError> {
         match &self.cluster {
-            Some(c) => c.edit_exec(node_id, |cur| exec::apply(cur, edit)).await,
+            Some(c) => Ok(c.edit_exec(node_id, |cur| exec::apply(cur, edit)).await?),
             None => self
                 .local_exec
                 .update(node_id, |cur| Ok(exec::apply(cur, edit)?)),

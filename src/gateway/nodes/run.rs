@@ -33,7 +33,7 @@ pub enum RunError {
     #[error("node {node}: the gateway's policy for it is unknown: {source}")]
     Policy {
         node: String,
-        source: super::exec::ExecError,
+        source: super::ExecError,
     },
     #[error(transparent)]
     Invoke(#[from] InvokeError),
