@@ -190,6 +190,103 @@ pub struct ChatLine {
     pub text: String,
 }
 
+/// `GET /health` (unauthenticated): the agent, the model, each channel, the API token, the
+/// tools and what is disabled; `ok` only when nothing is disabled and every channel is
+/// reachable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub ok: bool,
+    pub agent: AgentBrief,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub model: ModelHealth,
+    pub channels: Vec<ChannelHealth>,
+    pub auth: AuthHealth,
+    pub tools: ToolsHealth,
+    pub disabled: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentBrief {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelHealth {
+    pub primary: String,
+    pub configured: bool,
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelHealth {
+    pub name: String,
+    pub kind: String,
+    pub configured: bool,
+    /// The Bot API answered `getMe`.
+    pub ok: bool,
+    /// `@username` of the bot, once probed.
+    #[serde(default)]
+    pub bot: Option<String>,
+    #[serde(default)]
+    pub problem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_senders: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuthHealth {
+    pub configured: bool,
+    /// Where the token comes from (never the token).
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolsHealth {
+    pub offered: Vec<String>,
+    /// Why the others are off.
+    pub off: Vec<String>,
+}
+
+/// `GET /api/status`: [`Health`] with what only the owner sees — the cluster, the nodes and
+/// the Crons.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(flatten)]
+    pub health: Health,
+    pub cluster: ClusterBrief,
+    pub nodes: NodesBrief,
+    pub crons: Vec<CronBrief>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBrief {
+    /// `spec.clusterAccess`: `none` or `read`.
+    pub access: crate::crd::agent::ClusterAccess,
+    /// The gateway has a Kubernetes client (in a pod, or a kubeconfig standalone).
+    pub client: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodesBrief {
+    pub connected: usize,
+    pub paired: usize,
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronBrief {
+    pub name: String,
+    pub schedule: String,
+    pub time_zone: String,
+}
+
 /// `GET /api/alerts`: the conditions the owner was told of that still hold, and the clearings
 /// told lately.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

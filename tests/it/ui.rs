@@ -212,6 +212,24 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
             .contains("there is no Kubernetes client"),
         "{seen}"
     );
+    // The Overview counts what happened, from /metrics: the two Telegram messages so far, the
+    // two node commands, and the codes, notices and reports sent.
+    assert_eq!(
+        seen["nodeCounts"], "1 connected, 1 paired, 0 waiting",
+        "{seen}"
+    );
+    // What is off and why: the cluster tools, without a Kubernetes client here.
+    assert!(
+        seen["disabled"].as_str().unwrap().contains("cluster"),
+        "{seen}"
+    );
+    let counters = &seen["counters"];
+    assert_eq!(counters["Messages in"], 2, "{counters}");
+    assert_eq!(counters["Node commands"], 2, "{counters}");
+    assert!(
+        counters["Messages out"].as_u64().unwrap() >= 4,
+        "{counters}"
+    );
     // A cookie-signed POST without the UI's header is refused.
     assert_eq!(seen["csrfStatus"], 403);
     assert!(seen["zhNav"].as_str().unwrap().contains("节点"), "{seen}");

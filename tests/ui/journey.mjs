@@ -43,7 +43,6 @@ try {
   seen.firstLoadBytes = bytes;
   seen.urlAfterSignIn = page.url();
   seen.overview = await page.textContent("main");
-  await shot("overview");
 
   // Pairing: reject one waiting sender, approve the other.
   await page.goto(`${BASE}/#pairing`);
@@ -125,6 +124,15 @@ try {
   await page.goto(`${BASE}/#audit`);
   await page.waitForSelector("h1");
   await shot("audit");
+
+  // Overview again: the node connected and the counters of what happened.
+  await page.goto(`${BASE}/#overview`);
+  await page.waitForSelector("#counters");
+  seen.nodeCounts = await page.textContent("#node-counts");
+  seen.disabled = await page.textContent("#disabled");
+  seen.counters = await page.$$eval("#counters dt", (dts) => Object.fromEntries(
+    dts.map((dt) => [dt.textContent, Number(dt.nextElementSibling.textContent)])));
+  await shot("overview");
 
   // A state-changing request with the cookie but without the UI's header, as another site's
   // form would send it: refused.

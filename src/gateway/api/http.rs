@@ -16,7 +16,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 
 use super::auth::{self, Denied};
 use super::error;
@@ -110,7 +109,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     (StatusCode::OK, "ready\n").into_response()
 }
 
-async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+async fn health(State(gw): State<Arc<Gateway>>) -> Json<crate::api::Health> {
     Json(health::report(&gw).await)
 }
 
@@ -125,16 +124,8 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
-async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    let mut body = health::report(&gw).await;
-    body["crons"] = json!(
-        gw.config
-            .crons
-            .iter()
-            .map(|c| json!({"name": c.name, "schedule": c.schedule, "timeZone": c.time_zone}))
-            .collect::<Vec<_>>()
-    );
-    Json(body)
+async fn status(State(gw): State<Arc<Gateway>>) -> Json<crate::api::Status> {
+    Json(health::status(&gw).await)
 }
 
 /// What the alerts told that still holds, and the clearings told lately.

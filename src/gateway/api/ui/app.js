@@ -35,6 +35,10 @@ const TEXT = {
     alerts: "Alerts", alerts_off: "Alerts are off", told_now: "Told, still holding", cleared_recently: "Cleared lately",
     object: "Object", reason: "Reason", detail: "Detail", since_when: "Since", all_clear: "Nothing is wrong.",
     gone: "object deleted", now: "now",
+    cluster: "Cluster", no_client: "no Kubernetes client", node_counts: "{c} connected, {p} paired, {w} waiting",
+    counters: "Since start", c_messages_in: "Messages in", c_messages_out: "Messages out",
+    c_llm_failures: "Model failures", c_llm_retries: "Model retries", c_node_execs: "Node commands",
+    c_tool_calls: "Tool calls", c_api_auth_failures: "Refused sign-ins",
   },
   zh: {
     overview: "概览", chat: "对话", pairing: "配对", nodes: "节点", crons: "定时任务",
@@ -65,6 +69,10 @@ const TEXT = {
     alerts: "告警", alerts_off: "告警已关闭", told_now: "已通知、仍存在", cleared_recently: "最近恢复",
     object: "对象", reason: "原因", detail: "详情", since_when: "开始于", all_clear: "一切正常。",
     gone: "对象已删除", now: "现在",
+    cluster: "集群", no_client: "没有 Kubernetes 客户端", node_counts: "{c} 个在线，{p} 个已配对，{w} 个等待",
+    counters: "启动以来", c_messages_in: "收到消息", c_messages_out: "发出消息",
+    c_llm_failures: "模型失败", c_llm_retries: "模型重试", c_node_execs: "节点命令",
+    c_tool_calls: "工具调用", c_api_auth_failures: "被拒登录",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
@@ -162,9 +170,22 @@ const ago = (ms) => {
   return s < 90 ? `${s}s` : s < 5400 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 };
 
+/// The total of an OpenMetrics counter family (all its label sets) in `text`.
+function counter(text, name) {
+  const prefix = `clawops_gateway_${name}_total`;
+  return text.split("\n")
+    .filter((l) => l.startsWith(prefix + " ") || l.startsWith(prefix + "{"))
+    .reduce((sum, l) => sum + (Number(l.trim().split(/\s+/).pop()) || 0), 0);
+}
+
+const COUNTERS = ["messages_in", "messages_out", "llm_failures", "llm_retries", "node_execs", "tool_calls", "api_auth_failures"];
+
 async function overview() {
-  const s = await api("GET", "/api/status");
+  const [s, metrics] = await Promise.all([api("GET", "/api/status"),
+    fetch("metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : "")).catch(() => "")]);
   const channels = s.channels.map((c) => [c.name, c.bot || "-", c.ok ? t("ok") : (c.problem || t("problem")), String(c.approvedSenders ?? "-")]);
+  const off = [...s.disabled, ...(s.tools.off || [])];
+  const nodes = t("node_counts").replace("{c}", s.nodes.connected).replace("{p}", s.nodes.paired).replace("{w}", s.nodes.pending);
   show(el("h1", {}, t("overview")),
     el("section", { class: "card" },
       el("h2", {}, t("health")),
@@ -172,13 +193,17 @@ async function overview() {
       el("dl", {},
         el("dt", {}, "Agent"), el("dd", {}, `${s.agent.name} (${s.agent.id})`),
         el("dt", {}, t("model")), el("dd", {}, `${s.model.primary} ${s.model.configured ? "" : "— " + (s.model.problem || "")}`),
+        el("dt", {}, t("cluster")), el("dd", { id: "cluster" }, s.cluster.access + (s.cluster.client ? "" : ` — ${t("no_client")}`)),
+        el("dt", {}, t("nodes")), el("dd", { id: "node-counts" }, nodes),
         el("dt", {}, t("version")), el("dd", {}, s.version),
         el("dt", {}, t("uptime")), el("dd", {}, `${Math.floor(s.uptimeSeconds / 60)} min`),
         el("dt", {}, t("tools")), el("dd", {}, (s.tools.offered || []).join(", ") || t("none")))),
     el("section", { class: "card" }, el("h2", {}, t("channels")),
       table([t("name"), "bot", t("state"), t("approved_senders")], channels)),
-    s.disabled.length ? el("section", { class: "card" }, el("h2", {}, t("disabled")),
-      el("ul", {}, s.disabled.map((d) => el("li", {}, d)))) : "");
+    metrics ? el("section", { class: "card" }, el("h2", {}, t("counters")),
+      el("dl", { id: "counters" }, COUNTERS.flatMap((c) => [el("dt", {}, t(`c_${c}`)), el("dd", {}, String(counter(metrics, c)))]))) : "",
+    off.length ? el("section", { class: "card" }, el("h2", {}, t("disabled")),
+      el("ul", { id: "disabled" }, off.map((d) => el("li", {}, d)))) : "");
 }
 
 async function chat() {
