@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::nodes::{TOKEN, wait_nodes};
-use crate::support::fake_llm::FakeLlm;
+use crate::support::fake_llm::{Answer, FakeLlm};
 use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
 use crate::support::nodes::{node_host_at, real_path};
 use crate::support::{self, process::*};
@@ -31,6 +31,15 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
         "the browser driver is not installed: run scripts/install-ui-deps.sh (make test does)"
     );
     let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    // The browser's chat is the first turn: the model lists the nodes, then (after a while)
+    // answers with what the tool returned.
+    llm.script(
+        "glm-4.7",
+        [
+            Answer::Tools(vec![("nodes_list", serde_json::json!({}))]),
+            Answer::Slow(Duration::from_millis(1500), Box::new(Answer::QuoteTools)),
+        ],
+    );
     // Served under a path prefix, as behind an Ingress that routes `/claw` on a shared host:
     // the browser, the API and the node's WebSocket all go through it.
     let yaml = support::example_with(
@@ -191,17 +200,21 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
         !tg.sent_to(CRON_CHAT).is_empty(),
         "the patrol report was delivered"
     );
-    assert!(
-        seen["chat"]
-            .as_str()
-            .unwrap()
-            .contains("hello from the browser"),
+    assert_eq!(
+        seen["chatTools"],
+        serde_json::json!(["🔧 nodes_list"]),
         "{seen}"
     );
+    assert_eq!(
+        seen["toolBeforeAnswer"], true,
+        "the call is shown while the turn runs: {seen}"
+    );
+    assert!(seen["chat"].as_str().unwrap().contains("desk"), "{seen}");
     // The conversation is there when the page opens again.
     let again = seen["chatAgain"].as_str().unwrap();
     assert!(
-        again.contains("hello from the browser") && again.contains(seen["chat"].as_str().unwrap()),
+        again.contains("which machines do I have?")
+            && again.contains(seen["chat"].as_str().unwrap()),
         "{seen}"
     );
     // Alerts need the cluster: the page says why they are off here.

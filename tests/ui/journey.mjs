@@ -92,6 +92,22 @@ try {
   seen.execCard = await page.locator("section.exec").first().textContent();
   await shot("nodes");
 
+  // Chat: the assistant looks at the nodes (its tool call is shown as it starts), then answers.
+  await page.goto(`${BASE}/#chat`);
+  await page.fill("#message", "which machines do I have?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.waitForSelector(".chatlog .tool");
+  seen.toolBeforeAnswer = (await page.$$(".chatlog .bot")).length === 0;
+  await page.waitForSelector(".chatlog .bot");
+  seen.chat = await page.textContent(".chatlog .bot");
+  seen.chatTools = await page.$$eval(".chatlog .tool", (ps) => ps.map((p) => p.textContent));
+  // Back later: the conversation is still there.
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#chat`);
+  await page.waitForSelector(".chatlog .bot");
+  seen.chatAgain = await page.textContent(".chatlog");
+  await shot("chat");
+
   // Crons: Run now.
   await page.goto(`${BASE}/#crons`);
   await page.getByRole("button", { name: "Run now" }).first().click();
@@ -102,19 +118,6 @@ try {
   await page.waitForSelector("h2");
   seen.crons = await page.textContent("main");
   await shot("crons");
-
-  // Chat.
-  await page.goto(`${BASE}/#chat`);
-  await page.fill("#message", "hello from the browser");
-  await page.getByRole("button", { name: "Send" }).click();
-  await page.waitForSelector(".chatlog .bot");
-  seen.chat = await page.textContent(".chatlog .bot");
-  // Back later: the conversation is still there.
-  await page.goto(`${BASE}/#overview`);
-  await page.goto(`${BASE}/#chat`);
-  await page.waitForSelector(".chatlog .bot");
-  seen.chatAgain = await page.textContent(".chatlog");
-  await shot("chat");
 
   await page.goto(`${BASE}/#alerts`);
   await page.waitForSelector("h1");

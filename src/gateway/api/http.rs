@@ -1,9 +1,10 @@
 //! The gateway's HTTP surface on its one port: `/healthz`, `/readyz`, `/health`, `/metrics`,
-//! `/api/…` behind the gateway token, and the node WebSocket at `/`.
+//! `/api/…` behind the gateway token (WebChat's routes in `chat.rs`, the nodes' in `nodes.rs`), and
+//! the Control UI and the node WebSocket at `/`.
 
 use crate::api::{
-    ApiError, ApproveRequest, Approved, ApprovedSender, ChatReply, ChatRequest, CronRunReply,
-    PairingList, PendingRequest, RejectRequest, RevokeRequest,
+    ApiError, ApproveRequest, Approved, ApprovedSender, CronRunReply, PairingList, PendingRequest,
+    RejectRequest, RevokeRequest,
 };
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -21,12 +22,15 @@ use super::auth::{self, Denied};
 use super::error;
 use super::health;
 use crate::gateway::telegram::pairing;
-use crate::gateway::{Gateway, assistant, cron};
+use crate::gateway::{Gateway, cron};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
-        .route("/api/chat", get(chat_history).post(chat))
+        .route(
+            "/api/chat",
+            get(super::chat::history).post(super::chat::turn),
+        )
         .route("/api/cron/{name}/run", post(cron_run))
         .route("/api/audit", get(audit))
         .route("/api/crons", get(crons))
@@ -323,80 +327,6 @@ fn pairing_changed(
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ChatQuery {
-    #[serde(default = "crate::api::default_chat")]
-    chat: String,
-}
-
-/// The WebChat conversation so far, so the page opens where it was left.
-async fn chat_history(
-    State(gw): State<Arc<Gateway>>,
-    Query(q): Query<ChatQuery>,
-) -> Json<crate::api::ChatHistory> {
-    let messages = gw
-        .assistant
-        .history(&api_chat(&q.chat))
-        .await
-        .into_iter()
-        .map(|m| crate::api::ChatLine {
-            role: m.role,
-            text: m.content,
-        })
-        .collect();
-    Json(crate::api::ChatHistory {
-        chat: q.chat,
-        messages,
-    })
-}
-
-/// The conversation key of an API chat: apart from the Telegram chats.
-fn api_chat(chat: &str) -> String {
-    format!("api-{chat}")
-}
-
-/// One turn through the agent, for WebChat and tests. A failure is told as the chat would be.
-async fn chat(State(gw): State<Arc<Gateway>>, Json(req): Json<ChatRequest>) -> Response {
-    if req.text.trim().is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(ApiError {
-                error: "invalid".into(),
-                message: "text: must not be empty".into(),
-                detail: None,
-            }),
-        )
-            .into_response();
-    }
-    // The calls are shown beside the answer (WebChat): collected from the progress lines.
-    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = calls.clone();
-    let origin = crate::gateway::assistant::turn::Origin {
-        chat: None,
-        progress: Some(Arc::new(move |line: &str| {
-            sink.lock().expect("calls lock").push(line.to_string())
-        })),
-    };
-    match gw.answer(&api_chat(&req.chat), &req.text, origin).await {
-        Ok(reply) => {
-            let tools = std::mem::take(&mut *calls.lock().expect("calls lock"));
-            Json(ChatReply { reply, tools }).into_response()
-        }
-        Err(e) => {
-            let notice = assistant::explain(&e, assistant::speaks_cjk(&gw.assistant.config));
-            (
-                StatusCode::BAD_GATEWAY,
-                Json(ApiError {
-                    error: "model".into(),
-                    message: notice,
-                    detail: Some(e.to_string()),
-                }),
-            )
-                .into_response()
-        }
     }
 }
 

@@ -206,6 +206,44 @@ async function overview() {
       el("ul", { id: "disabled" }, off.map((d) => el("li", {}, d)))) : "");
 }
 
+/// One WebChat turn as server-sent events: each tool call as it starts (`onTool`), then the
+/// answer, so a turn that waits for an approval shows what it waits on.
+async function chatTurn(text, onTool) {
+  const r = await fetch("api/chat", {
+    method: "POST", credentials: "same-origin",
+    headers: { ...CSRF, "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ chat: "webchat", text }),
+  });
+  if (!r.ok) {
+    const data = await r.json().catch(() => null);
+    if (r.status === 401) throw new Unauthorized(data && data.message);
+    throw new Error((data && data.message) || `HTTP ${r.status}`);
+  }
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the connection ended before the answer");
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      const body = data.join("\n");
+      if (event === "tool") onTool(body);
+      else if (event === "reply") return JSON.parse(body);
+      else if (event === "error") throw new Error(JSON.parse(body).message);
+    }
+  }
+}
+
 async function chat() {
   const past = await api("GET", "/api/chat?chat=webchat");
   const log = el("div", { class: "chatlog", "aria-live": "polite" },
@@ -222,10 +260,12 @@ async function chat() {
         const waiting = el("p", { class: "pending", "aria-busy": "true" }, "…");
         log.append(el("p", { class: "me" }, text), waiting);
         try {
-          const r = await api("POST", "/api/chat", { chat: "webchat", text });
-          for (const call of r.tools || []) log.append(el("p", { class: "tool" }, `🔧 ${call}`));
+          const r = await chatTurn(text, (call) => waiting.before(el("p", { class: "tool" }, `🔧 ${call}`)));
           log.append(el("p", { class: "bot" }, r.reply));
-        } catch (e) { log.append(el("p", { class: "error" }, e.message)); }
+        } catch (e) {
+          if (e instanceof Unauthorized) return signin(e.message);
+          log.append(el("p", { class: "error" }, e.message));
+        }
         waiting.remove();
       },
     }, el("label", { for: "message" }, t("message")), input, el("button", { type: "submit" }, t("send"))));
