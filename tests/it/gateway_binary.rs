@@ -109,9 +109,14 @@ fn standalone_from_the_example_serves_health_and_a_token_protected_api() {
     .unwrap();
     assert_eq!(ok.code, 200, "{}", ok.body);
     assert!(ok.body.contains("morning-patrol"));
-    // `?token=` once, then the cookie it sets.
+    // A token in an API URL is refused, right or not (it would land in proxy logs); the
+    // sign-in link at `/` takes it once and answers with the cookie.
     let q = get(port, &format!("/api/status?token={token}")).unwrap();
-    assert_eq!(q.code, 200);
+    assert_eq!(q.code, 401);
+    assert!(q.body.contains("token in the URL is refused"), "{}", q.body);
+    assert!(!q.headers.to_lowercase().contains("set-cookie"));
+    let q = get(port, &format!("/?token={token}")).unwrap();
+    assert_eq!(q.code, 303);
     let cookie = q
         .headers
         .lines()

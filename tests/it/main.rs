@@ -2,6 +2,7 @@
 //! fixtures. `cargo test --test it <module>::` runs one file's tests.
 
 mod alerts;
+mod attacks;
 mod chart;
 mod cluster_tools;
 mod crds;

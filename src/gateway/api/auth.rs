@@ -1,6 +1,7 @@
 //! Gateway token auth for `/api/…`: where the token comes from (its environment variable, or
-//! standalone a file generated once in the state directory), `Authorization: Bearer`, `?token=`
-//! (then a cookie), a constant-time compare, 401s that say what was wrong and where the gateway
+//! standalone a file generated once in the state directory), `Authorization: Bearer` or the
+//! Control UI's cookie (a `?token=` only signs in at `/`; on the API it is refused), a
+//! constant-time compare, 401s that say what was wrong and where the gateway
 //! reads its token, and a per-address limit on failed attempts.
 
 use std::net::IpAddr;
@@ -23,18 +24,29 @@ pub const COOKIE: &str = "clawops_token";
 /// Why a request was refused. Never carries the presented or the real token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Denied {
-    Missing { source: String },
-    Wrong { source: String },
-    NotConfigured { source: String },
-    Limited { retry_after: Duration },
+    Missing {
+        source: String,
+    },
+    Wrong {
+        source: String,
+    },
+    NotConfigured {
+        source: String,
+    },
+    Limited {
+        retry_after: Duration,
+    },
+    /// A token in the URL of an API call: URLs end up in proxy logs and browser history.
+    InUrl,
 }
 
 impl Denied {
     pub fn message(&self) -> String {
         match self {
             Denied::Missing { source } => format!(
-                "gateway token missing: send `Authorization: Bearer <token>` or `?token=<token>`; this gateway reads its token from {source}"
+                "gateway token missing: send `Authorization: Bearer <token>`; this gateway reads its token from {source}"
             ),
+            Denied::InUrl => "a token in the URL is refused on the API (URLs end up in proxy logs and browser history): send `Authorization: Bearer <token>`, or sign in once in a browser at `/?token=<token>`".into(),
             Denied::Wrong { source } => {
                 format!(
                     "gateway token mismatch: the token sent is not the one this gateway reads from {source}"
@@ -75,6 +87,16 @@ impl TokenAuth {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Refuses a token sent in an API call's URL without checking it (a check would answer
+    /// whether it was right), counting it as a failure of `ip`.
+    pub fn refuse_in_url(&self, ip: IpAddr, now: Instant) -> Denied {
+        if let Err(retry_after) = self.failures.check(ip, now) {
+            return Denied::Limited { retry_after };
+        }
+        self.failures.record(ip, now);
+        Denied::InUrl
     }
 
     /// Checks a presented token for a client at `ip`.
@@ -139,8 +161,6 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[String]) 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     Header,
-    /// `?token=`: answered with a cookie, so the token leaves the address bar.
-    Query,
     /// The cookie a browser sends by itself: a state-changing request must also carry
     /// [`CSRF_HEADER`], which another site's page cannot set.
     Cookie,
@@ -149,10 +169,10 @@ pub enum Via {
 /// The header the Control UI sends with every request; a cross-site form or image cannot.
 pub const CSRF_HEADER: &str = "x-clawops-csrf";
 
-/// The token a request presents: bearer header, then `?token=`, then the cookie.
+/// The token a request presents: bearer header, then the cookie. (A `?token=` is for the sign-in
+/// link at `/` only; see [`in_query`].)
 pub fn presented<'a>(
     authorization: Option<&'a str>,
-    query: Option<&'a str>,
     cookie: Option<&'a str>,
 ) -> Option<(&'a str, Via)> {
     if let Some(t) = authorization
@@ -166,12 +186,6 @@ pub fn presented<'a>(
     {
         return Some((t, Via::Header));
     }
-    if let Some(t) = query
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
-        .filter(|t| !t.is_empty())
-    {
-        return Some((t, Via::Query));
-    }
     cookie
         .and_then(|c| {
             c.split(';').find_map(|kv| {
@@ -183,6 +197,14 @@ pub fn presented<'a>(
         .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
         .filter(|t| !t.is_empty())
         .map(|t| (t, Via::Cookie))
+}
+
+/// The `token=` of a query string, if it has a non-empty one.
+pub fn in_query(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
 }
 
 /// Whether the browser reached the gateway over TLS: a trusted proxy (Ingress, Tailscale serve)
@@ -324,24 +346,23 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_found_in_header_query_and_cookie() {
+    fn tokens_are_found_in_header_and_cookie_and_the_query_apart() {
         assert_eq!(
-            presented(Some("Bearer abc"), None, None),
+            presented(Some("Bearer abc"), None),
             Some(("abc", Via::Header))
         );
         assert_eq!(
-            presented(None, Some("x=1&token=abc"), None),
-            Some(("abc", Via::Query))
-        );
-        assert_eq!(
-            presented(None, None, Some("a=b; clawops_token=abc")),
+            presented(None, Some("a=b; clawops_token=abc")),
             Some(("abc", Via::Cookie))
         );
         assert_eq!(
-            presented(Some("bearer abc"), None, None),
+            presented(Some("bearer abc"), None),
             Some(("abc", Via::Header))
         );
-        assert_eq!(presented(Some("Basic abc"), None, None), None);
-        assert_eq!(presented(None, Some("token="), None), None);
+        assert_eq!(presented(Some("Basic abc"), None), None);
+        assert_eq!(in_query(Some("x=1&token=abc")), Some("abc"));
+        assert_eq!(in_query(Some("token=")), None);
+        assert_eq!(in_query(Some("mytoken=abc")), None);
+        assert_eq!(in_query(None), None);
     }
 }

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 
 use super::auth::{self, Denied};
@@ -24,22 +24,37 @@ use super::health;
 use crate::gateway::telegram::pairing;
 use crate::gateway::{Gateway, cron};
 
-pub fn router(gw: Arc<Gateway>) -> Router {
-    let api = Router::new()
-        .route("/api/status", get(status))
-        .route(
+/// Every route behind the gateway token: the router is built from this list, and the attack
+/// test (`tests/it/attacks.rs`) walks it, so a new route can miss neither.
+pub fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Gateway>>)> {
+    let mut routes = vec![
+        ("/api/status", get(status)),
+        (
             "/api/chat",
             get(super::chat::history).post(super::chat::turn),
-        )
-        .route("/api/cron/{name}/run", post(cron_run))
-        .route("/api/audit", get(audit))
-        .route("/api/crons", get(crons))
-        .route("/api/alerts", get(alerts))
-        .route("/api/pairing/{channel}", get(pairing_list))
-        .route("/api/pairing/{channel}/approve", post(pairing_approve))
-        .route("/api/pairing/{channel}/reject", post(pairing_reject))
-        .route("/api/pairing/{channel}/revoke", post(pairing_revoke))
-        .merge(super::nodes::routes())
+        ),
+        ("/api/cron/{name}/run", post(cron_run)),
+        ("/api/audit", get(audit)),
+        ("/api/crons", get(crons)),
+        ("/api/alerts", get(alerts)),
+        ("/api/pairing/{channel}", get(pairing_list)),
+        ("/api/pairing/{channel}/approve", post(pairing_approve)),
+        ("/api/pairing/{channel}/reject", post(pairing_reject)),
+        ("/api/pairing/{channel}/revoke", post(pairing_revoke)),
+    ];
+    routes.extend(super::nodes::routes());
+    routes
+}
+
+/// The paths of [`api_routes`].
+pub fn api_paths() -> Vec<&'static str> {
+    api_routes().into_iter().map(|(p, _)| p).collect()
+}
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let api = api_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .route("/", get(super::ui::root))
@@ -343,25 +358,23 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let ip = auth::client_ip(peer, forwarded, &gw.config.gateway.trusted_proxies);
-    let req_secure = auth::secure(req.headers(), peer, &gw.config.gateway.trusted_proxies);
     let found = {
         let header = |name| {
             req.headers()
                 .get(name)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        auth::presented(
-            header(header::AUTHORIZATION),
-            req.uri().query(),
-            header(header::COOKIE),
-        )
-        .map(|(t, via)| (t.to_string(), via))
+        auth::presented(header(header::AUTHORIZATION), header(header::COOKIE))
+            .map(|(t, via)| (t.to_string(), via))
     };
     let changes = !matches!(req.method(), &Method::GET | &Method::HEAD);
-    match gw
-        .auth
-        .check(ip, found.as_ref().map(|(t, _)| t.as_str()), Instant::now())
-    {
+    let checked = if auth::in_query(req.uri().query()).is_some() {
+        Err(gw.auth.refuse_in_url(ip, Instant::now()))
+    } else {
+        gw.auth
+            .check(ip, found.as_ref().map(|(t, _)| t.as_str()), Instant::now())
+    };
+    match checked {
         Ok(())
             if changes
                 && found
@@ -383,19 +396,7 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
             )
                 .into_response()
         }
-        Ok(()) => {
-            let cookie = found
-                .filter(|(_, via)| *via == auth::Via::Query)
-                .map(|(t, _)| t);
-            let mut resp = next.run(req).await;
-            // `?token=` once, then a cookie, so the token leaves the URL.
-            if let Some(t) = cookie
-                && let Some(v) = auth::session_cookie(&t, req_secure)
-            {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            resp
-        }
+        Ok(()) => next.run(req).await,
         Err(denied) => {
             gw.metrics.auth_failures.inc();
             let code = match denied {

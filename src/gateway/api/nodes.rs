@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get, post};
 
 use super::auth;
 use super::error;
@@ -34,14 +34,16 @@ use crate::gateway::telegram::buttons;
 use crate::protocol::connect::ROLE_NODE;
 use crate::protocol::connect::{MAX_BUFFERED_BYTES, MAX_PAYLOAD};
 
-pub fn routes() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/nodes", get(list))
-        .route("/api/nodes/run", post(run_command))
-        .route("/api/nodes/{action}", post(act))
-        .route("/api/nodes/{id}/exec", get(exec_get).post(exec_edit))
-        .route("/api/approvals", get(approvals_list))
-        .route("/api/approvals/resolve", post(approvals_resolve))
+/// The nodes' routes behind the gateway token (see `http::api_routes`).
+pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<Gateway>>)> {
+    vec![
+        ("/api/nodes", get(list)),
+        ("/api/nodes/run", post(run_command)),
+        ("/api/nodes/{action}", post(act)),
+        ("/api/nodes/{id}/exec", get(exec_get).post(exec_edit)),
+        ("/api/approvals", get(approvals_list)),
+        ("/api/approvals/resolve", post(approvals_resolve)),
+    ]
 }
 
 /// `GET /` with an upgrade: the node socket.

@@ -99,10 +99,7 @@ pub async fn root(
             Err(rejection) => rejection.into_response(),
         };
     }
-    let token = parts
-        .uri
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let token = auth::in_query(parts.uri.query());
     let Some(token) = token else {
         return hardened(
             (
