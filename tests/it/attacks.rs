@@ -101,7 +101,6 @@ fn no_api_route_lets_an_attack_through() {
                 ("token in the URL", format!("{path}?token={NEW}"), vec![]),
             ]
             .into_iter()
-            .map(|(row, p, h)| (row, p, h))
             .chain(changes.then(|| {
                 (
                     "cross-site request",
