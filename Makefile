@@ -5,7 +5,7 @@ DOCKER ?= docker
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/clawops/clawops:$(VERSION)
 
-.PHONY: all build test lint fmt generate crds e2e interop bench run-operator render-example image image-push
+.PHONY: all build test lint fmt generate crds e2e interop fuzz bench run-operator render-example image image-push
 
 all: build
 
@@ -43,6 +43,13 @@ e2e:
 ## command and have a non-allowlisted one refused. Needs the npm registry; not part of `test`.
 interop:
 	scripts/interop-clawdbot-node.sh
+
+## The parsers' fuzz targets (`fuzz_*` tests: gateway.json, CR YAML, Telegram updates, model
+## answers, node frames, schedules and time zones, durations, the allowlist, certificates) run
+## long: FUZZ_CASES inputs each (make test runs 500).
+FUZZ_CASES ?= 100000
+fuzz:
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --lib fuzz_ -- --test-threads 2
 
 ## Benchmarks: building objects for 1 and 1,000 Agents; gateway RSS, start time, per-message overhead;
 ## node invoke round trip, handshake time and memory per idle node connection; cluster patrol time

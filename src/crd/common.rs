@@ -110,6 +110,17 @@ mod tests {
         assert_eq!(env_name_for_key("zai.api_key"), "ZAI_API_KEY");
         assert_eq!(env_name_for_key("1key"), "_1KEY");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// Any text: a duration or none; a number of a unit is that many of it.
+        #[test]
+        fn fuzz_durations(text in "\\PC{0,12}", n in 0u64..100_000, unit in proptest::sample::select(vec!["s", "m", "h", "d"])) {
+            let _ = parse_duration(&text);
+            let secs = n * match unit { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 };
+            proptest::prop_assert_eq!(parse_duration(&format!("{n}{unit}")), Some(secs));
+        }
+    }
 }
 
 /// Pattern of an IANA time zone name such as `Asia/Shanghai` or `UTC`; the operator checks the

@@ -396,4 +396,43 @@ mod tests {
         assert!(check(&cmds, &list, &safe(), &machine(), None).satisfied);
         assert!(!check(&cmds, &list, &[], &machine(), None).satisfied);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// Command lines edited anywhere (chains, quotes, substitutions, globs): when the check
+        /// passes, every program that would run is one the allowlist or the safe bins name —
+        /// never `rm`, whatever it is disguised as.
+        #[test]
+        fn fuzz_allowlist_check(edits in crate::util::fuzz::edits(), which in 0usize..3) {
+            let seeds = [
+                "ls -la /tmp && df -h | grep x; uptime",
+                "head -n 3 < /dev/null || /tmp/ls ~/bin/head \"$(id)\"",
+                "python3 -c 'print(1)' & ls `df` ${HOME}/x",
+            ];
+            let line = crate::util::fuzz::apply(seeds[which], &edits);
+            let allow: Vec<AllowEntry> = ["/usr/bin/ls", "/usr/bin/df", "/usr/bin/uptime"]
+                .iter()
+                .map(|p| AllowEntry::new(*p))
+                .collect();
+            if let Ok(cmds) = analyze::shell(&line) {
+                let c = check(&cmds, &allow, &default_safe_bins(), &machine(), None);
+                if c.satisfied {
+                    for p in c.resolved.iter().flatten() {
+                        let p = p.to_string_lossy();
+                        proptest::prop_assert!(
+                            ["/usr/bin/ls", "/usr/bin/df", "/usr/bin/uptime", "/usr/bin/grep", "/usr/bin/head"].contains(&p.as_ref()),
+                            "{line:?} passed running {p}"
+                        );
+                    }
+                }
+            }
+        }
+
+        /// Patterns edited anywhere (many `*` and `**` included) match or not in bounded time.
+        #[test]
+        fn fuzz_patterns(edits in crate::util::fuzz::edits(), path in "(/[a-z*?]{0,12}){0,12}") {
+            let pattern = crate::util::fuzz::apply("/usr/**/bin/*-?.sh", &edits);
+            let _ = pattern_matches(&pattern, &path, Some(Path::new("/home/me")));
+        }
+    }
 }

@@ -223,4 +223,16 @@ mod tests {
                 .contains("crons[0].deliver.channel: no channel named whatsapp")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// gateway.json edited anywhere: read or refused with the file named, never a panic.
+        #[test]
+        fn fuzz_gateway_json(edits in crate::util::fuzz::edits()) {
+            let text = crate::util::fuzz::apply(&example_json(), &edits);
+            if let Err(e) = parse(&text, "gateway.json") {
+                proptest::prop_assert!(e.to_string().starts_with("gateway.json"), "{e}");
+            }
+        }
+    }
 }

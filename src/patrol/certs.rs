@@ -443,4 +443,20 @@ mod tests {
             "certificate expired 3 days ago (2026-11-18 12:00 UTC)"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// Real certificates with their DER edited anywhere (lengths, tags, dates), and PEM text
+        /// edited anywhere: a date or an error, never a panic.
+        #[test]
+        fn fuzz_certificates(edits in crate::util::fuzz::edits(), which in 0usize..3, in_der in proptest::bool::ANY) {
+            let pem = [EC_LEAF, EC_2067, RSA_LEAF][which];
+            let input = if in_der {
+                pem_of(&crate::util::fuzz::apply_bytes(&der_of(pem), &edits))
+            } else {
+                crate::util::fuzz::apply(pem, &edits)
+            };
+            let _ = leaf_not_after(input.as_bytes());
+        }
+    }
 }

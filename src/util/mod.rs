@@ -1,6 +1,8 @@
 //! Small pieces every part of the binary shares: the stop signal, log set-up, hex encoding, the
 //! reading of network failures, a per-address limiter and the atomic state directory.
 
+#[cfg(test)]
+pub mod fuzz;
 pub mod hex;
 pub mod jsonl;
 pub mod limiter;

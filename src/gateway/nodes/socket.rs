@@ -355,3 +355,24 @@ fn invoke_result(gw: &Gateway, node_id: &str, params: Option<Value>) -> Result<V
         json!({ "ok": true, "ignored": true })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// A node's first frame edited anywhere: a connect, or a refusal that says why, never a
+        /// panic.
+        #[test]
+        fn fuzz_first_frame(edits in crate::util::fuzz::edits()) {
+            let seed = r#"{"type":"req","id":"1","method":"connect","params":{"minProtocol":3,"maxProtocol":3,"client":{"id":"node-host","displayName":"desk","version":"2026.1.24-3","platform":"linux","mode":"node","instanceId":"7b0c"},"caps":["system"],"commands":["system.run","system.which"],"pathEnv":"/usr/bin:/bin","auth":{"token":"t"},"role":"node","scopes":[],"device":{"id":"ab","publicKey":"k","signature":"s","signedAt":1737800000000,"nonce":"n"}}}"#;
+            let text = crate::util::fuzz::apply(seed, &edits);
+            if let Ok((_, p)) = first_request(&text) {
+                let _ = p.schema_problem();
+                let _ = p.describe();
+            }
+            let _ = serde_json::from_str::<crate::protocol::frames::Frame>(&text);
+        }
+    }
+}

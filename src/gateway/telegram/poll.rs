@@ -319,4 +319,22 @@ mod tests {
         p.pending.remove(&6);
         assert_eq!(p.offset(), 8, "all done: past the batch");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// A getUpdates answer edited anywhere reads as updates (what the poller then looks at:
+        /// text, sender, chat, the message replied to) or is refused, never a panic.
+        #[test]
+        fn fuzz_updates(edits in crate::util::fuzz::edits()) {
+            let seed = r#"[{"update_id":10,"message":{"message_id":1,"date":1737800000,"chat":{"id":42,"type":"private","first_name":"A"},"from":{"id":42,"is_bot":false,"first_name":"A","username":"a"},"text":"hi @shrimp_bot","reply_to_message":{"message_id":0,"date":1737799999,"chat":{"id":42,"type":"private","first_name":"A"},"text":"x"}}},{"update_id":11,"callback_query":{"id":"q","from":{"id":42,"is_bot":false,"first_name":"A"},"chat_instance":"c","data":"appr:1:allow-once","message":{"message_id":2,"date":1737800001,"chat":{"id":42,"type":"private","first_name":"A"},"text":"?"}}}]"#;
+            let text = crate::util::fuzz::apply(seed, &edits);
+            if let Ok(updates) = serde_json::from_str::<Vec<Update>>(&text) {
+                for u in &updates {
+                    if let UpdateKind::Message(m) = &u.kind {
+                        let _ = (m.text(), m.from.as_ref().map(|f| f.id), m.chat.is_private(), m.reply_to_message());
+                    }
+                }
+            }
+        }
+    }
 }

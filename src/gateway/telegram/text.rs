@@ -8,8 +8,10 @@ fn units(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-/// Splits `text` into chunks of at most `limit` UTF-16 units.
+/// Splits `text` into chunks of at most `limit` UTF-16 units (at least 2: one character may
+/// take two, and a smaller limit could never place it).
 pub fn split(text: &str, limit: usize) -> Vec<String> {
+    let limit = limit.max(2);
     let mut out = Vec::new();
     let mut rest = text.trim();
     while units(rest) > limit {
@@ -70,5 +72,33 @@ mod tests {
         assert_eq!(chunks.concat(), shrimp);
         let long = "巡检报告。".repeat(1500);
         assert!(split(&long, LIMIT).iter().all(|c| units(c) <= LIMIT));
+    }
+
+    /// Found by fuzzing: with a limit of 1, a character of two UTF-16 units (an emoji) never
+    /// fitted, and the split looped for ever.
+    #[test]
+    fn a_limit_below_one_character_still_ends() {
+        assert_eq!(split("🦐🦐", 1), ["🦐", "🦐"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// Any text and limit: chunks fit, none is empty, and no visible character is lost.
+        #[test]
+        fn fuzz_split(text in "\\PC{0,300}", newlines in proptest::collection::vec(0usize..300, 0..6), limit in 1usize..64) {
+            let mut text: Vec<char> = text.chars().collect();
+            for n in newlines {
+                let at = n.min(text.len());
+                text.insert(at, '\n');
+            }
+            let text: String = text.into_iter().collect();
+            let chunks = split(&text, limit);
+            for c in &chunks {
+                proptest::prop_assert!(units(c) <= limit.max(2) && !c.is_empty(), "{c:?}");
+            }
+            let seen: String = chunks.concat().chars().filter(|c| !c.is_whitespace()).collect();
+            let want: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            proptest::prop_assert_eq!(seen, want);
+        }
     }
 }

@@ -417,4 +417,22 @@ mod tests {
             Err(ModelError::Malformed { .. })
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// A GLM answer edited anywhere (text, tool calls, finish reasons): read or refused as
+        /// malformed or refused, never a panic.
+        #[test]
+        fn fuzz_model_answers(edits in crate::util::fuzz::edits(), which in 0usize..2) {
+            let seeds = [
+                r#"{"choices":[{"finish_reason":"stop","message":{"role":"assistant","content":"hi","reasoning_content":"r"}}],"usage":{"total_tokens":3}}"#,
+                r#"{"choices":[{"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"k8s_list","arguments":"{\"kind\":\"pods\"}"}},{"id":"b","type":"function","function":{"name":"nodes_list","arguments":{}}}]}}]}"#,
+            ];
+            let body = crate::util::fuzz::apply(seeds[which], &edits);
+            match answer("m", &body) {
+                Ok(_) | Err(ModelError::Malformed { .. } | ModelError::Refused { .. } | ModelError::Server { .. }) => {}
+                Err(e) => proptest::prop_assert!(false, "unexpected error kind: {e}"),
+            }
+        }
+    }
 }
