@@ -46,7 +46,7 @@ interop:
 
 ## The parsers' fuzz targets (`fuzz_*` tests: gateway.json, CR YAML, Telegram updates, model
 ## answers, node frames, schedules and time zones, durations, the allowlist, certificates) run
-## long: FUZZ_CASES inputs each (make test runs 500).
+## long: FUZZ_CASES inputs each (make test runs 2,000).
 FUZZ_CASES ?= 100000
 fuzz:
 	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --lib fuzz_ -- --test-threads 2

@@ -1,6 +1,6 @@
 //! What the parsers' fuzz targets (the `fuzz_*` tests, proptest on stable Rust) share: inputs
 //! made by editing real examples byte by byte — so most get past the first character and reach
-//! deep into the parser — and the run length: `FUZZ_CASES` (500 in `make test`, far more in
+//! deep into the parser — and the run length: `FUZZ_CASES` (2,000 in `make test`, 100,000 in
 //! `make fuzz`). Each target asserts the parser never panics and says what is wrong.
 
 use proptest::prelude::*;
@@ -73,12 +73,12 @@ pub fn apply_bytes(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
     b
 }
 
-/// How many inputs each target tries: `FUZZ_CASES`, else 500.
+/// How many inputs each target tries: `FUZZ_CASES`, else 2,000.
 pub fn config() -> Config {
     let cases = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(2000);
     Config {
         cases,
         failure_persistence: None,
