@@ -99,7 +99,7 @@ mod tests {
             Edit::Repeat(1, 3),
             Edit::Truncate(5),
         ];
-        assert_eq!(apply("abc", &all[..1]), "abx");
+        assert_eq!(apply("abc", &all[..1]), "axc", "7 mod 3 = 1");
         assert_eq!(apply("abc", &all[1..2]), "ab!c");
         assert_eq!(apply("abc", &all[2..3]), "bc");
         assert_eq!(apply("abcd", &all[3..4]), "abcdbcd");
