@@ -100,7 +100,7 @@ mod tests {
             Edit::Truncate(5),
         ];
         assert_eq!(apply("abc", &all[..1]), "axc", "7 mod 3 = 1");
-        assert_eq!(apply("abc", &all[1..2]), "ab!c");
+        assert_eq!(apply("abc", &all[1..2]), "!abc", "100 mod 4 = 0");
         assert_eq!(apply("abc", &all[2..3]), "bc");
         assert_eq!(apply("abcd", &all[3..4]), "abcdbcd");
         assert_eq!(apply("abcdefgh", &all[4..5]), "abcde");
