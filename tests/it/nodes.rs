@@ -209,6 +209,13 @@ fn a_node_pairs_runs_what_its_policy_allows_and_is_revoked() {
 
     // The gateway restarts: the node reconnects with its device token, no new approval.
     gw.terminate(Duration::from_secs(10));
+    // The node logs the close when it reads it, which may be just after the gateway is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node_log(&node_state).contains("closed (1012): service restart")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = node_log(&node_state);
     assert!(
         log.contains("closed (1012): service restart"),

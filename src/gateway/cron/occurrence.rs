@@ -89,4 +89,33 @@ pub(super) mod tests {
             "2027-03-15T09:00:00-04:00"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// Schedules and time zones edited anywhere: refused ones say why, accepted ones give a
+        /// next run or say it never fires; never a panic.
+        #[test]
+        fn fuzz_schedules(edits in crate::util::fuzz::edits(), tz_edits in crate::util::fuzz::edits(), which in 0usize..4) {
+            use crate::plan::validate::{check_schedule, check_time_zone};
+            let seeds = ["10 8 * * *", "*/15 9-17 * * 1-5", "0 0 29 2 *", "@daily"];
+            let schedule = crate::util::fuzz::apply(seeds[which], &edits);
+            let time_zone = crate::util::fuzz::apply("Asia/Shanghai", &tz_edits);
+            let (s, z) = (check_schedule(&schedule), check_time_zone(&time_zone));
+            for e in [&s, &z].into_iter().filter_map(|r| r.as_ref().err()) {
+                proptest::prop_assert!(!e.is_empty());
+            }
+            if s.is_ok() && z.is_ok() {
+                let cron = crate::plan::gateway_config::CronConfig {
+                    name: "c".into(),
+                    schedule,
+                    time_zone,
+                    suspend: false,
+                    message: "m".into(),
+                    patrol: None,
+                    deliver: None,
+                };
+                let _ = next_run(&cron, chrono::Utc::now());
+            }
+        }
+    }
 }
