@@ -192,6 +192,19 @@ fn no_api_route_lets_an_attack_through() {
         "held off even with the right token"
     );
     assert_eq!(sign("10.99.0.2", NEW), 204, "another client signs in");
+    // Oversized input from the owner's own side: refused plainly, the gateway unmoved.
+    let auth = format!("Authorization: Bearer {NEW}");
+    let huge = format!(r#"{{"text":"{}"}}"#, "x".repeat(3 << 20));
+    let r = request(
+        port,
+        "POST",
+        "/api/chat",
+        &[&auth, "Content-Type: application/json"],
+        &huge,
+    )
+    .unwrap();
+    assert_eq!(r.code, 413, "a 3 MB chat message: {}", r.body);
+    assert_eq!(get(port, "/healthz").unwrap().code, 200);
     let logs = {
         gw.terminate(Duration::from_secs(10));
         gw.stderr()

@@ -282,6 +282,17 @@ async fn bad_connects_get_their_documented_answers_and_closes() {
         (None, Some((1008, "invalid frame: not JSON".into())))
     );
 
+    // A frame over the protocol's limit (512 KiB): the socket is closed, nothing is read.
+    let (mut ws, _) = open(port).await;
+    let big = "x".repeat(clawops::protocol::connect::MAX_PAYLOAD + 1);
+    let _ = ws.send(Message::Text(big.into())).await;
+    let (answer, close) = outcome(&mut ws).await;
+    assert_eq!(answer, None);
+    assert!(
+        close.as_ref().is_none_or(|(code, _)| *code == 1009),
+        "closed as too big: {close:?}"
+    );
+
     let (mut ws, _) = open(port).await;
     ws.send(Message::Text(
         json!({"type":"req","id":"1","method":"node.event","params":{}})
