@@ -8,6 +8,7 @@ mod cluster_tools;
 mod crds;
 mod cron;
 mod e2e;
+mod faults;
 mod gateway_binary;
 mod layers;
 mod mirror;

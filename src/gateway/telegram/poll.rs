@@ -1,7 +1,9 @@
-//! Long polling: getUpdates with the offset saved as each batch's messages are handled, getMe
-//! for the bot's name, backoff on failure, and a prompt stop.
+//! Long polling: getUpdates with the offset (and the updates handled beyond it) saved as messages
+//! are handled, getMe for the bot's name, backoff on failure, and a prompt stop.
 
 use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,12 +30,34 @@ async fn unless_stopped<T>(
     }
 }
 
-/// Which fetched updates are still being handled, and the offset last saved.
+/// What the poller keeps in the state dir: the offset that confirms the handled prefix, and the
+/// updates handled beyond it (messages of different chats finish out of order). After a crash
+/// Telegram hands out everything from the offset again; those handled already are skipped, so
+/// no one is answered twice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Saved {
+    offset: i32,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    handled: BTreeSet<u32>,
+}
+
+/// The file as this and older gateways wrote it (a bare offset).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SavedFile {
+    Offset(i32),
+    Saved(Saved),
+}
+
+/// Which fetched updates are still being handled, which are handled beyond the offset, and what
+/// was saved last.
 struct Progress {
     pending: BTreeSet<u32>,
-    /// One past the highest update id handed out.
+    /// Handled, at or above the offset.
+    handled: BTreeSet<u32>,
+    /// One past the highest update id handed out (or skipped).
     next: i32,
-    saved: Option<i32>,
+    saved: Saved,
 }
 
 impl Progress {
@@ -42,6 +66,22 @@ impl Progress {
         self.pending
             .first()
             .map_or(self.next, |first| *first as i32)
+    }
+
+    /// Marks `id` handled; what should be saved now, if it changed.
+    fn finish(&mut self, id: u32) -> Option<Saved> {
+        self.pending.remove(&id);
+        let offset = self.offset();
+        self.handled.insert(id);
+        self.handled.retain(|h| *h as i32 >= offset);
+        let now = Saved {
+            offset,
+            handled: self.handled.clone(),
+        };
+        (now != self.saved).then(|| {
+            self.saved = now.clone();
+            now
+        })
     }
 }
 
@@ -67,17 +107,24 @@ impl TelegramChannel {
     /// after the other, button presses at once, while the poller keeps fetching — without confirming
     /// to Telegram any update not yet handled, so a restart neither repeats nor loses one.
     pub async fn run(self: Arc<Self>, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
-        let saved: i32 = self
-            .state
-            .read(&offset_file(&self.name))
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+        let saved = match self.state.read::<SavedFile>(&offset_file(&self.name)) {
+            Ok(Some(SavedFile::Saved(s))) => s,
+            Ok(Some(SavedFile::Offset(offset))) => Saved {
+                offset,
+                handled: BTreeSet::new(),
+            },
+            Ok(None) => Saved::default(),
+            Err(e) => {
+                tracing::error!(channel = %self.name, error = %e, "update offset unreadable; starting from what Telegram still holds");
+                Saved::default()
+            }
+        };
         let hand = Arc::new(InHand {
             progress: Mutex::new(Progress {
                 pending: BTreeSet::new(),
-                next: saved,
-                saved: Some(saved),
+                handled: saved.handled.clone(),
+                next: saved.offset,
+                saved,
             }),
             finished: Notify::new(),
         });
@@ -191,8 +238,15 @@ impl TelegramChannel {
                 .filter(|u| u.id.0 as i32 >= p.next)
                 .collect();
             for u in &fresh {
-                p.pending.insert(u.id.0);
                 p.next = p.next.max(u.id.0 as i32 + 1);
+            }
+            // Handled before a crash (out of order, beyond the saved offset): not again.
+            let fresh: Vec<Update> = fresh
+                .into_iter()
+                .filter(|u| !p.handled.contains(&u.id.0))
+                .collect();
+            for u in &fresh {
+                p.pending.insert(u.id.0);
             }
             fresh
         };
@@ -234,24 +288,21 @@ impl TelegramChannel {
         chats.retain(|_, after| !*after.borrow());
     }
 
-    /// Marks update `id` handled and saves the offset when it moved.
+    /// Marks update `id` handled and saves what changed (written before the next update of the
+    /// chat is handled).
     async fn done(&self, hand: &InHand, id: u32) {
         let mut p = hand.progress.lock().await;
-        p.pending.remove(&id);
-        let next = p.offset();
-        if p.saved.is_some_and(|s| s >= next) {
-            drop(p);
-            hand.finished.notify_waiters();
-            return;
-        }
-        p.saved = Some(next);
-        let (state, file) = (self.state.clone(), offset_file(&self.name));
-        match tokio::task::spawn_blocking(move || state.write(&file, &next))
-            .await
-            .expect("offset write")
-        {
-            Ok(()) => {}
-            Err(e) => tracing::error!(channel = %self.name, error = %e, "update offset not saved"),
+        if let Some(saved) = p.finish(id) {
+            let (state, file) = (self.state.clone(), offset_file(&self.name));
+            match tokio::task::spawn_blocking(move || state.write(&file, &saved))
+                .await
+                .expect("offset write")
+            {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(channel = %self.name, error = %e, "update offset not saved")
+                }
+            }
         }
         drop(p);
         hand.finished.notify_waiters();
@@ -302,22 +353,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_offset_covers_only_the_handled_prefix() {
+    fn the_offset_covers_the_handled_prefix_and_the_rest_is_remembered() {
         let mut p = Progress {
             pending: [5, 6, 7].into_iter().collect(),
+            handled: BTreeSet::new(),
             next: 8,
-            saved: None,
+            saved: Saved::default(),
         };
-        p.pending.remove(&7);
+        let s = p.finish(7).unwrap();
+        assert_eq!(s.offset, 5, "7 is done but 5 is not: nothing is confirmed");
+        assert_eq!(s.handled, [7].into(), "7 is remembered as done");
+        let s = p.finish(5).unwrap();
+        assert_eq!((s.offset, s.handled), (6, [7].into()));
+        let s = p.finish(6).unwrap();
+        assert_eq!(s.offset, 8, "all done: past the batch");
+        assert!(s.handled.is_empty(), "below the offset: forgotten");
+    }
+
+    #[test]
+    fn the_saved_file_reads_as_older_gateways_wrote_it() {
+        let old: SavedFile = serde_json::from_str("42").unwrap();
+        assert!(matches!(old, SavedFile::Offset(42)));
+        let new: SavedFile = serde_json::from_str(r#"{"offset":42,"handled":[44,45]}"#).unwrap();
+        assert!(matches!(new, SavedFile::Saved(s) if s.handled == [44, 45].into()));
         assert_eq!(
-            p.offset(),
-            5,
-            "7 is done but 5 is not: nothing is confirmed"
+            serde_json::to_string(&Saved {
+                offset: 7,
+                handled: BTreeSet::new()
+            })
+            .unwrap(),
+            r#"{"offset":7}"#
         );
-        p.pending.remove(&5);
-        assert_eq!(p.offset(), 6);
-        p.pending.remove(&6);
-        assert_eq!(p.offset(), 8, "all done: past the batch");
     }
 
     proptest::proptest! {
