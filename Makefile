@@ -5,7 +5,7 @@ DOCKER ?= docker
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE ?= ghcr.io/clawops/clawops:$(VERSION)
 
-.PHONY: all build test lint fmt generate crds e2e interop fuzz bench run-operator render-example image image-push
+.PHONY: all build test lint fmt generate crds e2e interop fuzz reliability bench run-operator render-example image image-push
 
 all: build
 
@@ -47,6 +47,10 @@ interop:
 ## The parsers' fuzz targets (`fuzz_*` tests: gateway.json, CR YAML, Telegram updates, model
 ## answers, node frames, schedules and time zones, durations, the allowlist, certificates) run
 ## long: FUZZ_CASES inputs each (make test runs 2,000).
+## The fault tests too slow for make test (tests/it/faults.rs, ignored there).
+reliability:
+	$(CARGO) test --test it faults:: -- --include-ignored --nocapture
+
 FUZZ_CASES ?= 100000
 fuzz:
 	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --lib fuzz_ -- --test-threads 2

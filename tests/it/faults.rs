@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_llm::{Answer, FakeLlm};
-use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram, PollFailure};
 use crate::support::process::*;
 use crate::support::{self};
 
@@ -163,4 +163,127 @@ async fn burst(max_concurrent: u32, delays_ms: &[u64]) {
         .await
         .unwrap();
     gw.terminate(Duration::from_secs(15));
+}
+
+/// Bot API faults while 120 messages from 20 chats come in: server errors, a proxy's HTML page,
+/// JSON cut short, flood control with `retry_after`, and a second poller (409). The gateway
+/// recovers by itself, says what is wrong on `/health` while it lasts, and loses or repeats
+/// nothing. It takes about 70 s — messages wait for many seconds after a fault, which is not
+/// explained yet (see the README's Reliability section) — so it runs in `make reliability`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "70 s; make reliability runs it"]
+async fn bot_api_faults_lose_nothing_and_clear_on_health() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_with(
+        "faults-botapi",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "    dmPolicy: pairing\n",
+                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
+            ),
+        ],
+    );
+    let state = support::temp_dir("faults-botapi-state");
+    let port = free_port();
+    let (y, s) = (yaml.clone(), state.clone());
+    let mut gw = tokio::task::spawn_blocking(move || start(&y, &s, port))
+        .await
+        .unwrap();
+    let faults = [
+        PollFailure::Api(502, "Bad Gateway".into()),
+        PollFailure::Raw(
+            502,
+            "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+        ),
+        PollFailure::Raw(200, r#"{"ok":true,"result":[{"update_id":"#.into()),
+        PollFailure::Api(500, "Internal Server Error".into()),
+        PollFailure::RetryAfter(1),
+        PollFailure::Api(
+            409,
+            "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running".into(),
+        ),
+    ];
+    let started = Instant::now();
+    let mut told = Vec::new();
+    for (round, fault) in faults.iter().enumerate() {
+        // The fault is what the next poll gets; a round of messages ends the poll held now.
+        let calls = tg.get_updates_calls();
+        tg.fail_poll(fault.clone());
+        for chat in 0..CHATS {
+            tg.dm(
+                1000 + chat,
+                &format!("user{chat}"),
+                &format!("question [c{chat}:m{round}]"),
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tg.get_updates_calls() < calls + 1 {
+            assert!(Instant::now() < deadline, "the gateway stopped polling");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // While it lasts (the backoff is a second or more), /health says what is wrong.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let h = tokio::task::spawn_blocking(move || get(port, "/health").unwrap().body)
+            .await
+            .unwrap();
+        let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+        told.push(
+            h["channels"][0]["problem"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    let rounds = faults.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered(&tg)
+        .iter()
+        .any(|((_, i), n)| *i < rounds && *n == 0)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen: Vec<usize> = answered(&tg)
+        .into_iter()
+        .filter(|((_, i), _)| *i < rounds)
+        .map(|(_, n)| n)
+        .collect();
+    let lost = seen.iter().filter(|n| **n == 0).count();
+    let twice = seen.iter().filter(|n| **n > 1).count();
+    println!(
+        "fault Bot API (502 JSON, 502 HTML, cut JSON, 500, 429 retry_after 1, 409): {} messages, all answered {:.1} s after the first fault, lost {lost}, answered twice {twice}; /health said: {told:?}",
+        seen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!((lost, twice), (0, 0));
+    assert!(
+        told.iter().any(|t| t.contains("another process")),
+        "the second poller is named on /health: {told:?}"
+    );
+    let named = told.iter().filter(|t| !t.is_empty()).count();
+    assert!(
+        named >= 4,
+        "most faults are told on /health while they last: {told:?}"
+    );
+    // Recovered: a good poll cleared the problem.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = tokio::task::spawn_blocking(move || get(port, "/health").unwrap().body)
+            .await
+            .unwrap();
+        let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+        if h["channels"][0]["problem"].is_null() && h["channels"][0]["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = {
+        gw.terminate(Duration::from_secs(15));
+        gw.stderr()
+    };
+    assert!(!logs.contains(BOT_TOKEN), "the bot token in the log");
 }

@@ -48,8 +48,8 @@ struct Inner {
     get_updates_calls: u64,
     /// getUpdates calls the client gave up on (connection closed) before the answer.
     aborted_polls: u64,
-    /// The next getUpdates calls fail with this Bot API error (HTTP status, description).
-    poll_failures: Vec<(u16, String)>,
+    /// How the next getUpdates calls fail.
+    poll_failures: Vec<PollFailure>,
     /// getMe answers like a Bot API server from before 7.2 (no can_connect_to_business,
     /// has_main_web_app), as an older self-hosted `telegram-bot-api` does.
     old_get_me: bool,
@@ -226,7 +226,15 @@ impl FakeTelegram {
             .lock()
             .unwrap()
             .poll_failures
-            .extend(std::iter::repeat_n((status, description.to_string()), n));
+            .extend(std::iter::repeat_n(
+                PollFailure::Api(status, description.to_string()),
+                n,
+            ));
+    }
+
+    /// The next getUpdates call fails as `failure` says.
+    pub fn fail_poll(&self, failure: PollFailure) {
+        self.inner.lock().unwrap().poll_failures.push(failure);
     }
 
     /// Answer getMe as an older self-hosted Bot API server does.
@@ -248,6 +256,19 @@ impl Drop for PollGuard {
             self.inner.lock().unwrap().aborted_polls += 1;
         }
     }
+}
+
+/// How a getUpdates call fails.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // each test uses some
+pub enum PollFailure {
+    /// A Bot API error: HTTP status and description (409 with Telegram's conflict text is a
+    /// second poller).
+    Api(u16, String),
+    /// 429 with `parameters.retry_after`, as Telegram's flood control answers.
+    RetryAfter(u64),
+    /// Not the Bot API answering: a proxy's HTML error page, or JSON cut short.
+    Raw(u16, String),
 }
 
 fn error(status: u16, description: &str) -> Response {
@@ -298,8 +319,19 @@ async fn call(
                 i.updates.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
                 (!i.updates.is_empty(), failure)
             };
-            if let Some((status, description)) = failure {
-                return error(status, &description);
+            match failure {
+                Some(PollFailure::Api(status, description)) => return error(status, &description),
+                Some(PollFailure::RetryAfter(s)) => {
+                    return (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        Json(json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {s}"), "parameters": {"retry_after": s}})),
+                    )
+                        .into_response();
+                }
+                Some(PollFailure::Raw(status, body)) => {
+                    return (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                }
+                None => {}
             }
             let mut guard = PollGuard {
                 inner: fake.inner.clone(),
