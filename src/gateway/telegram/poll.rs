@@ -155,6 +155,7 @@ impl TelegramChannel {
                 .offset(offset)
                 .timeout(hold)
                 .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            let asked = tokio::time::Instant::now();
             let Some(updates) = unless_stopped(&mut stop, poll).await else {
                 break;
             };
@@ -189,9 +190,11 @@ impl TelegramChannel {
                 }
                 Err(e) => {
                     // Telegram's own flood wait, when it names one, is the least to wait.
+                    // Attempts are `backoff` apart, counted from when this one was made:
+                    // teloxide itself waits 10 s before reading a 5xx answer.
                     let wait = match &e {
                         RequestError::RetryAfter(s) => s.duration().max(backoff),
-                        _ => backoff,
+                        _ => backoff.saturating_sub(asked.elapsed()),
                     };
                     let e = BotApiError::from_request(
                         &e,
