@@ -152,6 +152,28 @@ pub struct ModelSpec {
     /// Let GLM think before chat replies (slower, more tokens). Off by default.
     #[serde(default)]
     pub thinking: bool,
+    /// How long one model request may take before it is given up (and retried, up to 3
+    /// attempts), in seconds; 120 when not set. A hung connection holds one of the
+    /// `maxConcurrent` slots for that long: raise it for slow local models, lower it to fail
+    /// faster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MODEL_TIMEOUT_MIN, max = MODEL_TIMEOUT_MAX))]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// The bounds of `spec.model.timeoutSeconds`.
+pub const MODEL_TIMEOUT_MIN: u32 = 5;
+pub const MODEL_TIMEOUT_MAX: u32 = 3600;
+
+/// The same bounds for files read without the API server (`gateway.json`, `render`).
+pub fn check_model_timeout(seconds: u32) -> Result<(), String> {
+    if (MODEL_TIMEOUT_MIN..=MODEL_TIMEOUT_MAX).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{seconds} is out of range: use {MODEL_TIMEOUT_MIN} to {MODEL_TIMEOUT_MAX} seconds"
+        ))
+    }
 }
 
 /// Z.AI API endpoints; a key only works on the endpoint of its plan and region.

@@ -93,6 +93,14 @@ fn check(cfg: &GatewayConfig, shown: &str) -> Result<(), LoadError> {
     {
         return Err(invalid("gateway.controlUi.basePath".into(), e));
     }
+    if let Some(Err(e)) = cfg
+        .agent
+        .model
+        .timeout_seconds
+        .map(crate::crd::agent::check_model_timeout)
+    {
+        return Err(invalid("agent.model.timeoutSeconds".into(), e));
+    }
     for (i, c) in cfg.crons.iter().enumerate() {
         if let Some(d) = &c.deliver
             && !cfg.channels.iter().any(|ch| ch.name == d.channel)
@@ -203,6 +211,15 @@ mod tests {
         assert!(
             err.contains("gateway.controlUi.basePath: `clawops/` is not a path prefix"),
             "{err}"
+        );
+        let mut cfg: serde_json::Value = serde_json::from_str(&example_json()).unwrap();
+        cfg["agent"]["model"]["timeoutSeconds"] = serde_json::json!(86400);
+        let err = parse(&cfg.to_string(), "gateway.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "gateway.json: agent.model.timeoutSeconds: 86400 is out of range: use 5 to 3600 seconds"
         );
     }
 

@@ -113,6 +113,14 @@ impl Gateway {
         let slots = Arc::new(tokio::sync::Semaphore::new(
             config.agent.max_concurrent.max(1) as usize,
         ));
+        let retry = model::RetryPolicy {
+            timeout: config
+                .agent
+                .model
+                .timeout_seconds
+                .map_or(retry.timeout, |s| Duration::from_secs(s.into())),
+            ..retry
+        };
         let client = model::ModelClient::new(&config.agent.model, slots, retry, metrics.clone());
         let model_problem = client.key_problem();
         let assistant = assistant::Assistant::new(config.agent.clone(), client, state.clone());

@@ -139,6 +139,13 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
     {
         spec_problem("spec.gateway.controlUi.basePath", e);
     }
+    if let Some(Err(e)) = spec
+        .model
+        .timeout_seconds
+        .map(crate::crd::agent::check_model_timeout)
+    {
+        spec_problem("spec.model.timeoutSeconds", e);
+    }
     if let Err(e) = check_time_zone(&spec.user_timezone) {
         spec_problem("spec.userTimezone", e);
     }

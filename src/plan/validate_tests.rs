@@ -175,13 +175,14 @@ fn two_secret_keys_in_one_env_var_are_refused() {
 }
 
 #[test]
-fn heartbeat_and_time_zone_errors_name_their_fields() {
+fn heartbeat_time_zone_base_path_and_timeout_errors_name_their_fields() {
     let mut m = example();
     m.agents[0].spec.heartbeat.as_mut().unwrap().every = "soon".into();
     m.agents[0].spec.user_timezone = "Asia/Atlantis".into();
     m.agents[0].spec.gateway.control_ui = Some(crate::crd::agent::ControlUiSpec {
         base_path: Some("/claw/../x".into()),
     });
+    m.agents[0].spec.model.timeout_seconds = Some(2);
     let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels)
         .iter()
         .map(ToString::to_string)
@@ -199,6 +200,11 @@ fn heartbeat_and_time_zone_errors_name_their_fields() {
     assert!(
         text.iter()
             .any(|t| t.starts_with("spec.gateway.controlUi.basePath: `/claw/../x`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t == "spec.model.timeoutSeconds: 2 is out of range: use 5 to 3600 seconds"),
         "{text:?}"
     );
 }

@@ -36,18 +36,24 @@ impl<T: Serialize + DeserializeOwned> JsonLog<T> {
         }
     }
 
-    /// [`JsonLog::append`], saying whether it worked.
+    /// [`JsonLog::append`], saying whether it worked. A line is written whole or not at all: a
+    /// short write (a full disk) is cut off again, so the next record does not land on the
+    /// same line as half of this one and both become unreadable.
     pub fn try_append(&self, record: &T) -> std::io::Result<()> {
         let _g = self.lock.lock().expect("log lock");
         let path = self.state.path().join(&self.file);
         let line = serde_json::to_string(record).expect("record serializes") + "\n";
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-        std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(&path)?
-            .write_all(line.as_bytes())
+            .open(&path)?;
+        let before = f.metadata()?.len();
+        f.write_all(line.as_bytes()).inspect_err(|_| {
+            // Shrinking needs no space; if even that fails, reading skips the broken line.
+            let _ = f.set_len(before);
+        })
     }
 
     /// The records, oldest first; lines that do not parse are skipped.

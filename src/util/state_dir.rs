@@ -52,8 +52,11 @@ impl StateDir {
     /// Writes and removes a probe file.
     pub fn check_writable(&self) -> Result<(), StateError> {
         let probe = self.root.join(".probe");
-        fs::write(&probe, b"ok").map_err(io(&probe))?;
-        fs::remove_file(&probe).map_err(io(&probe))
+        let written = fs::write(&probe, b"ok").map_err(io(&probe));
+        // Also when the write failed: on a full disk the file is made before its byte fails.
+        let removed = fs::remove_file(&probe);
+        written?;
+        removed.map_err(io(&probe))
     }
 
     pub fn read<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
@@ -88,8 +91,13 @@ impl StateDir {
             .map_err(io(&tmp))?;
         f.write_all(&body)
             .and_then(|_| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))
+            .map_err(io(&tmp))
+            .and_then(|_| fs::rename(&tmp, &path).map_err(io(&path)))
+            .inspect_err(|_| {
+                // The file before stays as it was; the half-written copy must not fill the
+                // disk further or be mistaken for state.
+                let _ = fs::remove_file(&tmp);
+            })
     }
 
     /// A secret file (mode 0600) created once: returns its content, creating it with `make`.
@@ -134,6 +142,21 @@ mod tests {
         ));
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_copy() {
+        let dir = StateDir::open(temp()).unwrap();
+        // A directory where the file should go: the rename fails after the copy is written.
+        fs::create_dir_all(dir.path().join("a.json")).unwrap();
+        let err = dir.write("a.json", &vec![1]).unwrap_err().to_string();
+        assert!(err.contains("a.json"), "{err}");
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("a.json")]);
     }
 
     #[test]

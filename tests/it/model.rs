@@ -25,6 +25,7 @@ fn agent_config(fake: &FakeLlm, fallbacks: &[&str], max_concurrent: u32) -> Agen
             base_url: Some(fake.base_url()),
             endpoint: None,
             thinking: false,
+            timeout_seconds: None,
         },
         max_concurrent,
         heartbeat: HeartbeatConfig { every: "0m".into() },

@@ -262,6 +262,7 @@ mod tests {
                 base_url: None,
                 endpoint: None,
                 thinking: false,
+                timeout_seconds: None,
             },
             max_concurrent: 1,
             heartbeat: HeartbeatConfig { every: "0m".into() },

@@ -78,6 +78,9 @@ pub struct ModelConfig {
     pub endpoint: Option<ZaiEndpoint>,
     #[serde(default)]
     pub thinking: bool,
+    /// One model request's time limit in seconds (120 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

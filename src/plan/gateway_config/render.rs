@@ -42,6 +42,7 @@ pub fn render(inputs: &ConfigInputs<'_>) -> GatewayConfig {
                 base_url: spec.model.base_url.clone(),
                 endpoint: spec.model.endpoint,
                 thinking: spec.model.thinking,
+                timeout_seconds: spec.model.timeout_seconds,
             },
             max_concurrent: spec.max_concurrent,
             heartbeat: HeartbeatConfig {

@@ -38,6 +38,12 @@ pub enum Answer {
     QuoteTools,
     /// 200 with this content, cut at the length limit (`finish_reason: length`).
     Truncated(String),
+    /// Takes the request and never answers (a hung upstream): only the client's own time limit
+    /// ends it.
+    Hang,
+    /// 200 and the first half of an answer, then the connection is cut (a proxy or the
+    /// provider dying mid-answer): the body never completes.
+    Cut,
 }
 
 impl Answer {
@@ -62,6 +68,11 @@ pub struct Seen {
 struct Inner {
     script: HashMap<String, VecDeque<Answer>>,
     seen: Vec<Seen>,
+    /// Until this instant every request gets this answer, whatever the script says.
+    storm: Option<(Instant, Answer)>,
+    /// Answers for requests whose last user message contains the key (before `script`), so
+    /// chats running at the same time each get their own.
+    when: Vec<(String, VecDeque<Answer>)>,
 }
 
 #[derive(Clone, Default)]
@@ -101,6 +112,20 @@ impl FakeLlm {
             .extend(answers);
     }
 
+    /// Answers, in order, for requests whose last user message contains `key`.
+    pub fn script_when(&self, key: &str, answers: impl IntoIterator<Item = Answer>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .when
+            .push((key.into(), answers.into_iter().collect()));
+    }
+
+    /// Every request gets `answer` for the next `lasting` (a 429 storm, an outage).
+    pub fn storm(&self, lasting: Duration, answer: Answer) {
+        self.inner.lock().unwrap().storm = Some((Instant::now() + lasting, answer));
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.lock().unwrap().seen.clone()
     }
@@ -111,21 +136,28 @@ impl FakeLlm {
     }
 }
 
+fn last_user(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 fn echo(body: &Value) -> String {
-    let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    let system = messages
-        .iter()
+    let system = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .find(|m| m["role"] == "system")
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let persona = system.lines().nth(1).unwrap_or("");
-    let user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
-    format!("[{persona}] {user}")
+    format!("[{persona}] {}", last_user(body))
 }
 
 async fn complete(
@@ -135,6 +167,8 @@ async fn complete(
 ) -> Response {
     let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     fake.peak.fetch_max(now, Ordering::SeqCst);
+    // Counted out when the answer is sent or the client goes away (a hang ends that way).
+    let _in_flight = InFlight(fake.in_flight.clone());
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let answer = {
         let mut inner = fake.inner.lock().unwrap();
@@ -146,15 +180,27 @@ async fn complete(
                 .map(String::from),
             body: body.clone(),
         });
-        inner
-            .script
-            .get_mut(&model)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or(Answer::Echo)
+        let user = last_user(&body);
+        match &inner.storm {
+            Some((until, answer)) if Instant::now() < *until => answer.clone(),
+            _ => inner
+                .when
+                .iter_mut()
+                .find(|(key, answers)| user.contains(key.as_str()) && !answers.is_empty())
+                .and_then(|(_, answers)| answers.pop_front())
+                .or_else(|| inner.script.get_mut(&model).and_then(VecDeque::pop_front))
+                .unwrap_or(Answer::Echo),
+        }
     };
-    let resp = respond(answer, &body).await;
-    fake.in_flight.fetch_sub(1, Ordering::SeqCst);
-    resp
+    respond(answer, &body).await
+}
+
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The request checks GLM makes (code 1214, "messages parameter illegal"): every `tool`
@@ -274,6 +320,30 @@ async fn respond(mut answer: Answer, body: &Value) -> Response {
                     "length",
                     json!({"role": "assistant", "content": content}),
                 );
+            }
+            Answer::Hang => std::future::pending::<()>().await,
+            Answer::Cut => {
+                let whole = serde_json::to_vec(&json!({
+                    "id": "chatcmpl-1", "created": 1, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": echo(body)}}]
+                }))
+                .unwrap();
+                let half = axum::body::Bytes::copy_from_slice(&whole[..whole.len() / 2]);
+                // An error in the body stream makes the server abort the connection
+                // mid-body, as a dying peer does.
+                let parts: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                    Ok(half),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "cut",
+                    )),
+                ];
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from_stream(futures::stream::iter(parts)))
+                    .unwrap();
             }
             Answer::Slow(d, then) => {
                 tokio::time::sleep(d).await;

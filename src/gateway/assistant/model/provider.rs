@@ -58,6 +58,7 @@ mod tests {
             base_url: None,
             endpoint: None,
             thinking: false,
+            timeout_seconds: None,
         }
     }
 
