@@ -3,6 +3,7 @@
 //! reconnect with a jittered backoff. It says plainly which state it is in: "pairing required"
 //! is the owner's move, not a network error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use super::dedupe::Dedupe;
 use super::identity::{self, Identity, StoredToken};
 use super::status::{self, NodeStatus, State};
 use crate::protocol::connect::{
@@ -130,6 +132,8 @@ pub async fn run(
     );
     tokio::pin!(stop);
     let mut backoff = FIRST_BACKOFF;
+    // Across connections: a request sent again after a reconnect is answered from here.
+    let dedupe = Arc::new(Dedupe::default());
     let tell = |state: State, last_error: Option<String>| {
         let s = NodeStatus {
             state,
@@ -146,7 +150,7 @@ pub async fn run(
     tell(State::Connecting, None);
     loop {
         let ended = tokio::select! {
-            ended = connect_once(&opts, &id, &mut backoff, || tell(State::Connected, None)) => ended,
+            ended = connect_once(&opts, &id, &mut backoff, &dedupe, || tell(State::Connected, None)) => ended,
             _ = &mut stop => {
                 tell(State::Disconnected, Some("stopped".into()));
                 return Ok(());
@@ -262,6 +266,7 @@ async fn connect_once(
     opts: &NodeOptions,
     id: &Identity,
     backoff: &mut Duration,
+    dedupe: &Arc<Dedupe>,
     on_connected: impl FnOnce(),
 ) -> Ended {
     let connector = opts
@@ -381,12 +386,19 @@ async fn connect_once(
         id,
         ws,
         Duration::from_millis(hello.policy.tick_interval_ms.max(1000)),
+        dedupe,
     )
     .await
 }
 
 /// The session: invokes in, results out, ticks watched.
-async fn serve(opts: &NodeOptions, id: &Identity, ws: Socket, tick: Duration) -> Ended {
+async fn serve(
+    opts: &NodeOptions,
+    id: &Identity,
+    ws: Socket,
+    tick: Duration,
+    dedupe: &Arc<Dedupe>,
+) -> Ended {
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(32);
     let mut last_tick = tokio::time::Instant::now();
@@ -401,10 +413,12 @@ async fn serve(opts: &NodeOptions, id: &Identity, ws: Socket, tick: Duration) ->
                     } else if e.event == EVENT_INVOKE_REQUEST
                         && let Some(req) = e.payload.and_then(|p| serde_json::from_value::<InvokeRequest>(p).ok())
                     {
-                        let (tx, state) = (tx.clone(), opts.state.clone());
+                        let (tx, state, dedupe) = (tx.clone(), opts.state.clone(), dedupe.clone());
                         let node_id = id.device_id.clone();
+                        // Not tied to the connection: a run goes on when it drops, and its
+                        // result waits in `dedupe` for the same request sent again.
                         tokio::spawn(async move {
-                            let result = super::invoke::invoke(&state, &node_id, req).await;
+                            let result = super::invoke::invoke(&state, &node_id, req, &dedupe).await;
                             let params = serde_json::to_value(&result).expect("result serializes");
                             let frame = Frame::req(&uuid_v4(), METHOD_INVOKE_RESULT, params);
                             let _ = tx.send(Message::Text(frame.to_text().into())).await;

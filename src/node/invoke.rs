@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::dedupe::Dedupe;
 use super::run;
 use crate::exec::Host;
 use crate::protocol::frames::{ErrorShape, codes};
@@ -12,13 +13,40 @@ use crate::util::state_dir::StateDir;
 /// The commands this node serves.
 pub const COMMANDS: &[&str] = &[SYSTEM_RUN, SYSTEM_WHICH];
 
-/// Runs one invoke and words its result.
-pub async fn invoke(state: &StateDir, node_id: &str, req: InvokeRequest) -> InvokeResult {
+/// Runs one invoke and words its result; a `system.run` whose idempotency key was run already
+/// gets that run's result.
+pub async fn invoke(
+    state: &StateDir,
+    node_id: &str,
+    req: InvokeRequest,
+    dedupe: &Dedupe,
+) -> InvokeResult {
     let params: Value = req
         .params_json
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or(Value::Null);
+    if req.command == SYSTEM_RUN {
+        let what = params["command"].to_string();
+        let (key, id) = (req.idempotency_key.clone(), req.id.clone());
+        return dedupe
+            .once(
+                key.as_deref(),
+                &what,
+                &id,
+                answer(state, node_id, req, params),
+            )
+            .await;
+    }
+    answer(state, node_id, req, params).await
+}
+
+async fn answer(
+    state: &StateDir,
+    node_id: &str,
+    req: InvokeRequest,
+    params: Value,
+) -> InvokeResult {
     let outcome: Result<Value, ErrorShape> = match req.command.as_str() {
         SYSTEM_RUN => match serde_json::from_value::<RunParams>(params) {
             Ok(p) => run::system_run(state, p)

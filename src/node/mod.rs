@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod client;
+pub mod dedupe;
 pub mod host_fs;
 pub mod identity;
 pub mod invoke;

@@ -64,6 +64,8 @@ async fn answer(
             sink.lock().expect("calls lock").push(line.to_string());
             on_tool(line);
         })),
+        // Each API request is a new one: a client that sends it again means it.
+        message: None,
     };
     match gw.answer(&api_chat(&req.chat), &req.text, origin).await {
         Ok(reply) => Ok(ChatReply {

@@ -213,7 +213,7 @@ async fn run_command(State(gw): State<Arc<Gateway>>, Json(req): Json<NodeRunRequ
     let approval = req
         .approval_timeout_ms
         .map_or(approvals::APPROVAL_TIMEOUT, Duration::from_millis);
-    match run::run(&gw, &req.node, &req.command, timeout, approval, None).await {
+    match run::run(&gw, &req.node, &req.command, timeout, approval, None, None).await {
         Ok(out) => Json(out).into_response(),
         Err(e) => {
             let code = match &e {

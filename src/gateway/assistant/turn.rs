@@ -12,11 +12,16 @@ use super::model::{Completion, Message, ModelClient, ModelError, ToolCall, ToolD
 /// Told where a turn's tool calls stand: a short line naming the call under way.
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Where a turn comes from: the chat its approval questions go to, and who shows its progress.
+/// Where a turn comes from: the chat its approval questions go to, who shows its progress, and
+/// the message it answers.
 #[derive(Clone, Default)]
 pub struct Origin {
     pub chat: Option<crate::gateway::prompts::Chat>,
     pub progress: Option<Progress>,
+    /// The message being answered, the same when it is answered again after a restart (a
+    /// Telegram message that was not yet confirmed): node commands it asks for carry keys made
+    /// from it, so the node runs each once.
+    pub message: Option<String>,
 }
 
 /// The result text of one call, whatever happened (a failure is a result the model reads).

@@ -203,8 +203,9 @@ impl Registry {
             command: command.into(),
         };
         if out.send(Outbound::Frame(Box::new(frame))).await.is_err() {
+            // Never sent: the node cannot have run it.
             self.waiting.lock().expect("waiting lock").remove(&id);
-            return Err(gone());
+            return Err(InvokeError::NotConnected(node_id.into()));
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => Ok(result),

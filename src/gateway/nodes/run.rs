@@ -51,6 +51,13 @@ pub enum RunError {
     NotAnswered(String),
     #[error("node {0} answered something that is not a system.run result")]
     BadAnswer(String),
+    /// Sent, and the node went away before answering: it may have run, and may still be
+    /// running. Asking again with the same key (the same message answered again) gets the
+    /// first run's result from the node instead of a second run.
+    #[error(
+        "node {node} disconnected while `{line}` was sent or running: its result is lost, and it may have run (it may still be running); do not run it again without asking"
+    )]
+    Lost { node: String, line: String },
 }
 
 /// The connected node `query` names: its id, a unique id prefix, or its display name.
@@ -94,6 +101,14 @@ pub fn shell_argv(platform: &str, line: &str) -> Vec<String> {
     argv.iter().map(|s| s.to_string()).collect()
 }
 
+/// The idempotency key of a command asked with `seed` (see `TurnTools`): the same seed, node
+/// and line give the same key.
+fn idempotency_key(seed: &str, node_id: &str, line: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{seed}\n{node_id}\n{line}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Runs `line` on the node `query` names. When the node asks for the owner's approval, the
 /// owners are asked (Telegram buttons — in the `origin` chat when the request came from one —
 /// and `clawops approvals`) and the answer decides; every outcome goes to the audit log.
@@ -104,8 +119,11 @@ pub async fn run(
     timeout: Option<Duration>,
     approval_timeout: Duration,
     origin: Option<&Chat>,
+    once: Option<String>,
 ) -> Result<RunOutput, RunError> {
     let node = find(&gw.nodes.registry.list(), query)?;
+    // One key for the whole run: the request after an approval is the same request.
+    let key = once.map_or_else(uuid, |seed| idempotency_key(&seed, &node.node_id, line));
     let label = node
         .display_name
         .clone()
@@ -149,6 +167,7 @@ pub async fn run(
         timeout,
         policy,
         standing: &standing,
+        key: &key,
     };
     let first = invoke(gw, &node, &send, None).await;
     let reason = match &first {
@@ -157,6 +176,10 @@ pub async fn run(
         }) if message == DenyReason::ApprovalRequired.message() => reason.clone(),
         Ok(out) => {
             record("ran", None, Some(out));
+            return first;
+        }
+        Err(RunError::Lost { .. }) => {
+            record("lost", None, None);
             return first;
         }
         Err(_) => {
@@ -203,6 +226,7 @@ pub async fn run(
     }
     match &out {
         Ok(o) => record(decision.key(), by, Some(o)),
+        Err(RunError::Lost { .. }) => record("lost", by, None),
         Err(_) => record("refused", by, None),
     }
     out
@@ -214,6 +238,7 @@ struct Sent<'a> {
     timeout: Duration,
     policy: Policy,
     standing: &'a [String],
+    key: &'a str,
 }
 
 async fn invoke(
@@ -227,6 +252,7 @@ async fn invoke(
         timeout,
         policy,
         standing,
+        key,
     } = *sent;
     let label = node
         .display_name
@@ -251,9 +277,16 @@ async fn invoke(
             SYSTEM_RUN,
             Some(&params),
             timeout + ANSWER_GRACE,
-            Some(uuid()),
+            Some(key.to_string()),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            InvokeError::Disconnected { .. } => RunError::Lost {
+                node: label.clone(),
+                line: line.to_string(),
+            },
+            other => RunError::Invoke(other),
+        })?;
     if !result.ok {
         let error = result
             .error
@@ -288,6 +321,25 @@ fn why(error: &ErrorShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_the_same_for_the_same_ask_only() {
+        let k = idempotency_key("telegram/t/42/7\nnode_exec {}\n1", "abc", "uptime");
+        assert_eq!(k.len(), 32);
+        assert!(k.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            k,
+            idempotency_key("telegram/t/42/7\nnode_exec {}\n1", "abc", "uptime")
+        );
+        for (seed, node, line) in [
+            ("telegram/t/42/8\nnode_exec {}\n1", "abc", "uptime"),
+            ("telegram/t/42/7\nnode_exec {}\n2", "abc", "uptime"),
+            ("telegram/t/42/7\nnode_exec {}\n1", "abd", "uptime"),
+            ("telegram/t/42/7\nnode_exec {}\n1", "abc", "uptime -p"),
+        ] {
+            assert_ne!(k, idempotency_key(seed, node, line), "{seed} {node} {line}");
+        }
+    }
 
     fn node(id: &str, name: &str) -> NodeInfo {
         NodeInfo {

@@ -80,6 +80,10 @@ impl TelegramChannel {
                         chat: msg.chat.id.0,
                     }),
                     progress: Some(progress),
+                    message: Some(format!(
+                        "telegram/{}/{}/{}",
+                        self.name, msg.chat.id.0, msg.id.0
+                    )),
                 };
                 let answer = gw
                     .answer(

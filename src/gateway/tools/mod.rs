@@ -32,6 +32,8 @@ pub struct TurnTools {
     origin: Origin,
     defs: Vec<ToolDef>,
     cluster: Option<cluster::ClusterTools>,
+    /// How often this turn made each call so far (for the node commands' idempotency keys).
+    made: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// The cluster tools of this gateway, when it offers them.
@@ -128,7 +130,21 @@ impl TurnTools {
             origin,
             defs,
             cluster,
+            made: Default::default(),
         }
+    }
+
+    /// The seed of a node command's idempotency key: the message answered, the call and how
+    /// many times this turn made it before. The same message answered again after a restart
+    /// asks with the same keys, so the node does not run its commands twice; a call the turn
+    /// repeats on purpose gets a new one.
+    fn once_seed(&self, name: &str, args: &Value) -> Option<String> {
+        let message = self.origin.message.as_ref()?;
+        let call = format!("{name} {args}");
+        let mut made = self.made.lock().expect("made lock");
+        let n = made.entry(call.clone()).or_default();
+        *n += 1;
+        Some(format!("{message}\n{call}\n{n}"))
     }
 
     fn limit(&self) -> Duration {
@@ -159,6 +175,7 @@ impl TurnTools {
             limit,
             APPROVAL_TIMEOUT,
             self.origin.chat.as_ref(),
+            self.once_seed(name, args),
         );
         tokio::time::timeout(whole, call)
             .await

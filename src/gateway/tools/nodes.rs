@@ -63,6 +63,7 @@ pub async fn call(
     timeout: Duration,
     approval: Duration,
     origin: Option<&Chat>,
+    once: Option<String>,
 ) -> Result<String, ToolError> {
     match name {
         NODES_LIST => {
@@ -78,6 +79,7 @@ pub async fn call(
                 timeout,
                 approval,
                 origin,
+                once,
             )
             .await
         }
@@ -91,7 +93,7 @@ pub async fn call(
                     "node_facts knows Linux and macOS nodes, not {platform}"
                 ))
             })?;
-            exec(gw, node, command, timeout, approval, origin).await
+            exec(gw, node, command, timeout, approval, origin, once).await
         }
         other => Err(ToolError::Unknown(other.into())),
     }
@@ -140,8 +142,9 @@ async fn exec(
     timeout: Duration,
     approval: Duration,
     origin: Option<&Chat>,
+    once: Option<String>,
 ) -> Result<String, ToolError> {
-    let out = run::run(gw, node, command, Some(timeout), approval, origin)
+    let out = run::run(gw, node, command, Some(timeout), approval, origin, once)
         .await
         .map_err(refusal)?;
     Ok(render(&out))
@@ -175,9 +178,10 @@ fn refusal(e: RunError) -> ToolError {
         | RunError::Denied { .. }
         | RunError::NotAnswered(_)
         | RunError::Node { .. } => ToolError::Refused(e.to_string()),
-        RunError::Policy { .. } | RunError::Invoke(_) | RunError::BadAnswer(_) => {
-            ToolError::Failed(e.to_string())
-        }
+        RunError::Policy { .. }
+        | RunError::Invoke(_)
+        | RunError::Lost { .. }
+        | RunError::BadAnswer(_) => ToolError::Failed(e.to_string()),
     }
 }
 

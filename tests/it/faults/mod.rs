@@ -2,6 +2,7 @@
 //! is lost or answered twice when things break. Each test prints its counts.
 
 mod model;
+mod nodes;
 mod state;
 mod telegram;
 
@@ -25,7 +26,7 @@ pub(super) fn start(yaml: &std::path::Path, state: &std::path::Path, port: u16) 
                 "ZAI_API_KEY",
                 "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
             ),
-            ("CLAWOPS_GATEWAY_TOKEN", "fault-gateway-token-0123456789ab"),
+            ("CLAWOPS_GATEWAY_TOKEN", crate::nodes::TOKEN),
             // The log goes to a pipe nobody reads until the end: keep it short.
             ("RUST_LOG", "warn"),
         ],

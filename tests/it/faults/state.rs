@@ -13,7 +13,7 @@ use crate::support::fake_telegram::FakeTelegram;
 use crate::support::process::*;
 use crate::support::{self};
 
-const TOKEN: &str = "fault-gateway-token-0123456789ab";
+use crate::nodes::TOKEN;
 const CHAT: i64 = 4000;
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped.

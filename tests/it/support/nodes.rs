@@ -57,9 +57,18 @@ pub async fn outcome(ws: &mut Ws) -> (Option<Value>, Option<(u16, String)>) {
 /// A node's `connect` request (id `c1`) signed by `key` over `nonce`, declaring `system.run`,
 /// with `token` as `auth.token` when given.
 pub fn connect_frame(key: &ed25519_dalek::SigningKey, nonce: &str, token: Option<&str>) -> String {
+    connect_frame_at(key, nonce, token, chrono::Utc::now().timestamp_millis())
+}
+
+/// [`connect_frame`] signed at `signed_at` (ms since the epoch), as by a node whose clock is off.
+pub fn connect_frame_at(
+    key: &ed25519_dalek::SigningKey,
+    nonce: &str,
+    token: Option<&str>,
+    signed_at: i64,
+) -> String {
     use clawops::protocol::device::{self, SignedConnect};
     let id = device::device_id(&key.verifying_key());
-    let signed_at = chrono::Utc::now().timestamp_millis();
     let signature = SignedConnect {
         device_id: &id,
         client_id: "node-host",
@@ -124,8 +133,15 @@ pub fn node_log(state: &Path) -> String {
     std::fs::read_to_string(state.join("node.log")).unwrap_or_default()
 }
 
-/// The real path (symlinks resolved) of `program` as PATH finds it, as the node matches it.
+/// The real path (symlinks resolved) of `program` as PATH finds it (or as given, when it is a
+/// path), as the node matches it.
 pub fn real_path(program: &str) -> String {
+    if program.starts_with('/') {
+        return std::fs::canonicalize(program)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+    }
     std::env::var("PATH")
         .unwrap()
         .split(':')
