@@ -108,9 +108,37 @@ pub fn generate_token() -> SecretString {
     SecretString::from(hex(&bytes))
 }
 
+/// `text` with `secret` taken out, and each part of it after a `:` or `.` that is long enough
+/// to be secret on its own (a bot token's part after its id, a Z.AI key's part after its id):
+/// for what a third party sends back, which may quote the value it was given.
+pub fn scrub(text: &str, secret: &str) -> String {
+    let mut out = text.to_string();
+    let parts =
+        std::iter::once(secret).chain(secret.split([':', '.']).skip(1).filter(|p| p.len() >= 8));
+    for p in parts.filter(|p| !p.is_empty()) {
+        out = out.replace(p, "[redacted]");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_takes_out_the_value_and_its_secret_parts() {
+        let key = "3f9a1c2b7e4d4c8a.AbCdEfGhIjKlMnOp";
+        assert_eq!(
+            scrub(&format!("invalid api key: {key}"), key),
+            "invalid api key: [redacted]"
+        );
+        assert_eq!(
+            scrub("bad secret AbCdEfGhIjKlMnOp given", key),
+            "bad secret [redacted] given"
+        );
+        assert_eq!(scrub("nothing here", key), "nothing here");
+        assert_eq!(scrub("x", ""), "x");
+    }
 
     fn s(v: &str) -> SecretString {
         SecretString::from(v.to_string())

@@ -120,8 +120,23 @@ pub struct Identity {
     pub emoji: Option<String>,
     /// The persona: free text that becomes the system prompt (tone, language, duties).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32768))]
+    #[schemars(length(max = PERSONA_MAX_CHARS))]
     pub persona: Option<String>,
+}
+
+/// The longest persona: it is sent with every model call.
+pub const PERSONA_MAX_CHARS: u32 = 32_768;
+
+/// The same bound for files read without the API server.
+pub fn check_persona(persona: &str) -> Result<(), String> {
+    let chars = persona.chars().count();
+    if chars <= PERSONA_MAX_CHARS as usize {
+        Ok(())
+    } else {
+        Err(format!(
+            "{chars} characters; at most {PERSONA_MAX_CHARS} (it goes with every model call): shorten it"
+        ))
+    }
 }
 
 /// Which model answers, and how to reach it.

@@ -167,31 +167,57 @@ fn expand_home(word: &str, home: Option<&Path>) -> String {
     }
 }
 
+/// Longer patterns match nothing.
+pub const MAX_PATTERN_BYTES: usize = 1024;
+const PATH_MAX: usize = 4096;
+
 /// Whether `pattern` matches `path`: `**` any characters, `*` any within one path component, `?`
 /// one character within a component; everything else literal, ASCII case-insensitive (other
 /// letters must match exactly, so lookalikes do not pass). A pattern without `/` (a bare name)
 /// never matches: it would allow whatever PATH finds.
 pub fn pattern_matches(pattern: &str, path: &str, home: Option<&Path>) -> bool {
     let pattern = expand_home(pattern.trim(), home);
-    if !pattern.contains('/') {
+    // Bounds the matcher's memory (pattern × path): no real path is longer than PATH_MAX, and
+    // no pattern of a program's path needs to be longer than this.
+    if !pattern.contains('/') || pattern.len() > MAX_PATTERN_BYTES || path.len() > PATH_MAX {
         return false;
     }
     glob(pattern.as_bytes(), path.as_bytes())
 }
 
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p {
-        [] => s.is_empty(),
-        [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        [b'*', rest @ ..] => {
-            let component = s.iter().position(|&c| c == b'/').unwrap_or(s.len());
-            (0..=component).any(|i| glob(rest, &s[i..]))
-        }
-        [b'?', rest @ ..] => matches!(s, [c, tail @ ..] if *c != b'/' && glob(rest, tail)),
-        [c, rest @ ..] => {
-            matches!(s, [d, tail @ ..] if c.eq_ignore_ascii_case(d) && glob(rest, tail))
-        }
+    // `*` and `**` try the rest of the pattern at many places; remembering which (pattern,
+    // path) positions already failed keeps that polynomial. Without it a pattern of a dozen
+    // `**` takes exponential time, and a node would hang on one command.
+    let mut failed = vec![false; (p.len() + 1) * (s.len() + 1)];
+    glob_at(p, s, 0, 0, &mut failed)
+}
+
+/// Whether `p[i..]` matches `s[j..]`.
+fn glob_at(p: &[u8], s: &[u8], i: usize, j: usize, failed: &mut [bool]) -> bool {
+    let seen = i * (s.len() + 1) + j;
+    if failed[seen] {
+        return false;
     }
+    let matched = match &p[i..] {
+        [] => j == s.len(),
+        [b'*', b'*', ..] => (j..=s.len()).any(|k| glob_at(p, s, i + 2, k, failed)),
+        [b'*', ..] => {
+            let component = s[j..]
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(s.len(), |n| j + n);
+            (j..=component).any(|k| glob_at(p, s, i + 1, k, failed))
+        }
+        [b'?', ..] => j < s.len() && s[j] != b'/' && glob_at(p, s, i + 1, j + 1, failed),
+        [c, ..] => {
+            j < s.len() && c.eq_ignore_ascii_case(&s[j]) && glob_at(p, s, i + 1, j + 1, failed)
+        }
+    };
+    if !matched {
+        failed[seen] = true;
+    }
+    matched
 }
 
 #[cfg(test)]
@@ -315,6 +341,33 @@ mod tests {
         // Cyrillic 'с' (U+0441) is not 'c'; the Kelvin sign is not 'k'.
         assert!(!m("/usr/bin/cat", "/usr/bin/\u{0441}at"));
         assert!(!m("/usr/bin/kill", "/usr/bin/\u{212A}ill"));
+    }
+
+    #[test]
+    fn many_stars_are_matched_in_bounded_time() {
+        // Each `**` retries the rest at every position: without memory of what failed, twelve
+        // of them against a deep path take exponential time (a node hangs on one command).
+        let pattern = format!("{}/x", "/**".repeat(12));
+        let path = format!("{}/y", "/a".repeat(40));
+        let started = std::time::Instant::now();
+        assert!(!pattern_matches(&pattern, &path, None));
+        assert!(pattern_matches(
+            &pattern,
+            &format!("{}/x", "/a".repeat(40)),
+            None
+        ));
+        let star = format!("/{}x", "*".repeat(40));
+        assert!(!pattern_matches(
+            &star,
+            &format!("/{}", "a".repeat(200)),
+            None
+        ));
+        println!("12 `**` against 40 components: {:?}", started.elapsed());
+        let huge = format!("/{}", "*".repeat(MAX_PATTERN_BYTES));
+        assert!(
+            !pattern_matches(&huge, "/usr/bin/ls", None),
+            "over-long patterns match nothing"
+        );
     }
 
     #[test]

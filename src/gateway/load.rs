@@ -95,6 +95,14 @@ fn check(cfg: &GatewayConfig, shown: &str) -> Result<(), LoadError> {
     }
     if let Some(Err(e)) = cfg
         .agent
+        .persona
+        .as_deref()
+        .map(crate::crd::agent::check_persona)
+    {
+        return Err(invalid("agent.persona".into(), e));
+    }
+    if let Some(Err(e)) = cfg
+        .agent
         .model
         .timeout_seconds
         .map(crate::crd::agent::check_model_timeout)
@@ -220,6 +228,16 @@ mod tests {
         assert_eq!(
             err,
             "gateway.json: agent.model.timeoutSeconds: 86400 is out of range: use 5 to 3600 seconds"
+        );
+        // A 1 MB persona (it would go with every model call).
+        let mut cfg: serde_json::Value = serde_json::from_str(&example_json()).unwrap();
+        cfg["agent"]["persona"] = serde_json::json!("虾".repeat(1 << 20));
+        let err = parse(&cfg.to_string(), "gateway.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "gateway.json: agent.persona: 1048576 characters; at most 32768 (it goes with every model call): shorten it"
         );
     }
 

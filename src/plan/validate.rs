@@ -140,6 +140,14 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
         spec_problem("spec.gateway.controlUi.basePath", e);
     }
     if let Some(Err(e)) = spec
+        .identity
+        .persona
+        .as_deref()
+        .map(crate::crd::agent::check_persona)
+    {
+        spec_problem("spec.identity.persona", e);
+    }
+    if let Some(Err(e)) = spec
         .model
         .timeout_seconds
         .map(crate::crd::agent::check_model_timeout)

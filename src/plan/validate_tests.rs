@@ -183,6 +183,7 @@ fn heartbeat_time_zone_base_path_and_timeout_errors_name_their_fields() {
         base_path: Some("/claw/../x".into()),
     });
     m.agents[0].spec.model.timeout_seconds = Some(2);
+    m.agents[0].spec.identity.persona = Some("x".repeat(1 << 20));
     let text: Vec<String> = validate_agent_spec(&m.agents[0], &m.channels)
         .iter()
         .map(ToString::to_string)
@@ -205,6 +206,11 @@ fn heartbeat_time_zone_base_path_and_timeout_errors_name_their_fields() {
     assert!(
         text.iter()
             .any(|t| t == "spec.model.timeoutSeconds: 2 is out of range: use 5 to 3600 seconds"),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("spec.identity.persona: 1048576 characters; at most 32768")),
         "{text:?}"
     );
 }

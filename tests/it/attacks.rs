@@ -6,7 +6,7 @@
 //! a handler: each answer must be 401, 403, 405 or 429.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::process::*;
 use crate::support::{self};
@@ -213,4 +213,98 @@ fn no_api_route_lets_an_attack_through() {
         !logs.contains(NEW) && !logs.contains(OLD),
         "a token in the logs"
     );
+}
+
+/// Oversized messages: a 10 MB Telegram message (only a self-hosted Bot API server could send
+/// one; Telegram stops at 4,096 characters) and a 40,000-character API message are refused
+/// plainly before the model; the gateway's memory stays small and it goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused_before_the_model() {
+    use crate::support::fake_llm::FakeLlm;
+    use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_with(
+        "attacks-oversized",
+        &[
+            support::model_at(&llm.base_url()),
+            support::telegram_at(&tg.api_url()),
+            (
+                "    dmPolicy: pairing\n",
+                "    dmPolicy: open\n    allowFrom: [\"*\"]\n".to_string(),
+            ),
+        ],
+    );
+    let state = support::temp_dir("attacks-oversized-state");
+    let port = free_port();
+    let mut gw = tokio::task::spawn_blocking(move || {
+        let gw = support::start_gateway(
+            &yaml,
+            &state,
+            port,
+            &[
+                ("CLAWOPS_GATEWAY_TOKEN", NEW),
+                ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+                ("ZAI_API_KEY", support::ZAI_KEY),
+            ],
+        );
+        wait_for_http(port, "/healthz");
+        gw
+    })
+    .await
+    .unwrap();
+    let wait_reply = |n: usize| {
+        let tg = tg.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while tg.sent_to(7000).len() < n {
+                assert!(Instant::now() < deadline, "no reply");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tg.sent_to(7000)[n - 1].clone()
+        }
+    };
+    tg.dm(7000, "big", &"x".repeat(10 << 20));
+    let told = wait_reply(1).await;
+    assert!(
+        told.starts_with("⚠️") && told.contains("10485760") && told.contains("32768"),
+        "{told}"
+    );
+    assert!(llm.seen().is_empty(), "the model was not asked");
+    let auth = format!("Authorization: Bearer {NEW}");
+    let body = serde_json::json!({"text": "y".repeat(40_000)}).to_string();
+    let r = tokio::task::spawn_blocking(move || {
+        request(
+            port,
+            "POST",
+            "/api/chat",
+            &[&auth, "Content-Type: application/json"],
+            &body,
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 413, "{}", r.body);
+    assert!(r.body.contains("40000 characters"), "{}", r.body);
+    assert!(llm.seen().is_empty(), "the model was not asked");
+    // Still answering, and the history did not keep the huge message.
+    tg.dm(7000, "big", "small question");
+    let answer = wait_reply(2).await;
+    assert!(answer.contains("small question"), "{answer}");
+    let sent = llm.seen()[0].body.to_string();
+    assert!(
+        sent.len() < 10_000,
+        "the model request is {} bytes",
+        sent.len()
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.0.id())).unwrap();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap()
+        .to_string();
+    println!(
+        "oversized: a 10 MB Telegram message and a 40,000-character API message refused before the model; gateway peak memory {peak}"
+    );
+    gw.terminate(Duration::from_secs(10));
 }

@@ -20,6 +20,7 @@ mod operator_scale;
 mod patrol;
 mod reconcile;
 mod render;
+mod secret_scan;
 mod support;
 mod telegram;
 mod tools;

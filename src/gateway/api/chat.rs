@@ -93,6 +93,17 @@ pub async fn turn(
             "text: must not be empty".into(),
         );
     }
+    let chars = req.text.chars().count();
+    if chars > assistant::MESSAGE_MAX_CHARS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-long",
+            format!(
+                "text: {chars} characters; at most {} are sent to the model",
+                assistant::MESSAGE_MAX_CHARS
+            ),
+        );
+    }
     let streams = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -58,6 +58,10 @@ pub fn system_prompt(cfg: &AgentConfig, now: DateTime<Utc>) -> String {
     prompt
 }
 
+/// The longest message a turn takes (Telegram's own limit is 4,096; the API and a self-hosted
+/// Bot API server can send more). Longer ones are refused with a notice, before the model.
+pub const MESSAGE_MAX_CHARS: usize = 32_768;
+
 /// Whether the persona is written in Chinese (or Japanese): user-facing notices follow it.
 pub fn speaks_cjk(cfg: &AgentConfig) -> bool {
     cfg.persona
@@ -100,6 +104,14 @@ pub fn explain(err: &ModelError, cjk: bool) -> String {
             "⚠️ The model service cannot be reached right now; I retried. Please try again later."
                 .to_string()
         }
+        (InputTooLong { chars, max }, true) => {
+            format!(
+                "⚠️ 这条消息太长了（{chars} 个字符，最多 {max} 个）。请发短一点的，或分几次发。"
+            )
+        }
+        (InputTooLong { chars, max }, false) => format!(
+            "⚠️ That message is too long ({chars} characters; at most {max}). Please send a shorter one, or split it."
+        ),
         (Refused { message, .. } | Malformed { message, .. }, true) => {
             format!("⚠️ 模型没能给出回答：{message}")
         }
@@ -149,6 +161,14 @@ impl Assistant {
         text: &str,
         tools: &dyn turn::Toolbox,
     ) -> Result<String, ModelError> {
+        // Counted before anything is loaded or kept: a huge message costs nothing but this.
+        let chars = text.chars().take(MESSAGE_MAX_CHARS + 1).count();
+        if chars > MESSAGE_MAX_CHARS {
+            return Err(ModelError::InputTooLong {
+                chars: text.chars().count(),
+                max: MESSAGE_MAX_CHARS,
+            });
+        }
         let past = self.load(chat).await;
         let mut messages = Vec::with_capacity(past.len() + 2);
         let mut system = system_prompt(&self.config, Utc::now());

@@ -282,6 +282,12 @@ impl ModelClient {
             model: model.clone(),
             message: format!("reading the answer: {}", root_cause(&e)),
         })?;
+        // A careless provider or proxy may quote the key it was given (in an error, above
+        // all): it goes no further, not into logs, notices or the history.
+        let text = match &self.key {
+            Some(Ok(key)) => crate::secrets::scrub(&text, key.expose_secret()),
+            _ => text,
+        };
         if !(200..300).contains(&status) {
             return Err(classify(&model, status, &text, retry_after));
         }

@@ -52,6 +52,9 @@ pub enum ModelError {
     /// 200 without a usable answer.
     #[error("{model}: unusable response: {message}")]
     Malformed { model: String, message: String },
+    /// The user's message is longer than a turn takes: not sent to the model at all.
+    #[error("the message has {chars} characters; at most {max} are sent to the model")]
+    InputTooLong { chars: usize, max: usize },
 }
 
 impl ModelError {
