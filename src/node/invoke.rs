@@ -93,3 +93,36 @@ async fn answer(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frames::Frame;
+
+    proptest::proptest! {
+        #![proptest_config(crate::util::fuzz::config())]
+        /// An invoke request from the gateway edited anywhere: read into what the node's policy
+        /// looks at (the command line), or dropped as the node drops it; never a panic.
+        #[test]
+        fn fuzz_invoke_requests(edits in crate::util::fuzz::edits()) {
+            let seed = r#"{"type":"event","event":"node.invoke.request","payload":{"id":"inv-1","nodeId":"ab12","command":"system.run","paramsJSON":"{\"command\":[\"/bin/sh\",\"-lc\",\"uptime && df -h\"],\"rawCommand\":\"uptime && df -h\",\"timeoutMs\":60000,\"runId\":\"r1\",\"approvalDecision\":\"allow-once\"}","idempotencyKey":"k1"}}"#;
+            let text = crate::util::fuzz::apply(seed, &edits);
+            if let Ok(Frame::Event(e)) = serde_json::from_str::<Frame>(&text)
+                && let Some(req) = e
+                    .payload
+                    .and_then(|p| serde_json::from_value::<InvokeRequest>(p).ok())
+            {
+                let params: Value = req
+                    .params_json
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok())
+                    .unwrap_or(Value::Null);
+                if let Ok(p) = serde_json::from_value::<RunParams>(params)
+                    && let Some(raw) = &p.raw_command
+                {
+                    let _ = crate::exec::analyze::shell(raw);
+                }
+            }
+        }
+    }
+}

@@ -334,18 +334,23 @@ async fn on_frame(
         .map_err(|_| Refusal::close(CLOSE_POLICY, "send failed"))
 }
 
-fn invoke_result(gw: &Gateway, node_id: &str, params: Option<Value>) -> Result<Value, ErrorShape> {
+/// A `node.invoke.result`'s params, read as Clawdbot's gateway reads them.
+fn parse_result(params: Option<Value>) -> Result<InvokeResult, ErrorShape> {
     let mut params = params.unwrap_or(Value::Null);
     // Clawdbot's gateway reads `payloadJSON: null` and `error: null` as absent.
     if let Some(o) = params.as_object_mut() {
         o.retain(|k, v| !(v.is_null() && (k == "payloadJSON" || k == "error")));
     }
-    let result: InvokeResult = serde_json::from_value(params).map_err(|e| {
+    serde_json::from_value(params).map_err(|e| {
         ErrorShape::new(
             codes::INVALID_REQUEST,
             format!("invalid node.invoke.result: {e}"),
         )
-    })?;
+    })
+}
+
+fn invoke_result(gw: &Gateway, node_id: &str, params: Option<Value>) -> Result<Value, ErrorShape> {
+    let result = parse_result(params)?;
     if result.node_id != node_id {
         return Err(ErrorShape::new(codes::INVALID_REQUEST, "nodeId mismatch"));
     }
@@ -373,6 +378,24 @@ mod tests {
                 let _ = p.describe();
             }
             let _ = serde_json::from_str::<crate::protocol::frames::Frame>(&text);
+        }
+
+        /// A node's later frames (a command's result, with its output) edited anywhere: read as
+        /// the gateway reads them, or refused with the field named, never a panic.
+        #[test]
+        fn fuzz_later_frames(edits in crate::util::fuzz::edits()) {
+            let seed = r#"{"type":"req","id":"r1","method":"node.invoke.result","params":{"id":"inv-1","nodeId":"ab12","ok":true,"payloadJSON":"{\"exitCode\":0,\"timedOut\":false,\"success\":true,\"stdout\":\"up 3 days\\n\",\"stderr\":\"\",\"error\":null}","error":null}}"#;
+            let text = crate::util::fuzz::apply(seed, &edits);
+            if let Ok(Frame::Req(req)) = serde_json::from_str::<Frame>(&text) {
+                match parse_result(req.params) {
+                    Ok(r) => {
+                        let _ = r.payload_value().and_then(|v| {
+                            serde_json::from_value::<crate::protocol::invoke::RunOutput>(v).ok()
+                        });
+                    }
+                    Err(e) => proptest::prop_assert!(e.message.starts_with("invalid node.invoke.result")),
+                }
+            }
         }
     }
 }

@@ -16,21 +16,30 @@ const CHATS: i64 = 20;
 const PER_CHAT: usize = 10;
 
 pub(super) fn start(yaml: &std::path::Path, state: &std::path::Path, port: u16) -> Reaper {
-    let gw = support::start_gateway(
-        yaml,
-        state,
-        port,
-        &[
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
-            (
-                "ZAI_API_KEY",
-                "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
-            ),
-            ("CLAWOPS_GATEWAY_TOKEN", crate::nodes::TOKEN),
-            // The log goes to a pipe nobody reads until the end: keep it short.
-            ("RUST_LOG", "warn"),
-        ],
-    );
+    start_with(yaml, state, port, &[])
+}
+
+/// [`start`] with more environment variables.
+pub(super) fn start_with(
+    yaml: &std::path::Path,
+    state: &std::path::Path,
+    port: u16,
+    more: &[(&str, &str)],
+) -> Reaper {
+    let envs: Vec<(&str, &str)> = [
+        ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        (
+            "ZAI_API_KEY",
+            "3f9a1c2b7e4d4c8a9b0e1f2a3b4c5d6e.AbCdEfGhIjKlMnOp",
+        ),
+        ("CLAWOPS_GATEWAY_TOKEN", crate::nodes::TOKEN),
+        // The log goes to a pipe nobody reads until the end: keep it short.
+        ("RUST_LOG", "warn"),
+    ]
+    .into_iter()
+    .chain(more.iter().copied())
+    .collect();
+    let gw = support::start_gateway(yaml, state, port, &envs);
     wait_for_http(port, "/healthz");
     gw
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CHATS, PER_CHAT, answered, start};
+use super::{CHATS, PER_CHAT, answered, start, start_with};
 use crate::support::fake_llm::{Answer, FakeLlm};
 use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram, PollFailure};
 use crate::support::process::*;
@@ -125,8 +125,9 @@ async fn burst(max_concurrent: u32, delays_ms: &[u64]) {
     gw.terminate(Duration::from_secs(15));
 }
 
-/// Bot API faults while 120 messages from 20 chats come in: server errors, a proxy's HTML page,
-/// JSON cut short, flood control with `retry_after`, and a second poller (409). The gateway
+/// Bot API faults while 160 messages from 20 chats come in: server errors, a proxy's HTML page,
+/// JSON cut short, a connection reset mid-answer, a poll that is never answered, flood control
+/// with `retry_after`, and a second poller (409). The gateway
 /// recovers by itself, says what is wrong on `/health` while it lasts, and loses or repeats
 /// nothing. teloxide waits 10 s before it reads a 5xx answer (its guard against hammering a
 /// Telegram that is down); the gateway's backoff counts that wait instead of adding to it. Three
@@ -150,9 +151,13 @@ async fn bot_api_faults_lose_nothing_and_clear_on_health() {
     let state = support::temp_dir("faults-botapi-state");
     let port = free_port();
     let (y, s) = (yaml.clone(), state.clone());
-    let mut gw = tokio::task::spawn_blocking(move || start(&y, &s, port))
-        .await
-        .unwrap();
+    // A one-second hold: a hung poll is then given up after 16 s (the hold and the client's
+    // margin), not 40.
+    let mut gw = tokio::task::spawn_blocking(move || {
+        start_with(&y, &s, port, &[("CLAWOPS_TELEGRAM_POLL_TIMEOUT", "1")])
+    })
+    .await
+    .unwrap();
     let faults = [
         PollFailure::Api(502, "Bad Gateway".into()),
         PollFailure::Raw(
@@ -161,6 +166,8 @@ async fn bot_api_faults_lose_nothing_and_clear_on_health() {
         ),
         PollFailure::Raw(200, r#"{"ok":true,"result":[{"update_id":"#.into()),
         PollFailure::Api(500, "Internal Server Error".into()),
+        PollFailure::Reset,
+        PollFailure::Hang,
         PollFailure::RetryAfter(1),
         PollFailure::Api(
             409,
@@ -216,7 +223,7 @@ async fn bot_api_faults_lose_nothing_and_clear_on_health() {
     let lost = seen.iter().filter(|n| **n == 0).count();
     let twice = seen.iter().filter(|n| **n > 1).count();
     println!(
-        "fault Bot API (502 JSON, 502 HTML, cut JSON, 500, 429 retry_after 1, 409): {} messages, all answered {:.1} s after the first fault, lost {lost}, answered twice {twice}; /health said: {told:?}",
+        "fault Bot API (502 JSON, 502 HTML, cut JSON, 500, connection reset, hung poll, 429 retry_after 1, 409): {} messages, all answered {:.1} s after the first fault, lost {lost}, answered twice {twice}; /health said: {told:?}",
         seen.len(),
         started.elapsed().as_secs_f64()
     );

@@ -269,6 +269,11 @@ pub enum PollFailure {
     RetryAfter(u64),
     /// Not the Bot API answering: a proxy's HTML error page, or JSON cut short.
     Raw(u16, String),
+    /// The connection is reset: the answer starts and the connection dies in its body.
+    Reset,
+    /// The request is taken and never answered (a dead proxy): only the client's own time limit
+    /// ends it.
+    Hang,
 }
 
 fn error(status: u16, description: &str) -> Response {
@@ -331,6 +336,18 @@ async fn call(
                 Some(PollFailure::Raw(status, body)) => {
                     return (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
                 }
+                Some(PollFailure::Reset) => {
+                    // An error in the body stream makes the server abort the connection.
+                    let parts: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                        Ok(axum::body::Bytes::from_static(b"{\"ok\":true,\"res")),
+                        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")),
+                    ];
+                    return Response::builder()
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from_stream(futures::stream::iter(parts)))
+                        .unwrap();
+                }
+                Some(PollFailure::Hang) => std::future::pending::<()>().await,
                 None => {}
             }
             let mut guard = PollGuard {
