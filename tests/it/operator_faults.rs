@@ -521,14 +521,16 @@ async fn watches_expiring_with_410_mid_convergence_cause_no_duplicates_and_no_wr
     let clean = baseline(&mut cache, &o).await;
     let mut run = Run::start(&o, "expire").await;
     run.until(halfway).await;
+    // Every watch the operator keeps (it has listed all by now: half the work is done).
+    let watches = run.fake().watches();
     run.fake().expire_watches();
     let converged = run.converge().await;
     run.settle().await;
     let failed = run.failed_reconciles();
     let out = outcome(&run, clean);
 
+    assert_eq!(run.fake().watches(), watches, "every watch is back");
     // Once more, converged: every watch lists again, which must write nothing.
-    let watches = run.fake().watches();
     let mark = run.log.len();
     run.fake().expire_watches();
     let relisted = run
