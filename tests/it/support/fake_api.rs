@@ -2,7 +2,9 @@
 //! GET, LIST (label and field selectors, limit and continue), PATCH (apply, merge, JSON patch),
 //! POST, DELETE and pod logs like the real one does for what clawops uses, serves
 //! `metrics.k8s.io` only once metrics were stored (as if metrics-server were installed), and
-//! records every request so tests can assert on them.
+//! records every request so tests can assert on them. A watch from a resourceVersion gets what
+//! happened since (or 410 once that is compacted away); served over HTTP it can go down and come
+//! back like a restarting API server; its garbage collector runs when a test asks.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -87,6 +89,12 @@ struct State {
     log: Vec<Recorded>,
     resource_version: u64,
     watchers: Vec<Watcher>,
+    /// Recent events, oldest first, for watches that start from a resourceVersion: as a real
+    /// API server's watch cache does, they get what happened after it (a list followed by a
+    /// watch misses nothing in between), or 410 Expired when that is no longer kept.
+    history: std::collections::VecDeque<Event>,
+    /// Watches from a resourceVersion below this get 410: what followed it is gone.
+    compacted: u64,
     /// Requests answered with an error: (method, path, code, message).
     rejections: Vec<(String, String, u16, String)>,
     /// Added to every write, as a real API server's etcd round trip would.
@@ -100,10 +108,51 @@ struct State {
     logs: BTreeMap<(String, String, bool), String>,
 }
 
+/// Events a watch is told of, kept for watches that start from an older resourceVersion.
+const HISTORY: usize = 20_000;
+
+/// One watch event: the object as it was then.
+struct Event {
+    rv: u64,
+    key: String,
+    kind: &'static str,
+    obj: Value,
+}
+
+impl Event {
+    /// The lines the event is sent as: in full, and as metadata only.
+    fn lines(&self) -> (Bytes, Bytes) {
+        let line =
+            |obj: &Value| Bytes::from(format!("{}\n", json!({"type": self.kind, "object": obj})));
+        (line(&self.obj), line(&metadata_of(&self.obj)))
+    }
+}
+
+impl Watcher {
+    /// Sends the event if the watch selects it; false once the watch is gone.
+    fn tell(&self, e: &Event, (line, meta_line): &(Bytes, Bytes)) -> bool {
+        let selected = labels_match(&e.obj, &self.selector).unwrap_or(false);
+        if !in_collection(&e.key, &self.collection) || !selected {
+            return true;
+        }
+        let line = if self.metadata_only { meta_line } else { line };
+        self.tx.send(line.clone()).is_ok()
+    }
+}
+
+/// The event ending a watch whose resourceVersion is too old, as after an etcd compaction.
+fn gone() -> Bytes {
+    Bytes::from(format!(
+        "{}\n",
+        json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version", "reason": "Expired", "code": 410}})
+    ))
+}
+
 impl State {
     /// Stores (or with `None` removes) an object and tells the watchers of its collection.
     fn put(&mut self, key: &str, obj: Option<Value>) {
-        let (event, obj) = match obj {
+        let (kind, mut obj) = match obj {
             Some(o) => {
                 let kind = if self.objects.insert(key.to_string(), o.clone()).is_some() {
                     "MODIFIED"
@@ -117,19 +166,44 @@ impl State {
                 None => return,
             },
         };
-        let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
-        let meta_line = Bytes::from(format!(
-            "{}\n",
-            json!({"type": event, "object": metadata_of(&obj)})
-        ));
-        self.watchers.retain(|w| {
-            let selected = labels_match(&obj, &w.selector).unwrap_or(false);
-            if !in_collection(key, &w.collection) || !selected {
-                return true;
+        // A deletion is a change of its own, with a resourceVersion of its own.
+        if kind == "DELETED" {
+            self.resource_version += 1;
+            obj["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        }
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.resource_version);
+        let event = Event {
+            rv,
+            key: key.to_string(),
+            kind,
+            obj,
+        };
+        let lines = event.lines();
+        self.watchers.retain(|w| w.tell(&event, &lines));
+        self.history.push_back(event);
+        if self.history.len() > HISTORY
+            && let Some(dropped) = self.history.pop_front()
+        {
+            self.compacted = dropped.rv;
+        }
+    }
+
+    /// Starts a watch from `since` (a resourceVersion; `None` for from now on): first what
+    /// happened after it, or 410 when that is no longer known.
+    fn watch(&mut self, w: Watcher, since: Option<u64>) {
+        if let Some(rv) = since {
+            if rv < self.compacted {
+                let _ = w.tx.send(gone());
+                return;
             }
-            let line = if w.metadata_only { &meta_line } else { &line };
-            w.tx.send(line.clone()).is_ok()
-        });
+            for e in self.history.iter().filter(|e| e.rv > rv) {
+                w.tell(e, &e.lines());
+            }
+        }
+        self.watchers.push(w);
     }
 }
 
@@ -921,12 +995,17 @@ impl FakeApi {
             if let Err(e) = labels_match(&json!({}), &selector) {
                 return Reply::from(status(StatusCode::BAD_REQUEST, "BadRequest", &e));
             }
-            s.watchers.push(Watcher {
+            // "0" (or none) asks for any version, which the fake serves as from now on.
+            let since = query_param(&query, "resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0);
+            let watcher = Watcher {
                 collection: coll,
                 selector,
                 metadata_only,
                 tx,
-            });
+            };
+            s.watch(watcher, since);
             return Reply::Watch(rx);
         }
         let (code, body) = match (method.as_str(), key) {
@@ -1123,17 +1202,15 @@ impl FakeApi {
     }
 
     /// Ends every watch with 410 Gone ("too old resource version"), as an API server does after
-    /// compaction: watchers must list again.
+    /// compaction: watchers must list again, since a watch from any version seen so far gets
+    /// 410 too.
     pub fn expire_watches(&self) {
         let mut s = self.state.lock().unwrap();
-        let gone = Bytes::from(format!(
-            "{}\n",
-            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "too old resource version", "reason": "Expired", "code": 410}})
-        ));
         for w in s.watchers.drain(..) {
-            let _ = w.tx.send(gone.clone());
+            let _ = w.tx.send(gone());
         }
+        s.history.clear();
+        s.compacted = s.resource_version;
     }
 
     /// One pass of the garbage collector, run until nothing more goes: deletes every object
