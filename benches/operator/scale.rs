@@ -375,12 +375,6 @@ impl Operator {
         self.process.0.id()
     }
 
-    /// `kill -9`: no shutdown, requests in flight cut where they are.
-    pub fn kill(&mut self) {
-        let _ = self.process.0.kill();
-        let _ = self.process.0.wait();
-    }
-
     /// Polls until `done` holds for the fake, or fails on timeout (saying what is missing) or
     /// when the operator exits.
     pub async fn wait(

@@ -64,16 +64,15 @@ static BASELINES: tokio::sync::Mutex<BTreeMap<usize, Baseline>> =
 
 /// Runs a clean convergence unless one of this size was measured already.
 async fn baseline<'a>(cache: &'a mut BTreeMap<usize, Baseline>, o: &Options) -> &'a Baseline {
-    if !cache.contains_key(&o.agents) {
+    if let std::collections::btree_map::Entry::Vacant(e) = cache.entry(o.agents) {
         let mut run = Run::start(o, "clean").await;
         let took = run.converge().await;
         run.settle().await;
-        let b = Baseline {
+        e.insert(Baseline {
             writes: run.writes(),
             objects: run.cluster.generated().into_iter().collect(),
             took,
-        };
-        cache.insert(o.agents, b);
+        });
     }
     &cache[&o.agents]
 }
@@ -384,7 +383,9 @@ async fn killed_halfway(o: Options) {
     run.until(halfway).await;
     let failed_before = run.failed_reconciles();
     let tokens_before = tokens(run.fake(), &o);
-    run.operator.kill();
+    // SIGKILL (what `Child::kill` sends): no shutdown, requests in flight cut where they are.
+    run.operator.process.0.kill().unwrap();
+    run.operator.process.0.wait().unwrap();
     run.operator = Operator::start(&o, &run.cluster.kubeconfig).unwrap();
     let converged = run.converge().await;
     run.settle().await;
