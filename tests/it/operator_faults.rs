@@ -441,7 +441,7 @@ async fn operator_killed_halfway_through_20_agents_converges_without_orphans_or_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "40 s; make reliability runs it"]
+#[ignore = "45 s; make reliability runs it"]
 async fn operator_killed_halfway_through_200_agents_converges_without_orphans_or_duplicates() {
     killed_halfway(full()).await;
 }
@@ -477,7 +477,7 @@ fn read_to_end(mut s: std::net::TcpStream) -> bool {
 /// Case a: the API server down for 60 s (connections refused, watches cut) when half the
 /// gateways are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "100 s; make reliability runs it"]
+#[ignore = "115 s; make reliability runs it"]
 async fn api_server_down_60s_while_200_agents_converge_then_all_converge() {
     let o = full();
     let mut cache = BASELINES.lock().await;
@@ -532,7 +532,7 @@ async fn api_server_down_60s_while_200_agents_converge_then_all_converge() {
 /// Case c: every watch ends with 410 Expired when half the gateways are written, and again once
 /// all converged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "40 s; make reliability runs it"]
+#[ignore = "45 s; make reliability runs it"]
 async fn watches_expiring_with_410_mid_convergence_cause_no_duplicates_and_no_write_storm() {
     let o = full();
     let mut cache = BASELINES.lock().await;
