@@ -7,6 +7,9 @@
 #[path = "../../tests/it/support/fake_api.rs"]
 #[allow(dead_code)]
 mod fake_api;
+#[path = "../../tests/it/support/process.rs"]
+#[allow(dead_code)]
+mod process;
 mod scale;
 #[path = "../../tests/it/support/selectors.rs"]
 mod selectors;

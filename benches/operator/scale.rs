@@ -5,13 +5,17 @@
 //! Shared by the bench (which prints) and its smoke test (which asserts).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clawops::consts::{FIELD_MANAGER, LABEL_MANAGED_BY};
 use serde_json::{Value, json};
 
-use super::fake_api::FakeApi;
+use super::fake_api::{FakeApi, Recorded};
+use super::process::Reaper;
 
+#[derive(Clone)]
 pub struct Options {
     pub agents: usize,
     /// Agents per namespace: several share one, as Secret and member lookups are per namespace.
@@ -106,7 +110,7 @@ fn example(i: usize, ns: &str) -> Vec<Value> {
 }
 
 /// (resource, subresource, named) of a request path.
-fn resource(path: &str) -> (String, Option<String>, bool) {
+pub fn resource(path: &str) -> (String, Option<String>, bool) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let rest = if segs[0] == "api" {
         &segs[2..]
@@ -125,21 +129,27 @@ fn resource(path: &str) -> (String, Option<String>, bool) {
     )
 }
 
-struct Counts {
-    writes: Tally,
-    lists: Tally,
+pub struct Counts {
+    pub writes: Tally,
+    pub lists: Tally,
     /// Status writes to one object after its first, with every body sent to it: what a
     /// double write said, to tell a changed status from a stale read.
-    repeated: BTreeMap<String, Vec<String>>,
+    pub repeated: BTreeMap<String, Vec<String>>,
 }
 
-fn count(fake: &FakeApi) -> Counts {
+/// Writes, lists and repeated status writes since the last call (it takes the fake's log).
+pub fn count(fake: &FakeApi) -> Counts {
+    count_log(fake.take_log())
+}
+
+/// Writes, lists and repeated status writes among `log`'s requests.
+pub fn count_log(log: impl IntoIterator<Item = Recorded>) -> Counts {
     let mut c = Counts {
         writes: Tally::new(),
         lists: Tally::new(),
         repeated: BTreeMap::new(),
     };
-    for r in fake.take_log() {
+    for r in log {
         if r.is_write() && r.path.ends_with("/status") {
             let body = r.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
             c.repeated.entry(r.path.clone()).or_default().push(body);
@@ -186,10 +196,8 @@ fn rss(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// Every Agent observed at its generation with its Deployment and CronJobs, every member with
-/// a status.
 /// What convergence still waits for, counted per kind of object.
-fn missing(fake: &FakeApi, o: &Options) -> String {
+pub fn missing(fake: &FakeApi, o: &Options) -> String {
     let mut waiting = Tally::new();
     for i in 0..o.agents {
         let ns = namespace(i, o);
@@ -233,7 +241,9 @@ fn missing(fake: &FakeApi, o: &Options) -> String {
     format!("still waiting for {waiting:?}")
 }
 
-fn converged(fake: &FakeApi, o: &Options) -> bool {
+/// Every Agent observed at its generation with its Deployment and CronJobs, every member with
+/// a status.
+pub fn converged(fake: &FakeApi, o: &Options) -> bool {
     (0..o.agents).all(|i| {
         let ns = namespace(i, o);
         let agent = fake.get(&format!(
@@ -262,87 +272,152 @@ fn converged(fake: &FakeApi, o: &Options) -> bool {
     })
 }
 
-fn namespace(i: usize, o: &Options) -> String {
+pub fn namespace(i: usize, o: &Options) -> String {
     format!("team-{}", i / o.per_namespace.max(1))
 }
 
-struct Reaper(Child);
-impl Drop for Reaper {
+/// The fake API server holding `o.agents` copies of the example (and the chart's cluster reader
+/// role), its Deployment and Ingress controllers on, served over HTTP.
+pub struct Cluster {
+    pub fake: FakeApi,
+    pub kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Cluster {
+    /// `tag` keeps the kubeconfigs of clusters alive at once apart.
+    pub async fn new(o: &Options, tag: &str) -> Result<Self, String> {
+        let fake = FakeApi::new();
+        // The chart installs the cluster reader role every `clusterAccess: read` gateway is bound to.
+        fake.insert(&clawops::plan::build::rbac::cluster_reader_role());
+        for i in 0..o.agents {
+            for obj in example(i, &namespace(i, o)) {
+                fake.insert(&obj);
+            }
+        }
+        fake.set_controllers(true);
+        fake.set_write_latency(o.write_latency);
+        let dir = std::env::temp_dir().join(format!(
+            "clawops-scale-{}-{}-{tag}",
+            std::process::id(),
+            o.agents
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let kubeconfig = fake.serve_http(&dir).await;
+        let _ = fake.take_log();
+        Ok(Self {
+            fake,
+            kubeconfig,
+            dir,
+        })
+    }
+
+    /// Paths of the objects the operator generated (not the CRs, their Events, or what the
+    /// chart installed).
+    pub fn generated(&self) -> Vec<String> {
+        let fake = &self.fake;
+        fake.paths("/")
+            .into_iter()
+            .filter(|path| {
+                let (res, _, _) = resource(path);
+                // Cluster-scoped ClusterRoleBindings have no owner, only the label.
+                let generated = fake.get(path).is_some_and(|v| {
+                    v["metadata"]["labels"][LABEL_MANAGED_BY] == FIELD_MANAGER
+                        || v["metadata"]["ownerReferences"].is_array()
+                });
+                // The cluster reader role comes with the chart, not from the operator.
+                let installed = path.ends_with("/clusterroles/clawops-cluster-reader");
+                !CR_KINDS.contains(&res.as_str()) && res != "events" && generated && !installed
+            })
+            .collect()
+    }
+}
+
+/// The `clawops operator` process, killed when dropped.
+pub struct Operator {
+    pub process: Reaper,
+    /// Where it serves /metrics.
+    pub port: u16,
+}
+
+impl Operator {
+    pub fn start(o: &Options, kubeconfig: &Path) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(&o.binary)
+            .args(["operator", "--listen", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env("CLAWOPS_CONCURRENCY", o.concurrency.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("SCALE_DEBUG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", o.binary))?;
+        Ok(Self {
+            process: Reaper(child),
+            port,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// Polls until `done` holds for the fake, or fails on timeout (saying what is missing) or
+    /// when the operator exits.
+    pub async fn wait(
+        &mut self,
+        fake: &FakeApi,
+        o: &Options,
+        done: impl Fn(&FakeApi, &Options) -> bool,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        while !done(fake, o) {
+            if let Ok(Some(status)) = self.process.0.try_wait() {
+                return Err(format!(
+                    "the operator exited ({status}) before converging; is port {} taken?",
+                    self.port
+                ));
+            }
+            if start.elapsed() > o.timeout {
+                return Err(format!(
+                    "not converged within {:?}: {}",
+                    o.timeout,
+                    missing(fake, o)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 }
 
 pub async fn run(o: &Options) -> Result<Figures, String> {
-    let fake = FakeApi::new();
-    // The chart installs the cluster reader role every `clusterAccess: read` gateway is bound to.
-    fake.insert(&clawops::plan::build::rbac::cluster_reader_role());
-    for i in 0..o.agents {
-        for obj in example(i, &namespace(i, o)) {
-            fake.insert(&obj);
-        }
-    }
-    fake.set_controllers(true);
-    fake.set_write_latency(o.write_latency);
-    let dir =
-        std::env::temp_dir().join(format!("clawops-scale-{}-{}", std::process::id(), o.agents));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let kubeconfig = fake.serve_http(&dir).await;
-    let _ = fake.take_log();
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let cluster = Cluster::new(o, "bench").await?;
+    let fake = &cluster.fake;
     let start = Instant::now();
-    let child = Command::new(&o.binary)
-        .args(["operator", "--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("CLAWOPS_CONCURRENCY", o.concurrency.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("SCALE_DEBUG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", o.binary))?;
-    let mut child = Reaper(child);
-    let pid = child.0.id();
-    while !converged(&fake, o) {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            return Err(format!(
-                "the operator exited ({status}) before converging; is port {port} taken?"
-            ));
-        }
-        if start.elapsed() > o.timeout {
-            return Err(format!(
-                "not converged within {:?}: {}",
-                o.timeout,
-                missing(&fake, o)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut operator = Operator::start(o, &cluster.kubeconfig)?;
+    let pid = operator.pid();
+    operator.wait(fake, o, converged).await?;
     let converged_after = start.elapsed();
     let cpu_converge = cpu(pid);
-    let startup = count(&fake);
+    let startup = count(fake);
 
     let mut objects = Tally::new();
-    for path in fake.paths("/") {
-        let (res, _, _) = resource(&path);
-        let generated = fake.get(&path).is_some_and(|v| {
-            v["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clawops"
-                || v["metadata"]["ownerReferences"].is_array()
-        });
-        // The cluster reader role comes with the chart, not from the operator.
-        let installed = path.ends_with("/clusterroles/clawops-cluster-reader");
-        if CR_KINDS.contains(&res.as_str()) || res == "events" || !generated || installed {
-            continue;
-        }
-        *objects.entry(res).or_default() += 1;
+    for path in cluster.generated() {
+        *objects.entry(resource(&path).0).or_default() += 1;
     }
     let crs: Tally = CR_KINDS
         .iter()
@@ -363,12 +438,11 @@ pub async fn run(o: &Options) -> Result<Figures, String> {
 
     // What the last writes trigger (a no-op pass, after the debounce) settles first.
     tokio::time::sleep(SETTLE).await;
-    let _ = count(&fake);
+    let _ = count(fake);
     tokio::time::sleep(o.steady).await;
-    let steady = count(&fake);
+    let steady = count(fake);
     let (peak, now) = rss(pid);
-    drop(child);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(operator);
     Ok(Figures {
         agents: o.agents,
         converged: converged_after,

@@ -22,9 +22,9 @@ pub struct Context {
     pub members: std::sync::OnceLock<MemberCache>,
     /// Per Agent (by uid), the names of pruned kinds kept at its last successful prune.
     pub pruned: std::sync::Mutex<std::collections::HashMap<String, [Vec<String>; 5]>>,
-    /// Per member (by uid) whose status was just written, the resource version it had before:
-    /// until the watch brings the written version, the cached object is stale.
-    pub stale_members: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Per Agent or member (by uid) whose status was just written, the resource version it had
+    /// before: until the watch brings the written version, the cached object is stale.
+    status_written: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Agents, Channels and Crons as the operator's watches see them.
@@ -76,7 +76,35 @@ impl Context {
             metrics,
             members: std::sync::OnceLock::new(),
             pruned: std::sync::Mutex::default(),
-            stale_members: std::sync::Mutex::default(),
+            status_written: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Notes that the status of `obj`, as cached, was just written.
+    pub fn wrote_status<K: kube::Resource>(&self, obj: &K) {
+        if let (Some(uid), Some(version)) = (obj.meta().uid.clone(), obj.resource_version()) {
+            self.status_written
+                .lock()
+                .expect("status written lock")
+                .insert(uid, version);
+        }
+    }
+
+    /// Whether `obj` is the cached copy from before this operator's last status write to it:
+    /// deciding from it would write the same status again (with new timestamps). Forgets the
+    /// write once a newer copy is seen.
+    pub fn stale<K: kube::Resource>(&self, obj: &K) -> bool {
+        let (Some(uid), Some(version)) = (obj.meta().uid.as_ref(), obj.resource_version()) else {
+            return false;
+        };
+        let mut written = self.status_written.lock().expect("status written lock");
+        match written.get(uid) {
+            Some(before) if *before == version => true,
+            Some(_) => {
+                written.remove(uid);
+                false
+            }
+            None => false,
         }
     }
 

@@ -16,6 +16,7 @@ mod model;
 mod nodes;
 mod operator;
 mod operator_binary;
+mod operator_faults;
 mod operator_scale;
 mod patrol;
 mod reconcile;

@@ -358,3 +358,28 @@ async fn the_gateway_rolls_out_once_when_its_channel_comes_after_the_agent() {
     assert_eq!(deployment_writes(&fake), 1, "one rollout per member change");
     operator.stop().await;
 }
+
+/// Every watch ending with 410 Expired (as after an etcd compaction) must not leave the operator
+/// deaf: each watch lists and watches again after its own backoff (under a second at first),
+/// and changes are reconciled at once. kube's `Controller` backs off all its triggers on any
+/// error of one, so the errors of the six metadata watches used to hold the Agent controller,
+/// and the last of those watches, for some 25 s.
+#[tokio::test]
+async fn after_every_watch_expires_all_watch_again_within_seconds_and_changes_are_seen() {
+    let fake = FakeApi::new();
+    load(&fake, "shrimp.yaml", "default");
+    fake.set_controllers(true);
+    let operator = start(&fake, Some("default"), Arc::new(Metrics::new()));
+    eventually("the Agent Ready", || {
+        condition(&fake, AGENT, "Ready")["status"] == "True"
+    })
+    .await;
+    let watches = fake.watches();
+    fake.expire_watches();
+    eventually("every watch back", || fake.watches() >= watches).await;
+
+    // A change now is seen by the watch and reconciled: the Deployment is put back.
+    fake.remove(DEPLOYMENT);
+    eventually("the Deployment put back", || fake.get(DEPLOYMENT).is_some()).await;
+    operator.stop().await;
+}

@@ -2,10 +2,11 @@
 //! against the fake API server converges with one write per generated object and one status
 //! write per CR, and then makes no write and lists nothing again.
 
+// Also the fault tests' (operator_faults) harness.
 #[path = "../../benches/operator/scale.rs"]
-mod scale;
+pub mod scale;
 
-use crate::support::fake_api;
+use crate::support::{fake_api, process};
 
 use std::time::Duration;
 

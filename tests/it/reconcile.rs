@@ -44,8 +44,13 @@ impl Harness {
     }
 
     async fn reconcile(&self) -> (Action, Vec<Recorded>) {
-        self.fake.take_log();
         let agent: Agent = self.fake.typed(AGENT).expect("agent stored");
+        self.reconcile_copy(agent).await
+    }
+
+    /// Reconciles a given copy of the Agent, as the operator's cache might hold it.
+    async fn reconcile_copy(&self, agent: Agent) -> (Action, Vec<Recorded>) {
+        self.fake.take_log();
         let action = agent::reconcile(Arc::new(agent), self.ctx.clone())
             .await
             .expect("reconcile succeeds");
@@ -1066,4 +1071,32 @@ async fn planted_secrets_appear_in_no_object_but_their_own_secrets() {
     }
     assert!(searched >= 8, "{searched} objects searched");
     assert_eq!(hits, Vec::<String>::new());
+}
+
+/// A reconcile of the copy cached from before the operator's own status write (its watch event
+/// not in yet: the watch re-listing after a 410, or backing off after an outage) writes
+/// nothing. It used to decide from that copy's older status and write the same one again with
+/// new timestamps: 3 of 200 Agents after a 410, every unready one after an outage.
+#[tokio::test]
+async fn a_copy_from_before_the_operators_status_write_writes_nothing() {
+    let h = Harness::new("shrimp.yaml");
+    h.reconcile().await; // adds the finalizer
+    let cached: Agent = h.fake.typed(AGENT).unwrap();
+    let (_, log) = h.reconcile_copy(cached.clone()).await;
+    assert!(
+        writes(&log).iter().any(|w| w.ends_with("/status")),
+        "{:?}",
+        writes(&log)
+    );
+    let (action, log) = h.reconcile_copy(cached).await;
+    assert_eq!(writes(&log), Vec::<String>::new(), "the stale copy wrote");
+    assert_eq!(action, Action::requeue(agent::REQUEUE_STALE));
+    // The copy the watch brings next, with that status, is reconciled as usual.
+    let (_, log) = h.reconcile().await;
+    assert!(
+        log.iter()
+            .any(|r| r.path == AGENT || r.path.starts_with("/apis/apps/")),
+        "a full reconcile reads: {log:?}"
+    );
+    assert_eq!(writes(&log), Vec::<String>::new());
 }

@@ -30,6 +30,8 @@ use status::READY_READER_MISSING;
 pub const REQUEUE_REFUSED: Duration = Duration::from_secs(10);
 /// Requeue while the gateway is not ready yet.
 pub const REQUEUE_PENDING: Duration = Duration::from_secs(30);
+/// Requeue while the cached Agent predates this operator's own status write.
+pub const REQUEUE_STALE: Duration = Duration::from_secs(2);
 /// Periodic resync of a ready Agent. Changes to it, its members, its labelled Secrets and the
 /// objects the operator watches reconcile it at once; this pass only repairs drift no watch
 /// sees (RBAC objects, the claim), so it is rare: at 1,000 Agents each pass costs a few
@@ -89,6 +91,12 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Error> {
+    if ctx.stale(&*agent) {
+        // The cache still has the copy this operator wrote status from: its write is on its way
+        // through the watch (a status-only change, so it reconciles nothing), or the watch is
+        // re-listing after a 410 or an outage. Its spec was applied then; look again soon.
+        return Ok(Action::requeue(REQUEUE_STALE));
+    }
     let missing_roles = apply::missing_cluster_roles(&ctx.client, &agent);
     let resolved = async {
         Ok::<_, Error>(fetch::resolve(&ctx.client, ctx.members.get(), agent.clone()).await?)
@@ -124,6 +132,9 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     let failure = apply_error.as_ref().map(ToString::to_string);
     let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
     let status_changed = status::write_status(ctx, &agent, &decision).await?;
+    if status_changed {
+        ctx.wrote_status(&*agent);
+    }
     if let Some(e) = apply_error {
         if status_changed {
             ctx.event(

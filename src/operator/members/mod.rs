@@ -82,7 +82,7 @@ pub trait Member: Object + kube::Resource<Scope = NamespaceResourceScope> {
 #[tracing::instrument(name = "reconcile", skip_all, fields(kind = M::KIND, name = %super::agent::status::key(&*obj)))]
 pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Action, MemberError> {
     let ns = obj.namespace().unwrap_or_default();
-    if stale(&ctx, &*obj) {
+    if ctx.stale(&*obj) {
         // Its own status write is on its way through the watch, which reconciles it again;
         // deciding from the older copy would write the same status twice.
         return Ok(Action::requeue(STALE_RECHECK));
@@ -153,34 +153,12 @@ pub async fn reconcile<M: Member>(obj: Arc<M>, ctx: Arc<Context>) -> Result<Acti
             name: obj.name_any(),
             source,
         })?;
-    if let (Some(uid), Some(version)) = (obj.uid(), obj.resource_version()) {
-        ctx.stale_members
-            .lock()
-            .expect("stale members lock")
-            .insert(uid, version);
-    }
+    ctx.wrote_status(&*obj);
     Ok(requeue(&ready))
 }
 
 /// How soon a member seen stale is looked at again, should its watch event be lost.
 const STALE_RECHECK: Duration = Duration::from_secs(2);
-
-/// Whether `obj` is the copy from before this operator's last status write to it; forgets
-/// the write once a newer copy is seen.
-fn stale<M: Member>(ctx: &Context, obj: &M) -> bool {
-    let (Some(uid), Some(version)) = (obj.uid(), obj.resource_version()) else {
-        return false;
-    };
-    let mut written = ctx.stale_members.lock().expect("stale members lock");
-    match written.get(&uid) {
-        Some(before) if *before == version => true,
-        Some(_) => {
-            written.remove(&uid);
-            false
-        }
-        None => false,
-    }
-}
 
 /// Whether the Agent's status reflects its current spec.
 fn observed(agent: &Agent) -> bool {

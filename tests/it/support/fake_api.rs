@@ -2,7 +2,9 @@
 //! GET, LIST (label and field selectors, limit and continue), PATCH (apply, merge, JSON patch),
 //! POST, DELETE and pod logs like the real one does for what clawops uses, serves
 //! `metrics.k8s.io` only once metrics were stored (as if metrics-server were installed), and
-//! records every request so tests can assert on them.
+//! records every request so tests can assert on them. A watch from a resourceVersion gets what
+//! happened since (or 410 once that is compacted away); served over HTTP it can go down and come
+//! back like a restarting API server; its garbage collector runs when a test asks.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -87,6 +89,12 @@ struct State {
     log: Vec<Recorded>,
     resource_version: u64,
     watchers: Vec<Watcher>,
+    /// Recent events, oldest first, for watches that start from a resourceVersion: as a real
+    /// API server's watch cache does, they get what happened after it (a list followed by a
+    /// watch misses nothing in between), or 410 Expired when that is no longer kept.
+    history: std::collections::VecDeque<Event>,
+    /// Watches from a resourceVersion below this get 410: what followed it is gone.
+    compacted: u64,
     /// Requests answered with an error: (method, path, code, message).
     rejections: Vec<(String, String, u16, String)>,
     /// Added to every write, as a real API server's etcd round trip would.
@@ -100,10 +108,51 @@ struct State {
     logs: BTreeMap<(String, String, bool), String>,
 }
 
+/// Events a watch is told of, kept for watches that start from an older resourceVersion.
+const HISTORY: usize = 20_000;
+
+/// One watch event: the object as it was then.
+struct Event {
+    rv: u64,
+    key: String,
+    kind: &'static str,
+    obj: Value,
+}
+
+impl Event {
+    /// The lines the event is sent as: in full, and as metadata only.
+    fn lines(&self) -> (Bytes, Bytes) {
+        let line =
+            |obj: &Value| Bytes::from(format!("{}\n", json!({"type": self.kind, "object": obj})));
+        (line(&self.obj), line(&metadata_of(&self.obj)))
+    }
+}
+
+impl Watcher {
+    /// Sends the event if the watch selects it; false once the watch is gone.
+    fn tell(&self, e: &Event, (line, meta_line): &(Bytes, Bytes)) -> bool {
+        let selected = labels_match(&e.obj, &self.selector).unwrap_or(false);
+        if !in_collection(&e.key, &self.collection) || !selected {
+            return true;
+        }
+        let line = if self.metadata_only { meta_line } else { line };
+        self.tx.send(line.clone()).is_ok()
+    }
+}
+
+/// The event ending a watch whose resourceVersion is too old, as after an etcd compaction.
+fn gone() -> Bytes {
+    Bytes::from(format!(
+        "{}\n",
+        json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version", "reason": "Expired", "code": 410}})
+    ))
+}
+
 impl State {
     /// Stores (or with `None` removes) an object and tells the watchers of its collection.
     fn put(&mut self, key: &str, obj: Option<Value>) {
-        let (event, obj) = match obj {
+        let (kind, mut obj) = match obj {
             Some(o) => {
                 let kind = if self.objects.insert(key.to_string(), o.clone()).is_some() {
                     "MODIFIED"
@@ -117,25 +166,216 @@ impl State {
                 None => return,
             },
         };
-        let line = Bytes::from(format!("{}\n", json!({"type": event, "object": obj})));
-        let meta_line = Bytes::from(format!(
-            "{}\n",
-            json!({"type": event, "object": metadata_of(&obj)})
-        ));
-        self.watchers.retain(|w| {
-            let selected = labels_match(&obj, &w.selector).unwrap_or(false);
-            if !in_collection(key, &w.collection) || !selected {
-                return true;
+        // A deletion is a change of its own, with a resourceVersion of its own.
+        if kind == "DELETED" {
+            self.resource_version += 1;
+            obj["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        }
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.resource_version);
+        let event = Event {
+            rv,
+            key: key.to_string(),
+            kind,
+            obj,
+        };
+        let lines = event.lines();
+        self.watchers.retain(|w| w.tell(&event, &lines));
+        self.history.push_back(event);
+        if self.history.len() > HISTORY
+            && let Some(dropped) = self.history.pop_front()
+        {
+            self.compacted = dropped.rv;
+        }
+    }
+
+    /// Starts a watch from `since` (a resourceVersion; `None` for from now on): first what
+    /// happened after it, or 410 when that is no longer known.
+    fn watch(&mut self, w: Watcher, since: Option<u64>) {
+        if let Some(rv) = since {
+            if rv < self.compacted {
+                let _ = w.tx.send(gone());
+                return;
             }
-            let line = if w.metadata_only { &meta_line } else { &line };
-            w.tx.send(line.clone()).is_ok()
-        });
+            for e in self.history.iter().filter(|e| e.rv > rv) {
+                w.tell(e, &e.lines());
+            }
+        }
+        self.watchers.push(w);
+    }
+}
+
+impl State {
+    /// Deletes an object as the API server does: one with finalizers only gets its
+    /// deletionTimestamp (and stays, `Some(Some(it))`, until they are removed); one without goes
+    /// (`Some(None)`), and watchers are told either way. `None` when there is no such object.
+    fn delete(&mut self, key: &str) -> Option<Option<Value>> {
+        let mut o = self.objects.get(key)?.clone();
+        if o["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            if o["metadata"]["deletionTimestamp"].is_null() {
+                o["metadata"]["deletionTimestamp"] = json!("2026-11-21T01:00:00Z");
+                self.put(key, Some(o.clone()));
+            }
+            Some(Some(o))
+        } else {
+            self.put(key, None);
+            Some(None)
+        }
+    }
+
+    /// Whether an owner reference of the object at `key` names an object that exists (by uid,
+    /// as the garbage collector checks: a recreated owner of the same name is another owner).
+    /// `None` when it cannot be resolved: a cluster-scoped object cannot be owned by a
+    /// namespaced one.
+    fn owner_exists(&self, key: &str, owner: &Value) -> Option<bool> {
+        let obj = &self.objects[key];
+        let kind = owner["kind"].as_str().unwrap_or_default();
+        let mut probe = json!({"apiVersion": owner["apiVersion"], "kind": kind,
+            "metadata": {"name": owner["name"]}});
+        match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => probe["metadata"]["namespace"] = json!(ns),
+            None if !CLUSTER_SCOPED.contains(&kind) => return None,
+            None => {}
+        }
+        Some(
+            self.objects
+                .get(&path_of(&probe))
+                .is_some_and(|o| o["metadata"]["uid"] == owner["uid"]),
+        )
     }
 }
 
 #[derive(Clone, Default)]
 pub struct FakeApi {
     state: Arc<Mutex<State>>,
+    /// Set by [`FakeApi::serve_http`].
+    http: Arc<Mutex<Option<Http>>>,
+}
+
+/// The fake served over HTTP: where, what, and the connections open, so it can go down and come
+/// back on the same address.
+struct Http {
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    /// The accept loop; `None` while down. Ending it closes the listening socket.
+    server: Option<tokio::task::JoinHandle<()>>,
+    conns: Arc<Mutex<Conns>>,
+}
+
+/// The sockets of the open connections. axum serves each connection in a task of its own that
+/// cannot be reached from outside, so an outage cuts them at the socket.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: std::collections::HashMap<u64, std::os::fd::RawFd>,
+}
+
+impl Conns {
+    /// Shuts every open connection down both ways: the client reads the end of the stream in
+    /// the middle of a watch or an answer, and axum's task sees its socket fail and ends.
+    fn cut(&mut self) {
+        for fd in self.open.values() {
+            // SAFETY: `fd` is the socket of a live `Tracked` connection: it is removed from
+            // `open` (under this lock) before the connection's socket is closed, so it cannot
+            // have been closed and reused. shutdown(2) does not close it.
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+/// Serves `app` on `listener`, keeping the connections' sockets in `conns`.
+fn serve_tracked(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    conns: Arc<Mutex<Conns>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        axum::serve(TrackedListener { listener, conns }, app)
+            .await
+            .unwrap()
+    })
+}
+
+struct TrackedListener {
+    listener: tokio::net::TcpListener,
+    conns: Arc<Mutex<Conns>>,
+}
+
+impl axum::serve::Listener for TrackedListener {
+    type Io = Tracked;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Tracked, std::net::SocketAddr) {
+        loop {
+            // As axum's own TcpListener does, an accept error (too many open files, a connection
+            // reset before it was accepted) is retried.
+            let Ok((stream, addr)) = self.listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            let mut c = self.conns.lock().unwrap();
+            c.next += 1;
+            let id = c.next;
+            c.open.insert(id, std::os::fd::AsRawFd::as_raw_fd(&stream));
+            let conns = self.conns.clone();
+            return (Tracked { stream, id, conns }, addr);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A served connection, known to [`Conns`] for as long as its socket is open.
+struct Tracked {
+    stream: tokio::net::TcpStream,
+    id: u64,
+    conns: Arc<Mutex<Conns>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Runs before `stream` is dropped (and its socket closed).
+        self.conns.lock().unwrap().open.remove(&self.id);
+    }
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 const CLUSTER_SCOPED: &[&str] = &[
@@ -374,7 +614,14 @@ impl FakeApi {
                     .unwrap()
             }
         });
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let conns = Arc::new(Mutex::new(Conns::default()));
+        let server = serve_tracked(listener, app.clone(), conns.clone());
+        *self.http.lock().unwrap() = Some(Http {
+            addr,
+            app,
+            server: Some(server),
+            conns,
+        });
         let path = dir.join("kubeconfig");
         std::fs::write(
             &path,
@@ -387,6 +634,49 @@ impl FakeApi {
         )
         .unwrap();
         path
+    }
+
+    /// Takes the HTTP side down as a crashed or restarting API server is: the port stops
+    /// listening (connections are refused), and every open connection is cut — watches end
+    /// mid-stream, idle keep-alive connections close, a request being answered loses its answer
+    /// (though what it wrote stays written, as a write etcd committed does). The objects are
+    /// kept, as etcd keeps them. [`FakeApi::come_back`] listens again on the same port.
+    pub async fn go_down(&self) {
+        let (server, conns) = {
+            let mut http = self.http.lock().unwrap();
+            let h = http.as_mut().expect("go_down needs serve_http first");
+            (h.server.take(), h.conns.clone())
+        };
+        if let Some(server) = server {
+            server.abort();
+            // Once the task is gone its listener is closed: connecting is refused from here on.
+            let _ = server.await;
+        }
+        conns.lock().unwrap().cut();
+        // Their connections are cut; dropping the senders also ends the streams' tasks.
+        self.state.lock().unwrap().watchers.clear();
+    }
+
+    /// Where [`FakeApi::serve_http`] serves, down or not.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.lock().unwrap().as_ref().map(|h| h.addr)
+    }
+
+    /// Listens again on the port [`FakeApi::go_down`] closed, so the kubeconfig stays valid.
+    pub async fn come_back(&self) {
+        let (addr, app, conns) = {
+            let http = self.http.lock().unwrap();
+            let h = http.as_ref().expect("come_back needs serve_http first");
+            assert!(h.server.is_none(), "the fake API server is not down");
+            (h.addr, h.app.clone(), h.conns.clone())
+        };
+        // SO_REUSEADDR (which tokio sets) lets the port be bound again at once, despite the
+        // cut connections in TIME_WAIT.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("binding {addr} again: {e}"));
+        let server = serve_tracked(listener, app, conns);
+        self.http.lock().unwrap().as_mut().unwrap().server = Some(server);
     }
 
     /// A kube client whose every request this fake answers.
@@ -705,12 +995,17 @@ impl FakeApi {
             if let Err(e) = labels_match(&json!({}), &selector) {
                 return Reply::from(status(StatusCode::BAD_REQUEST, "BadRequest", &e));
             }
-            s.watchers.push(Watcher {
+            // "0" (or none) asks for any version, which the fake serves as from now on.
+            let since = query_param(&query, "resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0);
+            let watcher = Watcher {
                 collection: coll,
                 selector,
                 metadata_only,
                 tx,
-            });
+            };
+            s.watch(watcher, since);
             return Reply::Watch(rx);
         }
         let (code, body) = match (method.as_str(), key) {
@@ -816,23 +1111,12 @@ impl FakeApi {
                 }
                 (StatusCode::OK, obj)
             }
-            ("DELETE", Some(key)) => match s.objects.remove(&key) {
-                Some(mut o) => {
-                    if o["metadata"]["finalizers"]
-                        .as_array()
-                        .is_some_and(|f| !f.is_empty())
-                    {
-                        o["metadata"]["deletionTimestamp"] = json!("2026-11-21T01:00:00Z");
-                        // Watchers see the deletion begin, as with a real API server.
-                        s.put(&key, Some(o.clone()));
-                        (StatusCode::OK, o)
-                    } else {
-                        (
-                            StatusCode::OK,
-                            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}),
-                        )
-                    }
-                }
+            ("DELETE", Some(key)) => match s.delete(&key) {
+                Some(Some(o)) => (StatusCode::OK, o),
+                Some(None) => (
+                    StatusCode::OK,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}),
+                ),
                 None => status(
                     StatusCode::NOT_FOUND,
                     "NotFound",
@@ -895,6 +1179,19 @@ impl FakeApi {
         s.put(path, Some(o));
     }
 
+    /// `DELETE` as a client sends it: with finalizers the object only gets its
+    /// deletionTimestamp. Whether there was such an object.
+    pub fn delete(&self, path: &str) -> bool {
+        self.state.lock().unwrap().delete(path).is_some()
+    }
+
+    /// Watches open now.
+    pub fn watches(&self) -> usize {
+        let mut s = self.state.lock().unwrap();
+        s.watchers.retain(|w| !w.tx.is_closed());
+        s.watchers.len()
+    }
+
     pub fn remove(&self, path: &str) {
         self.state.lock().unwrap().put(path, None);
     }
@@ -905,16 +1202,44 @@ impl FakeApi {
     }
 
     /// Ends every watch with 410 Gone ("too old resource version"), as an API server does after
-    /// compaction: watchers must list again.
+    /// compaction: watchers must list again, since a watch from any version seen so far gets
+    /// 410 too.
     pub fn expire_watches(&self) {
         let mut s = self.state.lock().unwrap();
-        let gone = Bytes::from(format!(
-            "{}\n",
-            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "too old resource version", "reason": "Expired", "code": 410}})
-        ));
         for w in s.watchers.drain(..) {
-            let _ = w.tx.send(gone.clone());
+            let _ = w.tx.send(gone());
+        }
+        s.history.clear();
+        s.compacted = s.resource_version;
+    }
+
+    /// One pass of the garbage collector, run until nothing more goes: deletes every object
+    /// that has owner references and whose owners are all gone (a background deletion of the
+    /// owner, `kubectl delete`'s default). Objects with an owner reference that cannot resolve
+    /// (a cluster-scoped object naming a namespaced owner) are never collected, as on a real
+    /// cluster. Returns the paths deleted.
+    pub fn collect_garbage(&self) -> Vec<String> {
+        let mut s = self.state.lock().unwrap();
+        let mut collected = Vec::new();
+        loop {
+            let orphans: Vec<String> = s
+                .objects
+                .iter()
+                .filter(|(k, o)| {
+                    let owners = o["metadata"]["ownerReferences"].as_array();
+                    owners.is_some_and(|refs| {
+                        !refs.is_empty() && refs.iter().all(|r| s.owner_exists(k, r) == Some(false))
+                    }) && o["metadata"]["deletionTimestamp"].is_null()
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if orphans.is_empty() {
+                return collected;
+            }
+            for key in orphans {
+                s.delete(&key);
+                collected.push(key);
+            }
         }
     }
 
