@@ -47,9 +47,11 @@ interop:
 ## The parsers' fuzz targets (`fuzz_*` tests: gateway.json, CR YAML, Telegram updates, model
 ## answers, node frames, schedules and time zones, durations, the allowlist, certificates) run
 ## long: FUZZ_CASES inputs each (make test runs 2,000).
-## The fault tests too slow for make test (tests/it/faults.rs, ignored there).
+## The fault matrix with its slow rows (tests/it/faults/, tests/it/operator_faults.rs: a 2-minute
+## 429 storm, every Bot API fault, 200 Agents through an outage, a kill and a 410), one test at a
+## time so the timings are the fault's, not the neighbours'. About 8 minutes.
 reliability:
-	$(CARGO) test --test it faults:: -- --include-ignored --nocapture
+	$(CARGO) test --test it faults:: operator_faults:: -- --include-ignored --nocapture --test-threads 1
 
 FUZZ_CASES ?= 100000
 fuzz:
