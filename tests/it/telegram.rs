@@ -558,6 +558,36 @@ async fn a_quiet_gateway_keeps_listening_and_answers_at_once() {
     );
 }
 
+/// A 5xx from the Bot API: teloxide waits 10 s before it reads the answer, and the poller's
+/// backoff counts that wait instead of adding its own (it added a second, then 2, 4, … after
+/// each fault before the fault matrix found it): the next poll goes out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_a_5xx_answer_counts_as_the_backoff() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    tg.fail_polls(1, 502, "Bad Gateway");
+    let yaml = config("five-hundred", &llm, &tg);
+    let port = free_port();
+    let mut gw = start(&yaml, &yaml.with_file_name("state"), port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tg.get_updates_calls() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no poll after the 502"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.terminate(Duration::from_secs(5));
+    let logs = gw.stderr();
+    let failed = logs
+        .lines()
+        .find(|l| l.contains("getUpdates failed"))
+        .unwrap_or_else(|| panic!("the 502 is logged:\n{logs}"));
+    assert!(
+        failed.contains("Bad Gateway") && failed.contains("retry_in=0ns"),
+        "{failed}"
+    );
+}
+
 /// SIGTERM while the poller backs off after failures ends the process at once, not when the
 /// backoff (8 s by the fourth failure) runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
