@@ -51,7 +51,7 @@ interop:
 ## 429 storm, every Bot API fault, 200 Agents through an outage, a kill and a 410), one test at a
 ## time so the timings are the fault's, not the neighbours'. About 8 minutes.
 reliability:
-	$(CARGO) test --test it faults:: operator_faults:: -- --include-ignored --nocapture --test-threads 1
+	$(CARGO) test --test it -- faults:: operator_faults:: --include-ignored --nocapture --test-threads 1
 
 FUZZ_CASES ?= 100000
 fuzz:

@@ -126,6 +126,43 @@ pub struct PendingRequest {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The gateway state `clawops import` carries over from Clawdbot, per channel: approved
+/// senders and pending codes. `clawops state load` puts it into a state dir, or into a running
+/// gateway through `POST /api/pairing/{channel}/import` (one [`PairingState`] each).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateBundle {
+    /// [`STATE_BUNDLE_VERSION`]; a newer bundle is refused.
+    pub version: u32,
+    /// The clawops version that wrote it.
+    pub clawops: String,
+    /// Where it came from (a Clawdbot state dir).
+    pub source: String,
+    pub channels: std::collections::BTreeMap<String, PairingState>,
+}
+
+pub const STATE_BUNDLE_VERSION: u32 = 1;
+
+/// One channel's pairing state, in Clawdbot's own record format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PairingState {
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    #[serde(default)]
+    pub pending: Vec<crate::gateway::telegram::pairing::Request>,
+}
+
+/// The answer to `POST /api/pairing/{channel}/import`: what was new.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingImported {
+    pub channel: String,
+    pub allowed_added: usize,
+    pub pending_added: usize,
+    pub allowed_total: usize,
+}
+
 /// `POST /api/pairing/{channel}/approve`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

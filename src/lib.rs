@@ -9,6 +9,7 @@ pub mod crd;
 pub mod exec;
 pub mod gateway;
 pub mod generate;
+pub mod import;
 pub mod manifests;
 pub mod node;
 pub mod operator;

@@ -140,6 +140,15 @@ enum Command {
         #[arg(long, default_value = ".")]
         root: PathBuf,
     },
+    /// Move in from Clawdbot: write CRs, a state bundle and (asked for) a Secret from an install.
+    Import(cli::import::ImportArgs),
+    /// Load a state bundle (approved senders, pending codes) into a gateway.
+    State {
+        #[command(subcommand)]
+        action: cli::state::StateAction,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
     /// Print, offline, every object the operator would create from CR (and Secret) YAML.
     Render {
         /// CR and Secret YAML files.
@@ -174,6 +183,8 @@ fn main() -> ExitCode {
             block_on(clawops::cli::cron::run(action, access))
         }
         Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
+        Command::Import(args) => cli::import::run(args),
+        Command::State { action, access } => block_on(cli::state::run(action, access)),
         Command::Nodes { action, access } => nodes(action, access),
         Command::Approvals { action, access } => block_on(cli::approvals::run(action, access)),
         Command::Audit { args, access } => block_on(cli::audit::run(args, access)),

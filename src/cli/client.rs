@@ -244,6 +244,20 @@ pub async fn run_cron(api: &ApiClient, name: &str, wait: Duration) -> Result<Val
     }
 }
 
+/// Whether a gateway answers `/healthz` at `url` within a second.
+pub async fn answers(url: &str) -> bool {
+    let Ok(c) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+    else {
+        return false;
+    };
+    c.get(format!("{}/healthz", url.trim_end_matches('/')))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,17 @@
 //! The command line's work beyond parsing: reaching a running gateway (`client`), and the
-//! `cron`, `pairing`, `nodes`, `node`, `approvals`, `audit` and file-writing (`crd`, `generate`, `render`)
-//! subcommands.
+//! `cron`, `pairing`, `nodes`, `node`, `approvals`, `audit`, `import`, `state` and file-writing
+//! (`crd`, `generate`, `render`) subcommands.
 
 pub mod approvals;
 pub mod audit;
 pub mod client;
 pub mod cron;
 pub mod files;
+pub mod import;
 pub mod node;
 pub mod nodes;
 pub mod pairing;
+pub mod state;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@ mod cron;
 mod e2e;
 mod faults;
 mod gateway_binary;
+mod import;
 mod layers;
 mod mirror;
 mod model;

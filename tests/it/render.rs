@@ -26,15 +26,7 @@ fn normalize(yaml: &str) -> String {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == actual,
-        "{path} differs from the render output; review and run `UPDATE_GOLDEN=1 cargo test --test it render::`"
-    );
+    crate::support::golden(name, actual, "render::");
 }
 
 #[test]

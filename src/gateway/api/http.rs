@@ -41,6 +41,7 @@ pub fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Gateway>>)> {
         ("/api/pairing/{channel}/approve", post(pairing_approve)),
         ("/api/pairing/{channel}/reject", post(pairing_reject)),
         ("/api/pairing/{channel}/revoke", post(pairing_revoke)),
+        ("/api/pairing/{channel}/import", post(pairing_import)),
     ];
     routes.extend(super::nodes::routes());
     routes
@@ -255,6 +256,32 @@ async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String
         approved,
     })
     .into_response()
+}
+
+/// `POST /api/pairing/{channel}/import`: approved senders and pending codes carried over
+/// (`clawops state load`); adds, never removes.
+async fn pairing_import(
+    State(gw): State<Arc<Gateway>>,
+    Path(channel): Path<String>,
+    Json(req): Json<crate::api::PairingState>,
+) -> Response {
+    let c = match gw.channel(&channel) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::NOT_FOUND, "channel", why),
+    };
+    match c.pairing.import(&req, chrono::Utc::now()).await {
+        Ok((allowed_added, pending_added)) => {
+            tracing::info!(channel = %c.name, allowed_added, pending_added, "pairing state imported");
+            Json(crate::api::PairingImported {
+                channel: c.name.clone(),
+                allowed_added,
+                pending_added,
+                allowed_total: c.pairing.allowed_count().await,
+            })
+            .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "state", e.to_string()),
+    }
 }
 
 async fn pairing_approve(

@@ -248,6 +248,36 @@ impl PairingStore {
         Ok(())
     }
 
+    /// Adds what an import carried over: approved senders not approved yet, and pending
+    /// requests still live from senders neither approved nor waiting, within the cap. Returns
+    /// how many of each were added.
+    pub async fn import(
+        &self,
+        state: &crate::api::PairingState,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize), StateError> {
+        let mut l = self.lists.lock().await;
+        let mut added = (0, 0);
+        for a in &state.allowed {
+            let a = a.trim();
+            if !a.is_empty() && !l.allowed.iter().any(|x| x == a) {
+                l.allowed.push(a.to_string());
+                added.0 += 1;
+            }
+        }
+        l.pending.retain(|r| r.expires_at() > now);
+        for r in &state.pending {
+            let known = l.allowed.contains(&r.id) || l.pending.iter().any(|p| p.id == r.id);
+            if r.expires_at() > now && !known && l.pending.len() < PENDING_MAX {
+                l.pending.push(r.clone());
+                added.1 += 1;
+            }
+        }
+        self.save_allowed(&l)?;
+        self.save_pending(&l)?;
+        Ok(added)
+    }
+
     fn save_allowed(&self, l: &Lists) -> Result<(), StateError> {
         self.state.write(
             &self.allow_file,
@@ -352,6 +382,49 @@ mod tests {
             Outcome::Full
         );
         assert_eq!(s.pending(t(1)).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_import_adds_what_is_new_and_keeps_the_cap_and_expiry() {
+        let s = store();
+        s.approve(
+            &match s.request("7", SenderMeta::default(), t(0)).await.unwrap() {
+                Outcome::Created(c) => c,
+                o => panic!("{o:?}"),
+            },
+            t(1),
+        )
+        .await
+        .unwrap();
+        let req = |id: &str, minutes| Request {
+            id: id.into(),
+            code: format!("CODE{id:0>4}"),
+            created_at: t(minutes),
+            last_seen_at: t(minutes),
+            meta: SenderMeta::default(),
+        };
+        let state = crate::api::PairingState {
+            allowed: vec!["7".into(), "8".into(), " 9 ".into()],
+            pending: vec![
+                req("10", 0),
+                req("11", -120),
+                req("7", 0),
+                req("12", 1),
+                req("13", 2),
+                req("14", 3),
+            ],
+        };
+        let (allowed, pending) = s.import(&state, t(5)).await.unwrap();
+        assert_eq!(allowed, 2, "7 was approved already");
+        assert_eq!(
+            pending, 3,
+            "11 expired, 7 is approved, 14 is over the cap of 3"
+        );
+        assert!(s.is_allowed("9").await);
+        let codes: Vec<String> = s.pending(t(5)).await.into_iter().map(|r| r.id).collect();
+        assert_eq!(codes, ["10", "12", "13"]);
+        // Imported again: nothing new.
+        assert_eq!(s.import(&state, t(5)).await.unwrap(), (0, 0));
     }
 
     #[tokio::test]
