@@ -249,6 +249,20 @@ fn advice(key: &str) -> (bool, String) {
     }
 }
 
+/// Reports every key left in `v` with the advice for it.
+fn report_leftovers(v: &Value, prefix: &str, file: &str, report: &mut Report) {
+    let mut rest = Vec::new();
+    leftovers(v, prefix, &mut rest);
+    for r in rest {
+        let (needless, what) = advice(&r);
+        if needless {
+            report.not_needed(format!("{file}: {r}"), what);
+        } else {
+            report.not_carried(format!("{file}: {r}"), what);
+        }
+    }
+}
+
 /// Maps the config (already `${VAR}`-substituted). `name` is the Agent's name.
 pub fn map(
     mut cfg: Value,
@@ -490,22 +504,12 @@ pub fn map(
             }
             telegram["groups"] = Value::Object(mapped);
         }
-        let mut rest = Vec::new();
-        leftovers(&tg, "channels.telegram", &mut rest);
-        for r in rest {
-            let (needless, what) = advice(&r);
-            if needless {
-                report.not_needed(at(&r), what);
-            } else {
-                report.not_carried(at(&r), what);
-            }
-        }
-        out.channel = Some(json!({
-            "apiVersion": "clawops.dev/v1alpha1",
-            "kind": "Channel",
-            "metadata": { "name": CHANNEL },
-            "spec": { "agentRef": name, "telegram": telegram },
-        }));
+        report_leftovers(&tg, "channels.telegram", file, report);
+        out.channel = Some(super::resource(
+            "Channel",
+            CHANNEL,
+            json!({ "agentRef": name, "telegram": telegram }),
+        ));
     } else {
         report.not_carried(
             at("channels.telegram"),
@@ -541,23 +545,9 @@ pub fn map(
     // The env block's values were used for ${VAR} and the key above; they are never CR fields.
     take(&mut cfg, &["env"]);
 
-    let mut rest = Vec::new();
-    leftovers(&me, "agents.list", &mut rest);
-    leftovers(&cfg, "", &mut rest);
-    for r in rest {
-        let (needless, what) = advice(&r);
-        if needless {
-            report.not_needed(at(&r), what);
-        } else {
-            report.not_carried(at(&r), what);
-        }
-    }
-    out.agent = json!({
-        "apiVersion": "clawops.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": { "name": name },
-        "spec": spec,
-    });
+    report_leftovers(&me, "agents.list", file, report);
+    report_leftovers(&cfg, "", file, report);
+    out.agent = super::resource("Agent", name, spec);
     out
 }
 

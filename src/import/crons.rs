@@ -149,12 +149,7 @@ pub fn map(
                 "deleteAfterRun: delete the Cron after its run yourself",
             );
         }
-        out.push(json!({
-            "apiVersion": "clawops.dev/v1alpha1",
-            "kind": "Cron",
-            "metadata": { "name": name },
-            "spec": spec,
-        }));
+        out.push(super::resource("Cron", &name, spec));
     }
     out
 }

@@ -49,6 +49,16 @@ pub struct Imported {
     pub approved: usize,
 }
 
+/// A clawops resource as JSON.
+fn resource(kind: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "clawops.dev/v1alpha1",
+        "kind": kind,
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
 fn valid_name(name: &str) -> bool {
     name.len() <= 40
         && name.starts_with(|c: char| c.is_ascii_lowercase())

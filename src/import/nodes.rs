@@ -128,12 +128,11 @@ pub fn map(
         if let Some(n) = d["displayName"].as_str() {
             spec["displayName"] = json!(n);
         }
-        out.push(json!({
-            "apiVersion": "clawops.dev/v1alpha1",
-            "kind": "NodePairing",
-            "metadata": { "name": format!("{agent}-{short}") },
-            "spec": spec,
-        }));
+        out.push(super::resource(
+            "NodePairing",
+            &format!("{agent}-{short}"),
+            spec,
+        ));
     }
     if !out.is_empty() {
         report.not_needed(
