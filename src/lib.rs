@@ -2,6 +2,7 @@
 //! host that pairs machines with the gateway is planned).
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod conditions;
 pub mod consts;

@@ -142,6 +142,13 @@ enum Command {
     },
     /// Move in from Clawdbot: write CRs, a state bundle and (asked for) a Secret from an install.
     Import(cli::import::ImportArgs),
+    /// Back up a gateway's state, or restore a backup into a state dir.
+    Backup {
+        #[command(subcommand)]
+        action: cli::backup::BackupAction,
+        #[command(flatten)]
+        access: GatewayAccess,
+    },
     /// Load a state bundle (approved senders, pending codes) into a gateway.
     State {
         #[command(subcommand)]
@@ -184,6 +191,7 @@ fn main() -> ExitCode {
         }
         Command::Pairing { action, access } => block_on(clawops::cli::pairing::run(action, access)),
         Command::Import(args) => cli::import::run(args),
+        Command::Backup { action, access } => block_on(cli::backup::run(action, access)),
         Command::State { action, access } => block_on(cli::state::run(action, access)),
         Command::Nodes { action, access } => nodes(action, access),
         Command::Approvals { action, access } => block_on(cli::approvals::run(action, access)),

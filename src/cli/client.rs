@@ -182,17 +182,37 @@ impl ApiClient {
             .await
     }
 
+    /// A body that is not JSON (a backup archive).
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .checked(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| self.unreachable(&e))
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        let resp = self.checked(req).await?;
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends with the token; a refusal becomes the error that says why.
+    async fn checked(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let resp = req
             .bearer_auth(self.token.expose_secret())
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) {
-            return Ok(body);
+            return Ok(resp);
         }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
         let error = serde_json::from_value::<ApiError>(body).ok();
         // A 403 is about the token only when the gateway says so (a node's policy also refuses).
         let about_token =

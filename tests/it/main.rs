@@ -3,6 +3,7 @@
 
 mod alerts;
 mod attacks;
+mod backup;
 mod chart;
 mod cluster_tools;
 mod crds;

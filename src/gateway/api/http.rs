@@ -42,6 +42,7 @@ pub fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Gateway>>)> {
         ("/api/pairing/{channel}/reject", post(pairing_reject)),
         ("/api/pairing/{channel}/revoke", post(pairing_revoke)),
         ("/api/pairing/{channel}/import", post(pairing_import)),
+        ("/api/backup", get(backup)),
     ];
     routes.extend(super::nodes::routes());
     routes
@@ -256,6 +257,43 @@ async fn pairing_list(State(gw): State<Arc<Gateway>>, Path(channel): Path<String
         approved,
     })
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct BackupQuery {
+    #[serde(default)]
+    secrets: bool,
+}
+
+/// `GET /api/backup[?secrets=true]`: the state dir as a `.tar.zst` (see `crate::backup`).
+async fn backup(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Query(q): axum::extract::Query<BackupQuery>,
+) -> Response {
+    let dir = gw.state.path().to_path_buf();
+    match tokio::task::spawn_blocking(move || crate::backup::create(&dir, q.secrets)).await {
+        Ok(Ok(made)) => {
+            tracing::info!(
+                files = made.manifest.files.len(),
+                bytes = made.archive.len(),
+                secrets = q.secrets,
+                "backup taken"
+            );
+            (
+                [
+                    (header::CONTENT_TYPE, "application/zstd"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"clawops-backup.tar.zst\"",
+                    ),
+                ],
+                made.archive,
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "backup", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "backup", e.to_string()),
+    }
 }
 
 /// `POST /api/pairing/{channel}/import`: approved senders and pending codes carried over

@@ -1,0 +1,139 @@
+//! `clawops backup create|restore`: a gateway's state as a `.tar.zst` with a manifest, taken
+//! from a running gateway through its API or from a state dir, and restored into a state dir
+//! while no gateway runs on it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use super::GatewayAccess;
+use crate::backup;
+
+#[derive(Subcommand)]
+pub enum BackupAction {
+    /// Back up the state (approved senders, history, cron runs, node pairings, audit logs).
+    Create {
+        /// The archive to write (`.tar.zst`).
+        #[arg(long)]
+        to: String,
+        /// Read this state dir instead of asking the running gateway.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Include the secrets (the standalone gateway token, the nodes' device tokens).
+        #[arg(long)]
+        include_secrets: bool,
+    },
+    /// Restore an archive into a state dir (no gateway may run on it).
+    Restore {
+        archive: PathBuf,
+        /// The state dir to restore into.
+        #[arg(long)]
+        into: PathBuf,
+        /// Replace state that is there (it is kept beside it as `<dir>.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn local_path(to: &str) -> anyhow::Result<PathBuf> {
+    if to.contains("://") {
+        bail!(
+            "{to}: only a local file is supported yet (S3-compatible storage is not built); write the file and copy it with your tool of choice"
+        );
+    }
+    Ok(PathBuf::from(to))
+}
+
+/// Writes `bytes` to `path` (0600) by way of a temporary file: a half-written backup never
+/// carries the name.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| tmp.display().to_string())?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+}
+
+pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<()> {
+    match action {
+        BackupAction::Create {
+            to,
+            from,
+            include_secrets,
+        } => {
+            let path = local_path(&to)?;
+            let (bytes, files) = match from {
+                Some(dir) => {
+                    let made =
+                        tokio::task::spawn_blocking(move || backup::create(&dir, include_secrets))
+                            .await??;
+                    let n = made.manifest.files.len();
+                    (made.archive, n)
+                }
+                None => {
+                    let api = access.client()?;
+                    let bytes = api
+                        .get_bytes(&format!("/api/backup?secrets={include_secrets}"))
+                        .await?;
+                    let (manifest, _) = backup::read(&bytes, "the gateway's answer")?;
+                    (bytes, manifest.files.len())
+                }
+            };
+            write_private(&path, &bytes)?;
+            println!(
+                "wrote {} ({files} files, {} bytes{})",
+                path.display(),
+                bytes.len(),
+                if include_secrets {
+                    ", secrets included: keep it safe"
+                } else {
+                    ", no secrets"
+                }
+            );
+        }
+        BackupAction::Restore {
+            archive,
+            into,
+            force,
+        } => {
+            if crate::cli::client::answers(&access.url).await {
+                bail!(
+                    "a gateway answers at {}: stop it before restoring into its state dir (it keeps its state in memory and would write over the restore)",
+                    access.url
+                );
+            }
+            let bytes = std::fs::read(&archive).with_context(|| archive.display().to_string())?;
+            let name = archive.display().to_string();
+            let dir = into.clone();
+            let (manifest, kept) =
+                tokio::task::spawn_blocking(move || backup::restore(&bytes, &name, &dir, force))
+                    .await??;
+            println!(
+                "restored {} files into {} (a backup by clawops {} of {})",
+                manifest.files.len(),
+                into.display(),
+                manifest.clawops,
+                manifest.created.format("%Y-%m-%d %H:%M UTC")
+            );
+            if let Some(k) = kept {
+                println!("the state that was there is kept in {}", k.display());
+            }
+            if !manifest.secrets {
+                println!(
+                    "no secrets were in it: a standalone gateway makes a new token file (`clawops` reads it), and nodes reconnect with the gateway token"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Backup and restore end to end with the real binaries: a gateway that has approved a sender
+//! and talked with them is backed up through its API; the archive restored into a fresh state
+//! dir gives a gateway that answers that sender without pairing and remembers the
+//! conversation. Restoring over state needs --force (the old is kept), over a running gateway
+//! is refused, and a damaged archive is refused naming it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::fake_llm::FakeLlm;
+use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::process::*;
+use crate::support::{self, ZAI_KEY};
+
+const TOKEN: &str = "backup-gateway-token-0123456789ab";
+
+fn clawops(args: &[&str], port: u16) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args(args)
+        .env("CLAWOPS_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("CLAWOPS_GATEWAY_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn gateway(yaml: &Path, state: &Path, port: u16) -> Reaper {
+    let gw = support::start_gateway(
+        yaml,
+        state,
+        port,
+        &[
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            ("ZAI_API_KEY", ZAI_KEY),
+            ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
+        ],
+    );
+    wait_for_http(port, "/healthz");
+    gw
+}
+
+async fn wait_replies(tg: &FakeTelegram, chat: i64, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.sent_to(chat).len() < n {
+        assert!(Instant::now() < deadline, "no reply {n} to {chat}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tg.sent_to(chat)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() {
+    let (llm, tg) = (FakeLlm::start().await, FakeTelegram::start().await);
+    let yaml = support::example_at_fakes("backup", &llm, &tg);
+    let state = support::temp_dir("backup-state");
+    let port = free_port();
+    let (y, s) = (yaml.clone(), state.clone());
+    let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
+        .await
+        .unwrap();
+    // A sender pairs, is approved, and talks.
+    tg.dm(8000, "friend", "hello");
+    let code = wait_replies(&tg, 8000, 1).await[0]
+        .split("Pairing code: ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let approved = clawops(&["pairing", "approve", "telegram", &code], port);
+    assert!(approved.status.success(), "{}", text(&approved));
+    tg.dm(8000, "friend", "remember the blue whale");
+    wait_replies(&tg, 8000, 2).await;
+
+    let out = support::temp_dir("backup-out");
+    let archive = out.join("shrimp.tar.zst");
+    let made = clawops(
+        &["backup", "create", "--to", archive.to_str().unwrap()],
+        port,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    assert!(text(&made).contains("no secrets"), "{}", text(&made));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A running gateway's state is not restored over.
+    let fresh = out.join("restored");
+    let busy = clawops(
+        &[
+            "backup",
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            fresh.to_str().unwrap(),
+        ],
+        port,
+    );
+    assert!(
+        !busy.status.success() && text(&busy).contains("stop it before restoring"),
+        "{}",
+        text(&busy)
+    );
+    gw.terminate(Duration::from_secs(10));
+
+    // Into a fresh dir: the approval and the conversation come back.
+    let restored = clawops(
+        &[
+            "backup",
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            fresh.to_str().unwrap(),
+        ],
+        port,
+    );
+    assert!(restored.status.success(), "{}", text(&restored));
+    let (y, s) = (yaml.clone(), fresh.clone());
+    let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
+        .await
+        .unwrap();
+    tg.dm(8000, "friend", "what did I ask you to remember?");
+    let got = wait_replies(&tg, 8000, 3).await;
+    assert!(
+        got[2].contains("what did I ask") && !got[2].contains("Pairing code"),
+        "answered without pairing: {got:?}"
+    );
+    let asked = llm.seen().last().unwrap().body.to_string();
+    assert!(asked.contains("blue whale"), "the history came back");
+    gw.terminate(Duration::from_secs(10));
+
+    // Over state: only with --force, and the old is kept.
+    let again = clawops(
+        &[
+            "backup",
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            fresh.to_str().unwrap(),
+        ],
+        port,
+    );
+    assert!(
+        !again.status.success() && text(&again).contains("pass --force"),
+        "{}",
+        text(&again)
+    );
+    let forced = clawops(
+        &[
+            "backup",
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            fresh.to_str().unwrap(),
+            "--force",
+        ],
+        port,
+    );
+    assert!(
+        forced.status.success() && text(&forced).contains("is kept in"),
+        "{}",
+        text(&forced)
+    );
+    // Damaged: cut short.
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = out.join("cut.tar.zst");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let refused = clawops(
+        &[
+            "backup",
+            "restore",
+            cut.to_str().unwrap(),
+            "--into",
+            out.join("x").to_str().unwrap(),
+        ],
+        port,
+    );
+    assert!(
+        !refused.status.success() && text(&refused).contains("cut.tar.zst"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!out.join("x").exists(), "nothing restored");
+    let s3 = clawops(
+        &[
+            "backup",
+            "create",
+            "--to",
+            "s3://bucket/x",
+            "--from",
+            "/tmp",
+        ],
+        port,
+    );
+    assert!(
+        text(&s3).contains("only a local file is supported yet"),
+        "{}",
+        text(&s3)
+    );
+}
