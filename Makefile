@@ -16,6 +16,7 @@ build:
 ## formatting and lints.
 test:
 	scripts/install-ui-deps.sh
+	scripts/install-moto.sh
 	$(CARGO) test --all-targets
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings

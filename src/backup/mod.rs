@@ -5,12 +5,13 @@
 //! nodes' device tokens) stay out unless asked for. A restore checks everything before it
 //! writes, builds the new dir beside the old one and swaps it in whole.
 
+pub mod s3;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const MANIFEST: &str = "clawops-backup.json";
 pub const FORMAT: &str = "clawops-backup";
@@ -147,10 +148,7 @@ fn strip_tokens(v: &mut serde_json::Value) {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    s3::sha256_hex(bytes)
 }
 
 fn append(

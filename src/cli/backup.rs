@@ -14,7 +14,9 @@ use crate::backup;
 pub enum BackupAction {
     /// Back up the state (approved senders, history, cron runs, node pairings, audit logs).
     Create {
-        /// The archive to write (`.tar.zst`).
+        /// The archive to write: a `.tar.zst` file, or `s3://BUCKET/KEY` (a KEY ending in `/` is
+        /// a prefix: the object is named by the time). S3 credentials and endpoint come from
+        /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
         #[arg(long)]
         to: String,
         /// Read this state dir instead of asking the running gateway.
@@ -26,7 +28,8 @@ pub enum BackupAction {
     },
     /// Restore an archive into a state dir (no gateway may run on it).
     Restore {
-        archive: PathBuf,
+        /// A `.tar.zst` file or `s3://BUCKET/KEY`.
+        archive: String,
         /// The state dir to restore into.
         #[arg(long)]
         into: PathBuf,
@@ -36,13 +39,24 @@ pub enum BackupAction {
     },
 }
 
-fn local_path(to: &str) -> anyhow::Result<PathBuf> {
-    if to.contains("://") {
-        bail!(
-            "{to}: only a local file is supported yet (S3-compatible storage is not built); write the file and copy it with your tool of choice"
-        );
+/// Where an archive goes or comes from.
+enum Place {
+    File(PathBuf),
+    S3(backup::s3::Location),
+}
+
+fn place(at: &str) -> anyhow::Result<Place> {
+    if at.starts_with("s3://") {
+        return Ok(Place::S3(backup::s3::Location::parse(at)?));
     }
-    Ok(PathBuf::from(to))
+    if at.contains("://") {
+        bail!("{at}: a backup goes to a local file or to s3://BUCKET/KEY");
+    }
+    Ok(Place::File(PathBuf::from(at)))
+}
+
+fn s3() -> anyhow::Result<backup::s3::S3> {
+    Ok(backup::s3::S3::from_env(|k| std::env::var(k).ok())?)
 }
 
 /// Writes `bytes` to `path` (0600) by way of a temporary file: a half-written backup never
@@ -71,7 +85,7 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             from,
             include_secrets,
         } => {
-            let path = local_path(&to)?;
+            let place = place(&to)?;
             let (bytes, files) = match from {
                 Some(dir) => {
                     let made =
@@ -89,10 +103,24 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
                     (bytes, manifest.files.len())
                 }
             };
-            write_private(&path, &bytes)?;
+            let written = match place {
+                Place::File(path) => {
+                    write_private(&path, &bytes)?;
+                    path.display().to_string()
+                }
+                Place::S3(mut at) => {
+                    if at.key.is_empty() || at.key.ends_with('/') {
+                        at.key.push_str(&format!(
+                            "clawops-{}.tar.zst",
+                            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+                        ));
+                    }
+                    s3()?.put(&at, bytes.clone()).await?;
+                    format!("s3://{}/{}", at.bucket, at.key)
+                }
+            };
             println!(
-                "wrote {} ({files} files, {} bytes{})",
-                path.display(),
+                "wrote {written} ({files} files, {} bytes{})",
                 bytes.len(),
                 if include_secrets {
                     ", secrets included: keep it safe"
@@ -112,8 +140,13 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
                     access.url
                 );
             }
-            let bytes = std::fs::read(&archive).with_context(|| archive.display().to_string())?;
-            let name = archive.display().to_string();
+            let bytes = match place(&archive)? {
+                Place::File(path) => {
+                    std::fs::read(&path).with_context(|| path.display().to_string())?
+                }
+                Place::S3(at) => s3()?.get(&at).await?,
+            };
+            let name = archive.clone();
             let dir = into.clone();
             let (manifest, kept) =
                 tokio::task::spawn_blocking(move || backup::restore(&bytes, &name, &dir, force))

@@ -187,20 +187,126 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         text(&refused)
     );
     assert!(!out.join("x").exists(), "nothing restored");
-    let s3 = clawops(
+}
+
+/// moto in server mode (`scripts/install-moto.sh`, which `make test` runs), on `port`.
+fn moto(port: u16) -> Reaper {
+    let python = format!("{}/.tools/moto/bin/python", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        Path::new(&python).exists(),
+        "moto is not installed: run scripts/install-moto.sh (make test does)"
+    );
+    let child = Command::new(&python)
+        .args(["-m", "moto.server", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The bucket, made with moto's own boto3 (clawops only reads and writes objects).
+    let made = Command::new(&python)
+        .args([
+            "-c",
+            &format!(
+                "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', aws_access_key_id='AKIDCLAWOPSTEST', aws_secret_access_key='moto-secret', region_name='us-east-1').create_bucket(Bucket='claw-backups')"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    Reaper(child)
+}
+
+fn with_s3(args: &[&str], endpoint: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDCLAWOPSTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("CLAWOPS_GATEWAY_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap()
+}
+
+/// A state dir backed up to S3-compatible storage (moto) and restored from it; a bucket that
+/// does not exist is named in the refusal, and so are missing credentials.
+#[test]
+fn backups_go_to_and_come_back_from_s3_compatible_storage() {
+    let port = free_port();
+    let mut server = moto(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let state = support::temp_dir("backup-s3-state");
+    std::fs::create_dir_all(state.join("telegram")).unwrap();
+    let allowed = r#"{"version":1,"allowFrom":["8000"]}"#;
+    std::fs::write(state.join("telegram/telegram-allowFrom.json"), allowed).unwrap();
+    let from = state.to_str().unwrap();
+    let made = with_s3(
         &[
             "backup",
             "create",
-            "--to",
-            "s3://bucket/x",
             "--from",
-            "/tmp",
+            from,
+            "--to",
+            "s3://claw-backups/shrimp/",
         ],
-        port,
+        &endpoint,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let said = text(&made);
+    let url = said
+        .split_whitespace()
+        .find(|w| w.starts_with("s3://claw-backups/shrimp/clawops-") && w.ends_with(".tar.zst"))
+        .unwrap_or_else(|| panic!("the object is named: {said}"))
+        .to_string();
+    let into = support::temp_dir("backup-s3-restored").join("state");
+    let restored = with_s3(
+        &["backup", "restore", &url, "--into", into.to_str().unwrap()],
+        &endpoint,
+    );
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert_eq!(
+        std::fs::read_to_string(into.join("telegram/telegram-allowFrom.json")).unwrap(),
+        allowed
+    );
+    let refused = with_s3(
+        &[
+            "backup",
+            "create",
+            "--from",
+            from,
+            "--to",
+            "s3://no-such-bucket/x.tar.zst",
+        ],
+        &endpoint,
     );
     assert!(
-        text(&s3).contains("only a local file is supported yet"),
+        !refused.status.success()
+            && text(&refused)
+                .contains("s3://no-such-bucket/x.tar.zst: PUT refused (HTTP 404 NoSuchBucket"),
         "{}",
-        text(&s3)
+        text(&refused)
     );
+    let unset = Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args([
+            "backup",
+            "create",
+            "--from",
+            from,
+            "--to",
+            "s3://claw-backups/x/",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .unwrap();
+    assert!(
+        text(&unset).contains("AWS_ACCESS_KEY_ID is not set"),
+        "{}",
+        text(&unset)
+    );
+    server.terminate(Duration::from_secs(5));
 }
