@@ -153,6 +153,16 @@ pub struct PairingState {
     pub pending: Vec<crate::gateway::telegram::pairing::Request>,
 }
 
+/// The answer to `POST /api/restore`: what was staged; the gateway stops and applies it at its
+/// next start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStaged {
+    pub files: usize,
+    pub created: DateTime<Utc>,
+    pub clawops: String,
+}
+
 /// The answer to `POST /api/pairing/{channel}/import`: what was new.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

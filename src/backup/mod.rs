@@ -20,6 +20,10 @@ pub const VERSION: u32 = 1;
 const TOKEN_FILE: &str = "gateway-token";
 /// Paired devices, with their tokens.
 const DEVICES_FILE: &str = "devices/paired.json";
+/// A restore a running gateway took: applied at its next start, before anything reads state.
+pub const PENDING: &str = ".restore-pending";
+/// Where state replaced by a restore is kept.
+const REPLACED: &str = ".replaced-";
 /// A restore refuses archives that would unpack to more than this.
 const MAX_UNPACKED: u64 = 1 << 30;
 
@@ -90,7 +94,11 @@ fn state_files(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
             let e = e.map_err(io(d))?;
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.contains(".tmp.") || name == ".probe" {
+            if name.contains(".tmp.")
+                || name == ".probe"
+                || name == PENDING
+                || name.starts_with(REPLACED)
+            {
                 continue;
             }
             let kind = e.file_type().map_err(io(&p))?;
@@ -304,6 +312,87 @@ pub fn read(archive: &[u8], name: &str) -> Result<(Manifest, Vec<StateFile>), Ba
     Ok((manifest, files))
 }
 
+/// Writes `files` under `dir` (which must not exist), 0600, synced.
+fn write_files(dir: &Path, files: &[StateFile]) -> Result<(), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for (rel, bytes) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io(&path))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// How many state files `dir` holds (0 when it does not exist).
+pub fn state_count(dir: &Path) -> Result<usize, BackupError> {
+    if dir.exists() {
+        Ok(state_files(dir)?.len())
+    } else {
+        Ok(0)
+    }
+}
+
+/// Restores into the state dir of a running gateway: checks `archive`, refuses to replace
+/// state without `force`, and stages it in `<dir>/.restore-pending`, which the gateway's next
+/// start swaps in (see [`apply_pending`]); the gateway restarts to get there.
+pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Manifest, BackupError> {
+    let (manifest, files) = read(archive, name)?;
+    let existing = state_count(dir)?;
+    if existing > 0 && !force {
+        return Err(BackupError::NotEmpty {
+            dir: dir.display().to_string(),
+            files: existing,
+        });
+    }
+    let pending = dir.join(PENDING);
+    let _ = std::fs::remove_dir_all(&pending);
+    let staging = dir.join(format!("{PENDING}.tmp.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Err(e) = write_files(&staging, &files) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    std::fs::rename(&staging, &pending).map_err(io(&pending))?;
+    Ok(manifest)
+}
+
+/// At start: a staged restore replaces the state (what was there is kept in
+/// `<dir>/.replaced-<time>`). Returns where the old state went, when a restore was applied.
+pub fn apply_pending(dir: &Path) -> Result<Option<PathBuf>, BackupError> {
+    let pending = dir.join(PENDING);
+    if !pending.is_dir() {
+        return Ok(None);
+    }
+    let kept = dir.join(format!(
+        "{REPLACED}{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::create_dir_all(&kept).map_err(io(&kept))?;
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        // A backup without secrets leaves the gateway's own token file where it is.
+        let keep_token = name == TOKEN_FILE && !pending.join(TOKEN_FILE).exists();
+        if name == PENDING || name.starts_with(REPLACED) || keep_token {
+            continue;
+        }
+        std::fs::rename(e.path(), kept.join(&name)).map_err(io(&e.path()))?;
+    }
+    for e in std::fs::read_dir(&pending).map_err(io(&pending))? {
+        let e = e.map_err(io(&pending))?;
+        std::fs::rename(e.path(), dir.join(e.file_name())).map_err(io(&e.path()))?;
+    }
+    std::fs::remove_dir(&pending).map_err(io(&pending))?;
+    Ok(Some(kept))
+}
+
 /// Restores `archive` into `dir`. A dir that holds state is replaced only with `force` (the
 /// old one is kept beside it); the new state is written beside it first and swapped in whole.
 pub fn restore(
@@ -313,11 +402,7 @@ pub fn restore(
     force: bool,
 ) -> Result<(Manifest, Option<PathBuf>), BackupError> {
     let (manifest, files) = read(archive, name)?;
-    let existing = if dir.exists() {
-        state_files(dir)?.len()
-    } else {
-        0
-    };
+    let existing = state_count(dir)?;
     if existing > 0 && !force {
         return Err(BackupError::NotEmpty {
             dir: dir.display().to_string(),
@@ -330,24 +415,8 @@ pub fn restore(
         dir.file_name()
             .map_or("state".into(), |n| n.to_string_lossy())
     ));
-    let write = || -> Result<(), BackupError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        for (rel, bytes) in &files {
-            let path = staging.join(rel);
-            std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io(&path))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io(&path))?;
-            std::io::Write::write_all(&mut f, bytes).map_err(io(&path))?;
-            f.sync_all().map_err(io(&path))?;
-        }
-        Ok(())
-    };
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    if let Err(e) = write() {
+    if let Err(e) = write_files(&staging, &files) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
@@ -458,6 +527,41 @@ mod tests {
             "the old state is kept beside it"
         );
         assert!(!dst.join("alerts.json").exists() && dst.join("devices/paired.json").exists());
+    }
+
+    #[test]
+    fn a_staged_restore_is_swapped_in_at_start_and_the_old_state_kept() {
+        let made = create(&state(), false).unwrap();
+        let dst = temp("live");
+        std::fs::write(dst.join("alerts.json"), "{}").unwrap();
+        let err = stage(&made.archive, "b", &dst, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pass --force"), "{err}");
+        stage(&made.archive, "b", &dst, true).unwrap();
+        assert!(
+            dst.join("alerts.json").exists(),
+            "nothing changes until the restart"
+        );
+        assert_eq!(
+            state_count(&dst).unwrap(),
+            1,
+            "the staged files are not state yet"
+        );
+        let kept = apply_pending(&dst).unwrap().expect("applied");
+        assert!(kept.join("alerts.json").exists());
+        assert!(dst.join("history/telegram-telegram-42.json").exists());
+        assert!(!dst.join(PENDING).exists() && !dst.join("alerts.json").exists());
+        assert_eq!(apply_pending(&dst).unwrap(), None, "once");
+        // What was kept is not state, nor in the next backup.
+        let again = create(&dst, false).unwrap();
+        assert!(
+            again
+                .manifest
+                .files
+                .iter()
+                .all(|f| !f.path.starts_with(".replaced"))
+        );
     }
 
     #[test]

@@ -26,13 +26,15 @@ pub enum BackupAction {
         #[arg(long)]
         include_secrets: bool,
     },
-    /// Restore an archive into a state dir (no gateway may run on it).
+    /// Restore an archive: into a running gateway through its API (it stops and applies the
+    /// backup at its next start; in Kubernetes it is started again by itself), or with `--into`
+    /// into a state dir no gateway runs on.
     Restore {
         /// A `.tar.zst` file or `s3://BUCKET/KEY`.
         archive: String,
-        /// The state dir to restore into.
+        /// The state dir to restore into, instead of the running gateway.
         #[arg(long)]
-        into: PathBuf,
+        into: Option<PathBuf>,
         /// Replace state that is there (it is kept beside it as `<dir>.replaced-<time>`).
         #[arg(long)]
         force: bool,
@@ -134,18 +136,32 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             into,
             force,
         } => {
-            if crate::cli::client::answers(&access.url).await {
-                bail!(
-                    "a gateway answers at {}: stop it before restoring into its state dir (it keeps its state in memory and would write over the restore)",
-                    access.url
-                );
-            }
             let bytes = match place(&archive)? {
                 Place::File(path) => {
                     std::fs::read(&path).with_context(|| path.display().to_string())?
                 }
                 Place::S3(at) => s3()?.get(&at).await?,
             };
+            let Some(into) = into else {
+                let api = access.client()?;
+                let body = api
+                    .post_bytes(&format!("/api/restore?force={force}"), bytes)
+                    .await?;
+                let staged: crate::api::RestoreStaged = serde_json::from_value(body)?;
+                println!(
+                    "the gateway took {} files (a backup by clawops {} of {}); it stops now and applies them when it starts again (in Kubernetes it is restarted by itself; standalone, start it again)",
+                    staged.files,
+                    staged.clawops,
+                    staged.created.format("%Y-%m-%d %H:%M UTC")
+                );
+                return Ok(());
+            };
+            if crate::cli::client::answers(&access.url).await {
+                bail!(
+                    "a gateway answers at {}: stop it before restoring into its state dir (it keeps its state in memory and would write over the restore), or restore through it (drop --into)",
+                    access.url
+                );
+            }
             let name = archive.clone();
             let dir = into.clone();
             let (manifest, kept) =

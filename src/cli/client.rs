@@ -193,6 +193,17 @@ impl ApiClient {
             .map_err(|e| self.unreachable(&e))
     }
 
+    /// Posts a body that is not JSON (a backup archive).
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/zstd")
+                .body(body),
+        )
+        .await
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
         let resp = self.checked(req).await?;
         Ok(resp.json().await.unwrap_or(Value::Null))

@@ -82,6 +82,8 @@ pub struct Gateway {
     pub channels: Vec<Arc<TelegramChannel>>,
     pub channel_problems: Vec<(String, String)>,
     pub channels_started: AtomicBool,
+    /// Told when the gateway should stop so that its next start applies a restored backup.
+    pub restart: tokio::sync::Notify,
     /// The cluster, when the gateway may read it (in a pod, or standalone with a kubeconfig).
     pub kube: Option<kube::Client>,
     /// What the patrol's gateway check counted last time.
@@ -150,6 +152,7 @@ impl Gateway {
             channels,
             channel_problems,
             channels_started: AtomicBool::new(false),
+            restart: tokio::sync::Notify::new(),
             kube: None,
             patrol_marks: cron::patrol::PatrolMarks::default(),
             cron_status: None,
@@ -258,6 +261,10 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
             (load::from_manifests(files, agent.as_deref())?, true)
         }
     };
+    // A backup restored through the API last time is swapped in before anything reads state.
+    if let Some(kept) = crate::backup::apply_pending(&opts.state_dir)? {
+        tracing::warn!(state = %opts.state_dir.display(), kept = %kept.display(), "restored a backup; the state that was there is kept");
+    }
     let state = StateDir::open(&opts.state_dir)?;
     let auth = api::auth::gateway_token(&config, &state, standalone)?;
     let in_cluster = config.kubernetes.is_some();
@@ -322,7 +329,17 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     tracing::info!("{}", listen.why);
 
     // On SIGTERM the pollers stop fetching at once, while the HTTP side drains.
-    let signal = futures::FutureExt::shared(crate::util::shutdown_signal());
+    let signal = futures::FutureExt::shared({
+        let gw = gw.clone();
+        async move {
+            tokio::select! {
+                _ = crate::util::shutdown_signal() => {}
+                _ = gw.restart.notified() => {
+                    tracing::warn!("stopping to apply a restored backup; it is applied at the next start");
+                }
+            }
+        }
+    });
     tokio::spawn({
         let (signal, gw) = (signal.clone(), gw.clone());
         async move {

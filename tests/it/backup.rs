@@ -187,6 +187,64 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         text(&refused)
     );
     assert!(!out.join("x").exists(), "nothing restored");
+
+    // Through the API of a running gateway that has state of its own (a stranger asked to
+    // pair): refused without --force; with it, staged, the gateway stops, and its next start
+    // has the backup's approvals.
+    let other = out.join("other");
+    let (y, s) = (yaml.clone(), other.clone());
+    let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
+        .await
+        .unwrap();
+    tg.dm(8100, "stranger", "hi");
+    wait_replies(&tg, 8100, 1).await;
+    let refused = clawops(&["backup", "restore", archive.to_str().unwrap()], port);
+    assert!(
+        !refused.status.success() && text(&refused).contains("pass --force"),
+        "{}",
+        text(&refused)
+    );
+    let staged = clawops(
+        &["backup", "restore", archive.to_str().unwrap(), "--force"],
+        port,
+    );
+    assert!(
+        staged.status.success() && text(&staged).contains("it stops now"),
+        "{}",
+        text(&staged)
+    );
+    let stopped = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = gw.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the gateway did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(stopped.success(), "a clean stop: {stopped}");
+    let (y, s) = (yaml.clone(), other.clone());
+    let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
+        .await
+        .unwrap();
+    let before = tg.sent_to(8000).len();
+    tg.dm(8000, "friend", "still there?");
+    let got = wait_replies(&tg, 8000, before + 1).await;
+    assert!(
+        got[before].contains("still there") && !got[before].contains("Pairing code"),
+        "{got:?}"
+    );
+    assert!(
+        std::fs::read_dir(&other)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".replaced-")),
+        "the state that was there is kept"
+    );
+    gw.terminate(Duration::from_secs(10));
 }
 
 /// moto in server mode (`scripts/install-moto.sh`, which `make test` runs), on `port`.
