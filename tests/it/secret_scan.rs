@@ -154,6 +154,8 @@ async fn journey(format: &str) -> Vec<String> {
     let mut paths: Vec<String> = clawops::gateway::api::http::api_paths()
         .into_iter()
         .filter(|p| !p.contains('{') || p.starts_with("/api/pairing/{channel}"))
+        // The backup is binary: searched file by file below.
+        .filter(|p| *p != "/api/backup")
         .map(|p| p.replace("{channel}", "telegram"))
         .collect();
     paths.extend(
@@ -190,6 +192,28 @@ async fn journey(format: &str) -> Vec<String> {
         .filter(|l| l.to_ascii_lowercase().starts_with("location"))
         .collect();
     found("the sign-in redirect", &location, &mut hits);
+    // A backup taken through the API (without secrets, as by default), file by file.
+    let archive = state.with_extension("tar.zst");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_clawops"))
+        .args(["backup", "create", "--to", archive.to_str().unwrap()])
+        .env("CLAWOPS_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("CLAWOPS_GATEWAY_TOKEN", GATEWAY_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (_, files) = clawops::backup::read(&std::fs::read(&archive).unwrap(), "backup").unwrap();
+    assert!(files.len() >= 3, "the backup holds the state");
+    for (path, bytes) in files {
+        found(
+            &format!("the backup's {path}"),
+            &String::from_utf8_lossy(&bytes),
+            &mut hits,
+        );
+    }
     // The audit records and the saved conversation.
     for file in ["tools/audit.jsonl", "exec/audit.jsonl"] {
         let text = std::fs::read_to_string(state.join(file)).unwrap_or_default();
