@@ -215,6 +215,23 @@ pub fn create(dir: &Path, secrets: bool) -> Result<Made, BackupError> {
     })
 }
 
+/// The name a backup gets in a directory or under an S3 prefix: sorting the names sorts them
+/// by time.
+pub fn timed_name(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("clawops-{}.tar.zst", at.format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+/// Of `names`, the backups (by [`timed_name`]) beyond the newest `keep`: the ones to delete.
+pub fn beyond(names: &[String], keep: usize) -> Vec<String> {
+    let mut ours: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("clawops-") && n.ends_with(".tar.zst") && !n.contains('/'))
+        .collect();
+    ours.sort();
+    let old = ours.len().saturating_sub(keep);
+    ours.into_iter().take(old).cloned().collect()
+}
+
 /// A state file: its path under the state dir and its bytes.
 pub type StateFile = (String, Vec<u8>);
 
@@ -527,6 +544,24 @@ mod tests {
             "the old state is kept beside it"
         );
         assert!(!dst.join("alerts.json").exists() && dst.join("devices/paired.json").exists());
+    }
+
+    #[test]
+    fn only_our_oldest_backups_are_beyond_keep() {
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let names: Vec<String> = vec![
+            timed_name(t("2026-11-29T03:00:00Z")),
+            "notes.txt".into(),
+            timed_name(t("2026-11-27T03:00:00Z")),
+            timed_name(t("2026-11-28T03:00:00.5Z")),
+            "sub/clawops-1.tar.zst".into(),
+        ];
+        assert_eq!(names[0], "clawops-20261129T030000.000Z.tar.zst");
+        assert_eq!(
+            beyond(&names, 2),
+            vec!["clawops-20261127T030000.000Z.tar.zst".to_string()]
+        );
+        assert!(beyond(&names, 5).is_empty());
     }
 
     #[test]

@@ -145,6 +145,22 @@ pub fn authorization(
     )
 }
 
+/// Every `<tag>…</tag>` text of an XML answer, unescaped.
+fn tags(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|r| r.split_once(&close).map(|(v, _)| v))
+        .map(|v| {
+            v.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
 /// S3's `<Code>` and `<Message>` of an error body.
 fn error_of(body: &str) -> (String, String) {
     let tag = |t: &str| {
@@ -194,9 +210,34 @@ impl S3 {
         at: &Location,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, S3Error> {
-        let path = format!("/{}/{}", at.bucket, at.key);
+        self.call_with(method, at, &[], body).await
+    }
+
+    /// `query`: (name, value) pairs, sent and signed in S3's canonical form.
+    async fn call_with(
+        &self,
+        method: &'static str,
+        at: &Location,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, S3Error> {
+        let path = if at.key.is_empty() {
+            format!("/{}", at.bucket)
+        } else {
+            format!("/{}/{}", at.bucket, at.key)
+        };
         let mut url = self.endpoint.clone();
         url.set_path(&uri_encode(&path, true));
+        let mut query: Vec<(&str, &str)> = query.to_vec();
+        query.sort();
+        let canonical_query = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
+            .collect::<Vec<_>>()
+            .join("&");
+        if !canonical_query.is_empty() {
+            url.set_query(Some(&canonical_query));
+        }
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
@@ -207,7 +248,7 @@ impl S3 {
         let auth = authorization(
             method,
             &path,
-            "",
+            &canonical_query,
             &[
                 ("host", &host),
                 ("x-amz-content-sha256", &payload),
@@ -221,6 +262,7 @@ impl S3 {
         );
         let req = match method {
             "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.get(url),
         };
         let resp = req
@@ -264,6 +306,33 @@ impl S3 {
     pub async fn get(&self, at: &Location) -> Result<Vec<u8>, S3Error> {
         self.call("GET", at, Vec::new()).await
     }
+
+    pub async fn delete(&self, at: &Location) -> Result<(), S3Error> {
+        self.call("DELETE", at, Vec::new()).await.map(|_| ())
+    }
+
+    /// The keys under `prefix` in `bucket` (ListObjectsV2, every page).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let at = Location {
+            bucket: bucket.into(),
+            key: String::new(),
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(t) = &token {
+                query.push(("continuation-token", t));
+            }
+            let body = self.call_with("GET", &at, &query, Vec::new()).await?;
+            let text = String::from_utf8_lossy(&body);
+            keys.extend(tags(&text, "Key"));
+            token = tags(&text, "NextContinuationToken").into_iter().next();
+            if token.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +363,34 @@ mod tests {
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+    }
+
+    /// AWS's own example with a query (Signature Version 4 for S3, "GET Bucket (List Objects)").
+    #[test]
+    fn signs_aws_documented_list_example() {
+        let empty = sha256_hex(b"");
+        let at = "2013-05-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let auth = authorization(
+            "GET",
+            "/",
+            "max-keys=2&prefix=J",
+            &[
+                ("host", "examplebucket.s3.amazonaws.com"),
+                ("x-amz-content-sha256", &empty),
+                ("x-amz-date", "20130524T000000Z"),
+            ],
+            &empty,
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            at,
+        );
+        assert!(
+            auth.ends_with(
+                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+            ),
+            "{auth}"
         );
     }
 

@@ -14,8 +14,9 @@ use crate::backup;
 pub enum BackupAction {
     /// Back up the state (approved senders, history, cron runs, node pairings, audit logs).
     Create {
-        /// The archive to write: a `.tar.zst` file, or `s3://BUCKET/KEY` (a KEY ending in `/` is
-        /// a prefix: the object is named by the time). S3 credentials and endpoint come from
+        /// The archive to write: a `.tar.zst` file, a directory (ending in `/`), or
+        /// `s3://BUCKET/KEY` (a KEY ending in `/` is a prefix). In a directory or under a prefix
+        /// the backup is named by the time. S3 credentials and endpoint come from
         /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
         #[arg(long)]
         to: String,
@@ -25,6 +26,10 @@ pub enum BackupAction {
         /// Include the secrets (the standalone gateway token, the nodes' device tokens).
         #[arg(long)]
         include_secrets: bool,
+        /// When `--to` is a directory (ending in `/`) or an S3 prefix: keep only the newest N
+        /// backups there (older `clawops-*.tar.zst` are deleted).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
     },
     /// Restore an archive: into a running gateway through its API (it stops and applies the
     /// backup at its next start; in Kubernetes it is started again by itself), or with `--into`
@@ -86,7 +91,11 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             to,
             from,
             include_secrets,
+            keep,
         } => {
+            if keep.is_some() && !to.ends_with('/') {
+                bail!("--keep needs --to to be a directory or an S3 prefix (ending in /): {to}");
+            }
             let place = place(&to)?;
             let (bytes, files) = match from {
                 Some(dir) => {
@@ -105,22 +114,62 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
                     (bytes, manifest.files.len())
                 }
             };
+            let name = backup::timed_name(chrono::Utc::now());
+            let mut pruned = Vec::new();
             let written = match place {
                 Place::File(path) => {
+                    let is_dir = to.ends_with('/');
+                    let path = if is_dir {
+                        std::fs::create_dir_all(&path)
+                            .with_context(|| path.display().to_string())?;
+                        path.join(&name)
+                    } else {
+                        path
+                    };
                     write_private(&path, &bytes)?;
+                    if let (Some(n), true) = (keep, is_dir) {
+                        let dir = path.parent().expect("a file in the directory");
+                        let names: Vec<String> = std::fs::read_dir(dir)
+                            .with_context(|| dir.display().to_string())?
+                            .flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect();
+                        for old in backup::beyond(&names, n as usize) {
+                            std::fs::remove_file(dir.join(&old))
+                                .with_context(|| dir.join(&old).display().to_string())?;
+                            pruned.push(old);
+                        }
+                    }
                     path.display().to_string()
                 }
                 Place::S3(mut at) => {
-                    if at.key.is_empty() || at.key.ends_with('/') {
-                        at.key.push_str(&format!(
-                            "clawops-{}.tar.zst",
-                            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-                        ));
+                    let client = s3()?;
+                    let prefix =
+                        (at.key.is_empty() || at.key.ends_with('/')).then(|| at.key.clone());
+                    if let Some(p) = &prefix {
+                        at.key = format!("{p}{name}");
                     }
-                    s3()?.put(&at, bytes.clone()).await?;
+                    client.put(&at, bytes.clone()).await?;
+                    if let (Some(n), Some(p)) = (keep, &prefix) {
+                        let names: Vec<String> = client
+                            .list(&at.bucket, p)
+                            .await?
+                            .into_iter()
+                            .filter_map(|k| k.strip_prefix(p.as_str()).map(String::from))
+                            .collect();
+                        for old in backup::beyond(&names, n as usize) {
+                            let gone = backup::s3::Location {
+                                bucket: at.bucket.clone(),
+                                key: format!("{p}{old}"),
+                            };
+                            client.delete(&gone).await?;
+                            pruned.push(old);
+                        }
+                    }
                     format!("s3://{}/{}", at.bucket, at.key)
                 }
             };
+
             println!(
                 "wrote {written} ({files} files, {} bytes{})",
                 bytes.len(),
@@ -130,6 +179,13 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
                     ", no secrets"
                 }
             );
+            if !pruned.is_empty() {
+                println!(
+                    "deleted {} older backup(s): {}",
+                    pruned.len(),
+                    pruned.join(", ")
+                );
+            }
         }
         BackupAction::Restore {
             archive,

@@ -349,6 +349,56 @@ fn backups_go_to_and_come_back_from_s3_compatible_storage() {
         "{}",
         text(&refused)
     );
+    // Daily backups under a prefix, and in a directory, keeping the newest two.
+    let local = support::temp_dir("backup-keep");
+    let dir = format!("{}/", local.display());
+    for _ in 0..3 {
+        for to in ["s3://claw-backups/daily/", dir.as_str()] {
+            let o = with_s3(
+                &[
+                    "backup", "create", "--from", from, "--to", to, "--keep", "2",
+                ],
+                &endpoint,
+            );
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let python = format!("{}/.tools/moto/bin/python", env!("CARGO_MANIFEST_DIR"));
+    let listed = Command::new(&python)
+        .args([
+            "-c",
+            &format!(
+                "import boto3; r = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='AKIDCLAWOPSTEST', aws_secret_access_key='moto-secret', region_name='us-east-1').list_objects_v2(Bucket='claw-backups', Prefix='daily/'); print(len(r.get('Contents', [])))"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&listed).trim(), "2", "two kept under the prefix");
+    assert_eq!(
+        std::fs::read_dir(&local).unwrap().count(),
+        2,
+        "two kept in the directory"
+    );
+    let o = with_s3(
+        &[
+            "backup",
+            "create",
+            "--from",
+            from,
+            "--to",
+            "s3://claw-backups/one.tar.zst",
+            "--keep",
+            "2",
+        ],
+        &endpoint,
+    );
+    assert!(
+        !o.status.success()
+            && text(&o).contains("--keep needs --to to be a directory or an S3 prefix"),
+        "{}",
+        text(&o)
+    );
     let unset = Command::new(env!("CARGO_BIN_EXE_clawops"))
         .args([
             "backup",
