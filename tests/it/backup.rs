@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use crate::support::fake_llm::FakeLlm;
-use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
+use crate::support::fake_telegram::FakeTelegram;
 use crate::support::process::*;
-use crate::support::{self, ZAI_KEY};
 
 const TOKEN: &str = "backup-gateway-token-0123456789ab";
 
@@ -29,27 +29,7 @@ fn text(o: &Output) -> String {
 }
 
 fn gateway(yaml: &Path, state: &Path, port: u16) -> Reaper {
-    let gw = support::start_gateway(
-        yaml,
-        state,
-        port,
-        &[
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
-            ("ZAI_API_KEY", ZAI_KEY),
-            ("CLAWOPS_GATEWAY_TOKEN", TOKEN),
-        ],
-    );
-    wait_for_http(port, "/healthz");
-    gw
-}
-
-async fn wait_replies(tg: &FakeTelegram, chat: i64, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tg.sent_to(chat).len() < n {
-        assert!(Instant::now() < deadline, "no reply {n} to {chat}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tg.sent_to(chat)
+    support::gateway_with_token(yaml, state, port, TOKEN)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +44,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         .unwrap();
     // A sender pairs, is approved, and talks.
     tg.dm(8000, "friend", "hello");
-    let code = wait_replies(&tg, 8000, 1).await[0]
+    let code = tg.replies(8000, 1).await[0]
         .split("Pairing code: ")
         .nth(1)
         .unwrap()
@@ -75,7 +55,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     let approved = clawops(&["pairing", "approve", "telegram", &code], port);
     assert!(approved.status.success(), "{}", text(&approved));
     tg.dm(8000, "friend", "remember the blue whale");
-    wait_replies(&tg, 8000, 2).await;
+    tg.replies(8000, 2).await;
 
     let out = support::temp_dir("backup-out");
     let archive = out.join("shrimp.tar.zst");
@@ -126,7 +106,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         .await
         .unwrap();
     tg.dm(8000, "friend", "what did I ask you to remember?");
-    let got = wait_replies(&tg, 8000, 3).await;
+    let got = tg.replies(8000, 3).await;
     assert!(
         got[2].contains("what did I ask") && !got[2].contains("Pairing code"),
         "answered without pairing: {got:?}"
@@ -197,7 +177,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         .await
         .unwrap();
     tg.dm(8100, "stranger", "hi");
-    wait_replies(&tg, 8100, 1).await;
+    tg.replies(8100, 1).await;
     let refused = clawops(&["backup", "restore", archive.to_str().unwrap()], port);
     assert!(
         !refused.status.success() && text(&refused).contains("pass --force"),
@@ -232,7 +212,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         .unwrap();
     let before = tg.sent_to(8000).len();
     tg.dm(8000, "friend", "still there?");
-    let got = wait_replies(&tg, 8000, before + 1).await;
+    let got = tg.replies(8000, before + 1).await;
     assert!(
         got[before].contains("still there") && !got[before].contains("Pairing code"),
         "{got:?}"

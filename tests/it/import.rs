@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fake_llm::FakeLlm;
 use crate::support::fake_telegram::{BOT_TOKEN, FakeTelegram};
@@ -199,27 +199,7 @@ fn at_fakes(yaml: &Path, llm: &FakeLlm, tg: &FakeTelegram) {
 }
 
 fn gateway(yaml: &Path, state: &Path, port: u16) -> Reaper {
-    let gw = support::start_gateway(
-        yaml,
-        state,
-        port,
-        &[
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
-            ("ZAI_API_KEY", ZAI_KEY),
-            ("CLAWOPS_GATEWAY_TOKEN", "import-gateway-token-0123456789ab"),
-        ],
-    );
-    wait_for_http(port, "/healthz");
-    gw
-}
-
-async fn replies(tg: &FakeTelegram, chat: i64) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tg.sent_to(chat).is_empty() {
-        assert!(Instant::now() < deadline, "no reply to {chat}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tg.sent_to(chat)
+    support::gateway_with_token(yaml, state, port, "import-gateway-token-0123456789ab")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,13 +238,13 @@ async fn an_approved_clawdbot_sender_keeps_chatting_without_pairing_again() {
         .await
         .unwrap();
     tg.dm(123456789, "owner", "还记得我吗？");
-    let got = replies(&tg, 123456789).await;
+    let got = tg.replies(123456789, 1).await;
     assert!(
         got[0].contains("还记得我吗") && !got[0].contains("Pairing code"),
         "answered without pairing: {got:?}"
     );
     tg.dm(444000444, "stranger", "hi");
-    let got = replies(&tg, 444000444).await;
+    let got = tg.replies(444000444, 1).await;
     assert!(
         got[0].contains("Pairing code"),
         "a stranger still pairs: {got:?}"
@@ -312,7 +292,7 @@ async fn an_approved_clawdbot_sender_keeps_chatting_without_pairing_again() {
         text(&loaded)
     );
     tg.dm(987654321, "friend", "我也在");
-    let got = replies(&tg, 987654321).await;
+    let got = tg.replies(987654321, 1).await;
     assert!(
         got[0].contains("我也在") && !got[0].contains("Pairing code"),
         "{got:?}"

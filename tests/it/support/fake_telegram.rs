@@ -181,6 +181,20 @@ impl FakeTelegram {
         self.inner.lock().unwrap().sent.clone()
     }
 
+    /// What was sent to `chat`, once there are at least `n` messages (within 20 s).
+    pub async fn replies(&self, chat: i64, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.sent_to(chat).len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reply {n} to {chat}: {:?}",
+                self.sent_to(chat)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.sent_to(chat)
+    }
+
     pub fn sent_to(&self, chat: i64) -> Vec<String> {
         self.sent()
             .into_iter()

@@ -125,6 +125,27 @@ pub fn telegram_at(api_url: &str) -> (&'static str, String) {
 }
 
 /// `clawops gateway --from yaml` on `port`, with `envs` and nothing else of ours inherited.
+/// [`start_gateway`] with the examples' secret values and gateway token `token`, ready to serve.
+pub fn gateway_with_token(
+    yaml: &std::path::Path,
+    state: &std::path::Path,
+    port: u16,
+    token: &str,
+) -> process::Reaper {
+    let gw = start_gateway(
+        yaml,
+        state,
+        port,
+        &[
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            ("ZAI_API_KEY", ZAI_KEY),
+            ("CLAWOPS_GATEWAY_TOKEN", token),
+        ],
+    );
+    process::wait_for_http(port, "/healthz");
+    gw
+}
+
 pub fn start_gateway(
     yaml: &std::path::Path,
     state: &std::path::Path,
