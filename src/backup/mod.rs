@@ -356,10 +356,14 @@ pub fn state_count(dir: &Path) -> Result<usize, BackupError> {
     }
 }
 
-/// Restores into the state dir of a running gateway: checks `archive`, refuses to replace
-/// state without `force`, and stages it in `<dir>/.restore-pending`, which the gateway's next
-/// start swaps in (see [`apply_pending`]); the gateway restarts to get there.
-pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Manifest, BackupError> {
+/// The archive read and checked, and how many state files `dir` holds (refused when some are
+/// there and not `force`): what both kinds of restore start with.
+fn checked(
+    archive: &[u8],
+    name: &str,
+    dir: &Path,
+    force: bool,
+) -> Result<(Manifest, Vec<StateFile>, usize), BackupError> {
     let (manifest, files) = read(archive, name)?;
     let existing = state_count(dir)?;
     if existing > 0 && !force {
@@ -368,6 +372,14 @@ pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Mani
             files: existing,
         });
     }
+    Ok((manifest, files, existing))
+}
+
+/// Restores into the state dir of a running gateway: checks `archive`, refuses to replace
+/// state without `force`, and stages it in `<dir>/.restore-pending`, which the gateway's next
+/// start swaps in (see [`apply_pending`]); the gateway restarts to get there.
+pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Manifest, BackupError> {
+    let (manifest, files, _) = checked(archive, name, dir, force)?;
     let pending = dir.join(PENDING);
     let _ = std::fs::remove_dir_all(&pending);
     let staging = dir.join(format!("{PENDING}.tmp.{}", std::process::id()));
@@ -418,14 +430,7 @@ pub fn restore(
     dir: &Path,
     force: bool,
 ) -> Result<(Manifest, Option<PathBuf>), BackupError> {
-    let (manifest, files) = read(archive, name)?;
-    let existing = state_count(dir)?;
-    if existing > 0 && !force {
-        return Err(BackupError::NotEmpty {
-            dir: dir.display().to_string(),
-            files: existing,
-        });
-    }
+    let (manifest, files, existing) = checked(archive, name, dir, force)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let staging = dir.with_file_name(format!(
         "{}.restoring-{stamp}",
