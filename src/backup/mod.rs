@@ -5,7 +5,10 @@
 //! nodes' device tokens) stay out unless asked for. A restore checks everything before it
 //! writes, builds the new dir beside the old one and swaps it in whole.
 
+mod restore;
 pub mod s3;
+
+pub use restore::{apply_pending, restore, stage, state_count};
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -155,10 +158,6 @@ fn strip_tokens(v: &mut serde_json::Value) {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    s3::sha256_hex(bytes)
-}
-
 fn append(
     tar: &mut tar::Builder<impl std::io::Write>,
     path: &str,
@@ -191,7 +190,7 @@ pub fn create(dir: &Path, secrets: bool) -> Result<Made, BackupError> {
             .map(|(p, b)| Entry {
                 path: p.clone(),
                 bytes: b.len() as u64,
-                sha256: sha256(b),
+                sha256: crate::util::hex::sha256_hex(b),
             })
             .collect(),
     };
@@ -322,332 +321,12 @@ pub fn read(archive: &[u8], name: &str) -> Result<(Manifest, Vec<StateFile>), Ba
             .iter()
             .find(|f| &f.path == p)
             .expect("listed");
-        if e.bytes != b.len() as u64 || e.sha256 != sha256(b) {
+        if e.bytes != b.len() as u64 || e.sha256 != crate::util::hex::sha256_hex(b) {
             return Err(damaged(format!("{p} does not match its checksum")));
         }
     }
     Ok((manifest, files))
 }
 
-/// Writes `files` under `dir` (which must not exist), 0600, synced.
-fn write_files(dir: &Path, files: &[StateFile]) -> Result<(), BackupError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    for (rel, bytes) in files {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io(&path))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
-        std::io::Write::write_all(&mut f, bytes).map_err(io(&path))?;
-        f.sync_all().map_err(io(&path))?;
-    }
-    Ok(())
-}
-
-/// How many state files `dir` holds (0 when it does not exist).
-pub fn state_count(dir: &Path) -> Result<usize, BackupError> {
-    if dir.exists() {
-        Ok(state_files(dir)?.len())
-    } else {
-        Ok(0)
-    }
-}
-
-/// The archive read and checked, and how many state files `dir` holds (refused when some are
-/// there and not `force`): what both kinds of restore start with.
-fn checked(
-    archive: &[u8],
-    name: &str,
-    dir: &Path,
-    force: bool,
-) -> Result<(Manifest, Vec<StateFile>, usize), BackupError> {
-    let (manifest, files) = read(archive, name)?;
-    let existing = state_count(dir)?;
-    if existing > 0 && !force {
-        return Err(BackupError::NotEmpty {
-            dir: dir.display().to_string(),
-            files: existing,
-        });
-    }
-    Ok((manifest, files, existing))
-}
-
-/// Restores into the state dir of a running gateway: checks `archive`, refuses to replace
-/// state without `force`, and stages it in `<dir>/.restore-pending`, which the gateway's next
-/// start swaps in (see [`apply_pending`]); the gateway restarts to get there.
-pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Manifest, BackupError> {
-    let (manifest, files, _) = checked(archive, name, dir, force)?;
-    let pending = dir.join(PENDING);
-    let _ = std::fs::remove_dir_all(&pending);
-    let staging = dir.join(format!("{PENDING}.tmp.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    if let Err(e) = write_files(&staging, &files) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    std::fs::rename(&staging, &pending).map_err(io(&pending))?;
-    Ok(manifest)
-}
-
-/// At start: a staged restore replaces the state (what was there is kept in
-/// `<dir>/.replaced-<time>`). Returns where the old state went, when a restore was applied.
-pub fn apply_pending(dir: &Path) -> Result<Option<PathBuf>, BackupError> {
-    let pending = dir.join(PENDING);
-    if !pending.is_dir() {
-        return Ok(None);
-    }
-    let kept = dir.join(format!(
-        "{REPLACED}{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-    ));
-    std::fs::create_dir_all(&kept).map_err(io(&kept))?;
-    for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        let e = e.map_err(io(dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        // A backup without secrets leaves the gateway's own token file where it is.
-        let keep_token = name == TOKEN_FILE && !pending.join(TOKEN_FILE).exists();
-        if name == PENDING || name.starts_with(REPLACED) || keep_token {
-            continue;
-        }
-        std::fs::rename(e.path(), kept.join(&name)).map_err(io(&e.path()))?;
-    }
-    for e in std::fs::read_dir(&pending).map_err(io(&pending))? {
-        let e = e.map_err(io(&pending))?;
-        std::fs::rename(e.path(), dir.join(e.file_name())).map_err(io(&e.path()))?;
-    }
-    std::fs::remove_dir(&pending).map_err(io(&pending))?;
-    Ok(Some(kept))
-}
-
-/// Restores `archive` into `dir`. A dir that holds state is replaced only with `force` (the
-/// old one is kept beside it); the new state is written beside it first and swapped in whole.
-pub fn restore(
-    archive: &[u8],
-    name: &str,
-    dir: &Path,
-    force: bool,
-) -> Result<(Manifest, Option<PathBuf>), BackupError> {
-    let (manifest, files, existing) = checked(archive, name, dir, force)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let staging = dir.with_file_name(format!(
-        "{}.restoring-{stamp}",
-        dir.file_name()
-            .map_or("state".into(), |n| n.to_string_lossy())
-    ));
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    if let Err(e) = write_files(&staging, &files) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    let kept = if dir.exists() {
-        let kept = dir.with_file_name(format!(
-            "{}.replaced-{stamp}",
-            dir.file_name()
-                .map_or("state".into(), |n| n.to_string_lossy())
-        ));
-        std::fs::rename(dir, &kept).map_err(io(dir))?;
-        Some(kept)
-    } else {
-        None
-    };
-    std::fs::rename(&staging, dir).map_err(io(dir))?;
-    Ok((manifest, kept.filter(|_| existing > 0)))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "clawops-backup-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn state() -> PathBuf {
-        let d = temp("state");
-        std::fs::create_dir_all(d.join("history")).unwrap();
-        std::fs::create_dir_all(d.join("devices")).unwrap();
-        std::fs::create_dir_all(d.join("tools")).unwrap();
-        std::fs::write(
-            d.join("history/telegram-telegram-42.json"),
-            r#"[{"role":"user","content":"hi"}]"#,
-        )
-        .unwrap();
-        std::fs::write(
-            d.join(DEVICES_FILE),
-            r#"{"ab":{"publicKey":"k","tokens":{"node":{"token":"s3cr3t-device-token"}}}}"#,
-        )
-        .unwrap();
-        // A log whose last line is being written.
-        std::fs::write(d.join("tools/audit.jsonl"), "{\"a\":1}\n{\"a\":").unwrap();
-        std::fs::write(d.join(TOKEN_FILE), "s3cr3t-gateway-token").unwrap();
-        std::fs::write(d.join("history/x.json.tmp.123"), "half").unwrap();
-        d
-    }
-
-    #[test]
-    fn a_backup_round_trips_without_secrets_half_lines_or_leftovers() {
-        let src = state();
-        let made = create(&src, false).unwrap();
-        let text =
-            String::from_utf8_lossy(&zstd::decode_all(&made.archive[..]).unwrap()).into_owned();
-        assert!(!text.contains("s3cr3t"), "no secret in the archive");
-        let paths: Vec<&str> = made
-            .manifest
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect();
-        assert_eq!(
-            paths,
-            [
-                "devices/paired.json",
-                "history/telegram-telegram-42.json",
-                "tools/audit.jsonl"
-            ]
-        );
-        let dst = temp("restored").join("state");
-        restore(&made.archive, "b.tar.zst", &dst, false).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dst.join("history/telegram-telegram-42.json")).unwrap(),
-            r#"[{"role":"user","content":"hi"}]"#
-        );
-        assert_eq!(
-            std::fs::read_to_string(dst.join("tools/audit.jsonl")).unwrap(),
-            "{\"a\":1}\n"
-        );
-        // With secrets asked for, they come along.
-        let with = create(&src, true).unwrap();
-        assert!(with.manifest.files.iter().any(|f| f.path == TOKEN_FILE));
-    }
-
-    #[test]
-    fn state_is_replaced_only_with_force_and_the_old_is_kept() {
-        let made = create(&state(), false).unwrap();
-        let dst = temp("busy").join("state");
-        std::fs::create_dir_all(&dst).unwrap();
-        std::fs::write(dst.join("alerts.json"), "{}").unwrap();
-        let err = restore(&made.archive, "b", &dst, false)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("already holds gateway state (1 files): pass --force"),
-            "{err}"
-        );
-        assert!(dst.join("alerts.json").exists(), "untouched");
-        let (_, kept) = restore(&made.archive, "b", &dst, true).unwrap();
-        assert!(
-            kept.unwrap().join("alerts.json").exists(),
-            "the old state is kept beside it"
-        );
-        assert!(!dst.join("alerts.json").exists() && dst.join("devices/paired.json").exists());
-    }
-
-    #[test]
-    fn only_our_oldest_backups_are_beyond_keep() {
-        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-        let names: Vec<String> = vec![
-            timed_name(t("2026-11-29T03:00:00Z")),
-            "notes.txt".into(),
-            timed_name(t("2026-11-27T03:00:00Z")),
-            timed_name(t("2026-11-28T03:00:00.5Z")),
-            "sub/clawops-1.tar.zst".into(),
-        ];
-        assert_eq!(names[0], "clawops-20261129T030000.000Z.tar.zst");
-        assert_eq!(
-            beyond(&names, 2),
-            vec!["clawops-20261127T030000.000Z.tar.zst".to_string()]
-        );
-        assert!(beyond(&names, 5).is_empty());
-    }
-
-    #[test]
-    fn a_staged_restore_is_swapped_in_at_start_and_the_old_state_kept() {
-        let made = create(&state(), false).unwrap();
-        let dst = temp("live");
-        std::fs::write(dst.join("alerts.json"), "{}").unwrap();
-        let err = stage(&made.archive, "b", &dst, false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("pass --force"), "{err}");
-        stage(&made.archive, "b", &dst, true).unwrap();
-        assert!(
-            dst.join("alerts.json").exists(),
-            "nothing changes until the restart"
-        );
-        assert_eq!(
-            state_count(&dst).unwrap(),
-            1,
-            "the staged files are not state yet"
-        );
-        let kept = apply_pending(&dst).unwrap().expect("applied");
-        assert!(kept.join("alerts.json").exists());
-        assert!(dst.join("history/telegram-telegram-42.json").exists());
-        assert!(!dst.join(PENDING).exists() && !dst.join("alerts.json").exists());
-        assert_eq!(apply_pending(&dst).unwrap(), None, "once");
-        // What was kept is not state, nor in the next backup.
-        let again = create(&dst, false).unwrap();
-        assert!(
-            again
-                .manifest
-                .files
-                .iter()
-                .all(|f| !f.path.starts_with(".replaced"))
-        );
-    }
-
-    #[test]
-    fn foreign_damaged_and_newer_archives_are_refused_naming_what() {
-        let made = create(&state(), false).unwrap();
-        let err = read(b"not zstd at all", "x.tar.zst")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("x.tar.zst: not a clawops backup"), "{err}");
-        // Cut short: the compressed stream ends early.
-        let cut = &made.archive[..made.archive.len() / 2];
-        let err = read(cut, "cut.tar.zst").unwrap_err().to_string();
-        assert!(err.contains("cut.tar.zst"), "{err}");
-        // A plain tar of something else.
-        let mut other = tar::Builder::new(zstd::Encoder::new(Vec::new(), 1).unwrap());
-        append(&mut other, "etc/passwd", b"root:x:0:0").unwrap();
-        let other = other.into_inner().unwrap().finish().unwrap();
-        let err = read(&other, "o.tar.zst").unwrap_err().to_string();
-        assert!(err.contains("its first entry is etc/passwd"), "{err}");
-        // A newer format.
-        let mut newer = tar::Builder::new(zstd::Encoder::new(Vec::new(), 1).unwrap());
-        append(
-            &mut newer,
-            MANIFEST,
-            br#"{"format":"clawops-backup","version":7,"clawops":"9.9.9"}"#,
-        )
-        .unwrap();
-        let newer = newer.into_inner().unwrap().finish().unwrap();
-        let err = read(&newer, "n.tar.zst").unwrap_err().to_string();
-        assert!(
-            err.contains("format version 7 (clawops 9.9.9)") && err.contains("upgrade clawops"),
-            "{err}"
-        );
-        // A path that leaves the state dir.
-        let mut evil = tar::Builder::new(zstd::Encoder::new(Vec::new(), 1).unwrap());
-        append(&mut evil, MANIFEST, br#"{"format":"clawops-backup","version":1,"clawops":"0.1.0","created":"2026-01-01T00:00:00Z","secrets":false,"files":[]}"#).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1);
-        h.set_cksum();
-        let mut evil = evil;
-        // tar::Builder refuses `..` in names; write the raw name the way a hostile archive would.
-        h.as_gnu_mut().unwrap().name[..16].copy_from_slice(b"state/../escape\0");
-        h.set_cksum();
-        evil.append(&h, &b"x"[..]).unwrap();
-        let evil = evil.into_inner().unwrap().finish().unwrap();
-        let err = read(&evil, "e.tar.zst").unwrap_err().to_string();
-        assert!(err.contains("would leave the state dir"), "{err}");
-    }
-}
+mod tests;

@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -82,7 +81,7 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
-use crate::util::hex::hex;
+use crate::util::hex::{hex, sha256_hex};
 
 /// The innermost reason of a transport error (`Connection refused`, a DNS failure…).
 fn cause(e: &reqwest::Error) -> String {
@@ -90,10 +89,6 @@ fn cause(e: &reqwest::Error) -> String {
         .last()
         .map(|e| e.to_string())
         .unwrap_or_default()
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 fn hmac_sha256(key: &[u8], data: &str) -> Vec<u8> {

@@ -3,7 +3,7 @@
 //! only when asked, the Secret with the values found. Everything is written or nothing is; the
 //! report at the end lists what was not carried over and what to do.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::import::{self, source};
@@ -76,10 +76,6 @@ fn write_all(files: &[(PathBuf, String, bool)]) -> std::io::Result<()> {
     result
 }
 
-fn out_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 pub fn run(args: ImportArgs) -> ExitCode {
     let paths = source::Paths {
         from: args.from.clone(),
@@ -111,8 +107,8 @@ pub fn run(args: ImportArgs) -> ExitCode {
         eprintln!("error: {}: {e}", args.out.display());
         return ExitCode::from(2);
     }
-    let crs = out_file(&args.out, &format!("{}.yaml", args.name));
-    let state = out_file(&args.out, &format!("{}-state.json", args.name));
+    let crs = args.out.join(format!("{}.yaml", args.name));
+    let state = args.out.join(format!("{}-state.json", args.name));
     let mut files = vec![
         (crs.clone(), imported.yaml.clone(), false),
         (

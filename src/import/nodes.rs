@@ -88,6 +88,8 @@ pub fn map(
     let Some(paired) = devices["pairedByDeviceId"].as_object() else {
         return out;
     };
+    // One approvals file for the host: the same settings for every node, read (and reported) once.
+    let mut policy = None;
     for (id, d) in paired {
         let roles: Vec<&str> = d["roles"]
             .as_array()
@@ -111,12 +113,16 @@ pub fn map(
             );
             continue;
         };
-        let policy = exec_policy(
-            tools_exec,
-            approvals.map(|(_, v)| v),
-            report,
-            approvals.map_or("exec-approvals.json", |(f, _)| f),
-        );
+        let policy = policy
+            .get_or_insert_with(|| {
+                exec_policy(
+                    tools_exec,
+                    approvals.map(|(_, v)| v),
+                    report,
+                    approvals.map_or("exec-approvals.json", |(f, _)| f),
+                )
+            })
+            .clone();
         let short: String = id.chars().take(12).collect();
         let mut spec = json!({
             "agentRef": agent,

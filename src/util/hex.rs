@@ -1,4 +1,4 @@
-//! Lower-case hex encoding, for hashes shown in annotations and file names.
+//! Lower-case hex encoding, for hashes shown in annotations, file names and manifests.
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -9,4 +9,10 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// Lower-case hex of the SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
 }

@@ -104,9 +104,9 @@ pub fn shell_argv(platform: &str, line: &str) -> Vec<String> {
 /// The idempotency key of a command asked with `seed` (see `TurnTools`): the same seed, node
 /// and line give the same key.
 fn idempotency_key(seed: &str, node_id: &str, line: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{seed}\n{node_id}\n{line}").as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let mut key = crate::util::hex::sha256_hex(format!("{seed}\n{node_id}\n{line}").as_bytes());
+    key.truncate(32);
+    key
 }
 
 /// Runs `line` on the node `query` names. When the node asks for the owner's approval, the
