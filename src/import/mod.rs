@@ -3,6 +3,7 @@
 //! The CRs are checked by the same parser and validation as `clawops render` before anything
 //! is written.
 
+pub mod advice;
 pub mod config;
 pub mod crons;
 pub mod nodes;

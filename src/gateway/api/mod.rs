@@ -3,6 +3,7 @@
 //! and the gateway token that guards `/api/…`.
 
 pub mod auth;
+pub mod backup;
 pub mod chat;
 pub mod health;
 pub mod http;
