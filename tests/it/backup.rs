@@ -44,14 +44,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         .unwrap();
     // A sender pairs, is approved, and talks.
     tg.dm(8000, "friend", "hello");
-    let code = tg.replies(8000, 1).await[0]
-        .split("Pairing code: ")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let code = tg.pairing_code(8000).await;
     let approved = clawops(&["pairing", "approve", "telegram", &code], port);
     assert!(approved.status.success(), "{}", text(&approved));
     tg.dm(8000, "friend", "remember the blue whale");

@@ -97,18 +97,7 @@ async fn journey(format: &str) -> Vec<String> {
 
     // A stranger asks and gets a code; the owner approves it through the API.
     tg.dm(6000, "stranger", "hello");
-    until("the pairing code", || {
-        tg.sent_to(6000).iter().any(|t| t.contains("Pairing code"))
-    })
-    .await;
-    let code = tg.sent_to(6000)[0]
-        .split("Pairing code: ")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let code = tg.pairing_code(6000).await;
     let body = serde_json::json!({ "code": code, "notify": true }).to_string();
     let approved = tokio::task::spawn_blocking(move || {
         api(port, "POST", "/api/pairing/telegram/approve", &body)

@@ -181,6 +181,25 @@ impl FakeTelegram {
         self.inner.lock().unwrap().sent.clone()
     }
 
+    /// The pairing code the gateway sent to `chat` (waiting for it, within 20 s).
+    pub async fn pairing_code(&self, chat: i64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let code = self.sent_to(chat).iter().find_map(|t| {
+                let rest = t.split("Pairing code: ").nth(1)?;
+                Some(rest.lines().next()?.to_string())
+            });
+            if let Some(code) = code {
+                return code;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no pairing code sent to {chat}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// What was sent to `chat`, once there are at least `n` messages (within 20 s).
     pub async fn replies(&self, chat: i64, n: usize) -> Vec<String> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
