@@ -24,6 +24,8 @@ pub const WATCHED_SECRET_SELECTOR: &str = "app.kubernetes.io/part-of=clawops";
 
 pub const COMPONENT_GATEWAY: &str = "gateway";
 pub const COMPONENT_CRON: &str = "cron";
+/// The scheduled backups of `Agent.spec.backup`.
+pub const COMPONENT_BACKUP: &str = "backup";
 
 /// Hash of the applied object on every generated object; equal hash means nothing to write.
 pub const ANNOTATION_APPLIED_HASH: &str = "clawops.dev/applied-hash";
@@ -34,6 +36,8 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_SECRETS_RESOLVED: &str = "SecretsResolved";
 pub const CONDITION_EXPOSED: &str = "Exposed";
 pub const CONDITION_GATEWAY_AVAILABLE: &str = "GatewayAvailable";
+/// With `spec.backup`: whether the last scheduled backup succeeded.
+pub const CONDITION_BACKED_UP: &str = "BackedUp";
 
 /// Gateway config file inside its ConfigMap and in the pod.
 pub const CONFIG_FILE: &str = "gateway.json";

@@ -30,6 +30,10 @@ pub enum BackupAction {
         /// backups there (older `clawops-*.tar.zst` are deleted).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         keep: Option<u32>,
+        /// How long to keep asking while the gateway is not reachable or not ready (seconds);
+        /// the backup CronJob of `spec.backup` waits 300.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
     },
     /// Restore an archive: into a running gateway through its API (it stops and applies the
     /// backup at its next start; in Kubernetes it is started again by itself), or with `--into`
@@ -92,100 +96,17 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             from,
             include_secrets,
             keep,
+            wait,
         } => {
-            if keep.is_some() && !to.ends_with('/') {
-                bail!("--keep needs --to to be a directory or an S3 prefix (ending in /): {to}");
-            }
-            let place = place(&to)?;
-            let (bytes, files) = match from {
-                Some(dir) => {
-                    let made =
-                        tokio::task::spawn_blocking(move || backup::create(&dir, include_secrets))
-                            .await??;
-                    let n = made.manifest.files.len();
-                    (made.archive, n)
-                }
-                None => {
-                    let api = access.client()?;
-                    let bytes = api
-                        .get_bytes(&format!("/api/backup?secrets={include_secrets}"))
-                        .await?;
-                    let (manifest, _) = backup::read(&bytes, "the gateway's answer")?;
-                    (bytes, manifest.files.len())
-                }
-            };
-            let name = backup::timed_name(chrono::Utc::now());
-            let mut pruned = Vec::new();
-            let written = match place {
-                Place::File(path) => {
-                    let is_dir = to.ends_with('/');
-                    let path = if is_dir {
-                        std::fs::create_dir_all(&path)
-                            .with_context(|| path.display().to_string())?;
-                        path.join(&name)
-                    } else {
-                        path
-                    };
-                    write_private(&path, &bytes)?;
-                    if let (Some(n), true) = (keep, is_dir) {
-                        let dir = path.parent().expect("a file in the directory");
-                        let names: Vec<String> = std::fs::read_dir(dir)
-                            .with_context(|| dir.display().to_string())?
-                            .flatten()
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .collect();
-                        for old in backup::beyond(&names, n as usize) {
-                            std::fs::remove_file(dir.join(&old))
-                                .with_context(|| dir.join(&old).display().to_string())?;
-                            pruned.push(old);
-                        }
-                    }
-                    path.display().to_string()
-                }
-                Place::S3(mut at) => {
-                    let client = s3()?;
-                    let prefix =
-                        (at.key.is_empty() || at.key.ends_with('/')).then(|| at.key.clone());
-                    if let Some(p) = &prefix {
-                        at.key = format!("{p}{name}");
-                    }
-                    client.put(&at, bytes.clone()).await?;
-                    if let (Some(n), Some(p)) = (keep, &prefix) {
-                        let names: Vec<String> = client
-                            .list(&at.bucket, p)
-                            .await?
-                            .into_iter()
-                            .filter_map(|k| k.strip_prefix(p.as_str()).map(String::from))
-                            .collect();
-                        for old in backup::beyond(&names, n as usize) {
-                            let gone = backup::s3::Location {
-                                bucket: at.bucket.clone(),
-                                key: format!("{p}{old}"),
-                            };
-                            client.delete(&gone).await?;
-                            pruned.push(old);
-                        }
-                    }
-                    format!("s3://{}/{}", at.bucket, at.key)
-                }
-            };
-
-            println!(
-                "wrote {written} ({files} files, {} bytes{})",
-                bytes.len(),
-                if include_secrets {
-                    ", secrets included: keep it safe"
-                } else {
-                    ", no secrets"
-                }
-            );
-            if !pruned.is_empty() {
-                println!(
-                    "deleted {} older backup(s): {}",
-                    pruned.len(),
-                    pruned.join(", ")
+            let created = create(&to, from, include_secrets, keep, wait, access).await;
+            // In the backup CronJob's pod, `kubectl describe` shows why it failed.
+            if let (Err(e), true) = (&created, crate::cli::client::in_pod()) {
+                crate::gateway::cron::outcome::write_termination_message(
+                    std::path::Path::new(crate::gateway::cron::outcome::TERMINATION_LOG),
+                    &format!("{e:#}"),
                 );
             }
+            created?
         }
         BackupAction::Restore {
             archive,
@@ -239,6 +160,108 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Takes a backup from the gateway (or `from`, a state dir) and writes it to `to`.
+async fn create(
+    to: &str,
+    from: Option<PathBuf>,
+    include_secrets: bool,
+    keep: Option<u32>,
+    wait: u64,
+    access: GatewayAccess,
+) -> anyhow::Result<()> {
+    if keep.is_some() && !to.ends_with('/') {
+        bail!("--keep needs --to to be a directory or an S3 prefix (ending in /): {to}");
+    }
+    let place = place(to)?;
+    let (bytes, files) = match from {
+        Some(dir) => {
+            let made = tokio::task::spawn_blocking(move || backup::create(&dir, include_secrets))
+                .await??;
+            let n = made.manifest.files.len();
+            (made.archive, n)
+        }
+        None => {
+            let api = access.client()?;
+            let path = format!("/api/backup?secrets={include_secrets}");
+            let wait = std::time::Duration::from_secs(wait);
+            let bytes = crate::cli::client::while_starting(wait, || api.get_bytes(&path)).await?;
+            let (manifest, _) = backup::read(&bytes, "the gateway's answer")?;
+            (bytes, manifest.files.len())
+        }
+    };
+    let name = backup::timed_name(chrono::Utc::now());
+    let mut pruned = Vec::new();
+    let written = match place {
+        Place::File(path) => {
+            let is_dir = to.ends_with('/');
+            let path = if is_dir {
+                std::fs::create_dir_all(&path).with_context(|| path.display().to_string())?;
+                path.join(&name)
+            } else {
+                path
+            };
+            write_private(&path, &bytes)?;
+            if let (Some(n), true) = (keep, is_dir) {
+                let dir = path.parent().expect("a file in the directory");
+                let names: Vec<String> = std::fs::read_dir(dir)
+                    .with_context(|| dir.display().to_string())?
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                for old in backup::beyond(&names, n as usize) {
+                    std::fs::remove_file(dir.join(&old))
+                        .with_context(|| dir.join(&old).display().to_string())?;
+                    pruned.push(old);
+                }
+            }
+            path.display().to_string()
+        }
+        Place::S3(mut at) => {
+            let client = s3()?;
+            let prefix = (at.key.is_empty() || at.key.ends_with('/')).then(|| at.key.clone());
+            if let Some(p) = &prefix {
+                at.key = format!("{p}{name}");
+            }
+            client.put(&at, bytes.clone()).await?;
+            if let (Some(n), Some(p)) = (keep, &prefix) {
+                let names: Vec<String> = client
+                    .list(&at.bucket, p)
+                    .await?
+                    .into_iter()
+                    .filter_map(|k| k.strip_prefix(p.as_str()).map(String::from))
+                    .collect();
+                for old in backup::beyond(&names, n as usize) {
+                    let gone = backup::s3::Location {
+                        bucket: at.bucket.clone(),
+                        key: format!("{p}{old}"),
+                    };
+                    client.delete(&gone).await?;
+                    pruned.push(old);
+                }
+            }
+            format!("s3://{}/{}", at.bucket, at.key)
+        }
+    };
+
+    println!(
+        "wrote {written} ({files} files, {} bytes{})",
+        bytes.len(),
+        if include_secrets {
+            ", secrets included: keep it safe"
+        } else {
+            ", no secrets"
+        }
+    );
+    if !pruned.is_empty() {
+        println!(
+            "deleted {} older backup(s): {}",
+            pruned.len(),
+            pruned.join(", ")
+        );
     }
     Ok(())
 }

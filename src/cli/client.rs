@@ -256,13 +256,23 @@ impl ApiClient {
 /// Runs Cron `name` on the gateway and waits for its result. While the gateway is unreachable
 /// or not ready (a CronJob pod may start while the gateway rolls), it keeps trying for `wait`.
 pub async fn run_cron(api: &ApiClient, name: &str, wait: Duration) -> Result<Value, ClientError> {
+    let path = format!("/api/cron/{name}/run");
+    while_starting(wait, || api.post(&path, &Value::Null)).await
+}
+
+/// Makes `request` again, backing off up to 15 s, while the gateway is unreachable or answers
+/// 503 (not ready), for at most `wait`; any other answer is returned.
+pub async fn while_starting<T, F>(
+    wait: Duration,
+    mut request: impl FnMut() -> F,
+) -> Result<T, ClientError>
+where
+    F: std::future::Future<Output = Result<T, ClientError>>,
+{
     let deadline = tokio::time::Instant::now() + wait;
     let mut delay = Duration::from_secs(1);
     loop {
-        match api
-            .post(&format!("/api/cron/{name}/run"), &Value::Null)
-            .await
-        {
+        match request().await {
             Err(
                 e @ (ClientError::Unreachable { .. } | ClientError::Refused { status: 503, .. }),
             ) if tokio::time::Instant::now() + delay < deadline => {

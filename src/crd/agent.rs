@@ -33,6 +33,11 @@ pub const MODEL_REF_PATTERN: &str = r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.primary"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(
+        name = "Backup",
+        type_ = "date",
+        json_path = ".status.backup.lastSuccessfulTime"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -77,6 +82,9 @@ pub struct AgentSpec {
     /// The gateway workload: image, port, token, storage, resources and exposure.
     #[serde(default)]
     pub gateway: GatewaySpec,
+    /// Scheduled backups of the gateway's state to S3-compatible storage, by a CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::backup::BackupSpec>,
 }
 
 /// Immediate alerts.
@@ -489,4 +497,7 @@ pub struct AgentStatus {
     /// Name of the Secret holding the gateway token (never the token itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
+    /// The scheduled backups, with `spec.backup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::backup::BackupStatus>,
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod agent;
+pub mod backup;
 pub mod channel;
 pub mod common;
 pub mod cron;

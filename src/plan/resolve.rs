@@ -13,18 +13,51 @@ use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::secrets::token_ref;
 use crate::secrets::{self, SecretProblem};
 
-/// A Secret key the gateway needs, and the spec field that names it (for messages).
+/// A Secret key an Agent needs, the spec field that names it (for messages), and who reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretUse {
     pub field: String,
     pub reference: SecretKeyRef,
+    pub reader: Reader,
+}
+
+/// Who reads a Secret key: the gateway (so a change rolls its pod) or only the backup Job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Gateway,
+    Backup,
+}
+
+/// Every Secret key an Agent reads: its gateway's, including the generated token, and its
+/// backup Job's.
+pub fn secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
+    let mut uses = gateway_secret_uses(agent, channels);
+    if let Some(b) = &agent.spec.backup {
+        let field = "spec.backup.credentialsSecretRef";
+        for reference in [
+            b.credentials_secret_ref.access_key_id(),
+            b.credentials_secret_ref.secret_access_key(),
+        ] {
+            uses.push(SecretUse {
+                field: field.into(),
+                reference,
+                reader: Reader::Backup,
+            });
+        }
+    }
+    uses
 }
 
 /// Every Secret key an Agent's gateway reads, including the generated token.
-pub fn secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
+pub fn gateway_secret_uses(agent: &Agent, channels: &[Channel]) -> Vec<SecretUse> {
     let mut uses = Vec::new();
-    let mut push =
-        |field: String, reference: SecretKeyRef| uses.push(SecretUse { field, reference });
+    let mut push = |field: String, reference: SecretKeyRef| {
+        uses.push(SecretUse {
+            field,
+            reference,
+            reader: Reader::Gateway,
+        })
+    };
     push(
         if agent.spec.gateway.auth_token_secret_ref.is_some() {
             "spec.gateway.authTokenSecretRef".into()

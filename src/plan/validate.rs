@@ -8,8 +8,11 @@ use std::fmt;
 
 use kube::ResourceExt;
 
-use super::resolve::{Resolved, secret_uses};
-use crate::consts::{ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE};
+use super::resolve::{Reader, Resolved, gateway_secret_uses, secret_uses};
+use crate::consts::{
+    COMPONENT_BACKUP, ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE,
+};
+use crate::crd::backup::{BackupSpec, KEEP_MAX, check_destination};
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
@@ -67,7 +70,11 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
     let mut digest = SecretDigest::default();
     for u in secret_uses(agent, &resolved.channels) {
         match resolved.secrets.0.get(&u.reference) {
-            Some(Ok(value)) => digest.add(&u.reference.name, &u.reference.key, value),
+            // Only what the gateway reads rolls its pod when it changes.
+            Some(Ok(value)) if u.reader == Reader::Gateway => {
+                digest.add(&u.reference.name, &u.reference.key, value)
+            }
+            Some(Ok(_)) => {}
             Some(Err(problem)) => problems.push(Problem::Secret {
                 field: u.field,
                 reference: u.reference,
@@ -168,6 +175,9 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
             ),
         );
     }
+    if let Some(b) = &spec.backup {
+        check_backup(b, &mut spec_problem);
+    }
     if let Some(a) = spec.alerts.as_ref().filter(|a| a.enabled)
         && !channels
             .iter()
@@ -204,7 +214,7 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
     }
     // Two different Secret keys must not land in one environment variable, nor on one the
     // container already sets or the system relies on.
-    let fields: BTreeMap<SecretKeyRef, String> = secret_uses(agent, channels)
+    let fields: BTreeMap<SecretKeyRef, String> = gateway_secret_uses(agent, channels)
         .into_iter()
         .map(|u| (u.reference, u.field))
         .collect();
@@ -239,6 +249,35 @@ pub fn validate_agent_spec(agent: &Agent, channels: &[Channel]) -> Vec<Problem> 
     problems
 }
 
+/// What the schema says of `spec.backup`, for files read without the API server, and what it
+/// cannot say (a schedule that never runs, a time zone that does not exist).
+fn check_backup(b: &BackupSpec, problem: &mut impl FnMut(&str, String)) {
+    if let Err(e) = check_schedule(&b.schedule) {
+        problem("spec.backup.schedule", e);
+    }
+    if let Some(Err(e)) = b.time_zone.as_deref().map(check_time_zone) {
+        problem("spec.backup.timeZone", e);
+    }
+    if let Err(e) = check_destination(&b.destination) {
+        problem("spec.backup.destination", e);
+    }
+    if !(1..=KEEP_MAX).contains(&b.keep) {
+        problem(
+            "spec.backup.keep",
+            format!("{} is out of range: keep 1 to {KEEP_MAX} backups", b.keep),
+        );
+    }
+    if let Some(endpoint) = &b.endpoint
+        && !reqwest::Url::parse(endpoint)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    {
+        problem(
+            "spec.backup.endpoint",
+            format!("`{endpoint}` is not an http(s) URL such as http://minio.minio.svc:9000"),
+        );
+    }
+}
+
 /// Splits `crons` into the runnable ones and the others, with why each was left out.
 pub fn runnable_crons(
     crons: impl IntoIterator<Item = Cron>,
@@ -259,6 +298,13 @@ pub fn runnable_crons(
 /// A Cron is runnable when Kubernetes accepts its schedule, its time zone exists and it
 /// delivers to a Channel of the same Agent.
 pub fn validate_cron(cron: &Cron, agent: &Agent, channels: &[Channel]) -> Result<(), String> {
+    if agent.spec.backup.is_some() && cron.name_any() == COMPONENT_BACKUP {
+        return Err(format!(
+            "metadata.name: a Cron named {COMPONENT_BACKUP} would run as CronJob {}, which the backups of Agent {} (spec.backup) run as; rename the Cron",
+            crate::plan::build::meta::backup_cron_job_name(agent),
+            agent.name_any()
+        ));
+    }
     check_schedule(&cron.spec.schedule).map_err(|e| format!("spec.schedule: {e}"))?;
     match &cron.spec.time_zone {
         Some(tz) => check_time_zone(tz).map_err(|e| format!("spec.timeZone: {e}"))?,

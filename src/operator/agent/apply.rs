@@ -152,7 +152,7 @@ pub async fn apply_all(
     if let Some(np) = &o.network_policy {
         w.apply(np);
     }
-    for cj in &o.cron_jobs {
+    for cj in o.cron_jobs.iter().chain(&o.backup_cron_job) {
         w.apply(cj);
     }
 
@@ -163,7 +163,7 @@ pub async fn apply_all(
     let mut secrets = names(&o.tailscale_state);
     secrets.push(meta::token_secret_name(agent));
     let keep = [
-        names(&o.cron_jobs),
+        names(o.cron_jobs.iter().chain(&o.backup_cron_job)),
         names(&o.ingress),
         names(&o.network_policy),
         names(std::iter::once(&o.config_map).chain(&o.tailscale_serve)),

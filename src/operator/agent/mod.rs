@@ -25,6 +25,7 @@ use crate::plan::validate::Problem;
 use crate::plan::{self, RunsIn};
 use fetch::ResolveError;
 use status::READY_READER_MISSING;
+use status::backup::BACKUP_FAILED;
 
 /// Requeue while secrets or spec are refused: unlabeled Secrets are not watched.
 pub const REQUEUE_REFUSED: Duration = Duration::from_secs(10);
@@ -174,23 +175,23 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         ctx.event(&*agent, EventType::Warning, reason, "Validate", note)
             .await;
     }
-    // Once when Ready turns to it, not at every other status change while it lasts.
-    let now = &decision.conditions[0];
-    let was = agent
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.common.conditions, CONDITION_READY))
-        .map(|c| c.reason.as_str());
-    if now.reason == READY_READER_MISSING && was != Some(READY_READER_MISSING) {
-        tracing::warn!(note = %now.message, "cluster reader missing");
-        ctx.event(
-            &*agent,
-            EventType::Warning,
-            READY_READER_MISSING,
-            "Bind",
-            now.message.clone(),
-        )
-        .await;
+    // Once when a condition turns to one of these, not at every other status change while it
+    // lasts.
+    for (type_, reason, action) in [
+        (CONDITION_READY, READY_READER_MISSING, "Bind"),
+        (CONDITION_BACKED_UP, BACKUP_FAILED, "Backup"),
+    ] {
+        if let Some(now) = turned_to(&agent, &decision.conditions, type_, reason) {
+            tracing::warn!(note = %now.message, "{type_}: {reason}");
+            ctx.event(
+                &*agent,
+                EventType::Warning,
+                reason,
+                action,
+                now.message.clone(),
+            )
+            .await;
+        }
     }
     let ready = decision.conditions.first().is_some_and(|c| c.status);
     Ok(Action::requeue(if !problems.is_empty() {
@@ -200,6 +201,22 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
     } else {
         REQUEUE_PENDING
     }))
+}
+
+/// The decided condition of `type_`, when its reason is `reason` now and was not before.
+fn turned_to<'a>(
+    agent: &Agent,
+    decided: &'a [conditions::Cond],
+    type_: &str,
+    reason: &str,
+) -> Option<&'a conditions::Cond> {
+    let now = decided.iter().find(|c| c.type_ == type_)?;
+    let was = agent
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.common.conditions, type_))
+        .map(|c| c.reason.as_str());
+    (now.reason == reason && was != Some(reason)).then_some(now)
 }
 
 /// Deletion: namespaced objects go with their owner reference; the cluster-scoped bindings

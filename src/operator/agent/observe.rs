@@ -1,8 +1,9 @@
 //! Observe: read the live objects an Agent's status is decided from — the Deployment, the
-//! Ingress or Tailscale state its exposure makes, and pods only while the gateway is not rolled
-//! out.
+//! Ingress or Tailscale state its exposure makes, the backup CronJob with `spec.backup`, and
+//! pods only while the gateway is not rolled out.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
@@ -59,8 +60,18 @@ pub async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
             .await
             .map_err(read("Secret", name))
     };
-    let (deployment, ingress, tailscale_state) =
-        futures::try_join!(deployment, ingress, tailscale_state)?;
+    let backup_cron_job = async {
+        if agent.spec.backup.is_none() {
+            return Ok(None);
+        }
+        let name = meta::backup_cron_job_name(agent);
+        Api::<CronJob>::namespaced(c.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(read("CronJob", name))
+    };
+    let (deployment, ingress, tailscale_state, backup_cron_job) =
+        futures::try_join!(deployment, ingress, tailscale_state, backup_cron_job)?;
     // Pods only while the gateway is not rolled out: a healthy Agent costs no list.
     let pods = match &deployment {
         Some(d) if !status::rolled_out(d) => {
@@ -90,5 +101,6 @@ pub async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         pods,
         missing_cluster_roles: Vec::new(),
         held: None,
+        backup_cron_job,
     })
 }

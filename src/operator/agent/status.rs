@@ -1,7 +1,10 @@
 //! Status: decide the Agent's conditions and URL from what validation found and what the
 //! cluster shows (pure), then write status only when it changed.
 
+pub mod backup;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +15,7 @@ use serde_json::json;
 use super::pods::{self, Diagnosis, PodFacts};
 use crate::conditions::{self, Cond};
 use crate::consts::*;
+use crate::crd::backup::BackupStatus;
 use crate::crd::{Agent, AgentStatus, CommonStatus, Exposure};
 use crate::operator::context::Context;
 use crate::plan::build::{self, meta, network};
@@ -33,6 +37,8 @@ pub struct Observed {
     pub missing_cluster_roles: Vec<&'static str>,
     /// Why the first rollout waits, when it does.
     pub held: Option<String>,
+    /// With `spec.backup`: its CronJob, as the CronJob controller reports it.
+    pub backup_cron_job: Option<CronJob>,
 }
 
 /// The decided status, before timestamps.
@@ -42,6 +48,8 @@ pub struct Decision {
     pub url: Option<String>,
     /// Everything was applied, so the token Secret exists.
     pub applied: bool,
+    /// With `spec.backup`: what its CronJob reports.
+    pub backup: Option<BackupStatus>,
 }
 
 /// Decides status from validation `problems`, an apply `failure`, and the live objects.
@@ -134,10 +142,17 @@ pub fn decide(
             ),
         )
     };
+    let mut conditions = vec![ready, secrets_cond, exposed, available];
+    // Backups are told beside Ready, not in it: the gateway answers whether or not they work.
+    let backup = backup::decide(agent, observed.backup_cron_job.as_ref()).map(|(cond, status)| {
+        conditions.push(cond);
+        status
+    });
     Decision {
-        conditions: vec![ready, secrets_cond, exposed, available],
+        conditions,
         url,
         applied: problems.is_empty() && failure.is_none(),
+        backup,
     }
 }
 
@@ -370,6 +385,7 @@ pub async fn write_status(
                 .applied
                 .then(|| build::secrets::token_ref(agent).name)
         }),
+        backup: decision.backup.clone(),
     };
     if next == previous {
         return Ok(false);
@@ -391,12 +407,19 @@ pub async fn write_status(
 /// The status as a merge patch: fields that became empty are sent as `null`, which removes
 /// them; omitting them would leave the old value and make every later reconcile write again.
 fn status_patch(status: &AgentStatus) -> serde_json::Value {
+    fn nulls(object: &mut serde_json::Value, fields: &[&str]) {
+        let object = object.as_object_mut().expect("an object");
+        for field in fields {
+            object.entry(*field).or_insert(serde_json::Value::Null);
+        }
+    }
     let mut body = serde_json::to_value(status).expect("status serializes");
-    for field in ["url", "tokenSecret", "observedGeneration"] {
-        body.as_object_mut()
-            .expect("status is an object")
-            .entry(field)
-            .or_insert(serde_json::Value::Null);
+    nulls(
+        &mut body,
+        &["url", "tokenSecret", "observedGeneration", "backup"],
+    );
+    if let Some(backup) = body.get_mut("backup").filter(|b| b.is_object()) {
+        nulls(backup, &["lastScheduleTime", "lastSuccessfulTime"]);
     }
     body
 }

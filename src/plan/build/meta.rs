@@ -56,6 +56,11 @@ pub fn cron_runner_name(agent: &Agent) -> String {
 pub fn cron_job_name(agent: &Agent, cron: &str) -> String {
     child_name(&agent.name_any(), cron, 52)
 }
+/// The CronJob of `spec.backup`; a Cron named `backup` would get the same name, so such a Cron
+/// is refused while the Agent has backups.
+pub fn backup_cron_job_name(agent: &Agent) -> String {
+    cron_job_name(agent, COMPONENT_BACKUP)
+}
 /// Cluster-scoped, so it carries the namespace.
 pub fn cluster_binding_name(agent: &Agent) -> String {
     cluster_scoped_name(agent, "reader")

@@ -49,6 +49,8 @@ pub struct GatewayObjects {
     pub ingress: Option<Ingress>,
     pub network_policy: Option<NetworkPolicy>,
     pub cron_jobs: Vec<CronJob>,
+    /// With `spec.backup`: the CronJob that backs the state up.
+    pub backup_cron_job: Option<CronJob>,
 }
 
 /// Hash over the gateway config, the Tailscale serve config and the referenced secret data:
@@ -97,6 +99,11 @@ pub fn build_all(plan: &AgentPlan, image: &str) -> GatewayObjects {
             .iter()
             .map(|c| cron_job::cron_job(agent, c, image))
             .collect(),
+        backup_cron_job: agent
+            .spec
+            .backup
+            .as_ref()
+            .map(|b| cron_job::backup_cron_job(agent, b, image)),
     }
 }
 
@@ -125,9 +132,12 @@ impl GatewayObjects {
         out.extend(self.ingress.iter().map(v));
         out.extend(self.network_policy.iter().map(v));
         out.extend(self.cron_jobs.iter().map(v));
+        out.extend(self.backup_cron_job.iter().map(v));
         out
     }
 }
 
+#[cfg(test)]
+mod backup_tests;
 #[cfg(test)]
 mod tests;

@@ -138,7 +138,7 @@ fn namespaces_peer(names: Vec<String>) -> NetworkPolicyPeer {
     }
 }
 
-/// Admits the gateway port only from this Agent's Cron pods, the ingress controller or Tailscale
+/// Admits the gateway port only from this Agent's Cron and backup pods, the ingress controller or Tailscale
 /// operator namespaces its exposure needs, and the namespaces the user lists. The Tailscale
 /// sidecar reaches the gateway over loopback and needs no rule. Egress stays open: the gateway
 /// talks to Telegram, the model API and the Kubernetes API.
@@ -151,6 +151,12 @@ pub fn network_policy(agent: &Agent, exposure: &Exposure) -> Option<NetworkPolic
         pod_selector: Some(meta::selector(agent, COMPONENT_CRON)),
         ..Default::default()
     }];
+    if agent.spec.backup.is_some() {
+        peers.push(NetworkPolicyPeer {
+            pod_selector: Some(meta::selector(agent, COMPONENT_BACKUP)),
+            ..Default::default()
+        });
+    }
     let mut namespaces: Vec<String> = np.allow_from_namespaces.clone();
     match exposure {
         Exposure::Ingress(ing) => namespaces.extend(ing.controller_namespaces.iter().cloned()),

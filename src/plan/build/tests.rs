@@ -10,7 +10,7 @@ use super::*;
 use crate::crd::agent::{TailscaleExpose, TailscaleMode};
 use crate::manifests::Manifests;
 
-fn example(file: &str) -> Manifests {
+pub(super) fn example(file: &str) -> Manifests {
     Manifests::from_files(
         &[format!(
             "{}/manifests/examples/{file}",
@@ -21,7 +21,7 @@ fn example(file: &str) -> Manifests {
     .unwrap()
 }
 
-fn build_from(m: &Manifests, digest: &str) -> GatewayObjects {
+pub(super) fn build_from(m: &Manifests, digest: &str) -> GatewayObjects {
     let mut resolved = crate::plan::resolve::assemble(
         Arc::new(m.agents[0].clone()),
         m.channels.clone(),
@@ -34,7 +34,7 @@ fn build_from(m: &Manifests, digest: &str) -> GatewayObjects {
     build_all(&plan, "img:1")
 }
 
-fn env<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
+pub(super) fn env<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
     c.env
         .as_ref()
         .unwrap()
