@@ -96,7 +96,7 @@ pub const NEEDS: &[Need] = &[
         groups: &["batch"],
         resources: &["cronjobs"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
-        why: "applies one CronJob per Cron, watches them, prunes those of removed Crons",
+        why: "applies one CronJob per Cron and one for spec.backup, watches them, reads the backup one's status, prunes those of removed Crons",
     },
     Need {
         groups: &["networking.k8s.io"],

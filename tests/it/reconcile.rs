@@ -1100,3 +1100,136 @@ async fn a_copy_from_before_the_operators_status_write_writes_nothing() {
     );
     assert_eq!(writes(&log), Vec::<String>::new());
 }
+
+const BACKUP_JOB: &str = "/apis/batch/v1/namespaces/default/cronjobs/shrimp-backup";
+
+/// `spec.backup` becomes a CronJob; what the CronJob controller then reports on it becomes
+/// `status.backup`, the `BackedUp` condition and, when a backup fails, one Warning event.
+/// Dropping `spec.backup` removes the CronJob, the condition and the status.
+#[tokio::test]
+async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
+    let h = Harness::new("shrimp.yaml");
+    h.fake.insert(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "shrimp-s3", "namespace": "default"},
+        "data": {
+            "AWS_ACCESS_KEY_ID": base64::engine::general_purpose::STANDARD.encode("AKIAEXAMPLEKEY123456"),
+            "AWS_SECRET_ACCESS_KEY": base64::engine::general_purpose::STANDARD.encode("wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"),
+        },
+    }));
+    let mut agent = h.fake.get(AGENT).unwrap();
+    agent["spec"]["backup"] = json!({
+        "schedule": "0 3 * * *",
+        "destination": "s3://my-backups/shrimp/",
+        "credentialsSecretRef": {"name": "shrimp-s3"},
+        "keep": 7,
+    });
+    h.fake.insert(&agent);
+    h.ready().await;
+    let job = h
+        .fake
+        .get(BACKUP_JOB)
+        .expect("the backup CronJob is applied");
+    assert_eq!(job["spec"]["schedule"], "0 3 * * *");
+    let status = || h.fake.get(AGENT).unwrap()["status"].clone();
+    assert_eq!(status()["backup"], json!({"cronJob": "shrimp-backup"}));
+    assert_eq!(h.condition("BackedUp")["reason"], "NoBackupYet");
+    assert_eq!(
+        h.condition("Ready")["status"],
+        "True",
+        "no backup yet does not make the gateway unready"
+    );
+
+    // The CronJob controller started a Job at 03:00 and it succeeded at 03:00:04.
+    h.fake.set(
+        BACKUP_JOB,
+        "",
+        "status",
+        json!({"lastScheduleTime": "2026-11-29T03:00:00Z", "lastSuccessfulTime": "2026-11-29T03:00:04Z"}),
+    );
+    h.reconcile().await;
+    assert_eq!(
+        status()["backup"]["lastSuccessfulTime"],
+        "2026-11-29T03:00:04Z"
+    );
+    assert_eq!(h.condition("BackedUp")["status"], "True");
+    let (_, log) = h.reconcile().await;
+    assert!(writes(&log).is_empty(), "{:#?}", writes(&log));
+
+    // The next night's fails: told once, as a Warning event, and in the condition.
+    h.fake.set(
+        BACKUP_JOB,
+        "",
+        "status",
+        json!({"lastScheduleTime": "2026-11-30T03:00:00Z", "lastSuccessfulTime": "2026-11-29T03:00:04Z"}),
+    );
+    let (_, log) = h.reconcile().await;
+    let backed_up = h.condition("BackedUp");
+    assert_eq!(backed_up["reason"], "BackupFailed", "{backed_up}");
+    assert!(
+        backed_up["message"]
+            .as_str()
+            .unwrap()
+            .contains("the last that did finished at 2026-11-29 03:00:04 UTC"),
+        "{backed_up}"
+    );
+    let event = log
+        .iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .filter_map(|r| r.body.clone())
+        .find(|b| b["reason"] == "BackupFailed")
+        .expect("a Warning event tells the failure");
+    assert_eq!(event["type"], "Warning");
+    let (_, log) = h.reconcile().await;
+    assert!(
+        !log.iter().any(|r| r.path.ends_with("/events")),
+        "told once"
+    );
+    assert_eq!(h.condition("Ready")["status"], "True");
+    assert!(
+        !all_bodies(&log).contains("wJalrXUtnFEMI"),
+        "the secret key reaches nothing"
+    );
+
+    // Backups turned off: the CronJob goes, and so do the condition and the status.
+    let mut agent = h.fake.get(AGENT).unwrap();
+    agent["spec"].as_object_mut().unwrap().remove("backup");
+    h.fake.insert(&agent);
+    let (_, log) = h.reconcile().await;
+    assert!(
+        writes(&log).contains(&format!("DELETE {BACKUP_JOB}")),
+        "{:#?}",
+        writes(&log)
+    );
+    assert!(status().get("backup").is_none(), "{}", status());
+    assert_eq!(h.condition("BackedUp"), Value::Null);
+}
+
+/// A credentials Secret that is missing is named, and the running gateway is left as it was.
+#[tokio::test]
+async fn a_missing_backup_credentials_secret_is_named() {
+    let h = Harness::new("shrimp.yaml");
+    h.ready().await;
+    let mut agent = h.fake.get(AGENT).unwrap();
+    agent["spec"]["backup"] = json!({
+        "schedule": "@daily",
+        "destination": "s3://my-backups/",
+        "credentialsSecretRef": {"name": "nowhere"},
+    });
+    h.fake.insert(&agent);
+    let (_, log) = h.reconcile().await;
+    assert!(h.fake.get(BACKUP_JOB).is_none());
+    assert!(
+        !writes(&log).iter().any(|w| w.contains("/deployments/")),
+        "{:#?}",
+        writes(&log)
+    );
+    let secrets = h.condition("SecretsResolved");
+    assert!(
+        secrets["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret nowhere key AWS_ACCESS_KEY_ID (spec.backup.credentialsSecretRef)"),
+        "{secrets}"
+    );
+}
