@@ -34,6 +34,10 @@ pub enum BackupAction {
         /// the backup CronJob of `spec.backup` waits 300.
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// Where to write a failure's reason for `kubectl describe pod` (in a pod:
+        /// /dev/termination-log).
+        #[arg(long, hide = true, env = "CLAWOPS_TERMINATION_LOG")]
+        termination_log: Option<PathBuf>,
     },
     /// Restore an archive: into a running gateway through its API (it stops and applies the
     /// backup at its next start; in Kubernetes it is started again by itself), or with `--into`
@@ -97,14 +101,13 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             include_secrets,
             keep,
             wait,
+            termination_log,
         } => {
+            let termination_log = crate::cli::client::termination_log(termination_log);
             let created = create(&to, from, include_secrets, keep, wait, access).await;
             // In the backup CronJob's pod, `kubectl describe` shows why it failed.
-            if let (Err(e), true) = (&created, crate::cli::client::in_pod()) {
-                crate::gateway::cron::outcome::write_termination_message(
-                    std::path::Path::new(crate::gateway::cron::outcome::TERMINATION_LOG),
-                    &format!("{e:#}"),
-                );
+            if let (Err(e), Some(path)) = (&created, termination_log) {
+                crate::gateway::cron::outcome::write_termination_message(&path, &format!("{e:#}"));
             }
             created?
         }

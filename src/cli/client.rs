@@ -118,6 +118,12 @@ pub fn in_pod() -> bool {
     std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
 }
 
+/// Where a Job's failure is written for `kubectl describe pod`: the given path, or in a pod
+/// the container's termination log.
+pub fn termination_log(given: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    given.or_else(|| in_pod().then(|| crate::gateway::cron::outcome::TERMINATION_LOG.into()))
+}
+
 pub struct ApiClient {
     base: String,
     token: SecretString,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::GatewayAccess;
-use super::client::{in_pod, run_cron};
+use super::client::run_cron;
 
 #[derive(Subcommand)]
 pub enum CronAction {
@@ -53,9 +53,7 @@ pub async fn run(action: CronAction, access: GatewayAccess) -> anyhow::Result<()
     if record {
         record_run(&name, namespace, failure.as_deref()).await;
     }
-    let termination_log = termination_log.or_else(|| {
-        in_pod().then(|| PathBuf::from(crate::gateway::cron::outcome::TERMINATION_LOG))
-    });
+    let termination_log = super::client::termination_log(termination_log);
     if let (Some(reason), Some(path)) = (&failure, termination_log) {
         crate::gateway::cron::outcome::write_termination_message(&path, reason);
     }

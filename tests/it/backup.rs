@@ -220,43 +220,11 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     gw.terminate(Duration::from_secs(10));
 }
 
-/// moto in server mode (`scripts/install-moto.sh`, which `make test` runs), on `port`.
-fn moto(port: u16) -> Reaper {
-    let python = format!("{}/.tools/moto/bin/python", env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        Path::new(&python).exists(),
-        "moto is not installed: run scripts/install-moto.sh (make test does)"
-    );
-    let child = Command::new(&python)
-        .args(["-m", "moto.server", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The bucket, made with moto's own boto3 (clawops only reads and writes objects).
-    let made = Command::new(&python)
-        .args([
-            "-c",
-            &format!(
-                "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', aws_access_key_id='AKIDCLAWOPSTEST', aws_secret_access_key='moto-secret', region_name='us-east-1').create_bucket(Bucket='claw-backups')"
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
-    Reaper(child)
-}
-
 fn with_s3(args: &[&str], endpoint: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clawops"))
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", "AKIDCLAWOPSTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
+        .env("AWS_ACCESS_KEY_ID", support::moto::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", support::moto::SECRET_ACCESS_KEY)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("CLAWOPS_GATEWAY_URL", "http://127.0.0.1:9")
@@ -269,7 +237,7 @@ fn with_s3(args: &[&str], endpoint: &str) -> Output {
 #[test]
 fn backups_go_to_and_come_back_from_s3_compatible_storage() {
     let port = free_port();
-    let mut server = moto(port);
+    let mut server = support::moto::moto(port);
     let endpoint = format!("http://127.0.0.1:{port}");
     let state = support::temp_dir("backup-s3-state");
     std::fs::create_dir_all(state.join("telegram")).unwrap();
@@ -337,17 +305,11 @@ fn backups_go_to_and_come_back_from_s3_compatible_storage() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let python = format!("{}/.tools/moto/bin/python", env!("CARGO_MANIFEST_DIR"));
-    let listed = Command::new(&python)
-        .args([
-            "-c",
-            &format!(
-                "import boto3; r = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='AKIDCLAWOPSTEST', aws_secret_access_key='moto-secret', region_name='us-east-1').list_objects_v2(Bucket='claw-backups', Prefix='daily/'); print(len(r.get('Contents', [])))"
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(text(&listed).trim(), "2", "two kept under the prefix");
+    assert_eq!(
+        support::moto::keys(&endpoint, "daily/").len(),
+        2,
+        "two kept under the prefix"
+    );
     assert_eq!(
         std::fs::read_dir(&local).unwrap().count(),
         2,

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod fake_api;
 pub mod fake_llm;
 pub mod fake_telegram;
+pub mod moto;
 pub mod nodes;
 pub mod process;
 pub mod rbac;
