@@ -128,6 +128,22 @@ pub fn check_destination(destination: &str) -> Result<(), String> {
     }
 }
 
+/// Why `endpoint` is not an http(s) URL with a host, if it is not (the CRD's pattern, for files
+/// read without the API server).
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or_default());
+    if host.is_some_and(|h| !h.is_empty()) && !endpoint.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{endpoint}` is not an http(s) URL such as http://minio.minio.svc:9000"
+        ))
+    }
+}
+
 /// What the Agent's backup CronJob reports.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +183,16 @@ mod tests {
         ] {
             let err = check_destination(bad).expect_err(bad);
             assert!(err.contains("s3://BUCKET/PREFIX/"), "{err}");
+        }
+    }
+
+    #[test]
+    fn endpoints_are_http_urls_with_a_host() {
+        for ok in ["http://minio.minio.svc:9000", "https://s3.example.com/base"] {
+            assert_eq!(check_endpoint(ok), Ok(()), "{ok}");
+        }
+        for bad in ["minio:9000", "http://", "ftp://x", "http://a b"] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
         }
     }
 

@@ -12,7 +12,7 @@ use super::resolve::{Reader, Resolved, gateway_secret_uses, secret_uses};
 use crate::consts::{
     COMPONENT_BACKUP, ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE,
 };
-use crate::crd::backup::{BackupSpec, KEEP_MAX, check_destination};
+use crate::crd::backup::{BackupSpec, KEEP_MAX, check_destination, check_endpoint};
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
@@ -267,14 +267,8 @@ fn check_backup(b: &BackupSpec, problem: &mut impl FnMut(&str, String)) {
             format!("{} is out of range: keep 1 to {KEEP_MAX} backups", b.keep),
         );
     }
-    if let Some(endpoint) = &b.endpoint
-        && !reqwest::Url::parse(endpoint)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-    {
-        problem(
-            "spec.backup.endpoint",
-            format!("`{endpoint}` is not an http(s) URL such as http://minio.minio.svc:9000"),
-        );
+    if let Some(Err(e)) = b.endpoint.as_deref().map(check_endpoint) {
+        problem("spec.backup.endpoint", e);
     }
 }
 
