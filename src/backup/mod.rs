@@ -27,6 +27,12 @@ const DEVICES_FILE: &str = "devices/paired.json";
 pub const PENDING: &str = ".restore-pending";
 /// Where state replaced by a restore is kept.
 const REPLACED: &str = ".replaced-";
+/// Left in a state dir by a restore, until the gateway's first start on it has adopted what
+/// came with it (the nodes of [`NODE_PAIRINGS_FILE`]). Never backed up.
+pub const RESTORED: &str = ".restored";
+/// In a backup taken from a gateway in a cluster: its Agent's NodePairings, the truth about its
+/// nodes there, which live in the cluster and not in the state dir.
+pub const NODE_PAIRINGS_FILE: &str = "cluster/nodepairings.json";
 /// A restore refuses archives that would unpack to more than this.
 const MAX_UNPACKED: u64 = 1 << 30;
 
@@ -100,6 +106,7 @@ fn state_files(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
             if name.contains(".tmp.")
                 || name == ".probe"
                 || name == PENDING
+                || name == RESTORED
                 || name.starts_with(REPLACED)
             {
                 continue;
@@ -145,16 +152,22 @@ fn snapshot(dir: &Path, rel: &Path, secrets: bool) -> Result<Option<Vec<u8>>, Ba
     Ok(Some(bytes))
 }
 
-/// Removes every `token` and `tokens` field (the devices' credentials).
+/// Takes the devices' credentials out of `devices/paired.json` (device id → device, each with
+/// `tokens` by role). A live token goes, so the device gets a new one when it next proves its
+/// key; a revoked one stays on record with its value blanked, so the device stays revoked.
 fn strip_tokens(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            m.remove("token");
-            m.remove("tokens");
-            m.values_mut().for_each(strip_tokens);
+    let devices = v.as_object_mut().into_iter().flat_map(|m| m.values_mut());
+    for device in devices.filter_map(serde_json::Value::as_object_mut) {
+        device.remove("token");
+        if let Some(tokens) = device.get_mut("tokens").and_then(|t| t.as_object_mut()) {
+            tokens.retain(|_, t| t.get("revokedAtMs").is_some_and(|r| !r.is_null()));
+            for t in tokens
+                .values_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
+                t.insert("token".into(), serde_json::Value::String(String::new()));
+            }
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_tokens),
-        _ => {}
     }
 }
 
@@ -173,12 +186,24 @@ fn append(
 
 /// Backs up `dir`.
 pub fn create(dir: &Path, secrets: bool) -> Result<Made, BackupError> {
+    create_with(dir, secrets, Vec::new())
+}
+
+/// [`create`], with `extra` files that are not in the state dir (a gateway in a cluster adds
+/// [`NODE_PAIRINGS_FILE`]); one of them replaces a state file of the same path.
+pub fn create_with(dir: &Path, secrets: bool, extra: Vec<StateFile>) -> Result<Made, BackupError> {
     let mut files = Vec::new();
     for rel in state_files(dir)? {
-        if let Some(bytes) = snapshot(dir, &rel, secrets)? {
-            files.push((rel.to_string_lossy().into_owned(), bytes));
+        let rel = rel.to_string_lossy().into_owned();
+        if extra.iter().any(|(p, _)| *p == rel) {
+            continue;
+        }
+        if let Some(bytes) = snapshot(dir, Path::new(&rel), secrets)? {
+            files.push((rel, bytes));
         }
     }
+    files.extend(extra);
+    files.sort();
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,

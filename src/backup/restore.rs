@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    BackupError, Manifest, PENDING, REPLACED, StateFile, TOKEN_FILE, io, read, state_files,
+    BackupError, Manifest, PENDING, REPLACED, RESTORED, StateFile, TOKEN_FILE, io, read,
+    state_files,
 };
 
 /// Writes `files` under `dir` (which must not exist), 0600, synced.
@@ -23,7 +24,9 @@ fn write_files(dir: &Path, files: &[StateFile]) -> Result<(), BackupError> {
         std::io::Write::write_all(&mut f, bytes).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
     }
-    Ok(())
+    // The first start on restored state adopts what came with it (see `RESTORED`).
+    let marker = dir.join(RESTORED);
+    std::fs::write(&marker, b"").map_err(io(&marker))
 }
 
 /// How many state files `dir` holds (0 when it does not exist).

@@ -24,7 +24,9 @@ fn state() -> PathBuf {
     .unwrap();
     std::fs::write(
         d.join(DEVICES_FILE),
-        r#"{"ab":{"publicKey":"k","tokens":{"node":{"token":"s3cr3t-device-token"}}}}"#,
+        // As the gateway's pairing store writes it.
+        r#"{"ab":{"deviceId":"ab","publicKey":"k","platform":"linux","clientId":"node-host","clientMode":"node","role":"node","roles":["node"],"scopes":[],"tokens":{"node":{"token":"s3cr3t-device-token","role":"node","scopes":[],"createdAtMs":1}},"createdAtMs":1,"approvedAtMs":1},
+            "cd":{"deviceId":"cd","publicKey":"k2","platform":"linux","clientId":"node-host","clientMode":"node","role":"node","roles":["node"],"scopes":[],"tokens":{"node":{"token":"s3cr3t-revoked-token","role":"node","scopes":[],"createdAtMs":1,"revokedAtMs":2}},"createdAtMs":1,"approvedAtMs":1}}"#,
     )
     .unwrap();
     // A log whose last line is being written.
@@ -63,6 +65,19 @@ fn a_backup_round_trips_without_secrets_half_lines_or_leftovers() {
     assert_eq!(
         std::fs::read_to_string(dst.join("tools/audit.jsonl")).unwrap(),
         "{\"a\":1}\n"
+    );
+    // The pairing store reads the devices back, without their tokens.
+    let paired: std::collections::BTreeMap<String, crate::gateway::nodes::store::PairedDevice> =
+        serde_json::from_slice(&std::fs::read(dst.join(DEVICES_FILE)).unwrap()).unwrap();
+    assert_eq!(paired["ab"].public_key, "k");
+    assert!(
+        paired["ab"].tokens.is_empty(),
+        "a live token goes: a new one is made"
+    );
+    let revoked = &paired["cd"].tokens["node"];
+    assert!(
+        revoked.revoked_at_ms.is_some() && revoked.token.is_empty(),
+        "a revoked one stays revoked, its value blanked: {revoked:?}"
     );
     // With secrets asked for, they come along.
     let with = create(&src, true).unwrap();

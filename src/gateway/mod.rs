@@ -325,6 +325,8 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let alerts = alerts::start(&gw);
     let scheduler = cron::start(&gw);
     let pairings = nodes::cluster::start(&gw);
+    // Before the node socket serves: a node the restore brings back must find its NodePairing.
+    nodes::restored::adopt_at_start(&gw).await;
     tracing::info!(addr = %listen.addr, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
     tracing::info!("{}", listen.why);
 

@@ -4,6 +4,7 @@
 mod alerts;
 mod attacks;
 mod backup;
+mod backup_nodes;
 mod backup_schedule;
 mod chart;
 mod cluster_tools;

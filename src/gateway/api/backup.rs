@@ -76,8 +76,16 @@ async fn backup(
     State(gw): State<Arc<Gateway>>,
     axum::extract::Query(q): axum::extract::Query<BackupQuery>,
 ) -> Response {
+    // In a cluster the NodePairings go with it: they, not the state dir, approve the nodes.
+    let carried = match crate::gateway::nodes::restored::carried(&gw).await {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "backup", e.to_string()),
+    };
     let dir = gw.state.path().to_path_buf();
-    match tokio::task::spawn_blocking(move || crate::backup::create(&dir, q.secrets)).await {
+    let extra = carried.into_iter().collect();
+    match tokio::task::spawn_blocking(move || crate::backup::create_with(&dir, q.secrets, extra))
+        .await
+    {
         Ok(Ok(made)) => {
             tracing::info!(
                 files = made.manifest.files.len(),

@@ -30,11 +30,15 @@ pub(super) async fn admit(
     let nodes = &gw.nodes;
     // The signature over this connection's nonce proves the device holds its key; a paired
     // device needs nothing more. A token, when sent, must be right: the device's own, or the
-    // gateway token (which Clawdbot node hosts send for their first pairing).
+    // gateway token (which Clawdbot node hosts send for their first pairing). One restored
+    // without its tokens cannot be checked; its key is proven, and it gets a new one.
     if let Some(t) = params.auth.as_ref().and_then(|a| a.token.as_deref())
         && !nodes
             .store
             .verify_token(&proven.device_id, &proven.role, t, now)
+        && !nodes
+            .store
+            .awaits_token(&proven.device_id, &proven.public_key, &proven.role, now)
         && let Err(denied) = gw.auth.check(ip, Some(t), Instant::now())
     {
         return Err(Refusal::invalid(
@@ -65,10 +69,12 @@ pub(super) async fn admit(
         ts: now,
     };
     let gate = match &nodes.cluster {
-        None => nodes
-            .store
-            .gate(request, now, limit.is_ok())
-            .map_err(|e| e.to_string()),
+        None => match nodes.store.reissue(&request, now) {
+            Ok(Some(device)) => Ok(Gate::Paired(Box::new(device))),
+            Ok(None) => nodes.store.gate(request, now, limit.is_ok()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| e.to_string()),
         Some(cluster) => cluster_gate(gw, cluster, request, now, limit.is_ok()).await,
     }
     .map_err(|e| {

@@ -57,6 +57,8 @@ const EDIT_ATTEMPTS: usize = 3;
 /// The label on the NodePairings the gateway creates for a device asking to pair.
 pub const REQUESTED_BY_LABEL: &str = "clawops.dev/requested-by";
 pub const REQUESTED_BY: &str = "gateway";
+/// Its value on the NodePairings a restore brought back.
+pub const RESTORED_BY: &str = "restore";
 
 pub struct ClusterPairings {
     api: Api<NodePairing>,
@@ -164,34 +166,61 @@ impl ClusterPairings {
 
     /// Creates the pending NodePairing of a device asking to pair (kept if it exists).
     pub async fn request(&self, d: &PendingDevice) -> Result<(), ClusterError> {
-        self.create(&d.device_id, &d.public_key, d.display_name.as_deref())
-            .await
+        self.create(
+            self.spec(&d.device_id, &d.public_key, d.display_name.as_deref()),
+            REQUESTED_BY,
+        )
+        .await
     }
 
-    async fn create(
-        &self,
-        node_id: &str,
-        public_key: &str,
-        display_name: Option<&str>,
-    ) -> Result<(), ClusterError> {
-        let name = name_for(&self.agent, node_id);
-        let mut np = NodePairing::new(
-            &name,
-            NodePairingSpec {
-                agent_ref: self.agent.clone(),
-                node_id: node_id.into(),
-                public_key: public_key.into(),
-                display_name: display_name.map(str::to_string),
-                approved: false,
-                exec: ExecPolicy::default(),
-            },
-        );
-        np.metadata.labels = Some([(REQUESTED_BY_LABEL.into(), REQUESTED_BY.into())].into());
+    /// A NodePairing spec of this Agent, not approved, with the default exec settings.
+    fn spec(&self, node_id: &str, public_key: &str, display_name: Option<&str>) -> NodePairingSpec {
+        NodePairingSpec {
+            agent_ref: self.agent.clone(),
+            node_id: node_id.into(),
+            public_key: public_key.into(),
+            display_name: display_name.map(str::to_string),
+            approved: false,
+            exec: ExecPolicy::default(),
+        }
+    }
+
+    /// Creates the NodePairing `spec` names (kept if it exists), labelled with who asked.
+    async fn create(&self, spec: NodePairingSpec, requested_by: &str) -> Result<(), ClusterError> {
+        let name = name_for(&self.agent, &spec.node_id);
+        let mut np = NodePairing::new(&name, spec);
+        np.metadata.labels = Some([(REQUESTED_BY_LABEL.into(), requested_by.into())].into());
         match self.api.create(&PostParams::default(), &np).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
             Err(source) => Err(ClusterError::Write { name, source }),
         }
+    }
+
+    /// This Agent's NodePairings.
+    pub async fn all(&self) -> Result<Vec<Arc<NodePairing>>, ClusterError> {
+        self.ready().await?;
+        let mut all: Vec<_> = self
+            .cache
+            .state()
+            .into_iter()
+            .filter(|np| np.spec.agent_ref == self.agent)
+            .collect();
+        all.sort_by_key(|np| np.name_any());
+        Ok(all)
+    }
+
+    /// Makes a NodePairing of this Agent from `spec` (one brought by a restore) unless the node
+    /// has one: the cluster's own word stands. Whether it made one.
+    pub async fn adopt(&self, mut spec: NodePairingSpec) -> Result<bool, ClusterError> {
+        if self.find(&spec.node_id).await?.is_some() {
+            return Ok(false);
+        }
+        spec.agent_ref = self.agent.clone();
+        let node_id = spec.node_id.clone();
+        self.create(spec, RESTORED_BY).await?;
+        self.settle(&node_id, |np| np.is_some()).await;
+        Ok(true)
     }
 
     async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<(), ClusterError> {
@@ -222,7 +251,8 @@ impl ClusterPairings {
             Some(np) if np.spec.approved == approved => return Ok(()),
             Some(np) => np.name_any(),
             None if approved => {
-                self.create(node_id, public_key, display_name).await?;
+                self.create(self.spec(node_id, public_key, display_name), REQUESTED_BY)
+                    .await?;
                 name_for(&self.agent, node_id)
             }
             None => return Ok(()),

@@ -128,6 +128,12 @@ impl LocalExec {
         Ok(self.all()?.remove(node_id).unwrap_or_default())
     }
 
+    /// Whether the node has settings of its own here.
+    pub fn has(&self, node_id: &str) -> Result<bool, StateError> {
+        let _held = self.lock.lock().expect("exec settings lock");
+        Ok(self.all()?.contains_key(node_id))
+    }
+
     /// Replaces a node's settings with what `change` makes of them, written before it returns.
     pub fn update<E: From<StateError>>(
         &self,

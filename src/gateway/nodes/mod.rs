@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod exec;
 pub mod handshake;
 pub mod registry;
+pub mod restored;
 pub mod run;
 pub mod socket;
 pub mod store;

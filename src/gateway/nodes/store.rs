@@ -71,6 +71,8 @@ pub struct PairedDevice {
     pub scopes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_ip: Option<String>,
+    /// Absent in a backup taken without secrets by clawops before it kept the map empty.
+    #[serde(default)]
     pub tokens: BTreeMap<String, DeviceToken>,
     pub created_at_ms: i64,
     pub approved_at_ms: i64,
@@ -194,6 +196,48 @@ impl PairingStore {
             .cloned()
     }
 
+    /// A device approved with this key and role whose tokens stayed out of the backup it was
+    /// restored from (a revoked token stays on record, so a revoked device is never this). It
+    /// proved its key, which is what its approval was for: it gets a new token, and a token it
+    /// sends from before cannot be checked and is not held against it.
+    fn restored_without_token(paired: &Paired, device: &str, public_key: &str, role: &str) -> bool {
+        paired.get(device).is_some_and(|d| {
+            d.public_key == public_key
+                && d.roles.iter().any(|r| r == role)
+                && !d.tokens.contains_key(role)
+        })
+    }
+
+    /// Whether `device`, proven with `public_key`, awaits a new token for `role` after a restore
+    /// (see [`Self::restored_without_token`]).
+    pub fn awaits_token(&self, device: &str, public_key: &str, role: &str, now_ms: i64) -> bool {
+        self.with::<_, StateError>(now_ms, |_, paired| {
+            Ok((
+                Self::restored_without_token(paired, device, public_key, role),
+                None,
+            ))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Standalone, where the gateway's record approves devices: a device restored without its
+    /// token (see [`Self::restored_without_token`]) is paired again with a new one. `None` for
+    /// any other device. (In a cluster its NodePairing decides instead.)
+    pub fn reissue(
+        &self,
+        request: &PendingDevice,
+        now_ms: i64,
+    ) -> Result<Option<PairedDevice>, StateError> {
+        self.with(now_ms, |pending, paired| {
+            let r = request;
+            if !Self::restored_without_token(paired, &r.device_id, &r.public_key, &r.role) {
+                return Ok((None, None));
+            }
+            let device = pair_in(pending, paired, r.clone(), now_ms);
+            Ok((Some(device), Some(Changed::Both)))
+        })
+    }
+
     /// The gate for a device that proved its key: paired, or a (new or reused) pending request.
     /// Without `may_ask` (its address asked too often) no new request is made.
     pub fn gate(
@@ -284,10 +328,7 @@ impl PairingStore {
             if let Some(d) = Self::is_paired(paired, &request) {
                 return Ok((d, None));
             }
-            pending.retain(|_, r| r.device_id != request.device_id);
-            let existing = paired.get(&request.device_id).cloned();
-            let device = paired_from(request, existing, now_ms);
-            paired.insert(device.device_id.clone(), device.clone());
+            let device = pair_in(pending, paired, request, now_ms);
             Ok((device, Some(Changed::Both)))
         })
     }
@@ -363,6 +404,20 @@ impl PairingStore {
         })
         .unwrap_or(false)
     }
+}
+
+/// Pairs `request`'s device: its request goes, and it is paired with a fresh token.
+fn pair_in(
+    pending: &mut Pending,
+    paired: &mut Paired,
+    request: PendingDevice,
+    now_ms: i64,
+) -> PairedDevice {
+    pending.retain(|_, r| r.device_id != request.device_id);
+    let existing = paired.get(&request.device_id).cloned();
+    let device = paired_from(request, existing, now_ms);
+    paired.insert(device.device_id.clone(), device.clone());
+    device
 }
 
 /// The paired device a request becomes: its roles and tokens kept when the key is the same,

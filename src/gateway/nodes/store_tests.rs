@@ -154,3 +154,55 @@ fn changes_reach_the_files_and_a_new_store_reads_them() {
         Gate::Paired(_)
     ));
 }
+
+/// A backup without secrets keeps a paired device's key and an empty token map: the device is
+/// paired again with a new token when it proves its key. A revoked one is not.
+#[test]
+fn a_device_restored_without_its_token_gets_a_new_one_and_a_revoked_one_does_not() {
+    let s = store();
+    s.gate(request("dev1", "r1"), 1_000, true).unwrap();
+    let old = s
+        .approve("dev1", 2_000)
+        .unwrap()
+        .token("node")
+        .unwrap()
+        .token
+        .clone();
+    s.gate(request("dev2", "r2"), 1_000, true).unwrap();
+    s.approve("dev2", 2_000).unwrap();
+    s.revoke("dev2", "node", 3_000).unwrap();
+    // What a backup without secrets keeps: dev1 without its live token, dev2's revoked one.
+    let dir = s.state.path().to_path_buf();
+    let mut paired: Paired = s.state.read(PAIRED_FILE).unwrap().unwrap();
+    paired.get_mut("dev1").unwrap().tokens.clear();
+    s.state.write(PAIRED_FILE, &paired).unwrap();
+    let s = PairingStore::new(StateDir::open(dir).unwrap());
+
+    assert!(s.awaits_token("dev1", "key-dev1", "node", 4_000));
+    assert!(
+        !s.awaits_token("dev1", "another-key", "node", 4_000),
+        "another key never"
+    );
+    assert!(
+        !s.awaits_token("dev2", "key-dev2", "node", 4_000),
+        "revoked stays revoked"
+    );
+    assert!(!s.verify_token("dev1", "node", &old, 4_000));
+
+    let mut other_key = request("dev1", "r3");
+    other_key.public_key = "another-key".into();
+    assert_eq!(s.reissue(&other_key, 5_000).unwrap(), None);
+    assert_eq!(s.reissue(&request("dev2", "r4"), 5_000).unwrap(), None);
+    let d = s
+        .reissue(&request("dev1", "r5"), 5_000)
+        .unwrap()
+        .expect("paired again");
+    let new = d.token("node").unwrap().token.clone();
+    assert_ne!(new, old);
+    assert!(s.verify_token("dev1", "node", &new, 6_000));
+    assert!(!s.awaits_token("dev1", "key-dev1", "node", 6_000));
+    assert!(matches!(
+        s.gate(request("dev2", "r6"), 7_000, true).unwrap(),
+        Gate::Pending { .. }
+    ));
+}
