@@ -159,7 +159,7 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             }
             if !manifest.secrets {
                 println!(
-                    "no secrets were in it: a standalone gateway makes a new token file (`clawops` reads it), and nodes reconnect with the gateway token"
+                    "no secrets were in it: a standalone gateway makes a new token file (`clawops` reads it), and each node gets a new device token when it reconnects"
                 );
             }
         }

@@ -53,8 +53,8 @@ pub struct BackupSpec {
     #[schemars(range(min = 1, max = KEEP_MAX))]
     pub keep: u32,
     /// Put the secrets in the backups too (the nodes' device tokens); off by default, so a
-    /// leaked backup holds no credential. Without them, nodes reconnect with the gateway token
-    /// after a restore.
+    /// leaked backup holds no credential. Without them, a restored node gets a new token when
+    /// it reconnects.
     #[serde(default)]
     pub include_secrets: bool,
     /// Pause the schedule (a backup that runs goes on).
