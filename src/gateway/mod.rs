@@ -326,7 +326,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let scheduler = cron::start(&gw);
     let pairings = nodes::cluster::start(&gw);
     // Before the node socket serves: a node the restore brings back must find its NodePairing.
-    nodes::restored::adopt_at_start(&gw).await;
+    let restored = nodes::restored::adopt_at_start(&gw).await;
     tracing::info!(addr = %listen.addr, agent = %gw.config.agent.id, state = %gw.state.path().display(), "gateway serving");
     tracing::info!("{}", listen.why);
 
@@ -373,7 +373,7 @@ pub async fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(signal)
     .await?;
-    for task in [heartbeat, mirror, scheduler, alerts, pairings]
+    for task in [heartbeat, mirror, scheduler, alerts, pairings, restored]
         .into_iter()
         .flatten()
     {

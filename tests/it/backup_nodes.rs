@@ -107,6 +107,22 @@ async fn node_pairings_come_back_in_a_fresh_agent_elsewhere() {
         .insert(&pairing("vps", &vps_id, &vps_key, true, exec.clone()));
     old.api
         .insert(&pairing("laptop", &laptop_id, &laptop_key, true, json!({})));
+    // One the owner revoked there, one whose name is taken in the new cluster, one that asks
+    // to pair in the new cluster before the restore is adopted.
+    let (revoked_id, revoked_key) = identity(&support::temp_dir("backup-nodes-revoked"));
+    old.api.insert(&pairing(
+        "old-box",
+        &revoked_id,
+        &revoked_key,
+        false,
+        json!({}),
+    ));
+    let (box_id, box_key) = identity(&support::temp_dir("backup-nodes-box"));
+    old.api
+        .insert(&pairing("box", &box_id, &box_key, true, json!({})));
+    let (early_id, early_key) = identity(&support::temp_dir("backup-nodes-early"));
+    old.api
+        .insert(&pairing("early", &early_id, &early_key, true, exec.clone()));
     let port = free_port();
     let c = old.clone();
     let mut gw = tokio::task::spawn_blocking(move || c.gateway(port))
@@ -132,6 +148,18 @@ async fn node_pairings_come_back_in_a_fresh_agent_elsewhere() {
         false,
         json!({}),
     ));
+    let (other_id, other_key) = identity(&support::temp_dir("backup-nodes-other"));
+    new.api
+        .insert(&pairing("box", &other_id, &other_key, true, json!({})));
+    let mut early = pairing(
+        &format!("shrimp-{}", &early_id[..12]),
+        &early_id,
+        &early_key,
+        false,
+        json!({}),
+    );
+    early["metadata"]["labels"] = json!({"clawops.dev/requested-by": "gateway"});
+    new.api.insert(&early);
     let c = new.clone();
     let mut gw = tokio::task::spawn_blocking(move || c.gateway(port))
         .await
@@ -158,7 +186,8 @@ async fn node_pairings_come_back_in_a_fresh_agent_elsewhere() {
     let mut gw = tokio::task::spawn_blocking(move || c.gateway(port))
         .await
         .unwrap();
-    let name = format!("shrimp-{}", &vps_id[..12]);
+    // Under its old name: a copy kept in Git names the same object.
+    let name = "vps".to_string();
     let back = new
         .pairing(&name)
         .unwrap_or_else(|| panic!("NodePairing {name} made: {:?}", new.api.paths(PAIRINGS)));
@@ -182,6 +211,29 @@ async fn node_pairings_come_back_in_a_fresh_agent_elsewhere() {
         new.pairing(&format!("shrimp-{}", &laptop_id[..12]))
             .is_none(),
         "no second NodePairing for a node that has one"
+    );
+    let all = new.api.paths(PAIRINGS);
+    assert!(
+        !all.iter()
+            .any(|p| p.ends_with(&format!("shrimp-{}", &revoked_id[..12]))),
+        "one not approved where it came from is not made: {all:?}"
+    );
+    assert_eq!(
+        new.pairing("box").unwrap()["spec"]["nodeId"],
+        other_id.as_str()
+    );
+    let moved = new
+        .pairing(&format!("shrimp-{}", &box_id[..12]))
+        .expect("a taken name gives the gateway's name for the node");
+    assert_eq!(moved["spec"]["approved"], true);
+    let early = new.pairing(&format!("shrimp-{}", &early_id[..12])).unwrap();
+    assert_eq!(
+        (
+            early["spec"]["approved"].clone(),
+            early["spec"]["exec"]["allowlist"].clone()
+        ),
+        (json!(true), json!(["/usr/bin/uptime"])),
+        "the gateway's own pending request is approved with the restored settings: {early}"
     );
     assert!(
         !new.state().join(".restored").exists(),
@@ -258,10 +310,24 @@ async fn a_standalone_node_gets_its_node_pairing_in_the_cluster_it_moves_to() {
     let mut node = device("node");
     node["deviceId"] = json!(id);
     let operator = device("operator");
+    // A node whose token was revoked, and one as a backup by an earlier clawops wrote it (every
+    // token taken out, revoked or not): neither comes back approved.
+    let mut revoked = device("node");
+    revoked["deviceId"] = json!(format!("{id}r"));
+    revoked["tokens"] = json!({"node": {"token": "", "role": "node", "scopes": [], "createdAtMs": 1, "revokedAtMs": 2}});
+    let mut old_form = device("node");
+    old_form["deviceId"] = json!(format!("{id}o"));
+    old_form.as_object_mut().unwrap().remove("tokens");
     std::fs::create_dir_all(state.join("devices")).unwrap();
     std::fs::write(
         state.join("devices/paired.json"),
-        json!({ id.clone(): node, operator["deviceId"].as_str().unwrap(): operator }).to_string(),
+        json!({
+            id.clone(): node,
+            operator["deviceId"].as_str().unwrap(): operator,
+            revoked["deviceId"].as_str().unwrap(): revoked,
+            old_form["deviceId"].as_str().unwrap(): old_form,
+        })
+        .to_string(),
     )
     .unwrap();
     std::fs::create_dir_all(state.join("nodes")).unwrap();
@@ -311,7 +377,8 @@ async fn a_standalone_node_gets_its_node_pairing_in_the_cluster_it_moves_to() {
     assert_eq!(
         cluster.api.paths(PAIRINGS).len(),
         1,
-        "an operator device gets no NodePairing"
+        "no NodePairing for an operator device, a revoked node or one of an old backup: {:?}",
+        cluster.api.paths(PAIRINGS)
     );
     gw.terminate(Duration::from_secs(10));
 }

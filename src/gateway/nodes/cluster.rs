@@ -166,11 +166,10 @@ impl ClusterPairings {
 
     /// Creates the pending NodePairing of a device asking to pair (kept if it exists).
     pub async fn request(&self, d: &PendingDevice) -> Result<(), ClusterError> {
-        self.create(
-            self.spec(&d.device_id, &d.public_key, d.display_name.as_deref()),
-            REQUESTED_BY,
-        )
-        .await
+        let spec = self.spec(&d.device_id, &d.public_key, d.display_name.as_deref());
+        self.create(&name_for(&self.agent, &d.device_id), spec, REQUESTED_BY)
+            .await
+            .map(|_| ())
     }
 
     /// A NodePairing spec of this Agent, not approved, with the default exec settings.
@@ -185,16 +184,29 @@ impl ClusterPairings {
         }
     }
 
-    /// Creates the NodePairing `spec` names (kept if it exists), labelled with who asked.
-    async fn create(&self, spec: NodePairingSpec, requested_by: &str) -> Result<(), ClusterError> {
-        let name = name_for(&self.agent, &spec.node_id);
-        let mut np = NodePairing::new(&name, spec);
+    /// Creates NodePairing `name` from `spec`, labelled with who asked; `false` when the name
+    /// is taken (it is kept).
+    async fn create(
+        &self,
+        name: &str,
+        spec: NodePairingSpec,
+        requested_by: &str,
+    ) -> Result<bool, ClusterError> {
+        let mut np = NodePairing::new(name, spec);
         np.metadata.labels = Some([(REQUESTED_BY_LABEL.into(), requested_by.into())].into());
         match self.api.create(&PostParams::default(), &np).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-            Err(source) => Err(ClusterError::Write { name, source }),
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(source) => Err(ClusterError::Write {
+                name: name.into(),
+                source,
+            }),
         }
+    }
+
+    /// The name the gateway gives the NodePairing of `node_id`.
+    pub fn name_of(&self, node_id: &str) -> String {
+        name_for(&self.agent, node_id)
     }
 
     /// This Agent's NodePairings.
@@ -210,16 +222,39 @@ impl ClusterPairings {
         Ok(all)
     }
 
-    /// Makes a NodePairing of this Agent from `spec` (one brought by a restore) unless the node
-    /// has one: the cluster's own word stands. Whether it made one.
-    pub async fn adopt(&self, mut spec: NodePairingSpec) -> Result<bool, ClusterError> {
-        if self.find(&spec.node_id).await?.is_some() {
-            return Ok(false);
-        }
+    /// Makes the NodePairing a restore brought, for this Agent: under its old `name` when that
+    /// is free (so a copy kept in Git still names it), else the gateway's name for the node.
+    /// The node's own NodePairing in the namespace stands, with one exception: a pending
+    /// request the gateway made for the same key while the restore waited is approved with
+    /// the restored settings. Whether it changed anything.
+    pub async fn adopt(&self, name: &str, mut spec: NodePairingSpec) -> Result<bool, ClusterError> {
         spec.agent_ref = self.agent.clone();
         let node_id = spec.node_id.clone();
-        self.create(spec, RESTORED_BY).await?;
-        self.settle(&node_id, |np| np.is_some()).await;
+        match self.find(&node_id).await? {
+            Some(np) => {
+                let requested =
+                    np.labels().get(REQUESTED_BY_LABEL).map(String::as_str) == Some(REQUESTED_BY);
+                if !requested || np.spec.approved || np.spec.public_key != spec.public_key {
+                    return Ok(false);
+                }
+                self.patch_spec(
+                    &np.name_any(),
+                    json!({ "approved": true, "exec": spec.exec }),
+                )
+                .await?;
+            }
+            None => {
+                if !self.create(name, spec.clone(), RESTORED_BY).await?
+                    && !self
+                        .create(&name_for(&self.agent, &node_id), spec, RESTORED_BY)
+                        .await?
+                {
+                    return Ok(false);
+                }
+            }
+        }
+        self.settle(&node_id, |np| np.is_some_and(|np| np.spec.approved))
+            .await;
         Ok(true)
     }
 
@@ -251,9 +286,14 @@ impl ClusterPairings {
             Some(np) if np.spec.approved == approved => return Ok(()),
             Some(np) => np.name_any(),
             None if approved => {
-                self.create(self.spec(node_id, public_key, display_name), REQUESTED_BY)
-                    .await?;
-                name_for(&self.agent, node_id)
+                let name = name_for(&self.agent, node_id);
+                self.create(
+                    &name,
+                    self.spec(node_id, public_key, display_name),
+                    REQUESTED_BY,
+                )
+                .await?;
+                name
             }
             None => return Ok(()),
         };

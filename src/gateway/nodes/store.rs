@@ -71,8 +71,6 @@ pub struct PairedDevice {
     pub scopes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_ip: Option<String>,
-    /// Absent in a backup taken without secrets by clawops before it kept the map empty.
-    #[serde(default)]
     pub tokens: BTreeMap<String, DeviceToken>,
     pub created_at_ms: i64,
     pub approved_at_ms: i64,
