@@ -55,6 +55,12 @@ pub fn render(m: &Manifests, image: &str, check_secrets: bool) -> Result<Rendere
         for (cron, why) in &plan.skipped_crons {
             notes.push(format!("Cron {cron} left out: {why}"));
         }
+        for p in plan::validate::backup_problems(&resolved) {
+            notes.push(format!(
+                "Agent {}: backups will fail: {p}",
+                agent.name_any()
+            ));
+        }
         let objects = build::build_all(&plan, image);
         if let Some(token) = &resolved.new_token {
             docs.push(

@@ -197,6 +197,7 @@ async fn create(
         }
     };
     let name = backup::timed_name(chrono::Utc::now());
+    let size = bytes.len();
     let mut pruned = Vec::new();
     let written = match place {
         Place::File(path) => {
@@ -229,7 +230,8 @@ async fn create(
             if let Some(p) = &prefix {
                 at.key = format!("{p}{name}");
             }
-            client.put(&at, bytes.clone()).await?;
+            // Moved, not copied: the archive is held once (the backup Job has 256 MiB).
+            client.put(&at, bytes).await?;
             if let (Some(n), Some(p)) = (keep, &prefix) {
                 let names: Vec<String> = client
                     .list(&at.bucket, p)
@@ -251,8 +253,7 @@ async fn create(
     };
 
     println!(
-        "wrote {written} ({files} files, {} bytes{})",
-        bytes.len(),
+        "wrote {written} ({files} files, {size} bytes{})",
         if include_secrets {
             ", secrets included: keep it safe"
         } else {

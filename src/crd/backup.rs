@@ -15,6 +15,11 @@ use super::cron::SCHEDULE_PATTERN;
 /// time-stamped name under it and `keep` counts what is there.
 pub const DESTINATION_PATTERN: &str = "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([!-~]*/)?$";
 
+/// An http(s) URL with a host and no user info: the endpoint goes into the Job's environment
+/// as it is, where a password has no place (the key pair comes from the Secret).
+pub const ENDPOINT_PATTERN: &str = r"^https?://[^\s/@]+(/[^\s]*)?$";
+pub const REGION_PATTERN: &str = r"^[a-z0-9-]{1,32}$";
+
 /// The bounds of `keep`.
 pub const KEEP_MAX: u32 = 1000;
 
@@ -39,11 +44,11 @@ pub struct BackupSpec {
     /// URL of S3-compatible storage (MinIO, Ceph RGW, Cloudflare R2…), e.g.
     /// `http://minio.minio.svc:9000`; AWS S3 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"), length(max = 512))]
+    #[schemars(regex(pattern = ENDPOINT_PATTERN), length(max = 512))]
     pub endpoint: Option<String>,
     /// The storage's region; `us-east-1` when absent (MinIO ignores it, R2 wants `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    #[schemars(regex(pattern = REGION_PATTERN))]
     pub region: Option<String>,
     /// The Secret with the access key pair.
     pub credentials_secret_ref: S3CredentialsRef,
@@ -128,18 +133,38 @@ pub fn check_destination(destination: &str) -> Result<(), String> {
     }
 }
 
-/// Why `endpoint` is not an http(s) URL with a host, if it is not (the CRD's pattern, for files
-/// read without the API server).
+/// Why `endpoint` is not an http(s) URL with a host (and no user info), if it is not (the
+/// CRD's pattern, for files read without the API server).
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let rest = endpoint
         .strip_prefix("http://")
         .or_else(|| endpoint.strip_prefix("https://"));
     let host = rest.map(|r| r.split('/').next().unwrap_or_default());
+    if host.is_some_and(|h| h.contains('@')) {
+        return Err(format!(
+            "`{endpoint}` carries user info: it would be in the Job's environment in plain text; put the key pair in the credentials Secret and give the endpoint without it"
+        ));
+    }
     if host.is_some_and(|h| !h.is_empty()) && !endpoint.contains(char::is_whitespace) {
         Ok(())
     } else {
         Err(format!(
             "`{endpoint}` is not an http(s) URL such as http://minio.minio.svc:9000"
+        ))
+    }
+}
+
+/// Why `region` is not a region name, if it is not (the CRD's pattern, for files).
+pub fn check_region(region: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{region}` is not a region name such as us-east-1 (lower-case letters, digits and -)"
         ))
     }
 }
@@ -193,6 +218,21 @@ mod tests {
         }
         for bad in ["minio:9000", "http://", "ftp://x", "http://a b"] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+        let err = check_endpoint("http://minio:s3cr3t@minio:9000").unwrap_err();
+        assert!(err.contains("user info"), "{err}");
+        let pattern = regex::Regex::new(ENDPOINT_PATTERN).unwrap();
+        for s in [
+            "http://minio:9000",
+            "http://u:p@minio:9000",
+            "minio:9000",
+            "https://s3.example.com/b",
+        ] {
+            assert_eq!(pattern.is_match(s), check_endpoint(s).is_ok(), "{s}");
+        }
+        let region = regex::Regex::new(REGION_PATTERN).unwrap();
+        for s in ["us-east-1", "auto", "US", "", "eu west"] {
+            assert_eq!(region.is_match(s), check_region(s).is_ok(), "{s}");
         }
     }
 

@@ -99,6 +99,12 @@ pub const NEEDS: &[Need] = &[
         why: "applies one CronJob per Cron and one for spec.backup, watches them, reads the backup one's status, prunes those of removed Crons",
     },
     Need {
+        groups: &["batch"],
+        resources: &["jobs"],
+        verbs: &["get"],
+        why: "reads the Job of the backup CronJob's last run, to tell in the Agent's status how it went",
+    },
+    Need {
         groups: &["networking.k8s.io"],
         resources: &["ingresses"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],

@@ -12,7 +12,7 @@ use super::resolve::{Reader, Resolved, gateway_secret_uses, secret_uses};
 use crate::consts::{
     COMPONENT_BACKUP, ENV_AGENT, ENV_GATEWAY_TOKEN, ENV_GATEWAY_URL, ENV_POD_NAMESPACE,
 };
-use crate::crd::backup::{BackupSpec, KEEP_MAX, check_destination, check_endpoint};
+use crate::crd::backup::{BackupSpec, KEEP_MAX, check_destination, check_endpoint, check_region};
 use crate::crd::{Agent, Channel, Cron, SecretKeyRef};
 use crate::plan::build::deployment::secret_env;
 use crate::secrets::{SecretDigest, SecretProblem};
@@ -68,13 +68,11 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
     let agent = &*resolved.agent;
     let mut problems = validate_agent_spec(agent, &resolved.channels);
     let mut digest = SecretDigest::default();
-    for u in secret_uses(agent, &resolved.channels) {
+    // The backup Job's keys are told in the backup's own condition (see [`backup_problems`]):
+    // the gateway does not read them, so they neither hold it back nor roll its pod.
+    for u in gateway_secret_uses(agent, &resolved.channels) {
         match resolved.secrets.0.get(&u.reference) {
-            // Only what the gateway reads rolls its pod when it changes.
-            Some(Ok(value)) if u.reader == Reader::Gateway => {
-                digest.add(&u.reference.name, &u.reference.key, value)
-            }
-            Some(Ok(_)) => {}
+            Some(Ok(value)) => digest.add(&u.reference.name, &u.reference.key, value),
             Some(Err(problem)) => problems.push(Problem::Secret {
                 field: u.field,
                 reference: u.reference,
@@ -100,6 +98,29 @@ pub fn validate(resolved: &Resolved) -> Result<Validated, Vec<Problem>> {
         skipped_crons,
         secret_digest: digest.finish(),
     })
+}
+
+/// What is wrong with the Secret keys of `spec.backup`: the backups fail until it is fixed,
+/// while the gateway goes on as it is.
+pub fn backup_problems(resolved: &Resolved) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = secret_uses(&resolved.agent, &resolved.channels)
+        .into_iter()
+        .filter(|u| u.reader == Reader::Backup)
+        .filter_map(|u| {
+            let problem = match resolved.secrets.0.get(&u.reference) {
+                Some(Ok(_)) => return None,
+                Some(Err(p)) => *p,
+                None => SecretProblem::SecretMissing,
+            };
+            Some(Problem::Secret {
+                field: u.field,
+                reference: u.reference,
+                problem,
+            })
+        })
+        .collect();
+    problems.dedup();
+    problems
 }
 
 /// Environment variables a Secret key must not become.
@@ -269,6 +290,25 @@ fn check_backup(b: &BackupSpec, problem: &mut impl FnMut(&str, String)) {
     }
     if let Some(Err(e)) = b.endpoint.as_deref().map(check_endpoint) {
         problem("spec.backup.endpoint", e);
+    }
+    if let Some(Err(e)) = b.region.as_deref().map(check_region) {
+        problem("spec.backup.region", e);
+    }
+    let creds = &b.credentials_secret_ref;
+    for (field, key) in [
+        ("accessKeyIdKey", &creds.access_key_id_key),
+        ("secretAccessKeyKey", &creds.secret_access_key_key),
+    ] {
+        let ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c));
+        if !ok {
+            problem(
+                &format!("spec.backup.credentialsSecretRef.{field}"),
+                format!("`{key}` is not a Secret key (letters, digits, - . and _)"),
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod hex;
 pub mod jsonl;
 pub mod limiter;
 pub mod net_cause;
+pub mod schedule;
 pub mod shutdown;
 pub mod state_dir;
 pub mod telemetry;

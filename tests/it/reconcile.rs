@@ -1103,19 +1103,20 @@ async fn a_copy_from_before_the_operators_status_write_writes_nothing() {
 
 const BACKUP_JOB: &str = "/apis/batch/v1/namespaces/default/cronjobs/shrimp-backup";
 
-/// `spec.backup` becomes a CronJob; what the CronJob controller then reports on it becomes
-/// `status.backup`, the `BackedUp` condition and, when a backup fails, one Warning event.
-/// Dropping `spec.backup` removes the CronJob, the condition and the status.
+/// `spec.backup` becomes a CronJob; how its runs go — the CronJob controller's status and the
+/// Job of the last run — becomes `status.backup`, the `BackedUp` condition and, when a backup
+/// fails, one Warning event. Dropping `spec.backup` removes the CronJob, the condition and the
+/// status. The S3 secret key reaches no request body on the way.
 #[tokio::test]
 async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
+    use clawops::operator::agent::status::backup::job_name;
     let h = Harness::new("shrimp.yaml");
+    let secret_key = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
     h.fake.insert(&json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "shrimp-s3", "namespace": "default"},
-        "data": {
-            "AWS_ACCESS_KEY_ID": base64::engine::general_purpose::STANDARD.encode("AKIAEXAMPLEKEY123456"),
-            "AWS_SECRET_ACCESS_KEY": base64::engine::general_purpose::STANDARD.encode("wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"),
-        },
+        "data": {"AWS_ACCESS_KEY_ID": b64("AKIAEXAMPLEKEY123456"), "AWS_SECRET_ACCESS_KEY": b64(secret_key)},
     }));
     let mut agent = h.fake.get(AGENT).unwrap();
     agent["spec"]["backup"] = json!({
@@ -1125,7 +1126,17 @@ async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
         "keep": 7,
     });
     h.fake.insert(&agent);
-    h.ready().await;
+    let mut seen = Vec::new();
+    seen.extend(h.reconcile().await.1);
+    seen.extend(h.reconcile().await.1);
+    h.fake.set(DEPLOYMENT, "", "status", json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}));
+    h.fake.set(
+        INGRESS,
+        "",
+        "status",
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}),
+    );
+    seen.extend(h.reconcile().await.1);
     let job = h
         .fake
         .get(BACKUP_JOB)
@@ -1140,28 +1151,77 @@ async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
         "no backup yet does not make the gateway unready"
     );
 
-    // The CronJob controller started a Job at 03:00 and it succeeded at 03:00:04.
+    // Times of an hour ago, to the minute, as the controller schedules: never overdue.
+    let minute = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:00Z").to_string();
+    let first = chrono::Utc::now() - chrono::Duration::hours(1);
+    let (started, finished) = (minute(first), minute(first + chrono::Duration::minutes(1)));
+    let job_path = |at: &str| {
+        let name = job_name(
+            "shrimp-backup",
+            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().unwrap()),
+        );
+        format!("/apis/batch/v1/namespaces/default/jobs/{name}")
+    };
+    let put_job = |at: &str, status: Value| {
+        let path = job_path(at);
+        let name = path.rsplit('/').next().unwrap().to_string();
+        h.fake.insert(&json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": []}}},
+            "status": status,
+        }));
+    };
+    // The controller starts the night's Job.
+    put_job(&started, json!({"active": 1}));
     h.fake.set(
         BACKUP_JOB,
         "",
         "status",
-        json!({"lastScheduleTime": "2026-11-29T03:00:00Z", "lastSuccessfulTime": "2026-11-29T03:00:04Z"}),
+        json!({"lastScheduleTime": started, "active": [{"name": "x"}]}),
     );
-    h.reconcile().await;
-    assert_eq!(
-        status()["backup"]["lastSuccessfulTime"],
-        "2026-11-29T03:00:04Z"
+    seen.extend(h.reconcile().await.1);
+    assert_eq!(h.condition("BackedUp")["reason"], "BackupRunning");
+    // It completes; the controller takes it out of `active` one sync before it sets
+    // lastSuccessfulTime. Told as a success at once, with no Warning.
+    put_job(
+        &started,
+        json!({"completionTime": finished, "conditions": [{"type": "Complete", "status": "True"}]}),
     );
-    assert_eq!(h.condition("BackedUp")["status"], "True");
+    h.fake.set(
+        BACKUP_JOB,
+        "",
+        "status",
+        json!({"lastScheduleTime": started}),
+    );
+    let (_, log) = h.reconcile().await;
+    assert_eq!(h.condition("BackedUp")["reason"], "BackupSucceeded");
+    assert_eq!(status()["backup"]["lastSuccessfulTime"], finished.as_str());
+    assert!(
+        !log.iter().any(|r| r.path.ends_with("/events")),
+        "no false alarm"
+    );
+    seen.extend(log);
+    h.fake.set(
+        BACKUP_JOB,
+        "",
+        "status",
+        json!({"lastScheduleTime": started, "lastSuccessfulTime": finished}),
+    );
     let (_, log) = h.reconcile().await;
     assert!(writes(&log).is_empty(), "{:#?}", writes(&log));
 
-    // The next night's fails: told once, as a Warning event, and in the condition.
+    // The next run fails: told once, as a Warning event, and in the condition.
+    let next = minute(first + chrono::Duration::minutes(30));
+    put_job(
+        &next,
+        json!({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+    );
     h.fake.set(
         BACKUP_JOB,
         "",
         "status",
-        json!({"lastScheduleTime": "2026-11-30T03:00:00Z", "lastSuccessfulTime": "2026-11-29T03:00:04Z"}),
+        json!({"lastScheduleTime": next, "lastSuccessfulTime": finished}),
     );
     let (_, log) = h.reconcile().await;
     let backed_up = h.condition("BackedUp");
@@ -1170,7 +1230,7 @@ async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
         backed_up["message"]
             .as_str()
             .unwrap()
-            .contains("the last that did finished at 2026-11-29 03:00:04 UTC"),
+            .contains("Job has reached the specified backoff limit"),
         "{backed_up}"
     );
     let event = log
@@ -1180,14 +1240,17 @@ async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
         .find(|b| b["reason"] == "BackupFailed")
         .expect("a Warning event tells the failure");
     assert_eq!(event["type"], "Warning");
+    seen.extend(log);
     let (_, log) = h.reconcile().await;
     assert!(
         !log.iter().any(|r| r.path.ends_with("/events")),
         "told once"
     );
     assert_eq!(h.condition("Ready")["status"], "True");
+    let bodies = all_bodies(&seen);
+    assert!(bodies.contains("shrimp-s3"), "the requests were searched");
     assert!(
-        !all_bodies(&log).contains("wJalrXUtnFEMI"),
+        !bodies.contains(secret_key) && !bodies.contains(&b64(secret_key)),
         "the secret key reaches nothing"
     );
 
@@ -1205,9 +1268,10 @@ async fn scheduled_backups_are_a_cron_job_whose_runs_the_agent_reports() {
     assert_eq!(h.condition("BackedUp"), Value::Null);
 }
 
-/// A credentials Secret that is missing is named, and the running gateway is left as it was.
+/// A credentials Secret that is missing is named in the backup's condition; the Agent is not
+/// held back by it (its gateway does not read it).
 #[tokio::test]
-async fn a_missing_backup_credentials_secret_is_named() {
+async fn a_missing_backup_credentials_secret_is_named_and_holds_nothing_back() {
     let h = Harness::new("shrimp.yaml");
     h.ready().await;
     let mut agent = h.fake.get(AGENT).unwrap();
@@ -1216,20 +1280,31 @@ async fn a_missing_backup_credentials_secret_is_named() {
         "destination": "s3://my-backups/",
         "credentialsSecretRef": {"name": "nowhere"},
     });
+    agent["spec"]["maxConcurrent"] = json!(2);
     h.fake.insert(&agent);
-    let (_, log) = h.reconcile().await;
-    assert!(h.fake.get(BACKUP_JOB).is_none());
+    h.reconcile().await;
+    assert!(h.fake.get(BACKUP_JOB).is_some());
+    let backed_up = h.condition("BackedUp");
+    assert_eq!(backed_up["reason"], "SecretInvalid");
     assert!(
-        !writes(&log).iter().any(|w| w.contains("/deployments/")),
-        "{:#?}",
-        writes(&log)
-    );
-    let secrets = h.condition("SecretsResolved");
-    assert!(
-        secrets["message"]
+        backed_up["message"]
             .as_str()
             .unwrap()
             .contains("Secret nowhere key AWS_ACCESS_KEY_ID (spec.backup.credentialsSecretRef)"),
-        "{secrets}"
+        "{backed_up}"
+    );
+    assert_eq!(h.condition("SecretsResolved")["status"], "True");
+    // Ready waits for the new pod of the changed spec, not for the Secret.
+    assert_ne!(h.condition("Ready")["reason"], "SecretInvalid");
+    let config = h
+        .fake
+        .get("/api/v1/namespaces/default/configmaps/shrimp-gateway-config")
+        .unwrap();
+    assert!(
+        config["data"]["gateway.json"]
+            .as_str()
+            .unwrap()
+            .contains("\"maxConcurrent\": 2"),
+        "the rest of the spec is applied"
     );
 }

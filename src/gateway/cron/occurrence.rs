@@ -22,13 +22,7 @@ pub(super) fn parse(cron: &CronConfig) -> Result<(croner::Cron, Tz), String> {
     Ok((pattern, tz))
 }
 
-/// The first occurrence of `pattern` in `tz` strictly after `after`, as an instant.
-pub(super) fn next(pattern: &croner::Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    pattern
-        .find_next_occurrence(&after.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub(super) use crate::util::schedule::next;
 
 /// The first occurrence of `cron` strictly after `after`, as an instant.
 pub fn next_after(cron: &CronConfig, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {

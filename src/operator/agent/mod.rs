@@ -131,7 +131,14 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         ));
     }
     let failure = apply_error.as_ref().map(ToString::to_string);
-    let decision = status::decide(&agent, &problems, failure.as_deref(), &observed);
+    let backup_problems = plan::validate::backup_problems(&resolved);
+    let decision = status::decide(
+        &agent,
+        &problems,
+        &backup_problems,
+        failure.as_deref(),
+        &observed,
+    );
     let status_changed = status::write_status(ctx, &agent, &decision).await?;
     if status_changed {
         ctx.wrote_status(&*agent);

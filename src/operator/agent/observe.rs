@@ -3,7 +3,7 @@
 //! pods only while the gateway is not rolled out.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
@@ -72,6 +72,22 @@ pub async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
     };
     let (deployment, ingress, tailscale_state, backup_cron_job) =
         futures::try_join!(deployment, ingress, tailscale_state, backup_cron_job)?;
+    // The Job of the backup CronJob's last scheduled run says how that run went.
+    let backup_job = match backup_cron_job.as_ref().and_then(|cj| {
+        Some((
+            cj.metadata.name.as_deref()?,
+            cj.status.as_ref()?.last_schedule_time.as_ref()?,
+        ))
+    }) {
+        Some((cron_job, at)) => {
+            let name = status::backup::job_name(cron_job, at);
+            Api::<Job>::namespaced(c.clone(), &ns)
+                .get_opt(&name)
+                .await
+                .map_err(read("Job", name))?
+        }
+        None => None,
+    };
     // Pods only while the gateway is not rolled out: a healthy Agent costs no list.
     let pods = match &deployment {
         Some(d) if !status::rolled_out(d) => {
@@ -102,5 +118,7 @@ pub async fn observe(ctx: &Context, agent: &Agent) -> Result<Observed, Error> {
         missing_cluster_roles: Vec::new(),
         held: None,
         backup_cron_job,
+        backup_job,
+        now: k8s_openapi::jiff::Timestamp::now(),
     })
 }

@@ -4,7 +4,7 @@
 pub mod backup;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
@@ -37,8 +37,12 @@ pub struct Observed {
     pub missing_cluster_roles: Vec<&'static str>,
     /// Why the first rollout waits, when it does.
     pub held: Option<String>,
-    /// With `spec.backup`: its CronJob, as the CronJob controller reports it.
+    /// With `spec.backup`: its CronJob, as the CronJob controller reports it, and the Job of
+    /// its last scheduled run.
     pub backup_cron_job: Option<CronJob>,
+    pub backup_job: Option<Job>,
+    /// When the objects were read.
+    pub now: Timestamp,
 }
 
 /// The decided status, before timestamps.
@@ -52,10 +56,12 @@ pub struct Decision {
     pub backup: Option<BackupStatus>,
 }
 
-/// Decides status from validation `problems`, an apply `failure`, and the live objects.
+/// Decides status from validation `problems` (and those of the backup's Secret keys), an
+/// apply `failure`, and the live objects.
 pub fn decide(
     agent: &Agent,
     problems: &[Problem],
+    backup_problems: &[Problem],
     failure: Option<&str>,
     observed: &Observed,
 ) -> Decision {
@@ -144,7 +150,15 @@ pub fn decide(
     };
     let mut conditions = vec![ready, secrets_cond, exposed, available];
     // Backups are told beside Ready, not in it: the gateway answers whether or not they work.
-    let backup = backup::decide(agent, observed.backup_cron_job.as_ref()).map(|(cond, status)| {
+    let backup_problems: Vec<String> = backup_problems.iter().map(ToString::to_string).collect();
+    let backup = backup::decide(
+        agent,
+        &backup_problems,
+        observed.backup_cron_job.as_ref(),
+        observed.backup_job.as_ref(),
+        &observed.now,
+    )
+    .map(|(cond, status)| {
         conditions.push(cond);
         status
     });

@@ -870,8 +870,11 @@ impl FakeApi {
             .map(String::from)
             .unwrap_or_else(|| format!("uid-{rv}"));
         meta.insert("uid".into(), json!(uid));
-        meta.entry("creationTimestamp")
-            .or_insert(json!("2026-11-21T00:00:00Z"));
+        // Set at creation, to the second, and kept, as the API server does.
+        let created = ex
+            .and_then(|e| e.get("creationTimestamp").cloned())
+            .unwrap_or_else(|| json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        meta.entry("creationTimestamp").or_insert(created);
         let generation = ex.and_then(|e| e["generation"].as_i64()).unwrap_or(0);
         let spec_changed = existing.is_none_or(|e| e.get("spec") != obj.get("spec"));
         obj["metadata"]["generation"] = json!(if spec_changed {

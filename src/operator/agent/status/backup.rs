@@ -1,10 +1,16 @@
-//! The `BackedUp` condition and `status.backup`, from what the Kubernetes CronJob controller
-//! reports on the backup CronJob (its last schedule, last success and running Jobs).
+//! The `BackedUp` condition and `status.backup`, from the backup CronJob as the Kubernetes
+//! CronJob controller reports it and from the Job of its last scheduled run. The Job decides
+//! how that run went: the controller takes a finished Job out of `active` one sync before it
+//! sets `lastSuccessfulTime`, so the CronJob alone would show a success as a failure for a
+//! moment. The schedule decides whether the last success is overdue (runs missed while the
+//! controller was down, or never started).
 
-use k8s_openapi::api::batch::v1::CronJob;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
-use crate::conditions::Cond;
+use crate::conditions::{self, Cond};
 use crate::consts::*;
 use crate::crd::Agent;
 use crate::crd::backup::BackupStatus;
@@ -13,215 +19,224 @@ use crate::plan::build::meta;
 /// BackedUp's reason when the last scheduled backup failed; an Event tells it once.
 pub const BACKUP_FAILED: &str = "BackupFailed";
 
-/// The condition and status of the Agent's backups, when it has `spec.backup`.
-pub fn decide(agent: &Agent, cron_job: Option<&CronJob>) -> Option<(Cond, BackupStatus)> {
+/// The name the CronJob controller gives the Job of the run scheduled at `at`:
+/// `<cronjob>-<minutes since the epoch>`.
+pub fn job_name(cron_job: &str, at: &Time) -> String {
+    format!("{cron_job}-{}", at.0.as_second().div_euclid(60))
+}
+
+/// How the Job of the last scheduled run stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Run {
+    Running,
+    Succeeded(Option<Time>),
+    Failed(String),
+    /// The Job is gone (deleted by hand or by the history limit).
+    Gone,
+}
+
+fn run_of(job: Option<&Job>) -> Run {
+    let Some(job) = job else {
+        return Run::Gone;
+    };
+    let status = job.status.clone().unwrap_or_default();
+    let done = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .cloned()
+    };
+    if done("Complete").is_some() {
+        Run::Succeeded(status.completion_time)
+    } else if let Some(failed) = done("Failed") {
+        Run::Failed(
+            failed
+                .message
+                .or(failed.reason)
+                .unwrap_or_else(|| "it failed".into()),
+        )
+    } else {
+        Run::Running
+    }
+}
+
+fn when(t: &Time) -> String {
+    t.0.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn chrono_of(t: &Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), 0).unwrap_or_default()
+}
+
+/// The second scheduled time after `after`, when it is before `now`: by then a backup after
+/// `after` was due twice over.
+fn overdue_since(schedule: &str, tz: &str, after: &Timestamp, now: &Timestamp) -> Option<String> {
+    let pattern = schedule.parse::<croner::Cron>().ok()?;
+    let tz = tz.parse::<chrono_tz::Tz>().ok()?;
+    let first = crate::util::schedule::next(&pattern, tz, chrono_of(after))?;
+    let second = crate::util::schedule::next(&pattern, tz, first)?;
+    (second < chrono_of(now)).then(|| {
+        format!(
+            "{} and {}",
+            first.format("%Y-%m-%d %H:%M UTC"),
+            second.format("%Y-%m-%d %H:%M UTC")
+        )
+    })
+}
+
+/// The condition and status of the Agent's backups, when it has `spec.backup`, from what is
+/// wrong with its Secret keys, its CronJob, the Job of that CronJob's last scheduled run, and
+/// the time now.
+pub fn decide(
+    agent: &Agent,
+    problems: &[String],
+    cron_job: Option<&CronJob>,
+    last_job: Option<&Job>,
+    now: &Timestamp,
+) -> Option<(Cond, BackupStatus)> {
     let spec = agent.spec.backup.as_ref()?;
     let name = meta::backup_cron_job_name(agent);
     let observed = cron_job.and_then(|c| c.status.clone()).unwrap_or_default();
+    let run = run_of(last_job);
+    // The Job may know the success before the CronJob does.
+    let last_ok = match (&run, observed.last_successful_time.clone()) {
+        (Run::Succeeded(Some(done)), Some(known)) if known.0 < done.0 => Some(done.clone()),
+        (Run::Succeeded(Some(done)), None) => Some(done.clone()),
+        (_, known) => known,
+    };
     let status = BackupStatus {
         cron_job: name.clone(),
         last_schedule_time: observed.last_schedule_time.clone(),
-        last_successful_time: observed.last_successful_time.clone(),
+        last_successful_time: last_ok.clone(),
     };
-    let running = observed.active.as_ref().is_some_and(|a| !a.is_empty());
-    let when = |t: &Time| t.0.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let last_ok = status.last_successful_time.as_ref();
+    let tz = spec
+        .time_zone
+        .as_deref()
+        .unwrap_or(&agent.spec.user_timezone);
+    let last_good = match &last_ok {
+        Some(ok) => format!("the last that succeeded finished at {}", when(ok)),
+        None => "none has succeeded yet".into(),
+    };
     let jobs = format!(
-        "kubectl get jobs -l {LABEL_INSTANCE}={},{LABEL_COMPONENT}={COMPONENT_BACKUP} and the logs of the failed Job's pod",
+        "kubectl get jobs -l {LABEL_INSTANCE}={},{LABEL_COMPONENT}={COMPONENT_BACKUP}",
         agent.metadata.name.as_deref().unwrap_or_default()
     );
     let cond = |ok: bool, reason: &str, message: String| {
         Cond::new(CONDITION_BACKED_UP, ok, reason, message)
     };
-    let cond = if cron_job.is_none() {
-        cond(
-            false,
-            "NotCreated",
-            format!("CronJob {name} does not exist yet"),
-        )
-    } else if let Some(started) = status
-        .last_schedule_time
+    let previous = agent
+        .status
         .as_ref()
-        .filter(|s| !running && last_ok.is_none_or(|ok| ok.0 < s.0))
-    {
-        let before = match last_ok {
-            Some(ok) => format!("the last that did finished at {}", when(ok)),
-            None => "none has yet".into(),
+        .and_then(|s| conditions::find(&s.common.conditions, CONDITION_BACKED_UP))
+        .map(|c| c.status == "True");
+    if !problems.is_empty() {
+        return Some((
+            cond(
+                false,
+                "SecretInvalid",
+                format!(
+                    "{}; backups fail until it is fixed (the gateway goes on as it is)",
+                    problems.join("; ")
+                ),
+            ),
+            status,
+        ));
+    }
+    let Some(cron_job) = cron_job else {
+        return Some((
+            cond(
+                false,
+                "NotCreated",
+                format!("CronJob {name} does not exist yet"),
+            ),
+            status,
+        ));
+    };
+    let Some(started) = observed.last_schedule_time.as_ref() else {
+        let since = cron_job.metadata.creation_timestamp.as_ref().map(|t| &t.0);
+        let cond = if spec.suspend {
+            cond(
+                false,
+                "Suspended",
+                "spec.backup.suspend is set: no backup runs".into(),
+            )
+        } else if let Some(due) = since.and_then(|s| overdue_since(&spec.schedule, tz, s, now)) {
+            cond(
+                false,
+                "BackupOverdue",
+                format!(
+                    "CronJob {name} has started no backup, though its schedule `{}` ({tz}) called for one at {due}; see kubectl describe cronjob {name}",
+                    spec.schedule
+                ),
+            )
+        } else {
+            cond(
+                false,
+                "NoBackupYet",
+                format!(
+                    "the first backup runs at `{}` ({tz}); to take one now: kubectl create job --from=cronjob/{name} {name}-now",
+                    spec.schedule
+                ),
+            )
         };
-        cond(
-            false,
-            BACKUP_FAILED,
+        return Some((cond, status));
+    };
+    let cond = match run {
+        Run::Running => cond(
+            previous.unwrap_or(false),
+            "BackupRunning",
             format!(
-                "the backup to {} started at {} did not succeed ({before}); see {jobs}",
+                "the backup to {} started at {} is running; {last_good}",
                 spec.destination,
                 when(started)
             ),
-        )
-    } else if let Some(ok) = last_ok {
-        cond(
-            true,
-            "BackupSucceeded",
+        ),
+        Run::Failed(why) => cond(
+            false,
+            BACKUP_FAILED,
             format!(
-                "the last backup to {} finished at {}",
+                "the backup to {} started at {} failed ({why}); {last_good}; see {jobs} and the logs of the failed Job's pod",
                 spec.destination,
-                when(ok)
+                when(started)
             ),
-        )
-    } else if running {
-        cond(
+        ),
+        Run::Gone if last_ok.as_ref().is_none_or(|ok| ok.0 < started.0) => cond(
             false,
-            "FirstBackupRunning",
-            format!("the first backup to {} is running", spec.destination),
-        )
-    } else {
-        let tz = spec
-            .time_zone
-            .as_deref()
-            .unwrap_or(&agent.spec.user_timezone);
-        cond(
-            false,
-            "NoBackupYet",
+            "BackupUnknown",
             format!(
-                "the first backup runs at `{}` ({tz}){}; to take one now: kubectl create job --from=cronjob/{name} {name}-now",
-                spec.schedule,
-                if spec.suspend {
-                    ", but spec.backup.suspend is set"
-                } else {
-                    ""
-                }
+                "the Job of the backup started at {} is gone, so how it went is unknown; {last_good}",
+                when(started)
             ),
-        )
+        ),
+        Run::Succeeded(_) | Run::Gone => {
+            let ok = last_ok.as_ref().unwrap_or(started);
+            match overdue_since(&spec.schedule, tz, &ok.0, now).filter(|_| !spec.suspend) {
+                Some(due) => cond(
+                    false,
+                    "BackupOverdue",
+                    format!(
+                        "the last backup finished at {}, and none has run since, though the schedule `{}` ({tz}) called for one at {due}; see kubectl describe cronjob {name}",
+                        when(ok),
+                        spec.schedule
+                    ),
+                ),
+                None => cond(
+                    true,
+                    "BackupSucceeded",
+                    format!(
+                        "the last backup to {} finished at {}",
+                        spec.destination,
+                        when(ok)
+                    ),
+                ),
+            }
+        }
     };
     Some((cond, status))
 }
 
 #[cfg(test)]
-mod tests {
-    use k8s_openapi::api::batch::v1::CronJobStatus;
-    use k8s_openapi::api::core::v1::ObjectReference;
-
-    use super::*;
-
-    fn agent(backup: bool) -> Agent {
-        let mut spec: crate::crd::AgentSpec = serde_json::from_value(serde_json::json!({
-            "identity": {"name": "shrimp"},
-            "model": {"primary": "zai/glm-4.7"},
-            "userTimezone": "Asia/Shanghai",
-        }))
-        .unwrap();
-        if backup {
-            spec.backup = Some(
-                serde_json::from_value(serde_json::json!({
-                    "schedule": "0 3 * * *",
-                    "destination": "s3://my-backups/shrimp/",
-                    "credentialsSecretRef": {"name": "s3"},
-                }))
-                .unwrap(),
-            );
-        }
-        Agent::new("shrimp", spec)
-    }
-
-    fn at(s: &str) -> Time {
-        Time(s.parse().unwrap())
-    }
-
-    fn cron_job(schedule: Option<&str>, success: Option<&str>, running: bool) -> CronJob {
-        CronJob {
-            status: Some(CronJobStatus {
-                last_schedule_time: schedule.map(at),
-                last_successful_time: success.map(at),
-                active: running.then(|| vec![ObjectReference::default()]),
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn reason(agent: &Agent, cj: Option<&CronJob>) -> (bool, String, String) {
-        let (c, _) = decide(agent, cj).expect("a backup spec");
-        (c.status, c.reason, c.message)
-    }
-
-    #[test]
-    fn without_a_backup_spec_there_is_neither_condition_nor_status() {
-        assert_eq!(
-            decide(&agent(false), Some(&cron_job(None, None, false))),
-            None
-        );
-    }
-
-    #[test]
-    fn each_state_of_the_cron_job_is_told() {
-        let a = agent(true);
-        let (ok, r, m) = reason(&a, None);
-        assert!(
-            !ok && r == "NotCreated" && m.contains("shrimp-backup"),
-            "{m}"
-        );
-
-        let (ok, r, m) = reason(&a, Some(&cron_job(None, None, false)));
-        assert!(!ok && r == "NoBackupYet", "{r}");
-        assert!(m.contains("`0 3 * * *` (Asia/Shanghai)"), "{m}");
-        assert!(
-            m.contains("kubectl create job --from=cronjob/shrimp-backup"),
-            "{m}"
-        );
-
-        let (ok, r, _) = reason(
-            &a,
-            Some(&cron_job(Some("2026-11-29T03:00:00Z"), None, true)),
-        );
-        assert!(!ok && r == "FirstBackupRunning", "{r}");
-
-        let (ok, r, m) = reason(
-            &a,
-            Some(&cron_job(Some("2026-11-29T03:00:00Z"), None, false)),
-        );
-        assert!(!ok && r == BACKUP_FAILED, "{r}");
-        assert!(
-            m.contains("started at 2026-11-29 03:00:00 UTC") && m.contains("none has yet"),
-            "{m}"
-        );
-        assert!(m.contains("component=backup"), "{m}");
-
-        let done = cron_job(
-            Some("2026-11-29T03:00:00Z"),
-            Some("2026-11-29T03:00:04Z"),
-            false,
-        );
-        let (ok, r, m) = reason(&a, Some(&done));
-        assert!(ok && r == "BackupSucceeded", "{r}");
-        assert!(
-            m.contains("s3://my-backups/shrimp/ finished at 2026-11-29 03:00:04 UTC"),
-            "{m}"
-        );
-
-        // The next night's run is going: the last success still stands.
-        let next = cron_job(
-            Some("2026-11-30T03:00:00Z"),
-            Some("2026-11-29T03:00:04Z"),
-            true,
-        );
-        assert!(reason(&a, Some(&next)).0);
-
-        // It failed: the last success is named.
-        let failed = cron_job(
-            Some("2026-11-30T03:00:00Z"),
-            Some("2026-11-29T03:00:04Z"),
-            false,
-        );
-        let (ok, r, m) = reason(&a, Some(&failed));
-        assert!(!ok && r == BACKUP_FAILED, "{r}");
-        assert!(
-            m.contains("the last that did finished at 2026-11-29 03:00:04 UTC"),
-            "{m}"
-        );
-
-        let (_, status) = decide(&a, Some(&failed)).unwrap();
-        assert_eq!(status.cron_job, "shrimp-backup");
-        assert_eq!(
-            status.last_successful_time,
-            Some(at("2026-11-29T03:00:04Z"))
-        );
-    }
-}
+#[path = "backup_tests.rs"]
+mod tests;

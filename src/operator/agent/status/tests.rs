@@ -206,7 +206,7 @@ fn tailscale_image_pull_backoff_is_named_and_the_auth_key_is_not_blamed() {
         )],
         "Bound",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
 
     let exposed = cond(&d, CONDITION_EXPOSED);
     assert!(!exposed.status);
@@ -262,7 +262,7 @@ fn err_image_pull_of_the_gateway_container_names_its_image_and_field() {
         )],
         "Bound",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(available.reason, "ImagePullFailed");
     for part in [
@@ -306,7 +306,7 @@ fn crash_loop_quotes_the_last_exit_and_its_last_log_line() {
         vec![pod("shrimp-gateway-1", vec![crashing])],
         "Bound",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(available.reason, "CrashLoopBackOff");
     let m = &available.message;
@@ -339,7 +339,7 @@ fn crash_looping_sidecar_is_reported_in_exposed_too() {
         vec![pod("p", vec![running(CONTAINER_GATEWAY), ts])],
         "Bound",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let exposed = cond(&d, CONDITION_EXPOSED);
     assert_eq!(exposed.reason, "CrashLoopBackOff");
     assert!(
@@ -354,7 +354,7 @@ fn an_unschedulable_pod_quotes_the_scheduler() {
     let a = agent(true);
     let why = "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
     let o = observed(unavailable(), vec![unscheduled(why)], "Bound");
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(available.reason, "Unschedulable");
     assert!(
@@ -380,7 +380,7 @@ fn a_pending_claim_is_named_with_its_storage_class() {
         )],
         "Pending",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(available.reason, "VolumePending");
     assert!(
@@ -406,7 +406,7 @@ fn healthy_gateway_reads_no_pods_and_blames_nothing() {
         o.pods.is_none(),
         "a rolled-out Deployment needs no pod read"
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(
         (available.status, available.reason.as_str()),
@@ -423,7 +423,7 @@ fn healthy_gateway_reads_no_pods_and_blames_nothing() {
         )],
         "Bound",
     );
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let available = cond(&d, CONDITION_GATEWAY_AVAILABLE);
     assert_eq!(available.reason, "Unavailable");
     assert!(
@@ -437,7 +437,7 @@ fn healthy_gateway_reads_no_pods_and_blames_nothing() {
 fn a_running_sidecar_that_has_not_joined_points_at_the_auth_key() {
     let a = agent(true);
     // Rolled out: every container is ready, so the sidecar runs and its logs exist.
-    let d = decide(&a, &[], None, &observed(available(), vec![], "Bound"));
+    let d = decide(&a, &[], &[], None, &observed(available(), vec![], "Bound"));
     let exposed = cond(&d, CONDITION_EXPOSED);
     assert_eq!(exposed.reason, "TailscalePending");
     assert!(
@@ -460,7 +460,7 @@ fn a_running_sidecar_that_has_not_joined_points_at_the_auth_key() {
         )],
         "Bound",
     );
-    let exposed = cond(&decide(&a, &[], None, &o), CONDITION_EXPOSED).clone();
+    let exposed = cond(&decide(&a, &[], &[], None, &o), CONDITION_EXPOSED).clone();
     assert_eq!(exposed.reason, "TailscaleStarting");
     assert!(!exposed.message.contains("auth key"));
 }
@@ -482,7 +482,7 @@ fn a_replica_set_that_cannot_create_its_pod_says_why() {
             message: Some("pods \"shrimp-gateway-1\" is forbidden: exceeded quota: compute".into()),
             ..Default::default()
         });
-    let decided = decide(&a, &[], None, &observed(d, vec![], "Bound"));
+    let decided = decide(&a, &[], &[], None, &observed(d, vec![], "Bound"));
     let available = cond(&decided, CONDITION_GATEWAY_AVAILABLE);
     assert!(
         available.message.contains("exceeded quota"),
@@ -517,7 +517,7 @@ fn a_missing_cluster_reader_holds_ready_and_says_how_to_fix_it() {
     let a = agent(false);
     let mut o = observed(available(), vec![], "Bound");
     o.missing_cluster_roles = vec![CLUSTER_READER_ROLE];
-    let d = decide(&a, &[], None, &o);
+    let d = decide(&a, &[], &[], None, &o);
     let ready = cond(&d, CONDITION_READY);
     assert_eq!(
         (ready.status, ready.reason.as_str()),
