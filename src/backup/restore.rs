@@ -101,6 +101,19 @@ pub fn stage(archive: &[u8], name: &str, dir: &Path, force: bool) -> Result<Mani
     Ok(manifest)
 }
 
+/// A path `make` names by the time, to the second, or with `-2`, `-3`… after it when one of
+/// that second is there (two restores in one second).
+fn unused(make: impl Fn(&str) -> PathBuf) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut path = make(&stamp);
+    let mut n = 2;
+    while path.exists() {
+        path = make(&format!("{stamp}-{n}"));
+        n += 1;
+    }
+    path
+}
+
 /// At start: a staged restore replaces the state (what was there is kept in
 /// `<dir>/.replaced-<time>`). Returns where the old state went, when a restore was applied.
 pub fn apply_pending(dir: &Path) -> Result<Option<PathBuf>, BackupError> {
@@ -108,10 +121,7 @@ pub fn apply_pending(dir: &Path) -> Result<Option<PathBuf>, BackupError> {
     if !pending.is_dir() {
         return Ok(None);
     }
-    let kept = dir.join(format!(
-        "{REPLACED}{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-    ));
+    let kept = unused(|stamp| dir.join(format!("{REPLACED}{stamp}")));
     std::fs::create_dir_all(&kept).map_err(io(&kept))?;
     for e in std::fs::read_dir(dir).map_err(io(dir))? {
         let e = e.map_err(io(dir))?;
@@ -140,28 +150,35 @@ pub fn restore(
     force: bool,
 ) -> Result<(Manifest, Option<PathBuf>), BackupError> {
     let (manifest, files, existing) = checked(archive, name, dir, force)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let staging = dir.with_file_name(format!(
-        "{}.restoring-{stamp}",
-        dir.file_name()
-            .map_or("state".into(), |n| n.to_string_lossy())
-    ));
+    let beside = |what: &str| {
+        let base = dir
+            .file_name()
+            .map_or("state".into(), |n| n.to_string_lossy().into_owned());
+        unused(|stamp| dir.with_file_name(format!("{base}.{what}-{stamp}")))
+    };
+    let staging = beside("restoring");
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     if let Err(e) = write_files(&staging, &files) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
     let kept = if dir.exists() {
-        let kept = dir.with_file_name(format!(
-            "{}.replaced-{stamp}",
-            dir.file_name()
-                .map_or("state".into(), |n| n.to_string_lossy())
-        ));
-        std::fs::rename(dir, &kept).map_err(io(dir))?;
+        let kept = beside("replaced");
+        if let Err(e) = std::fs::rename(dir, &kept) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(io(dir)(e));
+        }
         Some(kept)
     } else {
         None
     };
-    std::fs::rename(&staging, dir).map_err(io(dir))?;
+    if let Err(e) = std::fs::rename(&staging, dir) {
+        // Put back what was there: nothing is left half-way.
+        if let Some(k) = &kept {
+            let _ = std::fs::rename(k, dir);
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(io(dir)(e));
+    }
     Ok((manifest, kept.filter(|_| existing > 0)))
 }

@@ -205,3 +205,23 @@ fn foreign_damaged_and_newer_archives_are_refused_naming_what() {
     let err = read(&evil, "e.tar.zst").unwrap_err().to_string();
     assert!(err.contains("would leave the state dir"), "{err}");
 }
+
+/// Restores in one second each keep what they replaced, under names of their own.
+#[test]
+fn restores_in_the_same_second_each_keep_the_state_they_replace() {
+    let made = create(&state(), false).unwrap();
+    let dst = temp("same-second").join("state");
+    restore(&made.archive, "b", &dst, false).unwrap();
+    let mut kept = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let (_, k) = restore(&made.archive, "b", &dst, true).unwrap();
+        assert!(kept.insert(k.expect("the state there is kept")));
+    }
+    assert_eq!(kept.len(), 3);
+    let leftovers = std::fs::read_dir(dst.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".restoring-"))
+        .count();
+    assert_eq!(leftovers, 0);
+}
