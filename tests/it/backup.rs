@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support;
 use crate::support::fake_llm::FakeLlm;
@@ -186,18 +186,9 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
         "{}",
         text(&staged)
     );
-    let stopped = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = gw.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the gateway did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
+    let stopped = tokio::task::spawn_blocking(move || gw.exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert!(stopped.success(), "a clean stop: {stopped}");
     let (y, s) = (yaml.clone(), other.clone());
     let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))

@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use crate::nodes::{TOKEN, clawops, text};
 use crate::support::fake_api::FakeApi;
-use crate::support::nodes::{node_host, node_log};
+use crate::support::nodes::{identity, node_host, node_log};
 use crate::support::{self, process::*};
-use clawops::protocol::device;
 
 const PAIRINGS: &str = "/apis/clawops.dev/v1alpha1/namespaces/default/nodepairings";
 
@@ -66,25 +65,6 @@ impl Cluster {
     fn pairing(&self, name: &str) -> Option<Value> {
         self.api.get(&format!("{PAIRINGS}/{name}"))
     }
-}
-
-/// A node identity in `state`, as `clawops node run` keeps it; returns its id and public key.
-fn identity(state: &Path) -> (String, String) {
-    let key = device::generate_key();
-    let id = device::device_id(&key.verifying_key());
-    std::fs::create_dir_all(state.join("identity")).unwrap();
-    std::fs::write(
-        state.join("identity/device.json"),
-        json!({
-            "version": 1, "deviceId": id,
-            "publicKeyPem": device::public_key_pem(&key.verifying_key()),
-            "privateKeyPem": device::private_key_pem(&key),
-            "createdAtMs": 1,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    (id, device::encode_public_key(&key.verifying_key()))
 }
 
 fn pairing(name: &str, id: &str, key: &str, approved: bool, exec: Value) -> Value {
@@ -171,15 +151,10 @@ async fn node_pairings_come_back_in_a_fresh_agent_elsewhere() {
     .await
     .unwrap();
     assert!(staged.status.success(), "{}", text(&staged));
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while gw.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the gateway did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
+    let stopped = tokio::task::spawn_blocking(move || gw.exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(stopped.success(), "a clean stop: {stopped}");
     // Kubernetes starts the container again; here, we do. By the time it serves, the vps's
     // NodePairing is back, approved, with its exec settings.
     let c = new.clone();

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -228,15 +228,10 @@ async fn scheduled_backups_run_as_their_job_and_restore_into_a_fresh_agent() {
         "{}",
         text(&restore)
     );
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while gw.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the gateway did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
+    let stopped = tokio::task::spawn_blocking(move || gw.exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(stopped.success(), "a clean stop: {stopped}");
     // Kubernetes starts the container again; here, we do.
     let (y, s) = (yaml.clone(), fresh.clone());
     let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))

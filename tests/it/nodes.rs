@@ -775,7 +775,6 @@ async fn wait_pairing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
     use clawops::crd::NodePairing;
-    use clawops::protocol::device;
     let api = crate::support::fake_api::FakeApi::new();
     let yaml = support::example_with("nodes-k8s", &[]);
     let kubeconfig = api.serve_http(yaml.parent().unwrap()).await;
@@ -874,24 +873,11 @@ async fn in_a_cluster_the_nodepairing_decides_and_shows_the_connection() {
 
     // A NodePairing written beforehand (in Git) approves its key: no request, it just connects.
     let b_state = support::temp_dir("nodes-k8s-b");
-    let key = device::generate_key();
-    let b_id = device::device_id(&key.verifying_key());
-    std::fs::create_dir_all(b_state.join("identity")).unwrap();
-    std::fs::write(
-        b_state.join("identity/device.json"),
-        json!({
-            "version": 1, "deviceId": b_id,
-            "publicKeyPem": device::public_key_pem(&key.verifying_key()),
-            "privateKeyPem": device::private_key_pem(&key),
-            "createdAtMs": 1,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let (b_id, b_key) = crate::support::nodes::identity(&b_state);
     let mut np: NodePairing = serde_json::from_value(json!({
         "apiVersion": "clawops.dev/v1alpha1", "kind": "NodePairing",
         "metadata": {"name": "vps", "namespace": "default"},
-        "spec": {"agentRef": "shrimp", "nodeId": b_id, "publicKey": device::encode_public_key(&key.verifying_key()),
+        "spec": {"agentRef": "shrimp", "nodeId": b_id, "publicKey": b_key,
                  "displayName": "vps", "approved": true},
     }))
     .unwrap();

@@ -129,6 +129,27 @@ pub fn node_host_env(state: &Path, url: &str, extra: &[&str], envs: &[(&str, &st
     Reaper(child)
 }
 
+/// A node identity written into `state` as `clawops node run` keeps it; its id and public key
+/// (base64url, as a NodePairing names it).
+pub fn identity(state: &Path) -> (String, String) {
+    use clawops::protocol::device;
+    let key = device::generate_key();
+    let id = device::device_id(&key.verifying_key());
+    std::fs::create_dir_all(state.join("identity")).unwrap();
+    std::fs::write(
+        state.join("identity/device.json"),
+        json!({
+            "version": 1, "deviceId": id,
+            "publicKeyPem": device::public_key_pem(&key.verifying_key()),
+            "privateKeyPem": device::private_key_pem(&key),
+            "createdAtMs": 1,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    (id, device::encode_public_key(&key.verifying_key()))
+}
+
 pub fn node_log(state: &Path) -> String {
     std::fs::read_to_string(state.join("node.log")).unwrap_or_default()
 }

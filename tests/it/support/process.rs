@@ -33,6 +33,19 @@ impl Reaper {
         }
     }
 
+    /// Waits up to `limit` for the process to exit by itself (a gateway stopping to apply a
+    /// restore); its exit status.
+    pub fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the process did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn stderr(&mut self) -> String {
         let mut out = String::new();
         if let Some(mut e) = self.0.stderr.take() {
