@@ -4,7 +4,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::ResourceExt;
 
-use super::tests::{build_from, env, example};
+use super::tests::{build_from, config_hash, env, example};
 use crate::crd::backup::BackupSpec;
 use crate::manifests::Manifests;
 
@@ -133,21 +133,7 @@ fn the_backup_cron_job_asks_the_gateway_and_uploads_with_credentials_only_it_hol
     // Adding backups leaves the gateway's config (and so its pod) as it was; that rotating
     // the credentials does too is validate's test.
     let without = build_from(&example("shrimp.yaml"), "d");
-    let hash = |o: &super::GatewayObjects| {
-        o.deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()["clawops.dev/config-hash"]
-            .clone()
-    };
-    assert_eq!(hash(&o), hash(&without));
+    assert_eq!(config_hash(&o), config_hash(&without));
 }
 
 #[test]

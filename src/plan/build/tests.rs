@@ -122,23 +122,26 @@ fn deployment_is_single_replica_recreate_probed_and_restricted() {
     );
 }
 
+/// The hash of config and Secret data on the gateway's pod template.
+pub(super) fn config_hash(o: &GatewayObjects) -> String {
+    o.deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[crate::consts::ANNOTATION_CONFIG_HASH]
+        .clone()
+}
+
 #[test]
 fn content_hash_follows_config_and_secret_data() {
     let m = example("shrimp.yaml");
-    let hash = |o: &GatewayObjects| {
-        o.deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[crate::consts::ANNOTATION_CONFIG_HASH]
-            .clone()
-    };
+    let hash = config_hash;
     let a = hash(&build_from(&m, "digest-a"));
     assert_eq!(a, hash(&build_from(&m, "digest-a")), "stable");
     assert_ne!(
