@@ -245,15 +245,26 @@ pub fn timed_name(at: chrono::DateTime<chrono::Utc>) -> String {
     format!("clawops-{}.tar.zst", at.format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
-/// Of `names`, the backups (by [`timed_name`]) beyond the newest `keep`: the ones to delete.
-pub fn beyond(names: &[String], keep: usize) -> Vec<String> {
+/// Of `names`, the backups (by [`timed_name`]), oldest first.
+fn ours(names: &[String]) -> Vec<&String> {
     let mut ours: Vec<&String> = names
         .iter()
         .filter(|n| n.starts_with("clawops-") && n.ends_with(".tar.zst") && !n.contains('/'))
         .collect();
     ours.sort();
+    ours
+}
+
+/// Of `names`, the backups (by [`timed_name`]) beyond the newest `keep`: the ones to delete.
+pub fn beyond(names: &[String], keep: usize) -> Vec<String> {
+    let ours = ours(names);
     let old = ours.len().saturating_sub(keep);
     ours.into_iter().take(old).cloned().collect()
+}
+
+/// Of `names`, the newest backup (by [`timed_name`]).
+pub fn newest(names: &[String]) -> Option<String> {
+    ours(names).last().map(|n| n.to_string())
 }
 
 /// A state file: its path under the state dir and its bytes.

@@ -122,6 +122,11 @@ fn only_our_oldest_backups_are_beyond_keep() {
         vec!["clawops-20261127T030000.000Z.tar.zst".to_string()]
     );
     assert!(beyond(&names, 5).is_empty());
+    assert_eq!(
+        newest(&names).as_deref(),
+        Some("clawops-20261129T030000.000Z.tar.zst")
+    );
+    assert_eq!(newest(&["notes.txt".to_string()]), None);
 }
 
 #[test]

@@ -43,7 +43,8 @@ pub enum BackupAction {
     /// backup at its next start; in Kubernetes it is started again by itself), or with `--into`
     /// into a state dir no gateway runs on.
     Restore {
-        /// A `.tar.zst` file or `s3://BUCKET/KEY`.
+        /// A `.tar.zst` file or `s3://BUCKET/KEY`; a directory or prefix (ending in `/`) means
+        /// the newest backup there.
         archive: String,
         /// The state dir to restore into, instead of the running gateway.
         #[arg(long)]
@@ -68,6 +69,23 @@ fn place(at: &str) -> anyhow::Result<Place> {
         bail!("{at}: a backup goes to a local file or to s3://BUCKET/KEY");
     }
     Ok(Place::File(PathBuf::from(at)))
+}
+
+/// The names of what is in a directory or under an S3 prefix (its key).
+async fn names_at(place: &Place) -> anyhow::Result<Vec<String>> {
+    Ok(match place {
+        Place::File(dir) => std::fs::read_dir(dir)
+            .with_context(|| dir.display().to_string())?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Place::S3(at) => s3()?
+            .list(&at.bucket, &at.key)
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(at.key.as_str()).map(String::from))
+            .collect(),
+    })
 }
 
 fn s3() -> anyhow::Result<backup::s3::S3> {
@@ -116,7 +134,20 @@ pub async fn run(action: BackupAction, access: GatewayAccess) -> anyhow::Result<
             into,
             force,
         } => {
-            let bytes = match place(&archive)? {
+            let mut place = place(&archive)?;
+            // A directory or a prefix: its newest backup.
+            if archive.ends_with('/') {
+                let names = names_at(&place).await?;
+                let Some(newest) = backup::newest(&names) else {
+                    bail!("{archive}: no backup (clawops-*.tar.zst) there");
+                };
+                println!("the newest backup there: {newest}");
+                match &mut place {
+                    Place::File(path) => *path = path.join(&newest),
+                    Place::S3(at) => at.key = format!("{}{newest}", at.key),
+                }
+            }
+            let bytes = match place {
                 Place::File(path) => {
                     std::fs::read(&path).with_context(|| path.display().to_string())?
                 }
@@ -211,11 +242,7 @@ async fn create(
             write_private(&path, &bytes)?;
             if let (Some(n), true) = (keep, is_dir) {
                 let dir = path.parent().expect("a file in the directory");
-                let names: Vec<String> = std::fs::read_dir(dir)
-                    .with_context(|| dir.display().to_string())?
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
+                let names = names_at(&Place::File(dir.to_path_buf())).await?;
                 for old in backup::beyond(&names, n as usize) {
                     std::fs::remove_file(dir.join(&old))
                         .with_context(|| dir.join(&old).display().to_string())?;
@@ -233,12 +260,11 @@ async fn create(
             // Moved, not copied: the archive is held once (the backup Job has 256 MiB).
             client.put(&at, bytes).await?;
             if let (Some(n), Some(p)) = (keep, &prefix) {
-                let names: Vec<String> = client
-                    .list(&at.bucket, p)
-                    .await?
-                    .into_iter()
-                    .filter_map(|k| k.strip_prefix(p.as_str()).map(String::from))
-                    .collect();
+                let under = backup::s3::Location {
+                    bucket: at.bucket.clone(),
+                    key: p.clone(),
+                };
+                let names = names_at(&Place::S3(under)).await?;
                 for old in backup::beyond(&names, n as usize) {
                     let gone = backup::s3::Location {
                         bucket: at.bucket.clone(),

@@ -325,6 +325,23 @@ fn backups_go_to_and_come_back_from_s3_compatible_storage() {
         "{}",
         text(&o)
     );
+    let none = with_s3(
+        &[
+            "backup",
+            "restore",
+            "s3://claw-backups/nothing/",
+            "--into",
+            "/nonexistent/x",
+        ],
+        &endpoint,
+    );
+    assert!(
+        !none.status.success()
+            && text(&none)
+                .contains("s3://claw-backups/nothing/: no backup (clawops-*.tar.zst) there"),
+        "{}",
+        text(&none)
+    );
     let unset = Command::new(env!("CARGO_BIN_EXE_clawops"))
         .args([
             "backup",

@@ -216,17 +216,23 @@ async fn scheduled_backups_run_as_their_job_and_restore_into_a_fresh_agent() {
     let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
         .await
         .unwrap();
-    let url = format!("s3://{}/{newest}", moto::BUCKET);
+    // Given the prefix, the newest backup under it.
+    let prefix = format!("s3://{}/shrimp/", moto::BUCKET);
     let restore = Command::new(env!("CARGO_BIN_EXE_clawops"))
-        .args(["backup", "restore", &url, "--force"])
+        .args(["backup", "restore", &prefix, "--force"])
         .env_clear()
         .envs(&env)
         .output()
         .unwrap();
+    let said = text(&restore);
     assert!(
-        restore.status.success() && text(&restore).contains("it stops now"),
-        "{}",
-        text(&restore)
+        restore.status.success()
+            && said.contains(&format!(
+                "the newest backup there: {}",
+                newest.trim_start_matches("shrimp/")
+            ))
+            && said.contains("it stops now"),
+        "{said}"
     );
     let stopped = tokio::task::spawn_blocking(move || gw.exit(Duration::from_secs(30)))
         .await
