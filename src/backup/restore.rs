@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    BackupError, DEVICES_FILE, Manifest, PENDING, REPLACED, RESTORED, StateFile, TOKEN_FILE, io,
-    read, state_files,
+    BackupError, Manifest, PENDING, REPLACED, RESTORED, StateFile, TOKEN_FILE, io, read,
+    state_files,
 };
 
 /// Writes `files` under `dir` (which must not exist), 0600, synced.
@@ -38,30 +38,6 @@ pub fn state_count(dir: &Path) -> Result<usize, BackupError> {
     }
 }
 
-/// `devices/paired.json` without the devices a backup by an earlier clawops took out every
-/// token of (the whole `tokens` field, revoked ones too): whether such a device was revoked
-/// cannot be known, so it is not restored as paired, and asks to pair again.
-fn without_unknowable_devices(bytes: &[u8], path: &str) -> Result<Vec<u8>, BackupError> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| BackupError::Corrupt {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-    let Some(devices) = v.as_object_mut() else {
-        return Ok(bytes.to_vec());
-    };
-    let before = devices.len();
-    devices.retain(|_, d| d.get("tokens").is_some());
-    if devices.len() == before {
-        return Ok(bytes.to_vec());
-    }
-    tracing::warn!(
-        devices = before - devices.len(),
-        "paired devices from a backup without their token records: they ask to pair again"
-    );
-    Ok(serde_json::to_vec_pretty(&v).expect("JSON serializes"))
-}
-
 /// The archive read and checked, and how many state files `dir` holds (refused when some are
 /// there and not `force`): what both kinds of restore start with.
 fn checked(
@@ -70,10 +46,7 @@ fn checked(
     dir: &Path,
     force: bool,
 ) -> Result<(Manifest, Vec<StateFile>, usize), BackupError> {
-    let (manifest, mut files) = read(archive, name)?;
-    for (path, bytes) in files.iter_mut().filter(|(p, _)| p == DEVICES_FILE) {
-        *bytes = without_unknowable_devices(bytes, path)?;
-    }
+    let (manifest, files) = read(archive, name)?;
     let existing = state_count(dir)?;
     if existing > 0 && !force {
         return Err(BackupError::NotEmpty {

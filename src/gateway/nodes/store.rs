@@ -158,7 +158,7 @@ impl PairingStore {
         let mut c = self.cache.lock().expect("pairing lock");
         if !c.loaded {
             c.pending = self.state.read(PENDING_FILE)?.unwrap_or_default();
-            c.paired = self.state.read(PAIRED_FILE)?.unwrap_or_default();
+            c.paired = read_paired(&self.state)?;
             c.loaded = true;
         }
         c.pending.retain(|_, r| now_ms - r.ts <= PENDING_TTL_MS);
@@ -402,6 +402,26 @@ impl PairingStore {
         })
         .unwrap_or(false)
     }
+}
+
+/// The paired devices on file. One without its token records — state restored by clawops
+/// before backups kept them — cannot be told revoked or not: it is left out, and asks to pair
+/// again when it next connects.
+fn read_paired(state: &StateDir) -> Result<Paired, StateError> {
+    let raw: BTreeMap<String, serde_json::Value> = state.read(PAIRED_FILE)?.unwrap_or_default();
+    let mut paired = Paired::new();
+    for (id, device) in raw {
+        if device.get("tokens").is_none() {
+            tracing::warn!(device = %&id[..12.min(id.len())], "a paired device without token records (restored from an older backup): it pairs again");
+            continue;
+        }
+        let device = serde_json::from_value(device).map_err(|source| StateError::Corrupt {
+            path: state.path().join(PAIRED_FILE).display().to_string(),
+            source,
+        })?;
+        paired.insert(id, device);
+    }
+    Ok(paired)
 }
 
 /// Pairs `request`'s device: its request goes, and it is paired with a fresh token.

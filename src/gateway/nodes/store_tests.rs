@@ -206,3 +206,32 @@ fn a_device_restored_without_its_token_gets_a_new_one_and_a_revoked_one_does_not
         Gate::Pending { .. }
     ));
 }
+
+/// State restored by an earlier clawops, whose backups dropped the token records: the store
+/// still reads, the device without them is not paired (it may have been revoked), the others
+/// are.
+#[test]
+fn a_device_without_token_records_on_file_pairs_again_and_the_rest_still_read() {
+    let s = store();
+    s.gate(request("dev1", "r1"), 1_000, true).unwrap();
+    s.approve("dev1", 2_000).unwrap();
+    s.gate(request("dev2", "r2"), 1_000, true).unwrap();
+    s.approve("dev2", 2_000).unwrap();
+    let dir = s.state.path().to_path_buf();
+    let mut raw: BTreeMap<String, serde_json::Value> = s.state.read(PAIRED_FILE).unwrap().unwrap();
+    raw.get_mut("dev1")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove("tokens");
+    s.state.write(PAIRED_FILE, &raw).unwrap();
+    let s = PairingStore::new(StateDir::open(dir).unwrap());
+    assert!(matches!(
+        s.gate(request("dev2", "r3"), 3_000, true).unwrap(),
+        Gate::Paired(_)
+    ));
+    assert!(matches!(
+        s.gate(request("dev1", "r4"), 3_000, true).unwrap(),
+        Gate::Pending { .. }
+    ));
+}
