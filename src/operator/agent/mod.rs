@@ -201,13 +201,16 @@ async fn reconcile_agent(agent: Arc<Agent>, ctx: &Context) -> Result<Action, Err
         }
     }
     let ready = decision.conditions.first().is_some_and(|c| c.status);
-    Ok(Action::requeue(if !problems.is_empty() {
+    let requeue = if !problems.is_empty() {
         REQUEUE_REFUSED
     } else if ready {
         REQUEUE_READY
     } else {
         REQUEUE_PENDING
-    }))
+    };
+    Ok(Action::requeue(
+        decision.recheck_in.map_or(requeue, |r| requeue.min(r)),
+    ))
 }
 
 /// The decided condition of `type_`, when its reason is `reason` now and was not before.

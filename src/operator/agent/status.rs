@@ -54,6 +54,8 @@ pub struct Decision {
     pub applied: bool,
     /// With `spec.backup`: what its CronJob reports.
     pub backup: Option<BackupStatus>,
+    /// When to look again though nothing changes: the moment the backups become overdue.
+    pub recheck_in: Option<std::time::Duration>,
 }
 
 /// Decides status from validation `problems` (and those of the backup's Secret keys), an
@@ -162,11 +164,15 @@ pub fn decide(
         conditions.push(cond);
         status
     });
+    let recheck_in = backup.as_ref().and_then(|b| {
+        backup::recheck_in(agent, b, observed.backup_cron_job.as_ref(), &observed.now)
+    });
     Decision {
         conditions,
         url,
         applied: problems.is_empty() && failure.is_none(),
         backup,
+        recheck_in,
     }
 }
 

@@ -70,13 +70,23 @@ fn chrono_of(t: &Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.as_second(), 0).unwrap_or_default()
 }
 
-/// The second scheduled time after `after`, when it is before `now`: by then a backup after
-/// `after` was due twice over.
-fn overdue_since(schedule: &str, tz: &str, after: &Timestamp, now: &Timestamp) -> Option<String> {
+/// The first two scheduled times after `after`.
+fn due_twice(
+    schedule: &str,
+    tz: &str,
+    after: &Timestamp,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let pattern = schedule.parse::<croner::Cron>().ok()?;
     let tz = tz.parse::<chrono_tz::Tz>().ok()?;
     let first = crate::util::schedule::next(&pattern, tz, chrono_of(after))?;
     let second = crate::util::schedule::next(&pattern, tz, first)?;
+    Some((first, second))
+}
+
+/// The second scheduled time after `after`, when it is before `now`: by then a backup after
+/// `after` was due twice over.
+fn overdue_since(schedule: &str, tz: &str, after: &Timestamp, now: &Timestamp) -> Option<String> {
+    let (first, second) = due_twice(schedule, tz, after)?;
     (second < chrono_of(now)).then(|| {
         format!(
             "{} and {}",
@@ -235,6 +245,31 @@ pub fn decide(
         }
     };
     Some((cond, status))
+}
+
+/// How long until the backups become overdue with nothing else happening — no run, so no watch
+/// event to reconcile on: the Agent is looked at again then. From the last success, or from
+/// when the CronJob was made; none while suspended or already overdue.
+pub fn recheck_in(
+    agent: &Agent,
+    status: &BackupStatus,
+    cron_job: Option<&CronJob>,
+    now: &Timestamp,
+) -> Option<std::time::Duration> {
+    let spec = agent.spec.backup.as_ref().filter(|b| !b.suspend)?;
+    let since = status
+        .last_successful_time
+        .as_ref()
+        .or(cron_job?.metadata.creation_timestamp.as_ref())?;
+    let tz = spec
+        .time_zone
+        .as_deref()
+        .unwrap_or(&agent.spec.user_timezone);
+    let (_, second) = due_twice(&spec.schedule, tz, &since.0)?;
+    // A minute after, so the run due then has had its chance.
+    (second - chrono_of(now) + chrono::Duration::minutes(1))
+        .to_std()
+        .ok()
 }
 
 #[cfg(test)]

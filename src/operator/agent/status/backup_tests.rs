@@ -232,3 +232,33 @@ fn missed_runs_make_the_last_success_overdue() {
     suspended.spec.backup.as_mut().unwrap().suspend = true;
     assert_eq!(decided(&suspended, Some(&never), None).1, "Suspended");
 }
+
+#[test]
+fn the_agent_is_looked_at_again_when_its_backups_would_become_overdue() {
+    let a = agent(true);
+    let now: Timestamp = NOW.parse().unwrap();
+    let status = |ok: Option<&str>| BackupStatus {
+        cron_job: "shrimp-backup".into(),
+        last_schedule_time: None,
+        last_successful_time: ok.map(at),
+    };
+    let cj = cron_job(None, None, false);
+    // Last success 29th 19:00:04; due 30th 19:00 and 1st 19:00: overdue from then (+1 min).
+    assert_eq!(
+        recheck_in(&a, &status(Some("2026-11-29T19:00:04Z")), Some(&cj), &now),
+        Some(std::time::Duration::from_secs((47 * 60 + 1) * 60))
+    );
+    // Never a success: from the CronJob's creation (29th 10:00): due 29th and 30th 19:00.
+    assert_eq!(
+        recheck_in(&a, &status(None), Some(&cj), &now),
+        Some(std::time::Duration::from_secs((23 * 60 + 1) * 60))
+    );
+    // Already overdue, or suspended: nothing to wait for.
+    assert_eq!(
+        recheck_in(&a, &status(Some("2026-11-27T19:00:04Z")), Some(&cj), &now),
+        None
+    );
+    let mut suspended = agent(true);
+    suspended.spec.backup.as_mut().unwrap().suspend = true;
+    assert_eq!(recheck_in(&suspended, &status(None), Some(&cj), &now), None);
+}
