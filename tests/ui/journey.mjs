@@ -132,17 +132,17 @@ try {
   seen.cronRun = await page.textContent("pre.result");
   await page.goto(`${BASE}/#overview`);
   await page.goto(`${BASE}/#crons`);
-  await page.waitForSelector("h2");
+  await page.waitForSelector("h1:text-is('Crons')");
   seen.crons = await page.textContent("main");
   await shot("crons");
 
   await page.goto(`${BASE}/#alerts`);
-  await page.waitForSelector("h1");
+  await page.waitForSelector("h1:text-is('Alerts')");
   seen.alerts = await page.textContent("main");
   await shot("alerts");
 
   await page.goto(`${BASE}/#audit`);
-  await page.waitForSelector("h1");
+  await page.waitForSelector("h1:text-is('Audit')");
   await shot("audit");
 
   // Overview again: the node connected and the counters of what happened.
@@ -181,7 +181,8 @@ try {
   seen.axe = {};
   for (const name of ["overview", "pairing", "nodes", "crons", "chat", "alerts", "audit"]) {
     await apage.goto(`${BASE}/#${name}`);
-    await apage.waitForSelector("h1");
+    // That page's own heading: right after a hash change the previous page is still shown.
+    await apage.waitForSelector(`h1:text-is('${name[0].toUpperCase()}${name.slice(1)}')`);
     await apage.waitForTimeout(300);
     await apage.evaluate(axeSource);
     const result = await apage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));

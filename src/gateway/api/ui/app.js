@@ -112,6 +112,14 @@ function show(...nodes) {
   m.focus();
 }
 
+/// How many times a page was asked for. A page draws only if it is still the last one asked
+/// for: one whose data came back after the user moved on must not replace the newer page.
+let routes = 0;
+
+function draw(me, ...nodes) {
+  if (me === routes) show(...nodes);
+}
+
 function failed(e) {
   if (e instanceof Unauthorized) return signin(e.message);
   show(el("p", { class: "error", role: "alert" }, `${t("error")}: ${e.message}`));
@@ -181,12 +189,13 @@ function counter(text, name) {
 const COUNTERS = ["messages_in", "messages_out", "llm_failures", "llm_retries", "node_execs", "tool_calls", "api_auth_failures"];
 
 async function overview() {
+  const me = routes;
   const [s, metrics] = await Promise.all([api("GET", "/api/status"),
     fetch("metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : "")).catch(() => "")]);
   const channels = s.channels.map((c) => [c.name, c.bot || "-", c.ok ? t("ok") : (c.problem || t("problem")), String(c.approvedSenders ?? "-")]);
   const off = [...s.disabled, ...(s.tools.off || [])];
   const nodes = t("node_counts").replace("{c}", s.nodes.connected).replace("{p}", s.nodes.paired).replace("{w}", s.nodes.pending);
-  show(el("h1", {}, t("overview")),
+  draw(me, el("h1", {}, t("overview")),
     el("section", { class: "card" },
       el("h2", {}, t("health")),
       el("p", { class: s.ok ? "good" : "bad", id: "health" }, s.ok ? t("ok") : t("problem")),
@@ -245,11 +254,12 @@ async function chatTurn(text, onTool) {
 }
 
 async function chat() {
+  const me = routes;
   const past = await api("GET", "/api/chat?chat=webchat");
   const log = el("div", { class: "chatlog", "aria-live": "polite" },
     past.messages.map((m) => el("p", { class: m.role === "user" ? "me" : "bot" }, m.text)));
   const input = el("textarea", { id: "message", rows: 3, required: true });
-  show(el("h1", {}, t("chat")), log,
+  draw(me, el("h1", {}, t("chat")), log,
     el("form", {
       class: "chatform",
       onsubmit: async (ev) => {
@@ -272,6 +282,7 @@ async function chat() {
 }
 
 async function pairing() {
+  const me = routes;
   const s = await api("GET", "/api/status");
   const sections = [];
   for (const c of s.channels.filter((c) => c.configured)) {
@@ -287,10 +298,11 @@ async function pairing() {
       el("h2", {}, `${t("approved_senders")}: ${p.approvedSenders}`),
       approved.length ? table([t("sender"), t("actions")], approved) : ""));
   }
-  show(el("h1", {}, t("pairing")), ...sections);
+  draw(me, el("h1", {}, t("pairing")), ...sections);
 }
 
 async function nodes() {
+  const me = routes;
   const [n, waiting] = await Promise.all([api("GET", "/api/nodes"), api("GET", "/api/approvals")]);
   const node = (id, action) => api("POST", `/api/nodes/${action}`, { id });
   const pending = n.pending.map((p) => [p.displayName || "-", p.nodeId.slice(0, 12), p.platform, p.remoteIp || "-",
@@ -305,7 +317,7 @@ async function nodes() {
       act(t("deny"), () => resolve(w.id, "deny"), "secondary"))]);
   const settings = await Promise.all(n.paired.filter((p) => !p.revoked)
     .map((p) => api("GET", `/api/nodes/${encodeURIComponent(p.nodeId)}/exec`)));
-  show(el("h1", {}, t("nodes")),
+  draw(me, el("h1", {}, t("nodes")),
     el("section", { class: "card" }, el("h2", {}, t("approvals")),
       asks.length ? table([t("node"), t("command"), t("why"), t("actions")], asks) : el("p", {}, t("no_pending"))),
     el("section", { class: "card" }, el("h2", {}, t("pending_nodes")),
@@ -359,6 +371,7 @@ function execCard(x) {
 }
 
 async function crons() {
+  const me = routes;
   const list = await api("GET", "/api/crons");
   const out = el("pre", { class: "result", "aria-live": "polite" });
   const cards = list.map((c) => el("section", { class: "card" },
@@ -374,14 +387,15 @@ async function crons() {
       const r = await api("POST", `/api/cron/${encodeURIComponent(c.name)}/run`);
       out.textContent = `${t("ran")} ${c.name}: ${r.run.status}${r.run.delivered ? " ✓" : ""}\n${r.run.summary}`;
     }, "", true)));
-  show(el("h1", {}, t("crons")), ...(cards.length ? cards : [el("p", {}, t("none"))]), out);
+  draw(me, el("h1", {}, t("crons")), ...(cards.length ? cards : [el("p", {}, t("none"))]), out);
 }
 
 async function alerts() {
+  const me = routes;
   const a = await api("GET", "/api/alerts");
   const told = a.told.map((x) => [x.object, x.reason, x.detail ? `${x.detail} → ${x.action}` : "-", new Date(x.since).toLocaleString()]);
   const cleared = a.cleared.map((x) => [x.object, x.reason + (x.gone ? ` (${t("gone")})` : ""), new Date(x.at).toLocaleString()]);
-  show(el("h1", {}, t("alerts")),
+  draw(me, el("h1", {}, t("alerts")),
     a.enabled ? "" : el("section", { class: "card" }, el("h2", {}, t("alerts_off")), el("p", { id: "alerts-off" }, a.offReason)),
     el("section", { class: "card" }, el("h2", {}, t("told_now")),
       told.length ? table([t("object"), t("reason"), t("detail"), t("since_when")], told) : el("p", {}, t("all_clear"))),
@@ -390,11 +404,12 @@ async function alerts() {
 }
 
 async function audit() {
+  const me = routes;
   const since = new URLSearchParams(location.hash.split("?")[1] || "").get("since") || "24h";
   const log = await api("GET", `/api/audit?since=${encodeURIComponent(since)}`);
   const tools = log.tools.slice().reverse().map((r) => [new Date(r.ts).toLocaleString(), r.tool, r.outcome, `${r.durationMs} ms`, el("code", {}, r.arguments)]);
   const execs = log.execs.slice().reverse().map((r) => [new Date(r.ts).toLocaleString(), r.node, r.decision, r.exitCode ?? "-", el("code", {}, r.command)]);
-  show(el("h1", {}, t("audit")),
+  draw(me, el("h1", {}, t("audit")),
     el("p", {}, `${t("since")}: `, ...["1h", "24h", "7d"].map((s) => el("a", { href: `#audit?since=${s}`, class: s === since ? "current" : "" }, s, " "))),
     el("section", { class: "card" }, el("h2", {}, t("tool_calls")),
       tools.length ? table([t("when"), t("tool"), t("outcome"), t("took"), t("arguments")], tools) : el("p", {}, t("nothing"))),
@@ -408,6 +423,7 @@ function route() {
   const name = location.hash.replace(/^#/, "").split("?")[0] || "overview";
   if (name.startsWith("signin")) return signin();
   const page = PAGES[name] || overview;
+  routes += 1;
   for (const a of document.querySelectorAll("nav a")) {
     a.toggleAttribute("aria-current", a.dataset.page === name);
   }
