@@ -157,6 +157,8 @@ async fn the_owner_runs_the_gateway_from_the_browser() {
         !replies.iter().any(|t| t.contains("and me?")),
         "not answered: {replies:?}"
     );
+    // The overview, asked for first but answered late, did not draw over the nodes page.
+    assert_eq!(seen["afterLatePage"], "Nodes", "{seen}");
     // The node approved in the browser is connected.
     assert!(
         seen["nodes"].as_str().unwrap().contains("connected"),

@@ -109,6 +109,19 @@ try {
   seen.execCard = await page.locator("section.exec").first().textContent();
   await shot("nodes");
 
+  // A page whose data comes late does not draw over the page asked for after it: the
+  // overview's status answers 1.5 s late, the nodes page is asked for at once.
+  await page.route("**/api/status", async (route) => {
+    await new Promise((done) => setTimeout(done, 1500));
+    await route.continue();
+  });
+  await page.goto(`${BASE}/#overview`);
+  await page.goto(`${BASE}/#nodes`);
+  await page.waitForSelector("h1:text-is('Nodes')");
+  await page.waitForTimeout(2500);
+  seen.afterLatePage = await page.textContent("h1");
+  await page.unroute("**/api/status");
+
   // Chat: the assistant looks at the nodes (its tool call is shown as it starts), then answers.
   await page.goto(`${BASE}/#chat`);
   await page.fill("#message", "which machines do I have?");
