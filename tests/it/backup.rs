@@ -24,6 +24,16 @@ fn clawops(args: &[&str], port: u16) -> Output {
         .unwrap()
 }
 
+/// `clawops backup restore ARCHIVE --into DIR [--force]`, with the gateway at `port` as `--url`.
+fn restore_into(archive: &Path, dir: &Path, force: bool, port: u16) -> Output {
+    let (archive, dir) = (archive.to_str().unwrap(), dir.to_str().unwrap());
+    let mut args = vec!["backup", "restore", archive, "--into", dir];
+    if force {
+        args.push("--force");
+    }
+    clawops(&args, port)
+}
+
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -65,16 +75,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     );
     // A running gateway's state is not restored over.
     let fresh = out.join("restored");
-    let busy = clawops(
-        &[
-            "backup",
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            fresh.to_str().unwrap(),
-        ],
-        port,
-    );
+    let busy = restore_into(&archive, &fresh, false, port);
     assert!(
         !busy.status.success() && text(&busy).contains("stop it before restoring"),
         "{}",
@@ -83,16 +84,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     gw.terminate(Duration::from_secs(10));
 
     // Into a fresh dir: the approval and the conversation come back.
-    let restored = clawops(
-        &[
-            "backup",
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            fresh.to_str().unwrap(),
-        ],
-        port,
-    );
+    let restored = restore_into(&archive, &fresh, false, port);
     assert!(restored.status.success(), "{}", text(&restored));
     let (y, s) = (yaml.clone(), fresh.clone());
     let mut gw = tokio::task::spawn_blocking(move || gateway(&y, &s, port))
@@ -109,32 +101,13 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     gw.terminate(Duration::from_secs(10));
 
     // Over state: only with --force, and the old is kept.
-    let again = clawops(
-        &[
-            "backup",
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            fresh.to_str().unwrap(),
-        ],
-        port,
-    );
+    let again = restore_into(&archive, &fresh, false, port);
     assert!(
         !again.status.success() && text(&again).contains("pass --force"),
         "{}",
         text(&again)
     );
-    let forced = clawops(
-        &[
-            "backup",
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            fresh.to_str().unwrap(),
-            "--force",
-        ],
-        port,
-    );
+    let forced = restore_into(&archive, &fresh, true, port);
     assert!(
         forced.status.success() && text(&forced).contains("is kept in"),
         "{}",
@@ -144,16 +117,7 @@ async fn a_backup_restored_into_a_fresh_dir_brings_approvals_and_history_back() 
     let bytes = std::fs::read(&archive).unwrap();
     let cut = out.join("cut.tar.zst");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let refused = clawops(
-        &[
-            "backup",
-            "restore",
-            cut.to_str().unwrap(),
-            "--into",
-            out.join("x").to_str().unwrap(),
-        ],
-        port,
-    );
+    let refused = restore_into(&cut, &out.join("x"), false, port);
     assert!(
         !refused.status.success() && text(&refused).contains("cut.tar.zst"),
         "{}",
