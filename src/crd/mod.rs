@@ -9,6 +9,7 @@ pub mod backup;
 pub mod channel;
 pub mod common;
 pub mod cron;
+pub mod expose;
 pub mod exposure;
 pub mod node_pairing;
 pub mod tools;

@@ -419,3 +419,7 @@ pub fn check_time_zone(tz: &str) -> Result<(), String> {
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "validate_backup_tests.rs"]
+mod backup_tests;

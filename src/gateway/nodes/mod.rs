@@ -6,6 +6,7 @@ mod admit;
 pub mod approvals;
 pub mod audit;
 pub mod cluster;
+pub mod devices;
 pub mod exec;
 pub mod handshake;
 pub mod registry;
