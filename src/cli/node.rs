@@ -168,7 +168,7 @@ pub async fn run(action: NodeAction) -> anyhow::Result<()> {
                     println!(
                         "node: {} ({}) {} since {}",
                         s.display_name,
-                        &s.node_id[..12.min(s.node_id.len())],
+                        crate::protocol::device::short_id(&s.node_id),
                         state.as_str().unwrap_or("?"),
                         s.since.format("%Y-%m-%d %H:%M:%S UTC")
                     );
@@ -179,7 +179,7 @@ pub async fn run(action: NodeAction) -> anyhow::Result<()> {
                     if s.state == status::State::PairingRequired {
                         println!(
                             "waiting for the owner: `clawops nodes approve {}` on the gateway side, or the Telegram button",
-                            &s.node_id[..12.min(s.node_id.len())]
+                            crate::protocol::device::short_id(&s.node_id)
                         );
                     }
                 }

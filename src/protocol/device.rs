@@ -29,6 +29,11 @@ pub enum KeyError {
     Signature,
 }
 
+/// A device id's first 12 characters, as logs, names and the owner's commands show it.
+pub fn short_id(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
 /// The device id: lowercase hex SHA-256 of the raw 32-byte public key.
 pub fn device_id(key: &VerifyingKey) -> String {
     hex(&Sha256::digest(key.as_bytes()))

@@ -100,7 +100,7 @@ async fn act(
         "reject" => {
             return match gw.nodes.reject(&req.id).await {
                 Ok(p) => {
-                    tracing::info!(node = %&p.device_id[..12.min(p.device_id.len())], "pairing rejected");
+                    tracing::info!(node = %crate::protocol::device::short_id(&p.device_id), "pairing rejected");
                     Json(serde_json::json!({ "rejected": p.request_id })).into_response()
                 }
                 Err(e) => store_error(e),
@@ -116,7 +116,7 @@ async fn act(
     };
     match done {
         Ok(d) => {
-            tracing::info!(node = %&d.device_id[..12.min(d.device_id.len())], %action, "node pairing changed");
+            tracing::info!(node = %crate::protocol::device::short_id(&d.device_id), %action, "node pairing changed");
             // A revoked or rotated node must connect again with what it now holds.
             if action != "approve" {
                 gw.nodes
@@ -175,7 +175,7 @@ async fn exec_edit(
     if let Err(e) = gw.nodes.edit_exec(&d.device_id, &edit).await {
         return exec_error(e);
     }
-    tracing::info!(node = %&d.device_id[..12.min(d.device_id.len())], added = edit.add.len(), removed = edit.remove.len(), "node exec settings changed");
+    tracing::info!(node = %crate::protocol::device::short_id(&d.device_id), added = edit.add.len(), removed = edit.remove.len(), "node exec settings changed");
     exec_get(State(gw), Path(d.device_id)).await
 }
 

@@ -71,7 +71,7 @@ pub struct ClusterPairings {
 
 /// The name of the NodePairing the gateway creates for a device.
 pub fn name_for(agent: &str, node_id: &str) -> String {
-    format!("{agent}-{}", &node_id[..12.min(node_id.len())])
+    format!("{agent}-{}", crate::protocol::device::short_id(node_id))
 }
 
 fn security_of(s: ExecSecurity) -> Security {
@@ -480,7 +480,7 @@ async fn enforce(gw: &Gateway, node_id: Option<&str>) {
         })
         .collect();
     for (node_id, why) in cluster.unwelcome(&connected) {
-        let short = &node_id[..12.min(node_id.len())];
+        let short = crate::protocol::device::short_id(&node_id);
         if let Err(e) = gw.nodes.store.revoke(&node_id, ROLE_NODE, now_ms()) {
             tracing::warn!(node = %short, error = %e, "device token not revoked");
         }

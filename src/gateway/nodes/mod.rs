@@ -107,7 +107,7 @@ impl Nodes {
         if let Some(cluster) = &self.cluster
             && let Err(e) = cluster.forget(&p.device_id).await
         {
-            tracing::error!(node = %&p.device_id[..12.min(p.device_id.len())], error = %e, "the rejected node's NodePairing was not deleted");
+            tracing::error!(node = %crate::protocol::device::short_id(&p.device_id), error = %e, "the rejected node's NodePairing was not deleted");
         }
         Ok(p)
     }

@@ -17,6 +17,7 @@ use crate::backup::{NODE_PAIRINGS_FILE, RESTORED, StateFile};
 use crate::crd::node_pairing::NodePairingSpec;
 use crate::gateway::Gateway;
 use crate::protocol::connect::ROLE_NODE;
+use crate::protocol::device::short_id;
 use crate::util::state_dir::StateError;
 
 /// The file's version.
@@ -86,10 +87,6 @@ pub struct Adopted {
     pub exec_settings: Vec<String>,
 }
 
-fn short(node_id: &str) -> String {
-    node_id[..12.min(node_id.len())].to_string()
-}
-
 /// Adopts what the restore brought, then forgets the marker and the carried file. Nothing to
 /// do when no restore happened. On a failure both stay, for the next try.
 pub async fn adopt(gw: &Gateway) -> Result<Adopted, RestoredError> {
@@ -109,7 +106,7 @@ pub async fn adopt(gw: &Gateway) -> Result<Adopted, RestoredError> {
     match &gw.nodes.cluster {
         Some(cluster) => {
             for (name, spec) in wanted(gw, cluster, carried)? {
-                let node = short(&spec.node_id);
+                let node = short_id(&spec.node_id).to_string();
                 if cluster.adopt(&name, spec).await? {
                     adopted.node_pairings.push(node);
                 }
@@ -126,7 +123,9 @@ pub async fn adopt(gw: &Gateway) -> Result<Adopted, RestoredError> {
                 if !exec.has(&spec.node_id).map_err(state_err)? {
                     exec.update::<StateError>(&spec.node_id, |_| Ok(spec.exec.clone()))
                         .map_err(state_err)?;
-                    adopted.exec_settings.push(short(&spec.node_id));
+                    adopted
+                        .exec_settings
+                        .push(short_id(&spec.node_id).to_string());
                 }
             }
         }

@@ -346,7 +346,7 @@ fn read_paired(state: &StateDir) -> Result<Paired, StateError> {
     let mut paired = Paired::new();
     for (id, device) in raw {
         if device.get("tokens").is_none() {
-            tracing::warn!(device = %&id[..12.min(id.len())], "a paired device without token records (restored from an older backup): it pairs again");
+            tracing::warn!(device = %crate::protocol::device::short_id(&id), "a paired device without token records (restored from an older backup): it pairs again");
             continue;
         }
         let device = serde_json::from_value(device).map_err(|source| StateError::Corrupt {

@@ -128,7 +128,7 @@ fn list(gw: &Gateway) -> Result<String, ToolError> {
         out.push_str(&format!(
             "{}  {}  {}  waiting for the owner's approval  -\n",
             p.display_name.as_deref().unwrap_or("-"),
-            &p.device_id[..12.min(p.device_id.len())],
+            crate::protocol::device::short_id(&p.device_id),
             p.platform,
         ));
     }
